@@ -1,0 +1,75 @@
+-- luaparty: the module party scripts require.
+--
+--   local luaparty = require "luaparty"
+--   local Response = luaparty.Response
+--
+-- Response.new(body [, {status=, headers=}]), Response.json(value [, init]),
+-- luaparty.binary(str) / luaparty.isBinary(v) for binary WebSocket messages.
+local core = require "luaparty.core"
+local cjson = require "cjson"
+
+local M = {}
+
+M.binary = core.binary
+M.isBinary = core.isBinary
+
+local Response = {}
+Response.__index = Response
+M.Response = Response
+
+local function lower_headers(headers, level)
+  local out = {}
+  if headers == nil then return out end
+  if type(headers) ~= "table" then error("headers must be a table of name = value", level + 1) end
+  for k, v in pairs(headers) do
+    if type(k) ~= "string" then error("header names must be strings", level + 1) end
+    if type(v) ~= "string" and type(v) ~= "number" then
+      error("header '" .. k .. "' must be a string, got " .. type(v), level + 1)
+    end
+    out[k:lower()] = tostring(v)
+  end
+  return out
+end
+
+--- Response.new(body [, init]): body is a string, a Binary or nil;
+--- init is {status = 200, headers = {...}}.
+function Response.new(body, init)
+  init = init or {}
+  if type(init) ~= "table" then error("Response.new: init must be a table", 2) end
+  if body == nil then
+    body = ""
+  elseif core.isBinary(body) then
+    body = body:bytes()
+  elseif type(body) ~= "string" then
+    error("Response.new: body must be a string, a Binary or nil, got " .. type(body), 2)
+  end
+  local status = init.status or 200
+  if type(status) ~= "number" or status < 100 or status > 999 or status % 1 ~= 0 then
+    error("Response.new: status must be an integer from 100 to 999", 2)
+  end
+  local headers = lower_headers(init.headers, 2)
+  if headers["content-type"] == nil and body ~= "" then
+    headers["content-type"] = "text/plain;charset=UTF-8"
+  end
+  return setmetatable({ status = status, headers = headers, body = body, ok = status >= 200 and status < 300 },
+    Response)
+end
+
+--- Response.json(value [, init]): a JSON response.
+function Response.json(value, init)
+  init = init or {}
+  local headers = lower_headers(init.headers, 2)
+  headers["content-type"] = headers["content-type"] or "application/json"
+  return Response.new(cjson.encode(value), { status = init.status, headers = headers })
+end
+
+function Response:text() return self.body end
+
+function Response:json()
+  local ok, value = pcall(cjson.decode, self.body)
+  if not ok then error("response body is not valid JSON: " .. tostring(value), 2) end
+  return value
+end
+
+M.Response = Response
+return M

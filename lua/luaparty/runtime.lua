@@ -1,0 +1,295 @@
+-- luaparty.runtime: the glue the C core calls for each room event.
+--
+-- C runs each of these functions in a fresh coroutine (see src/room.c):
+--   init(class, info)            once, when the room's state is built
+--   start()                      onStart
+--   connect(h, id, uri, req)     getConnectionTags + onConnect
+--   message(h, msg)              onMessage
+--   close(h, code, err)          onError (if err) + onClose
+--   request(req) -> status, headers, body     onRequest
+--   socket_message / socket_close             cross-party socket events
+-- Here the PartyKit objects (room, connection, request, storage, stubs) are
+-- built on the small C API in luaparty.core.
+local core = require "luaparty.core"
+local luaparty = require "luaparty"
+local cjson = require "cjson"
+local Response = luaparty.Response
+
+local rt = {}
+local instance          -- the party object: self in every callback
+local class             -- the table the party script returned
+local conns = {}        -- handle -> connection object
+local order = {}        -- handles of open connections (array)
+local pos = {}          -- handle -> index in order, so removal is O(1)
+
+---------------------------------------------------------------- requests
+local Request = {}
+Request.__index = Request
+
+function Request:text() return self.body end
+
+function Request:json()
+  local ok, value = pcall(cjson.decode, self.body)
+  if not ok then error("request body is not valid JSON: " .. tostring(value), 2) end
+  return value
+end
+
+---------------------------------------------------------------- connections
+local Connection = {}
+Connection.__index = Connection
+
+--- conn:send(message): a string is sent as a text frame, a Binary as binary.
+function Connection:send(message) return core.send(self._h, message) end
+
+--- conn:close([code [, reason]])
+function Connection:close(code, reason) core.close(self._h, code, reason) end
+
+--- conn:setState(value or function(previous) -> value)
+function Connection:setState(value)
+  if type(value) == "function" then value = value(self.state) end
+  self.state = value
+  return value
+end
+
+Connection.__tostring = function(c) return "Connection(" .. c.id .. ")" end
+
+---------------------------------------------------------------- storage
+local Storage = {}
+Storage.__index = Storage
+
+--- storage:get(key) -> value; storage:get({k1, k2}) -> {k1 = v1, ...}
+function Storage:get(key)
+  if type(key) == "table" then
+    local out = {}
+    for _, k in ipairs(key) do out[k] = core.storage_get(k) end
+    return out
+  end
+  return core.storage_get(key)
+end
+
+--- storage:put(key, value); storage:put({k1 = v1, ...})
+function Storage:put(key, value)
+  if type(key) == "table" and value == nil then
+    for k, v in pairs(key) do core.storage_put(k, v) end
+    return
+  end
+  core.storage_put(key, value)
+end
+
+--- storage:delete(key) -> existed; storage:delete({k1, ...}) -> count
+function Storage:delete(key)
+  if type(key) == "table" then
+    local n = 0
+    for _, k in ipairs(key) do if core.storage_delete(k) then n = n + 1 end end
+    return n
+  end
+  return core.storage_delete(key)
+end
+
+---------------------------------------------------------------- cross-party
+local Socket = {}
+Socket.__index = Socket
+
+function Socket:send(message) return core.socket_send(self._h, message) end
+
+function Socket:close(code, reason)
+  if self.closed then return end
+  self.closed = true
+  core.socket_close(self._h, code, reason)
+  core.socket_release(self._h)
+end
+
+--- socket:receive() -> message, or nil, "closed". Suspends the callback.
+function Socket:receive()
+  local q = self._queue
+  if q.first <= q.last then
+    local m = q[q.first]
+    q[q.first] = nil
+    q.first = q.first + 1
+    return m
+  end
+  if self.closed then return nil, "closed" end
+  return core.socket_wait(self._h)
+end
+
+local Stub = {}
+Stub.__index = Stub
+
+--- stub:fetch([path,] [init]) -> Response. init = {method=, headers=, body=}
+function Stub:fetch(path, init)
+  if type(path) == "table" then path, init = nil, path end
+  init = init or {}
+  local body = init.body
+  if body ~= nil and type(body) ~= "string" and not core.isBinary(body) then
+    error("fetch: body must be a string or Binary, got " .. type(body), 2)
+  end
+  local status, headers, text = core.fetch(self.party, self.id, init.method and init.method:upper() or "GET",
+    path, init.headers, body)
+  if not status then error(headers, 2) end
+  local res = setmetatable({ status = status, headers = headers, body = text, ok = status >= 200 and status < 300 },
+    Response)
+  return res
+end
+
+--- stub:socket([path]) -> a socket: send, receive, close, onmessage, onclose
+function Stub:socket(path)
+  local s = setmetatable({ _queue = { first = 1, last = 0 }, closed = false }, Socket)
+  s._h = core.socket_open(self.party, self.id, path, s)
+  return s
+end
+
+function rt.socket_message(s, message)
+  if s.onmessage then
+    s.onmessage(message)
+  else
+    local q = s._queue
+    q.last = q.last + 1
+    q[q.last] = message
+  end
+end
+
+function rt.socket_close(s, _, code)
+  s.closed = true
+  core.socket_release(s._h)
+  if s.onclose then s.onclose(code) end
+end
+
+local function make_parties(names)
+  local known = {}
+  for _, n in ipairs(names) do known[n] = true end
+  return setmetatable({}, {
+    __index = function(t, name)
+      if not known[name] then
+        error("unknown party '" .. tostring(name) .. "' (this project has: " .. table.concat(names, ", ") .. ")", 2)
+      end
+      local party = {
+        get = function(_, id)
+          if type(id) ~= "string" or id == "" then error("get(id): id must be a non-empty string", 2) end
+          return setmetatable({ party = name, id = id }, Stub)
+        end,
+      }
+      rawset(t, name, party)
+      return party
+    end,
+  })
+end
+
+---------------------------------------------------------------- room
+local Room = {}
+Room.__index = Room
+
+--- room:broadcast(message [, without_ids])
+function Room:broadcast(message, without) core.broadcast(message, without) end
+
+--- room:getConnection(id) -> an open connection with that id, or nil
+function Room:getConnection(id)
+  for i = 1, #order do
+    local c = conns[order[i]]
+    if c.id == id then return c end
+  end
+  return nil
+end
+
+--- for conn in room:getConnections([tag]) do ... end
+function Room:getConnections(tag)
+  local list, n = {}, 0
+  for _, h in ipairs(order) do
+    local c = conns[h]
+    if c and (tag == nil or c._tags[tag]) then
+      n = n + 1
+      list[n] = c
+    end
+  end
+  local i = 0
+  return function()
+    i = i + 1
+    return list[i]
+  end
+end
+
+---------------------------------------------------------------- events
+local function call(name, ...)
+  local f = class[name]
+  if f then return f(instance, ...) end
+end
+
+function rt.init(party_class, info)
+  class = party_class
+  local env = cjson.decode(info.env_json)
+  local room = setmetatable({
+    id = info.id,
+    name = info.name,
+    env = env,
+    storage = setmetatable({}, Storage),
+    context = { parties = make_parties(info.parties) },
+  }, Room)
+  -- Methods come from the class through __index, so a reload can swap them.
+  instance = setmetatable({ room = room }, { __index = function(_, k) return class[k] end })
+end
+
+function rt.start() return call("onStart") end
+
+function rt.connect(h, id, uri, req)
+  setmetatable(req, Request)
+  local conn = setmetatable({ _h = h, id = id, uri = uri, _tags = { [id] = true } }, Connection)
+  local ctx = { request = req }
+  conns[h] = conn
+  order[#order + 1] = h
+  pos[h] = #order
+  if class.getConnectionTags then
+    local tags = class.getConnectionTags(instance, conn, ctx)
+    if tags ~= nil then
+      if type(tags) ~= "table" then error("getConnectionTags must return an array of strings", 0) end
+      for _, t in ipairs(tags) do
+        if type(t) ~= "string" then error("getConnectionTags must return an array of strings", 0) end
+        conn._tags[t] = true
+      end
+    end
+  end
+  return call("onConnect", conn, ctx)
+end
+
+function rt.message(h, message)
+  local conn = conns[h]
+  if conn then return call("onMessage", message, conn) end
+end
+
+local function forget(h)
+  conns[h] = nil
+  local i, last = pos[h], #order
+  pos[h] = nil
+  if i ~= last then
+    order[i] = order[last]
+    pos[order[i]] = i
+  end
+  order[last] = nil
+end
+
+function rt.close(h, code, err)
+  local conn = conns[h]
+  if not conn then return end
+  forget(h)
+  if err ~= nil and class.onError then call("onError", conn, err) end
+  return call("onClose", conn)
+end
+
+local function normalize(res)
+  if res == nil then return 204, {}, "" end
+  if type(res) == "string" then return 200, { ["content-type"] = "text/plain;charset=UTF-8" }, res end
+  if getmetatable(res) == Response then return res.status, res.headers, res.body end
+  if type(res) == "table" and res.status then
+    local r = Response.new(res.body, res)
+    return r.status, r.headers, r.body
+  end
+  error("onRequest must return a Response, a string or nil (got " .. type(res) .. ")", 0)
+end
+
+function rt.request(req)
+  setmetatable(req, Request)
+  if not class.onRequest then
+    return 404, { ["content-type"] = "text/plain;charset=UTF-8" }, "Party " .. instance.room.name .. " has no onRequest"
+  end
+  return normalize(call("onRequest", req))
+end
+
+return rt

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what luaparty needs from Debian 12 packages (and, with --test, the npm
+# test clients). Idempotent: does nothing that is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake pkg-config libluajit-5.1-dev libuv1-dev libwslay-dev
+      node-llhttp lua-cjson lua-cjson-dev libsqlite3-dev libssl-dev)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(nodejs npm wrk valgrind clang sqlite3)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # npm is bundled with nodesource's nodejs: do not ask apt for it then.
+  if [ "$p" = npm ] && command -v npm >/dev/null 2>&1; then continue; fi
+  if [ "$p" = nodejs ] && command -v node >/dev/null 2>&1; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  (cd tests && { [ -d node_modules/ws ] && [ -d node_modules/partysocket ]; } \
+     || npm ci --no-audit --no-fund --loglevel=error)
+fi

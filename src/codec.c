@@ -1,0 +1,205 @@
+/* codec.c - the storage value format (see codec.h).
+ *
+ * The encoder must not raise a Lua error (it holds a malloc'd buffer), so it
+ * checks stack space with lua_checkstack and detects cycles with a C array
+ * of the tables on the current path instead of a Lua "seen" table. The
+ * decoder treats its input as untrusted: every length is bounds-checked. */
+#include "codec.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct enc {
+    lua_State *L;
+    buf *out;
+    const void *path[CODEC_MAX_DEPTH];
+    int depth;
+    char *err;
+    size_t errlen;
+} enc;
+
+static void put_varint(buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    int n = 0;
+    do {
+        tmp[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v) tmp[n] |= 0x80;
+        n++;
+    } while (v);
+    buf_append(b, tmp, (size_t)n);
+}
+
+static void put_double(buf *b, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    uint8_t tmp[8];
+    for (int i = 0; i < 8; i++) tmp[i] = (uint8_t)(u >> (8 * i));
+    buf_append(b, tmp, 8);
+}
+
+static int fail(enc *e, const char *what)
+{
+    snprintf(e->err, e->errlen, "%s", what);
+    return -1;
+}
+
+static int encode_value(enc *e, int idx);
+
+static int encode_table(enc *e, int idx)
+{
+    lua_State *L = e->L;
+    const void *p = lua_topointer(L, idx);
+    for (int i = 0; i < e->depth; i++)
+        if (e->path[i] == p) return fail(e, "cannot store a table that contains itself (a cycle)");
+    if (e->depth >= CODEC_MAX_DEPTH) return fail(e, "cannot store tables nested deeper than 1000 levels");
+    if (!lua_checkstack(L, 4)) return fail(e, "value too deeply nested");
+    e->path[e->depth++] = p;
+    size_t count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        lua_pop(L, 1);
+    }
+    buf_append(e->out, "T", 1);
+    put_varint(e->out, count);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int kt = lua_type(L, -2);
+        if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
+            lua_pop(L, 2);
+            return fail(e, kt == LUA_TBOOLEAN ? "cannot store a table with a boolean key"
+                                              : "table keys must be strings or numbers");
+        }
+        int top = lua_gettop(L);
+        if (encode_value(e, top - 1) || encode_value(e, top)) {
+            lua_pop(L, 2);
+            return -1;
+        }
+        lua_pop(L, 1);
+    }
+    e->depth--;
+    return 0;
+}
+
+static int encode_value(enc *e, int idx)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        buf_append(e->out, "n", 1);
+        return 0;
+    case LUA_TBOOLEAN:
+        buf_append(e->out, lua_toboolean(L, idx) ? "t" : "f", 1);
+        return 0;
+    case LUA_TNUMBER:
+        buf_append(e->out, "d", 1);
+        put_double(e->out, lua_tonumber(L, idx));
+        return 0;
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua_tolstring(L, idx, &len);
+        buf_append(e->out, "s", 1);
+        put_varint(e->out, len);
+        buf_append(e->out, s, len);
+        return 0;
+    }
+    case LUA_TTABLE:
+        return encode_table(e, idx);
+    default: {
+        char msg[96];
+        snprintf(msg, sizeof msg, "cannot store a value of type %s", lua_typename(L, lua_type(L, idx)));
+        return fail(e, msg);
+    }
+    }
+}
+
+int codec_encode(lua_State *L, int idx, buf *out, char *err, size_t errlen)
+{
+    enc e = {.L = L, .out = out, .depth = 0, .err = err, .errlen = errlen};
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    int top = lua_gettop(L);
+    int rv = encode_value(&e, idx);
+    lua_settop(L, top);
+    return rv;
+}
+
+/* ---- decoding ---- */
+
+typedef struct dec {
+    const uint8_t *p, *end;
+    int depth;
+} dec;
+
+static int get_varint(dec *d, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (d->p >= d->end) return -1;
+        uint8_t byte = *d->p++;
+        *v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return 0;
+    }
+    return -1;
+}
+
+static int decode_value(lua_State *L, dec *d)
+{
+    if (d->p >= d->end || !lua_checkstack(L, 3)) return -1;
+    switch (*d->p++) {
+    case 'n': lua_pushnil(L); return 0;
+    case 'f': lua_pushboolean(L, 0); return 0;
+    case 't': lua_pushboolean(L, 1); return 0;
+    case 'd': {
+        if (d->end - d->p < 8) return -1;
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++) u |= (uint64_t)d->p[i] << (8 * i);
+        d->p += 8;
+        double v;
+        memcpy(&v, &u, 8);
+        lua_pushnumber(L, v);
+        return 0;
+    }
+    case 's': {
+        uint64_t len;
+        if (get_varint(d, &len) || len > (uint64_t)(d->end - d->p)) return -1;
+        lua_pushlstring(L, (const char *)d->p, (size_t)len);
+        d->p += len;
+        return 0;
+    }
+    case 'T': {
+        uint64_t count;
+        /* each pair takes at least two bytes: reject absurd counts early */
+        if (get_varint(d, &count) || count > (uint64_t)(d->end - d->p) / 2) return -1;
+        if (++d->depth > CODEC_MAX_DEPTH) return -1;
+        lua_createtable(L, 0, count < 1024 ? (int)count : 1024);
+        for (uint64_t i = 0; i < count; i++) {
+            if (decode_value(L, d)) goto bad;
+            if (!lua_isstring(L, -1) || lua_isnil(L, -1)) { lua_pop(L, 1); goto bad; }
+            if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1)) { lua_pop(L, 1); goto bad; }
+            if (decode_value(L, d)) { lua_pop(L, 1); goto bad; }
+            lua_rawset(L, -3);
+        }
+        d->depth--;
+        return 0;
+    bad:
+        lua_pop(L, 1);
+        return -1;
+    }
+    default:
+        return -1;
+    }
+}
+
+int codec_decode(lua_State *L, const char *data, size_t len)
+{
+    dec d = {.p = (const uint8_t *)data, .end = (const uint8_t *)data + len, .depth = 0};
+    int top = lua_gettop(L);
+    if (decode_value(L, &d) || d.p != d.end) {
+        lua_settop(L, top);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,310 @@
+/* config.c - reading partykit.json.
+ *
+ * The JSON is decoded with lua-cjson in a throwaway Lua state (the same
+ * decoder party code uses), then checked key by key. Every error names
+ * partykit.json and the key, and an unknown key gets a "did you mean". */
+#include "config.h"
+#include "buf.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <lua.h>
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Keys PartyKit knows (config-schema.ts). Those marked used are honoured. */
+static const struct { const char *key; bool used; } known_keys[] = {
+    {"$schema", true}, {"name", true}, {"main", true}, {"parties", true}, {"vars", true},
+    {"port", true}, {"persist", true}, {"team", false}, {"define", false}, {"serve", false},
+    {"build", false}, {"crons", false}, {"compatibilityDate", false}, {"compatibilityFlags", false},
+    {"minify", false}, {"ai", false}, {"vectorize", false}, {"bindings", false}, {"analytics", false},
+    {"domain", false}, {"preview", false}, {"logpush", false}, {"tailConsumers", false},
+    {"observability", false}, {"placement", false}, {"luaparty", false},
+};
+
+void config_defaults(config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = xstrdup("127.0.0.1");
+    cfg->port = -1;
+    cfg->max_message = 1024 * 1024;
+    cfg->max_header = 16 * 1024;
+    cfg->max_body = 8 * 1024 * 1024;
+    cfg->max_output = 16 * 1024 * 1024;
+    cfg->room_memory = 64 * 1024 * 1024;
+}
+
+static int fail(char **err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[1024];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    *err = xstrdup(tmp);
+    return -1;
+}
+
+bool config_valid_party_name(const char *s, size_t len)
+{
+    if (!len || len > 64) return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+const party *config_party(const config *cfg, const char *name, size_t len)
+{
+    for (size_t i = 0; i < cfg->nparties; i++)
+        if (strlen(cfg->parties[i].name) == len && memcmp(cfg->parties[i].name, name, len) == 0)
+            return &cfg->parties[i];
+    return NULL;
+}
+
+static const char *nearest_key(const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t i = 0; i < sizeof known_keys / sizeof *known_keys; i++) {
+        size_t d = edit_distance(key, known_keys[i].key);
+        if (d < best_d) {
+            best_d = d;
+            best = known_keys[i].key;
+        }
+    }
+    return best_d <= 3 ? best : NULL;
+}
+
+/* Loads a party script and checks it compiles, so syntax errors stop
+ * start-up with file:line instead of failing on the first request. */
+static int add_party(config *cfg, const char *name, const char *script, char **err)
+{
+    party *p = &cfg->parties[cfg->nparties];
+    memset(p, 0, sizeof *p);
+    p->name = xstrdup(name);
+    p->script = xstrdup(script);
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s/%s", cfg->dir, script);
+    p->path = buf_steal(&b);
+    buf_printf(&b, "@%s", script);
+    p->chunkname = buf_steal(&b);
+    cfg->nparties++;
+    p->source = read_file(p->path, &p->source_len);
+    if (!p->source)
+        return fail(err, "partykit.json: party \"%s\": cannot read %s: %s", name, p->path, strerror(errno));
+    lua_State *L = luaL_newstate();
+    int rc = luaL_loadbuffer(L, p->source, p->source_len, p->chunkname);
+    if (rc != 0) {
+        fail(err, "partykit.json: party \"%s\": %s is not valid Lua: %s", name, script, lua_tostring(L, -1));
+        lua_close(L);
+        return -1;
+    }
+    lua_close(L);
+    return 0;
+}
+
+static int check_string(lua_State *L, const char *key, char **err)
+{
+    lua_getfield(L, 1, key);
+    int t = lua_type(L, -1);
+    lua_pop(L, 1);
+    if (t != LUA_TNIL && t != LUA_TSTRING) return fail(err, "partykit.json: \"%s\" must be a string", key);
+    return 0;
+}
+
+static int decode(lua_State *L)
+{
+    const char *text = lua_touserdata(L, 1);
+    size_t len = (size_t)lua_tointeger(L, 2);
+    lua_settop(L, 0);
+    luaopen_cjson(L);
+    lua_getfield(L, -1, "decode");
+    lua_pushlstring(L, text, len);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+int config_load(config *cfg, char **err)
+{
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s/partykit.json", cfg->dir);
+    char *path = buf_steal(&b);
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text) {
+        fail(err, "%s: cannot read: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    free(path);
+
+    lua_State *L = luaL_newstate();
+    int rv = -1;
+    lua_pushcfunction(L, decode);
+    lua_pushlightuserdata(L, text);
+    lua_pushinteger(L, (lua_Integer)len);
+    if (lua_pcall(L, 2, 1, 0) != 0) {
+        /* cjson: "Expected value but found invalid token at character 12" */
+        fail(err, "partykit.json is not valid JSON: %s", lua_tostring(L, -1));
+        goto out;
+    }
+    if (!lua_istable(L, -1)) {
+        fail(err, "partykit.json must hold a JSON object");
+        goto out;
+    }
+    /* the decoded object is now the only value: index 1 */
+    lua_settop(L, 1);
+
+    /* every key must be known */
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) continue;
+        const char *key = lua_tostring(L, -1);
+        bool found = false;
+        for (size_t i = 0; i < sizeof known_keys / sizeof *known_keys; i++) {
+            if (strcmp(key, known_keys[i].key) != 0) continue;
+            found = true;
+            if (!known_keys[i].used)
+                log_warn("partykit.json: \"%s\" is not supported by luaparty yet and is ignored", key);
+        }
+        if (!found) {
+            const char *near = nearest_key(key);
+            if (near) fail(err, "partykit.json: unknown key \"%s\" (did you mean \"%s\"?)", key, near);
+            else fail(err, "partykit.json: unknown key \"%s\"", key);
+            goto out;
+        }
+    }
+    if (check_string(L, "name", err) || check_string(L, "main", err)) goto out;
+
+    lua_getfield(L, 1, "name");
+    cfg->name = xstrdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "luaparty");
+    lua_pop(L, 1);
+
+    lua_getfield(L, 1, "main");
+    if (!lua_isstring(L, -1)) {
+        fail(err, "partykit.json: \"main\" is missing: it names the script of the main party");
+        goto out;
+    }
+    size_t nparties = 1;
+    lua_getfield(L, 1, "parties");
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
+        fail(err, "partykit.json: \"parties\" must be an object of name: script");
+        goto out;
+    }
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            nparties++;
+            lua_pop(L, 1);
+        }
+    }
+    cfg->parties = xcalloc(nparties, sizeof(party));
+    if (add_party(cfg, "main", lua_tostring(L, -2), err)) goto out;
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            size_t nlen;
+            const char *name = lua_tolstring(L, -2, &nlen);
+            if (!config_valid_party_name(name, nlen)) {
+                fail(err, "partykit.json: parties: \"%s\" is not a valid party name (use letters, digits, '_' and '-')",
+                     name);
+                goto out;
+            }
+            if (strcmp(name, "main") == 0) {
+                fail(err, "partykit.json: parties: \"main\" is the party of the \"main\" key; pick another name");
+                goto out;
+            }
+            if (lua_type(L, -1) != LUA_TSTRING) {
+                fail(err, "partykit.json: parties: \"%s\" must name a script file", name);
+                goto out;
+            }
+            if (add_party(cfg, name, lua_tostring(L, -1), err)) goto out;
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, 1);
+
+    lua_getfield(L, 1, "vars");
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
+        fail(err, "partykit.json: \"vars\" must be an object");
+        goto out;
+    }
+    if (lua_istable(L, -1)) {
+        /* keep the JSON text: each room decodes it into room.env */
+        luaopen_cjson(L);
+        lua_getfield(L, -1, "encode");
+        lua_pushvalue(L, -3);
+        if (lua_pcall(L, 1, 1, 0) != 0) {
+            fail(err, "partykit.json: \"vars\": %s", lua_tostring(L, -1));
+            goto out;
+        }
+        cfg->vars_json = xstrdup(lua_tostring(L, -1));
+    } else {
+        cfg->vars_json = xstrdup("{}");
+    }
+    lua_settop(L, 1);
+
+    lua_getfield(L, 1, "port");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0 || lua_tonumber(L, -1) > 65535) {
+            fail(err, "partykit.json: \"port\" must be a number from 0 to 65535");
+            goto out;
+        }
+        if (cfg->port < 0) cfg->port = (int)lua_tointeger(L, -1);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "persist");
+    if (lua_type(L, -1) == LUA_TSTRING && !cfg->persist_dir) {
+        buf p;
+        buf_init(&p);
+        const char *v = lua_tostring(L, -1);
+        if (v[0] == '/') buf_appendstr(&p, v);
+        else buf_printf(&p, "%s/%s", cfg->dir, v);
+        cfg->persist_dir = buf_steal(&p);
+    }
+    lua_pop(L, 1);
+    rv = 0;
+out:
+    lua_close(L);
+    free(text);
+    if (cfg->port < 0) cfg->port = 1999;
+    if (!cfg->persist_dir) {
+        buf p;
+        buf_init(&p);
+        buf_printf(&p, "%s/.luaparty", cfg->dir);
+        cfg->persist_dir = buf_steal(&p);
+    }
+    return rv;
+}
+
+void config_free(config *cfg)
+{
+    for (size_t i = 0; i < cfg->nparties; i++) {
+        party *p = &cfg->parties[i];
+        free(p->name);
+        free(p->script);
+        free(p->path);
+        free(p->chunkname);
+        free(p->source);
+    }
+    free(cfg->parties);
+    free(cfg->dir);
+    free(cfg->host);
+    free(cfg->persist_dir);
+    free(cfg->name);
+    free(cfg->vars_json);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,46 @@
+/* config.h - the project: partykit.json, its parties, and server options. */
+#ifndef LP_CONFIG_H
+#define LP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct party {
+    char *name;
+    char *script;        /* as written in partykit.json, relative to the project */
+    char *path;          /* project dir + script */
+    char *chunkname;     /* "@<script>" so Lua errors say parties/x.lua:12 */
+    char *source;        /* the code rooms load */
+    size_t source_len;
+} party;
+
+typedef struct config {
+    /* command line */
+    char *dir;               /* project directory */
+    char *host;
+    int port;                /* -1: not given (partykit.json "port" or 1999) */
+    char *persist_dir;       /* NULL: <dir>/.luaparty */
+    bool dev;
+    /* partykit.json */
+    char *name;
+    party *parties;          /* parties[0] is "main" */
+    size_t nparties;
+    char *vars_json;         /* JSON object text for room.env */
+    /* limits */
+    size_t max_message;      /* WebSocket message bytes */
+    size_t max_header;       /* HTTP header bytes */
+    size_t max_body;         /* HTTP body bytes */
+    size_t max_output;       /* per-connection output queue before a slow client is dropped */
+    size_t room_memory;      /* Lua heap per room */
+} config;
+
+void config_defaults(config *cfg);
+/* Reads <cfg->dir>/partykit.json and the party scripts. On error returns -1
+ * with *err set to one line naming the file and the key (caller frees). */
+int config_load(config *cfg, char **err);
+void config_free(config *cfg);
+const party *config_party(const config *cfg, const char *name, size_t len);
+/* True for [A-Za-z0-9_-]+ */
+bool config_valid_party_name(const char *s, size_t len);
+
+#endif

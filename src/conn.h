@@ -1,0 +1,45 @@
+/* conn.h - the connection interface a room talks to.
+ *
+ * A room never touches a socket: it sees lp_conn, whose ops are implemented
+ * by a real WebSocket client (server.c) or by the room side of an in-process
+ * cross-party socket (lua_party.c). A later cluster mode adds a remote
+ * implementation without changing rooms. */
+#ifndef LP_CONN_H
+#define LP_CONN_H
+
+#include "buf.h"
+#include <stdbool.h>
+
+struct room;
+struct conn_box;
+typedef struct lp_conn lp_conn;
+
+typedef struct conn_ops {
+    /* Queue one message (a chunk made by ws_msg_new). */
+    void (*send)(lp_conn *c, chunk *msg);
+    /* Start the closing handshake with code/reason. */
+    void (*close)(lp_conn *c, int code, const char *reason, size_t len);
+    /* Last reference gone: free the object that embeds this lp_conn. */
+    void (*destroy)(lp_conn *c);
+} conn_ops;
+
+struct lp_conn {
+    const conn_ops *ops;
+    struct room *room;
+    struct conn_box *box;   /* the Lua handle, NULL when none (see lua_conn.c) */
+    char *id;               /* connection id (_pk or a UUID) */
+    char *uri;              /* the URL the client connected to */
+    int refs;
+    bool joined;            /* in the room's connection list */
+    bool busy;              /* one of its callbacks is suspended: later events wait */
+    bool gone;              /* transport closed: sends are dropped */
+    lp_conn *prev, *next;   /* room's list */
+};
+
+void conn_init(lp_conn *c, const conn_ops *ops, const char *id, const char *uri);
+/* Frees id/uri/tags; called by the implementation's destroy. */
+void conn_cleanup(lp_conn *c);
+static inline void conn_ref(lp_conn *c) { c->refs++; }
+void conn_unref(lp_conn *c);
+
+#endif

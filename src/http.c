@@ -1,0 +1,313 @@
+/* http.c - HTTP/1.1 request parsing (llhttp) and response serialization.
+ *
+ * The parser pauses after every complete request so that pipelined requests
+ * are answered strictly in order: the connection feeds the remaining bytes
+ * only once the previous response is queued. */
+#include "http.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+void http_headers_add(http_headers *h, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 8;
+        h->items = xrealloc(h->items, h->cap * sizeof *h->items);
+    }
+    http_header *e = &h->items[h->n++];
+    e->name = xstrndup(name, nlen);
+    for (char *p = e->name; *p; p++) *p = (char)tolower((unsigned char)*p);
+    e->value = xstrndup(value, vlen);
+}
+
+const char *http_headers_get(const http_headers *h, const char *name)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (strcmp(h->items[i].name, name) == 0) return h->items[i].value;
+    return NULL;
+}
+
+void http_headers_free(http_headers *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        free(h->items[i].name);
+        free(h->items[i].value);
+    }
+    free(h->items);
+    h->items = NULL;
+    h->n = h->cap = 0;
+}
+
+http_request *http_request_new(const char *method, const char *target)
+{
+    http_request *r = xcalloc(1, sizeof *r);
+    r->method = xstrdup(method ? method : "GET");
+    r->target = xstrdup(target ? target : "/");
+    buf_init(&r->body);
+    r->keep_alive = true;
+    return r;
+}
+
+void http_request_free(http_request *r)
+{
+    if (!r) return;
+    free(r->method);
+    free(r->target);
+    free(r->host);
+    http_headers_free(&r->headers);
+    buf_free(&r->body);
+    free(r);
+}
+
+char *http_request_url(const http_request *r)
+{
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "http://%s%s", r->host ? r->host : "localhost", r->target);
+    return buf_steal(&b);
+}
+
+http_response *http_response_new(int status, const char *content_type, const char *body, size_t len)
+{
+    http_response *r = xcalloc(1, sizeof *r);
+    r->status = status;
+    buf_init(&r->body);
+    if (content_type) http_headers_add(&r->headers, "content-type", 12, content_type, strlen(content_type));
+    if (body) buf_append(&r->body, body, len);
+    return r;
+}
+
+void http_response_free(http_response *r)
+{
+    if (!r) return;
+    http_headers_free(&r->headers);
+    buf_free(&r->body);
+    free(r);
+}
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+bool http_header_value_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == 0) return false;
+    return true;
+}
+
+chunk *http_response_serialize(const http_response *r, bool keep_alive, bool head_only)
+{
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "HTTP/1.1 %d %s\r\n", r->status, http_status_text(r->status));
+    for (size_t i = 0; i < r->headers.n; i++) {
+        const http_header *h = &r->headers.items[i];
+        /* We own framing: a party cannot set these and break the stream. */
+        if (!strcmp(h->name, "content-length") || !strcmp(h->name, "transfer-encoding") ||
+            !strcmp(h->name, "connection"))
+            continue;
+        buf_printf(&b, "%s: %s\r\n", h->name, h->value);
+    }
+    bool no_body = r->status == 204 || r->status == 304 || (r->status >= 100 && r->status < 200);
+    if (!no_body) buf_printf(&b, "content-length: %zu\r\n", r->body.len);
+    if (!keep_alive) buf_appendstr(&b, "connection: close\r\n");
+    buf_appendstr(&b, "\r\n");
+    if (!head_only && !no_body) buf_append(&b, r->body.data, r->body.len);
+    chunk *c = chunk_from(b.data, b.len);
+    buf_free(&b);
+    return c;
+}
+
+/* ---- parser ---- */
+
+static http_parser *hp_of(llhttp_t *p) { return (http_parser *)p->data; }
+
+static int fail(http_parser *hp, int status, const char *reason)
+{
+    hp->error_status = status;
+    hp->error_reason = reason;
+    return HPE_USER;
+}
+
+static int count_header_bytes(http_parser *hp, size_t n)
+{
+    hp->header_bytes += n;
+    if (hp->header_bytes > hp->limits.max_header_bytes)
+        return fail(hp, 431, "request header fields too large");
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    http_parser *hp = hp_of(p);
+    hp->req = http_request_new(NULL, NULL);
+    hp->header_bytes = 0;
+    hp->url.len = hp->field.len = hp->value.len = 0;
+    hp->in_value = false;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t n)
+{
+    http_parser *hp = hp_of(p);
+    if (count_header_bytes(hp, n)) return HPE_USER;
+    buf_append(&hp->url, at, n);
+    return 0;
+}
+
+static void flush_header(http_parser *hp)
+{
+    if (!hp->field.len) return;
+    http_request *r = hp->req;
+    http_headers_add(&r->headers, hp->field.data, hp->field.len, hp->value.data ? hp->value.data : "",
+                     hp->value.len);
+    if (str_ieqn(hp->field.data, hp->field.len, "host") && !r->host)
+        r->host = xstrndup(hp->value.data ? hp->value.data : "", hp->value.len);
+    hp->field.len = hp->value.len = 0;
+    hp->in_value = false;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t n)
+{
+    http_parser *hp = hp_of(p);
+    if (count_header_bytes(hp, n)) return HPE_USER;
+    if (hp->in_value) flush_header(hp);
+    buf_append(&hp->field, at, n);
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t n)
+{
+    http_parser *hp = hp_of(p);
+    if (count_header_bytes(hp, n)) return HPE_USER;
+    hp->in_value = true;
+    buf_append(&hp->value, at, n);
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    http_parser *hp = hp_of(p);
+    flush_header(hp);
+    http_request *r = hp->req;
+    free(r->method);
+    r->method = xstrdup(llhttp_method_name((llhttp_method_t)p->method));
+    free(r->target);
+    r->target = xstrndup(hp->url.data ? hp->url.data : "/", hp->url.len);
+    if (p->content_length > hp->limits.max_body_bytes && p->content_length != UINT64_MAX)
+        return fail(hp, 413, "request body too large");
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t n)
+{
+    http_parser *hp = hp_of(p);
+    if (hp->req->body.len + n > hp->limits.max_body_bytes) return fail(hp, 413, "request body too large");
+    buf_append(&hp->req->body, at, n);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    http_parser *hp = hp_of(p);
+    hp->req->keep_alive = llhttp_should_keep_alive(p);
+    hp->req->upgrade = p->upgrade;
+    /* Pause after each request: see the file comment. An upgrade pauses by
+     * itself (HPE_PAUSED_UPGRADE). */
+    return p->upgrade ? 0 : HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void http_parser_init(http_parser *hp, http_limits limits)
+{
+    memset(hp, 0, sizeof *hp);
+    llhttp_init(&hp->p, HTTP_REQUEST, &settings);
+    hp->p.data = hp;
+    hp->limits = limits;
+    buf_init(&hp->field);
+    buf_init(&hp->value);
+    buf_init(&hp->url);
+}
+
+void http_parser_free(http_parser *hp)
+{
+    http_request_free(hp->req);
+    hp->req = NULL;
+    buf_free(&hp->field);
+    buf_free(&hp->value);
+    buf_free(&hp->url);
+}
+
+enum http_parse_result http_parser_feed(http_parser *hp, const char *data, size_t len, size_t *consumed)
+{
+    if (llhttp_get_errno(&hp->p) == HPE_PAUSED) llhttp_resume(&hp->p);
+    llhttp_errno_t err = llhttp_execute(&hp->p, data, len);
+    switch (err) {
+    case HPE_OK:
+        *consumed = len;
+        return HTTP_PARSE_MORE;
+    case HPE_PAUSED:
+        *consumed = (size_t)(llhttp_get_error_pos(&hp->p) - data);
+        return HTTP_PARSE_REQUEST;
+    case HPE_PAUSED_UPGRADE:
+        *consumed = (size_t)(llhttp_get_error_pos(&hp->p) - data);
+        return HTTP_PARSE_UPGRADE;
+    case HPE_USER:
+        *consumed = len;
+        return HTTP_PARSE_ERROR;
+    default:
+        *consumed = len;
+        hp->error_status = err == HPE_INVALID_METHOD ? 501 : 400;
+        hp->error_reason = llhttp_get_error_reason(&hp->p);
+        if (!hp->error_reason) hp->error_reason = llhttp_errno_name(err);
+        return HTTP_PARSE_ERROR;
+    }
+}
+
+http_request *http_parser_take(http_parser *hp)
+{
+    http_request *r = hp->req;
+    hp->req = NULL;
+    if (r && !r->host) r->host = xstrdup("localhost");
+    return r;
+}

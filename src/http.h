@@ -1,0 +1,86 @@
+/* http.h - HTTP/1.1 messages: the request and response structs that travel
+ * between sockets, rooms and cross-party calls, their wire format, and the
+ * llhttp-based request parser. Nothing here touches a socket. */
+#ifndef LP_HTTP_H
+#define LP_HTTP_H
+
+#include "buf.h"
+#include <llhttp.h>
+#include <stdbool.h>
+
+typedef struct http_header {
+    char *name;     /* lowercase */
+    char *value;
+} http_header;
+
+typedef struct http_headers {
+    http_header *items;
+    size_t n, cap;
+} http_headers;
+
+typedef struct http_request {
+    char *method;
+    char *target;       /* origin-form request target: path + query */
+    char *host;         /* Host header or "localhost" */
+    http_headers headers;
+    buf body;
+    bool upgrade;       /* a WebSocket upgrade request */
+    bool keep_alive;
+} http_request;
+
+typedef struct http_response {
+    int status;
+    http_headers headers;
+    buf body;
+} http_response;
+
+void http_headers_add(http_headers *h, const char *name, size_t nlen, const char *value, size_t vlen);
+const char *http_headers_get(const http_headers *h, const char *name);
+void http_headers_free(http_headers *h);
+
+http_request *http_request_new(const char *method, const char *target);
+void http_request_free(http_request *r);
+/* The absolute URL a party sees: http://host/target. Caller frees. */
+char *http_request_url(const http_request *r);
+
+http_response *http_response_new(int status, const char *content_type, const char *body, size_t len);
+void http_response_free(http_response *r);
+const char *http_status_text(int status);
+/* True if the value may go into a header line (no CR, LF or NUL). */
+bool http_header_value_ok(const char *s, size_t len);
+/* Serializes status line, headers (Content-Length added), body. */
+chunk *http_response_serialize(const http_response *r, bool keep_alive, bool head_only);
+
+/* ---- request parser (wraps llhttp; one per HTTP connection) ---- */
+
+enum http_parse_result {
+    HTTP_PARSE_MORE,     /* everything consumed, need more bytes */
+    HTTP_PARSE_REQUEST,  /* a whole request is ready (http_parser_take) */
+    HTTP_PARSE_UPGRADE,  /* a whole upgrade request is ready; the rest is WebSocket */
+    HTTP_PARSE_ERROR,    /* bad request: error_status/error_reason say why */
+};
+
+typedef struct http_limits {
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+} http_limits;
+
+typedef struct http_parser {
+    llhttp_t p;
+    http_request *req;
+    http_limits limits;
+    buf field, value, url;
+    bool in_value;
+    size_t header_bytes;
+    int error_status;
+    const char *error_reason;
+} http_parser;
+
+void http_parser_init(http_parser *hp, http_limits limits);
+void http_parser_free(http_parser *hp);
+/* Feeds bytes; *consumed says how many were used. After REQUEST the parser
+ * is paused: take the request, answer it, then feed the rest. */
+enum http_parse_result http_parser_feed(http_parser *hp, const char *data, size_t len, size_t *consumed);
+http_request *http_parser_take(http_parser *hp);
+
+#endif

@@ -1,0 +1,52 @@
+/* log.c - one line per event on stderr: time, level, message.
+ * Colour is used only when stderr is a terminal, so logs piped to a file or
+ * read by tests stay plain text. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level current = LOG_INFO;
+static int use_colour = -1;
+
+void log_set_level(enum log_level lvl) { current = lvl; }
+enum log_level log_get_level(void) { return current; }
+
+int log_parse_level(const char *name)
+{
+    static const char *names[] = {"debug", "info", "warn", "error", "off"};
+    for (int i = 0; i < 5; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    return -1;
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    static const char *tags[] = {"debug", "info", "warn", "error"};
+    static const char *colours[] = {"\033[2m", "\033[36m", "\033[33m", "\033[31m"};
+    if (lvl < current || lvl >= LOG_OFF) return;
+    if (use_colour < 0) use_colour = isatty(2);
+
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    localtime_r(&tv.tv_sec, &tm);
+    char ts[16];
+    strftime(ts, sizeof ts, "%H:%M:%S", &tm);
+
+    flockfile(stderr);
+    if (use_colour)
+        fprintf(stderr, "%s.%03ld %s%-5s\033[0m ", ts, (long)tv.tv_usec / 1000, colours[lvl], tags[lvl]);
+    else
+        fprintf(stderr, "%s.%03ld %-5s ", ts, (long)tv.tv_usec / 1000, tags[lvl]);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    funlockfile(stderr);
+}

@@ -1,0 +1,18 @@
+/* log.h - leveled logging to stderr (colour only on a terminal). */
+#ifndef LP_LOG_H
+#define LP_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
+
+void log_set_level(enum log_level lvl);
+enum log_level log_get_level(void);
+/* Parses "debug", "info", "warn", "error", "off"; returns -1 if unknown. */
+int log_parse_level(const char *name);
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) do { if (log_get_level() <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+#define log_info(...)  do { if (log_get_level() <= LOG_INFO)  log_msg(LOG_INFO, __VA_ARGS__); } while (0)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

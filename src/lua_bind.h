@@ -1,0 +1,49 @@
+/* lua_bind.h - the C side of the Lua API, one file per bound object:
+ *   lua_conn.c     connections (send, close, broadcast)
+ *   lua_binary.c   Binary values (binary WebSocket messages)
+ *   lua_request.c  requests and responses crossing C <-> Lua
+ *   lua_storage.c  room.storage
+ *   lua_party.c    room.context.parties: cross-party fetch and socket
+ * All of them are functions of the private module "luaparty.core", which the
+ * Lua runtime (lua/luaparty/runtime.lua) wraps into PartyKit's API. */
+#ifndef LP_LUA_BIND_H
+#define LP_LUA_BIND_H
+
+#include "buf.h"
+#include "conn.h"
+#include "http.h"
+#include <lua.h>
+#include <lauxlib.h>
+
+struct room;
+
+/* Registers every core function into the table on top of the stack. */
+void lua_conn_register(lua_State *L);
+void lua_binary_register(lua_State *L);
+void lua_storage_register(lua_State *L);
+void lua_party_register(lua_State *L);
+
+/* Connections: join creates the handle and pushes (handle, id, uri);
+ * returns the number of values pushed. */
+int lua_conn_join(lua_State *L, struct room *r, lp_conn *c);
+void lua_conn_push(lua_State *L, lp_conn *c);
+void lua_conn_leave(lua_State *L, struct room *r, lp_conn *c);
+/* Detaches the Lua handle from a connection that is being destroyed. */
+void lua_conn_detach(lp_conn *c);
+
+/* Binary: pushes a message chunk as a string (text) or Binary (binary). */
+void lua_push_message(lua_State *L, const chunk *msg);
+void lua_push_binary(lua_State *L, const void *data, size_t len);
+/* Reads a string or Binary at idx; sets *opcode to 1 or 2. Raises otherwise. */
+const char *lua_check_message(lua_State *L, int idx, size_t *len, int *opcode);
+
+/* Requests and responses. */
+void lua_push_request(lua_State *L, const http_request *req);
+void lua_push_headers(lua_State *L, const http_headers *h);
+/* Reads (status, headers, body) at idx..idx+2 as returned by the runtime.
+ * Returns NULL with *err set (caller frees) if they are malformed. */
+http_response *lua_to_response(lua_State *L, int idx, char **err);
+/* Copies a Lua table of headers at idx into h; raises on bad names/values. */
+void lua_check_headers(lua_State *L, int idx, http_headers *h);
+
+#endif

@@ -1,0 +1,164 @@
+/* lua_conn.c - connection handles for Lua: conn:send, conn:close and
+ * room:broadcast.
+ *
+ * A handle is a small userdata pointing at the C connection. The connection
+ * points back at it, and whichever dies first clears the other's pointer, so
+ * a party that keeps a connection object after it closed gets a harmless
+ * no-op instead of a dangling pointer. */
+#include "lua_bind.h"
+#include "room.h"
+#include "util.h"
+#include "ws.h"
+
+#include <string.h>
+
+#define CONN_MT "luaparty.conn"
+
+typedef struct conn_box {
+    lp_conn *c;
+    int ref;            /* registry ref held while the connection is joined */
+} conn_box;
+
+static int box_gc(lua_State *L)
+{
+    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
+    if (b->c) b->c->box = NULL;
+    b->c = NULL;
+    return 0;
+}
+
+int lua_conn_join(lua_State *L, room *r, lp_conn *c)
+{
+    conn_box *b = lua_newuserdata(L, sizeof *b);
+    b->c = c;
+    luaL_getmetatable(L, CONN_MT);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    c->box = b;
+    /* Newest first, as the room keeps them. */
+    c->prev = NULL;
+    c->next = r->conns;
+    if (r->conns) r->conns->prev = c;
+    r->conns = c;
+    r->nconns++;
+    c->joined = true;
+    conn_ref(c);
+    lua_pushstring(L, c->id);
+    lua_pushstring(L, c->uri);
+    return 3;
+}
+
+void lua_conn_push(lua_State *L, lp_conn *c)
+{
+    if (c->box) lua_rawgeti(L, LUA_REGISTRYINDEX, c->box->ref);
+    else lua_pushnil(L);
+}
+
+void lua_conn_leave(lua_State *L, room *r, lp_conn *c)
+{
+    if (!c->joined) return;
+    c->joined = false;
+    if (c->prev) c->prev->next = c->next;
+    else r->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    r->nconns--;
+    if (c->box) {
+        luaL_unref(L, LUA_REGISTRYINDEX, c->box->ref);
+        c->box->ref = LUA_NOREF;
+    }
+    conn_unref(c);
+}
+
+void lua_conn_detach(lp_conn *c)
+{
+    if (c->box) c->box->c = NULL;
+    c->box = NULL;
+}
+
+/* Returns the live connection of the handle at idx, or NULL if it closed. */
+static lp_conn *check_conn(lua_State *L, int idx)
+{
+    conn_box *b = luaL_checkudata(L, idx, CONN_MT);
+    return b->c && !b->c->gone ? b->c : NULL;
+}
+
+/* core.send(handle, message) -> true, or false if the connection is closed */
+static int l_send(lua_State *L)
+{
+    lp_conn *c = check_conn(L, 1);
+    size_t len;
+    int opcode;
+    const char *data = lua_check_message(L, 2, &len, &opcode);
+    if (!c) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    chunk *msg = ws_msg_new(opcode, data, len);
+    room_output_send(c->room, c, msg);
+    chunk_unref(msg);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.close(handle [, code [, reason]]) */
+static int l_close(lua_State *L)
+{
+    lp_conn *c = check_conn(L, 1);
+    int code = (int)luaL_optinteger(L, 2, 1000);
+    size_t len = 0;
+    const char *reason = luaL_optlstring(L, 3, "", &len);
+    luaL_argcheck(L, code == 1000 || (code >= 3000 && code <= 4999), 2,
+                  "close code must be 1000 or 3000-4999");
+    luaL_argcheck(L, len <= 123, 3, "close reason is longer than 123 bytes");
+    if (c) room_output_close(c->room, c, code, reason, len);
+    return 0;
+}
+
+static bool excluded(lua_State *L, int without, const char *id)
+{
+    if (without == 0) return false;
+    size_t n = lua_objlen(L, without);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, without, (int)i);
+        const char *s = lua_tostring(L, -1);
+        bool hit = s && strcmp(s, id) == 0;
+        lua_pop(L, 1);
+        if (hit) return true;
+    }
+    return false;
+}
+
+/* core.broadcast(message [, without_ids]): the frame is encoded once and
+ * the same chunk is queued on every connection. */
+static int l_broadcast(lua_State *L)
+{
+    room *r = room_from_state(L);
+    size_t len;
+    int opcode;
+    const char *data = lua_check_message(L, 1, &len, &opcode);
+    int without = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        without = 2;
+    }
+    chunk *msg = ws_msg_new(opcode, data, len);
+    for (lp_conn *c = r->conns; c; c = c->next)
+        if (!c->gone && !excluded(L, without, c->id)) room_output_send(r, c, msg);
+    chunk_unref(msg);
+    return 0;
+}
+
+void lua_conn_register(lua_State *L)
+{
+    luaL_newmetatable(L, CONN_MT);
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "connection handle");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+    static const luaL_Reg fns[] = {
+        {"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};
+    luaL_register(L, NULL, fns);
+}

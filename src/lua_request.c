@@ -1,0 +1,114 @@
+/* lua_request.c - HTTP requests and responses crossing between C and Lua.
+ *
+ * A request becomes a plain table {method, url, headers, body}; the runtime
+ * gives it its methods (text, json). A response comes back from the runtime
+ * as three values (status, headers, body), already normalized there. */
+#include "lua_bind.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void lua_push_headers(lua_State *L, const http_headers *h)
+{
+    lua_createtable(L, 0, (int)h->n);
+    for (size_t i = 0; i < h->n; i++) {
+        /* Repeated headers are joined, as the Fetch API's Headers does. */
+        lua_getfield(L, -1, h->items[i].name);
+        if (lua_isstring(L, -1)) {
+            lua_pushliteral(L, ", ");
+            lua_pushstring(L, h->items[i].value);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushstring(L, h->items[i].value);
+        }
+        lua_setfield(L, -2, h->items[i].name);
+    }
+}
+
+void lua_push_request(lua_State *L, const http_request *req)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, req->method);
+    lua_setfield(L, -2, "method");
+    char *url = http_request_url(req);
+    lua_pushstring(L, url);
+    free(url);
+    lua_setfield(L, -2, "url");
+    lua_push_headers(L, &req->headers);
+    lua_setfield(L, -2, "headers");
+    lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
+    lua_setfield(L, -2, "body");
+}
+
+static bool token_ok(const char *s, size_t n)
+{
+    if (!n) return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 32 || ch >= 127 || strchr("()<>@,;:\\\"/[]?={}", ch)) return false;
+    }
+    return true;
+}
+
+/* Collects headers without raising: returns an error string or NULL. */
+static const char *collect_headers(lua_State *L, int idx, http_headers *h)
+{
+    if (lua_isnoneornil(L, idx)) return NULL;
+    if (!lua_istable(L, idx)) return "headers must be a table of name = value";
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        size_t nlen, vlen;
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            lua_pop(L, 2);
+            return "header names must be strings";
+        }
+        const char *name = lua_tolstring(L, -2, &nlen);
+        const char *value = lua_isstring(L, -1) ? lua_tolstring(L, -1, &vlen) : NULL;
+        if (!token_ok(name, nlen)) {
+            lua_pop(L, 2);
+            return "invalid header name";
+        }
+        if (!value || !http_header_value_ok(value, vlen)) {
+            lua_pop(L, 2);
+            return "header values must be strings without CR, LF or NUL";
+        }
+        http_headers_add(h, name, nlen, value, vlen);
+        lua_pop(L, 1);
+    }
+    return NULL;
+}
+
+void lua_check_headers(lua_State *L, int idx, http_headers *h)
+{
+    const char *err = collect_headers(L, idx, h);
+    if (err) {
+        http_headers_free(h);
+        luaL_error(L, "%s", err);
+    }
+}
+
+http_response *lua_to_response(lua_State *L, int idx, char **err)
+{
+    int status = (int)lua_tointeger(L, idx);
+    if (status < 100 || status > 999) {
+        *err = xstrdup("onRequest returned a response with an invalid status");
+        return NULL;
+    }
+    http_response *res = http_response_new(status, NULL, NULL, 0);
+    const char *e = collect_headers(L, idx + 1, &res->headers);
+    if (e) {
+        buf b;
+        buf_init(&b);
+        buf_printf(&b, "onRequest returned a bad response: %s", e);
+        *err = buf_steal(&b);
+        http_response_free(res);
+        return NULL;
+    }
+    size_t len = 0;
+    const char *body = lua_tolstring(L, idx + 2, &len);
+    if (body) buf_append(&res->body, body, len);
+    return res;
+}

@@ -1,0 +1,238 @@
+/* main.c - the luaparty command line: parse options, load the project, open
+ * storage, listen, run the loop, and shut down cleanly on SIGINT/SIGTERM. */
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+#include "server.h"
+#include "storage.h"
+#include "worker.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+static const char usage[] =
+    "usage: luaparty <command> [DIR] [options]\n"
+    "\n"
+    "commands:\n"
+    "  dev   [DIR]   development server (logs every request and connection)\n"
+    "  serve [DIR]   production server\n"
+    "\n"
+    "DIR holds partykit.json (default: the current directory).\n"
+    "\n"
+    "options:\n"
+    "  --port N          port to listen on (default 1999, or partykit.json \"port\"; 0 = any)\n"
+    "  --host ADDR       address to listen on (default 127.0.0.1)\n"
+    "  --persist DIR     storage directory (default DIR/.luaparty)\n"
+    "  --log-level L     debug, info, warn, error (default info)\n"
+    "  --max-message N   largest WebSocket message in bytes (default 1048576)\n"
+    "  --room-memory N   Lua memory per room in bytes (default 67108864)\n"
+    "  --help            this text\n"
+    "  --version         print the version\n";
+
+typedef struct app {
+    config cfg;
+    storage *store;
+    worker w;
+    server srv;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t grace;
+    int signals;
+} app;
+
+static int parse_size(const char *s, size_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || v == 0) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static int parse_args(config *cfg, int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("luaparty %s\n", LUAPARTY_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "dev") && strcmp(argv[1], "serve")) {
+        fprintf(stderr, "luaparty: unknown command '%s'\n\n%s", argv[1], usage);
+        return 2;
+    }
+    cfg->dev = !strcmp(argv[1], "dev");
+    const char *dir = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("luaparty %s\n", LUAPARTY_VERSION);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (dir) {
+                fprintf(stderr, "luaparty: more than one project directory given ('%s', '%s')\n", dir, a);
+                return 2;
+            }
+            dir = a;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "luaparty: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--port")) {
+            char *end;
+            long p = strtol(v, &end, 10);
+            if (*end || p < 0 || p > 65535) {
+                fprintf(stderr, "luaparty: --port %s: not a port number\n", v);
+                return 2;
+            }
+            cfg->port = (int)p;
+        } else if (!strcmp(a, "--host")) {
+            free(cfg->host);
+            cfg->host = xstrdup(v);
+        } else if (!strcmp(a, "--persist")) {
+            free(cfg->persist_dir);
+            cfg->persist_dir = xstrdup(v);
+        } else if (!strcmp(a, "--log-level")) {
+            int lvl = log_parse_level(v);
+            if (lvl < 0) {
+                fprintf(stderr, "luaparty: --log-level %s: use debug, info, warn or error\n", v);
+                return 2;
+            }
+            log_set_level((enum log_level)lvl);
+        } else if (!strcmp(a, "--max-message")) {
+            if (parse_size(v, &cfg->max_message)) {
+                fprintf(stderr, "luaparty: --max-message %s: not a positive number\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--room-memory")) {
+            if (parse_size(v, &cfg->room_memory)) {
+                fprintf(stderr, "luaparty: --room-memory %s: not a positive number\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "luaparty: unknown option '%s'\n\n%s", a, usage);
+            return 2;
+        }
+    }
+    char resolved[PATH_MAX];
+    if (!realpath(dir ? dir : ".", resolved)) {
+        fprintf(stderr, "luaparty: project directory '%s' does not exist\n", dir ? dir : ".");
+        return 2;
+    }
+    cfg->dir = xstrdup(resolved);
+    return -1; /* go on */
+}
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    app *a = t->data;
+    /* Whatever has not closed within the grace period is cut now. */
+    server_free(&a->srv);
+    uv_stop(t->loop);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    app *a = sig->data;
+    if (++a->signals > 1) {
+        log_warn("second signal: exiting now");
+        exit(1);
+    }
+    log_info("shutting down (%s): closing connections", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    a->w.stopping = true;
+    server_shutdown(&a->srv);
+    uv_timer_start(&a->grace, on_grace, 1500, 0);
+}
+
+int main(int argc, char **argv)
+{
+    static app a;
+    config_defaults(&a.cfg);
+    int rc = parse_args(&a.cfg, argc, argv);
+    if (rc >= 0) {
+        config_free(&a.cfg);
+        return rc;
+    }
+    char *err = NULL;
+    if (config_load(&a.cfg, &err) != 0) {
+        fprintf(stderr, "luaparty: %s/%s\n", a.cfg.dir, err);
+        free(err);
+        config_free(&a.cfg);
+        return 2;
+    }
+    a.store = storage_open(a.cfg.persist_dir, &err);
+    if (!a.store) {
+        fprintf(stderr, "luaparty: %s\n", err);
+        free(err);
+        config_free(&a.cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t *loop = uv_default_loop();
+    worker_init(&a.w, loop, &a.cfg, a.store);
+    uint64_t t0 = uv_hrtime();
+    if (server_listen(&a.srv, &a.w, &err) != 0) {
+        fprintf(stderr, "luaparty: %s\n", err);
+        free(err);
+        worker_close(&a.w);
+        uv_run(loop, UV_RUN_NOWAIT);
+        uv_loop_close(loop);
+        storage_close(a.store);
+        config_free(&a.cfg);
+        return 1;
+    }
+    int port = server_port(&a.srv);
+    log_info("%s: %zu part%s, storage in %s", a.cfg.name, a.cfg.nparties, a.cfg.nparties == 1 ? "y" : "ies",
+             a.cfg.persist_dir);
+    if (a.cfg.dev)
+        for (size_t i = 0; i < a.cfg.nparties; i++)
+            log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", a.cfg.parties[i].name, a.cfg.host, port,
+                     a.cfg.parties[i].name, a.cfg.parties[i].script);
+    log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on http://%s:%d (ready in %.1f ms)",
+            a.cfg.host, port, (double)(uv_hrtime() - t0) / 1e6);
+
+    uv_signal_init(loop, &a.sigint);
+    uv_signal_init(loop, &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_timer_init(loop, &a.grace);
+    a.grace.data = &a;
+
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    /* Let room onClose callbacks of the last connections run, then free. */
+    server_free(&a.srv);
+    uv_run(loop, UV_RUN_NOWAIT);
+    worker_close(&a.w);
+    uv_walk(loop, on_walk_close, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    storage_close(a.store);
+    config_free(&a.cfg);
+    log_info("bye");
+    return 0;
+}

@@ -1,0 +1,50 @@
+/* registry.c - rooms by (party, id). Keys are "party\0id": the NUL cannot
+ * occur in a party name, so two different pairs never share a key. */
+#include "registry.h"
+#include "log.h"
+
+#include <string.h>
+
+static size_t make_key(char *out, size_t cap, const char *pname, const char *id)
+{
+    size_t pl = strlen(pname), il = strlen(id);
+    if (pl + 1 + il > cap) return 0;
+    memcpy(out, pname, pl);
+    out[pl] = 0;
+    memcpy(out + pl + 1, id, il);
+    return pl + 1 + il;
+}
+
+room *registry_resolve(worker *w, const party *p, const char *id, char **err)
+{
+    char key[1024];
+    size_t klen = make_key(key, sizeof key, p->name, id);
+    if (!klen) {
+        *err = xstrdup("room id too long");
+        return NULL;
+    }
+    room *r = dict_get(&w->rooms, key, klen);
+    if (r) return r;
+    r = room_create(w, p, id, err);
+    if (!r) return NULL;
+    dict_upsert(&w->rooms, key, klen, NULL)->val = r;
+    room_start(r);
+    return r;
+}
+
+void registry_close_connections(worker *w, int code, const char *reason)
+{
+    dict_entry *e;
+    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) room_close_all(e->val, code, reason);
+}
+
+static void drop(void *v)
+{
+    room *r = v;
+    r->state = ROOM_GONE;
+    room_unref(r);
+}
+
+void registry_clear(worker *w) { dict_free(&w->rooms, drop); }
+
+size_t registry_count(const worker *w) { return w->rooms.count; }

@@ -1,0 +1,22 @@
+/* registry.h - the one place that finds rooms (the placement seam).
+ *
+ * HTTP routing, WebSocket upgrades, cross-party calls and (later) alarms all
+ * call registry_resolve; nothing else looks rooms up. On one node a room is
+ * always local; a cluster mode answers "remote" here. */
+#ifndef LP_REGISTRY_H
+#define LP_REGISTRY_H
+
+#include "config.h"
+#include "room.h"
+#include "worker.h"
+
+/* Returns the live room (party, id), creating it on first use. NULL with
+ * *err (caller frees) if its script fails to load. */
+room *registry_resolve(worker *w, const party *p, const char *id, char **err);
+/* Closes every connection with code/reason (e.g. 1001 on shutdown). */
+void registry_close_connections(worker *w, int code, const char *reason);
+/* Drops every room (shutdown). */
+void registry_clear(worker *w);
+size_t registry_count(const worker *w);
+
+#endif

@@ -1,0 +1,520 @@
+/* room.c - a room's event queue, its coroutines and its output gate.
+ *
+ * Every event runs the matching function of the Lua runtime
+ * (lua/luaparty/runtime.lua) in a fresh coroutine, a "task". A task either
+ * finishes, fails (logged with a traceback; the room lives on), or suspends
+ * inside a C function that started I/O (room_task_suspend); that I/O later
+ * queues an EV_RESUME with a completion that pushes the results.
+ *
+ * After every step of a task (finish or suspend) the room's buffered storage
+ * writes are committed (storage.c); outputs produced while writes were
+ * pending are held and released only once the commit succeeded. */
+#include "room.h"
+#include "lua_bind.h"
+#include "log.h"
+#include "sandbox.h"
+#include "storage.h"
+#include "worker.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct task {
+    room *r;
+    lua_State *co;
+    int co_ref;
+    event_kind kind;
+    const char *callback;   /* for error messages */
+    lp_conn *conn;          /* holds a reference; busy while the task lives */
+    exchange *ex;           /* REQUEST: where the response goes */
+    bool suspended;         /* set by room_task_suspend before a yield */
+} task;
+
+enum held_kind { HELD_SEND, HELD_CLOSE, HELD_RESPOND };
+
+struct held {
+    held *next;
+    enum held_kind kind;
+    lp_conn *conn;
+    chunk *msg;
+    exchange *ex;
+    http_response *res;
+    int code;
+    char *reason;
+    size_t reason_len;
+};
+
+static void commit(room *r);
+
+room *room_from_state(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+/* ---- events ---- */
+
+static event *event_new(event_kind kind)
+{
+    event *ev = xcalloc(1, sizeof *ev);
+    ev->kind = kind;
+    ev->ref = LUA_NOREF;
+    return ev;
+}
+
+static void event_free(event *ev)
+{
+    if (ev->conn) conn_unref(ev->conn);
+    chunk_unref(ev->msg);
+    http_request_free(ev->req);
+    free(ev->error);
+    free(ev);
+}
+
+static void enqueue(room *r, event *ev)
+{
+    if (r->state == ROOM_GONE) { /* shutting down: nobody will run it */
+        if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
+        if (ev->done) ev->done->destroy(ev->done);
+        event_free(ev);
+        return;
+    }
+    if (r->q_tail) r->q_tail->next = ev;
+    else r->q_head = ev;
+    r->q_tail = ev;
+    worker_schedule(r->owner, r);
+}
+
+room *room_create(worker *w, const party *p, const char *id, char **err)
+{
+    room *r = xcalloc(1, sizeof *r);
+    r->owner = w;
+    r->party = p;
+    r->id = xstrdup(id);
+    r->mem_limit = w->cfg->room_memory;
+    r->rt_ref = LUA_NOREF;
+    r->refs = 1;
+    dict_init(&r->writes);
+    r->state = ROOM_ACTIVATING;
+    if (sandbox_open_room(r, err) != 0) {
+        room_unref(r);
+        return NULL;
+    }
+    r->state = ROOM_ACTIVE;
+    log_debug("room %s/%s created", p->name, id);
+    return r;
+}
+
+void room_start(room *r)
+{
+    r->starting = true; /* nothing but onStart until it finishes */
+    enqueue(r, event_new(EV_START));
+}
+
+static void free_held(held *h)
+{
+    if (h->conn) conn_unref(h->conn);
+    chunk_unref(h->msg);
+    http_response_free(h->res);
+    free(h->reason);
+    free(h);
+}
+
+void room_unref(room *r)
+{
+    if (--r->refs > 0) return;
+    while (r->q_head) {
+        event *ev = r->q_head;
+        r->q_head = ev->next;
+        if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
+        if (ev->done) ev->done->destroy(ev->done);
+        event_free(ev);
+    }
+    while (r->held_head) {
+        held *h = r->held_head;
+        r->held_head = h->next;
+        if (h->ex) h->ex->respond(h->ex, http_response_new(503, "text/plain", "room closed", 11));
+        h->res = NULL;
+        free_held(h);
+    }
+    dict_free(&r->writes, storage_value_free);
+    if (r->L) lua_close(r->L);
+    free(r->id);
+    free(r);
+}
+
+void room_connect(room *r, lp_conn *c, http_request *upgrade)
+{
+    c->room = r;
+    event *ev = event_new(EV_CONNECT);
+    ev->conn = c;
+    conn_ref(c);
+    ev->req = upgrade;
+    enqueue(r, ev);
+}
+
+void room_message(lp_conn *c, chunk *msg)
+{
+    event *ev = event_new(EV_MESSAGE);
+    ev->conn = c;
+    conn_ref(c);
+    ev->msg = chunk_ref(msg);
+    enqueue(c->room, ev);
+}
+
+void room_disconnect(lp_conn *c, int code, const char *error)
+{
+    c->gone = true;
+    event *ev = event_new(EV_CLOSE);
+    ev->conn = c;
+    conn_ref(c);
+    ev->code = code;
+    ev->error = error ? xstrdup(error) : NULL;
+    enqueue(c->room, ev);
+}
+
+void room_request(room *r, http_request *req, exchange *ex)
+{
+    event *ev = event_new(EV_REQUEST);
+    ev->req = req;
+    ev->ex = ex;
+    enqueue(r, ev);
+}
+
+void room_resume(room *r, task *t, completion *done)
+{
+    event *ev = event_new(EV_RESUME);
+    ev->task = t;
+    ev->done = done;
+    enqueue(r, ev);
+}
+
+void room_call(room *r, int ref, const char *hook, chunk *msg, int code)
+{
+    event *ev = event_new(EV_CALL);
+    ev->ref = ref;
+    ev->error = xstrdup(hook);
+    ev->msg = msg ? chunk_ref(msg) : NULL;
+    ev->code = code;
+    enqueue(r, ev);
+}
+
+/* ---- running events ---- */
+
+static bool runnable(const room *r, const event *ev)
+{
+    if (ev->kind == EV_RESUME) return true;
+    if (r->commit_inflight) return false;                 /* input gate */
+    if (r->starting) return ev->kind == EV_START;         /* onStart first */
+    if (ev->conn && ev->conn->busy) return false;         /* per-connection order */
+    return true;
+}
+
+static event *take_runnable(room *r)
+{
+    event *prev = NULL;
+    for (event *ev = r->q_head; ev; prev = ev, ev = ev->next) {
+        if (!runnable(r, ev)) continue;
+        if (prev) prev->next = ev->next;
+        else r->q_head = ev->next;
+        if (r->q_tail == ev) r->q_tail = prev;
+        ev->next = NULL;
+        return ev;
+    }
+    return NULL;
+}
+
+static const char *callback_name(event_kind k)
+{
+    switch (k) {
+    case EV_START: return "onStart";
+    case EV_CONNECT: return "onConnect";
+    case EV_MESSAGE: return "onMessage";
+    case EV_CLOSE: return "onClose";
+    case EV_REQUEST: return "onRequest";
+    default: return "callback";
+    }
+}
+
+static void task_free(task *t)
+{
+    room *r = t->r;
+    if (t->conn) {
+        t->conn->busy = false;
+        conn_unref(t->conn);
+    }
+    luaL_unref(r->L, LUA_REGISTRYINDEX, t->co_ref);
+    free(t);
+}
+
+/* The message body of a failed onRequest: details only in `dev`, where
+ * they help; a production server does not leak its internals. */
+static http_response *error_response(room *r, const char *msg)
+{
+    if (r->owner->cfg->dev) return http_response_new(500, "text/plain; charset=utf-8", msg, strlen(msg));
+    static const char generic[] = "Internal Server Error";
+    return http_response_new(500, "text/plain; charset=utf-8", generic, sizeof generic - 1);
+}
+
+static void task_failed(task *t)
+{
+    room *r = t->r;
+    const char *msg = lua_tostring(t->co, -1);
+    if (!msg) msg = "(error object is not a string)";
+    luaL_traceback(r->L, t->co, msg, 0);
+    log_error("%s/%s %s: %s", r->party->name, r->id, t->callback, lua_tostring(r->L, -1));
+    lua_pop(r->L, 1);
+    if (t->kind == EV_REQUEST) {
+        room_output_respond(r, t->ex, error_response(r, msg));
+    } else if (t->kind == EV_CONNECT && t->conn) {
+        /* As PartyKit: accept, then close with 1011 and the message, so the
+         * client's devtools show what went wrong. */
+        room_output_close(r, t->conn, 1011, msg, strlen(msg));
+    }
+}
+
+static void task_done(task *t)
+{
+    room *r = t->r;
+    if (t->kind == EV_REQUEST) {
+        char *err = NULL;
+        http_response *res = lua_to_response(t->co, 1, &err);
+        if (!res) {
+            log_error("%s/%s onRequest: %s", r->party->name, r->id, err);
+            res = error_response(r, err);
+            free(err);
+        }
+        room_output_respond(r, t->ex, res);
+    } else if (t->kind == EV_START) {
+        r->starting = false;
+    }
+}
+
+static void step(room *r, task *t, int nargs)
+{
+    r->current = t;
+    t->suspended = false;
+    int st = lua_resume(t->co, nargs);
+    r->current = NULL;
+    if (st == LUA_YIELD && t->suspended) {
+        r->suspended++;
+    } else {
+        if (st == LUA_YIELD) {
+            lua_pushstring(t->co, "coroutine.yield() called directly in a callback: only luaparty "
+                                  "calls (fetch, socket) may suspend a callback");
+            st = LUA_ERRRUN;
+        }
+        if (st != 0) task_failed(t);
+        else task_done(t);
+        if (t->kind == EV_START && st != 0) r->starting = false; /* a failed onStart must not wedge the room */
+        task_free(t);
+    }
+    commit(r); /* a callback boundary: see the file comment */
+}
+
+static void dispatch(room *r, event *ev)
+{
+    lua_State *L = r->L;
+    if (ev->kind == EV_RESUME) {
+        task *t = ev->task;
+        r->suspended--;
+        int n = ev->done->push(ev->done, t->co);
+        ev->done->destroy(ev->done);
+        ev->done = NULL;
+        event_free(ev);
+        step(r, t, n);
+        return;
+    }
+
+    task *t = xcalloc(1, sizeof *t);
+    t->r = r;
+    t->kind = ev->kind;
+    t->callback = ev->kind == EV_CALL ? "socket handler" : callback_name(ev->kind);
+    t->co = lua_newthread(L);
+    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (ev->conn) {
+        t->conn = ev->conn;
+        conn_ref(t->conn);
+        t->conn->busy = true;
+    }
+    lua_State *co = t->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, r->rt_ref);
+    int nargs = 0;
+    switch (ev->kind) {
+    case EV_START:
+        lua_getfield(co, -1, "start");
+        break;
+    case EV_CONNECT:
+        lua_getfield(co, -1, "connect");
+        nargs = lua_conn_join(co, r, ev->conn);
+        lua_push_request(co, ev->req);
+        nargs++;
+        break;
+    case EV_MESSAGE:
+        lua_getfield(co, -1, "message");
+        lua_conn_push(co, ev->conn);
+        lua_push_message(co, ev->msg);
+        nargs = 2;
+        break;
+    case EV_CLOSE:
+        lua_getfield(co, -1, "close");
+        lua_conn_push(co, ev->conn);
+        lua_pushinteger(co, ev->code);
+        if (ev->error) lua_pushstring(co, ev->error);
+        else lua_pushnil(co);
+        nargs = 3;
+        lua_conn_leave(co, r, ev->conn);
+        break;
+    case EV_REQUEST:
+        lua_getfield(co, -1, "request");
+        lua_push_request(co, ev->req);
+        t->ex = ev->ex;
+        nargs = 1;
+        break;
+    case EV_CALL:
+        lua_getfield(co, -1, ev->error);
+        lua_rawgeti(co, LUA_REGISTRYINDEX, ev->ref);
+        if (ev->msg) lua_push_message(co, ev->msg);
+        else lua_pushnil(co);
+        lua_pushinteger(co, ev->code);
+        nargs = 3;
+        break;
+    case EV_RESUME:
+        break;
+    }
+    lua_remove(co, -(nargs + 2)); /* the runtime table */
+    event_free(ev);
+    step(r, t, nargs);
+}
+
+void room_run(room *r)
+{
+    if (r->running || r->state == ROOM_GONE) return;
+    r->running = true;
+    r->owner->lua_depth++;
+    event *ev;
+    while ((ev = take_runnable(r))) dispatch(r, ev);
+    r->owner->lua_depth--;
+    r->running = false;
+}
+
+task *room_current_task(room *r) { return r->current; }
+
+void room_task_suspend(task *t) { t->suspended = true; }
+
+lua_State *room_task_thread(task *t) { return t->co; }
+
+room *room_task_room(task *t) { return t->r; }
+
+void room_close_all(room *r, int code, const char *reason)
+{
+    for (lp_conn *c = r->conns; c; c = c->next)
+        if (!c->gone) c->ops->close(c, code, reason, strlen(reason));
+}
+
+/* ---- output gate ---- */
+
+static bool gate_closed(const room *r) { return r->writes.count > 0 || r->commit_inflight; }
+
+static held *hold(room *r, enum held_kind kind)
+{
+    held *h = xcalloc(1, sizeof *h);
+    h->kind = kind;
+    if (r->held_tail) r->held_tail->next = h;
+    else r->held_head = h;
+    r->held_tail = h;
+    return h;
+}
+
+void room_output_send(room *r, lp_conn *c, chunk *msg)
+{
+    if (c->gone) return;
+    if (!gate_closed(r)) {
+        c->ops->send(c, msg);
+        return;
+    }
+    held *h = hold(r, HELD_SEND);
+    h->conn = c;
+    conn_ref(c);
+    h->msg = chunk_ref(msg);
+}
+
+void room_output_close(room *r, lp_conn *c, int code, const char *reason, size_t len)
+{
+    if (c->gone) return;
+    if (!gate_closed(r)) {
+        c->ops->close(c, code, reason, len);
+        return;
+    }
+    held *h = hold(r, HELD_CLOSE);
+    h->conn = c;
+    conn_ref(c);
+    h->code = code;
+    h->reason = xstrndup(reason, len);
+    h->reason_len = len;
+}
+
+void room_output_respond(room *r, exchange *ex, http_response *res)
+{
+    if (!gate_closed(r)) {
+        ex->respond(ex, res);
+        return;
+    }
+    held *h = hold(r, HELD_RESPOND);
+    h->ex = ex;
+    h->res = res;
+}
+
+static void release_held(room *r, bool deliver)
+{
+    while (r->held_head) {
+        held *h = r->held_head;
+        r->held_head = h->next;
+        if (!r->held_head) r->held_tail = NULL;
+        switch (h->kind) {
+        case HELD_SEND:
+            if (deliver && !h->conn->gone) h->conn->ops->send(h->conn, h->msg);
+            break;
+        case HELD_CLOSE:
+            if (!h->conn->gone) h->conn->ops->close(h->conn, deliver ? h->code : 1011, h->reason, h->reason_len);
+            break;
+        case HELD_RESPOND:
+            /* A response is never dropped: the caller gets a 500 instead. */
+            if (deliver) {
+                h->ex->respond(h->ex, h->res);
+            } else {
+                http_response_free(h->res);
+                h->ex->respond(h->ex, http_response_new(500, "text/plain", "storage commit failed", 21));
+            }
+            h->res = NULL;
+            break;
+        }
+        free_held(h);
+    }
+}
+
+static void commit_done(void *ud, int status, const char *error)
+{
+    room *r = ud;
+    r->commit_inflight = false;
+    if (status != 0) {
+        /* The writes are lost, so everything the room said after them must
+         * not reach anyone. */
+        log_error("%s/%s: storage commit failed, dropping %s: %s", r->party->name, r->id,
+                  "the messages sent after the write", error ? error : "?");
+    }
+    release_held(r, status == 0);
+    if (r->q_head) worker_schedule(r->owner, r);
+}
+
+static void commit(room *r)
+{
+    if (!r->writes.count || r->commit_inflight) return;
+    dict batch = r->writes;
+    dict_init(&r->writes);
+    r->commit_inflight = true;
+    storage_commit(r->owner->store, r->party->name, r->id, &batch, commit_done, r);
+    dict_free(&batch, storage_value_free);
+}

@@ -1,0 +1,123 @@
+/* room.h - one live instance of a party: its Lua state, its connections, its
+ * event queue and its output gate.
+ *
+ * Events are delivered one at a time, each in its own coroutine. A callback
+ * that suspends (cross-party fetch, socket receive) lets the room take the
+ * next event, except events of the same connection, which wait so a
+ * connection's callbacks never overlap (onMessage never runs before its
+ * onConnect finished). Storage writes are buffered per room and committed at
+ * every callback boundary; anything the room sends after a write is held
+ * until that write is durable (room_output_*). */
+#ifndef LP_ROOM_H
+#define LP_ROOM_H
+
+#include "buf.h"
+#include "config.h"
+#include "conn.h"
+#include "http.h"
+#include "util.h"
+#include <lua.h>
+
+struct worker;
+struct task;
+
+/* An HTTP request waiting for its response: a socket or a suspended fetch. */
+typedef struct exchange exchange;
+struct exchange {
+    /* Takes ownership of res. Called once. */
+    void (*respond)(exchange *ex, http_response *res);
+};
+
+/* A value handed back to a suspended coroutine. */
+typedef struct completion completion;
+struct completion {
+    int (*push)(completion *c, lua_State *co);  /* pushes results, returns count */
+    void (*destroy)(completion *c);
+};
+
+typedef enum {
+    EV_START,      /* onStart */
+    EV_CONNECT,    /* onConnect */
+    EV_MESSAGE,    /* onMessage */
+    EV_CLOSE,      /* onError (if error) + onClose */
+    EV_REQUEST,    /* onRequest */
+    EV_RESUME,     /* continue a suspended coroutine */
+    EV_CALL,       /* call a runtime hook with a chunk (cross-party socket events) */
+} event_kind;
+
+typedef struct event {
+    struct event *next;
+    event_kind kind;
+    lp_conn *conn;          /* CONNECT, MESSAGE, CLOSE (a reference is held) */
+    chunk *msg;             /* MESSAGE, CALL */
+    http_request *req;      /* CONNECT, REQUEST (owned) */
+    exchange *ex;           /* REQUEST */
+    struct task *task;      /* RESUME */
+    completion *done;       /* RESUME */
+    char *error;            /* CLOSE: onError message; CALL: hook name */
+    int ref;                /* CALL: registry ref of the Lua target */
+    int code;               /* CLOSE/CALL: close code */
+} event;
+
+typedef enum { ROOM_ACTIVATING, ROOM_ACTIVE, ROOM_DRAINING, ROOM_GONE } room_state;
+
+typedef struct held held;
+
+typedef struct room {
+    struct worker *owner;
+    const party *party;
+    char *id;
+    lua_State *L;
+    room_state state;
+    size_t mem_used, mem_limit;   /* Lua heap accounting (sandbox.c) */
+
+    event *q_head, *q_tail;
+    struct task *current;         /* the task running right now */
+    int suspended;                /* tasks waiting on I/O */
+    bool starting;                /* onStart has not finished: hold events */
+    bool running;
+    bool scheduled;
+    struct room *runq_next;
+
+    lp_conn *conns;               /* joined connections, newest first */
+    size_t nconns;
+
+    dict writes;                  /* key -> encoded value (buf*) or NULL = delete */
+    bool commit_inflight;         /* input gate: hold events until committed */
+    held *held_head, *held_tail;  /* output gate */
+
+    int rt_ref;                   /* runtime table in the registry */
+    int refs;                     /* registry + pending calls into the room */
+} room;
+
+/* Creates the room and its Lua state. On a load error returns
+ * NULL and *err (caller frees) holds the Lua message. */
+room *room_create(struct worker *w, const party *p, const char *id, char **err);
+/* Queues onStart; called once the room is findable (registry.c). */
+void room_start(room *r);
+void room_unref(room *r);
+
+/* Inputs. Each takes what it is given (references, request). */
+void room_connect(room *r, lp_conn *c, http_request *upgrade);
+void room_message(lp_conn *c, chunk *msg);
+void room_disconnect(lp_conn *c, int code, const char *error);
+void room_request(room *r, http_request *req, exchange *ex);
+void room_resume(room *r, struct task *t, completion *done);
+void room_call(room *r, int ref, const char *hook, chunk *msg, int code);
+
+/* Runs queued events until the queue is empty or blocked (worker.c). */
+void room_run(room *r);
+
+/* Outputs: every byte a room sends goes through these (output gate). */
+void room_output_send(room *r, lp_conn *c, chunk *msg);
+void room_output_close(room *r, lp_conn *c, int code, const char *reason, size_t len);
+void room_output_respond(room *r, exchange *ex, http_response *res);
+
+/* The task (coroutine) running now; C functions that suspend use it. */
+struct task *room_current_task(room *r);
+void room_task_suspend(struct task *t);
+room *room_from_state(lua_State *L);
+/* Closes every connection with code, e.g. 1001 on shutdown. */
+void room_close_all(room *r, int code, const char *reason);
+
+#endif

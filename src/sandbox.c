@@ -1,0 +1,202 @@
+/* sandbox.c - one lua_State per room.
+ *
+ * The state uses our allocator with the room as its userdata: that gives a
+ * hard per-room memory cap (an allocation past it fails with "not enough
+ * memory" inside that room only) and lets any C function find its room from
+ * the state (room_from_state). See shared notes: glibc malloc also uses far
+ * less RSS per state than LuaJIT's built-in per-state arena.
+ *
+ * The party sees the standard libraries minus what reaches outside the room:
+ * no io, no os.exit/execute/remove/rename/getenv/setlocale, no C modules,
+ * no dofile/loadfile, and debug reduced to traceback. print goes to the log. */
+#include "sandbox.h"
+#include "log.h"
+#include "lua_bind.h"
+#include "lua_embedded.h"
+#include "room.h"
+#include "worker.h"
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    room *r = ud;
+    if (nsize == 0) {
+        free(ptr);
+        r->mem_used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && r->mem_limit && r->mem_used - osize + nsize > r->mem_limit) return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p) r->mem_used = r->mem_used - osize + nsize;
+    return p;
+}
+
+static int l_print(lua_State *L)
+{
+    room *r = room_from_state(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int n = lua_gettop(L);
+    lua_getglobal(L, "tostring");
+    for (int i = 1; i <= n; i++) {
+        lua_pushvalue(L, -1);
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        if (i > 1) luaL_addchar(&b, '\t');
+        luaL_addvalue(&b); /* pops the string, keeps tostring below */
+    }
+    luaL_pushresult(&b);
+    log_info("[%s/%s] %s", r->party->name, r->id, lua_tostring(L, -1));
+    return 0;
+}
+
+static int load_embedded(lua_State *L)
+{
+    const lua_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
+    if (luaL_loadbuffer(L, m->source, m->len, m->chunkname) != 0) return lua_error(L);
+    lua_pushstring(L, m->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static void remove_field(lua_State *L, const char *table, const char *field)
+{
+    lua_getglobal(L, table);
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, field);
+    }
+    lua_pop(L, 1);
+}
+
+static void restrict_libraries(lua_State *L, const room *r)
+{
+    static const char *os_out[] = {"exit", "execute", "remove", "rename", "tmpname", "getenv", "setlocale"};
+    for (size_t i = 0; i < sizeof os_out / sizeof *os_out; i++) remove_field(L, "os", os_out[i]);
+    remove_field(L, "package", "loadlib");
+    lua_pushnil(L);
+    lua_setglobal(L, "io");
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_pushnil(L);
+    lua_setglobal(L, "jit");
+    /* debug: only traceback survives */
+    lua_getglobal(L, "debug");
+    lua_getfield(L, -1, "traceback");
+    lua_newtable(L);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "traceback");
+    lua_setglobal(L, "debug");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_print);
+    lua_setglobal(L, "print");
+
+    /* require finds project modules only: no C modules, no system paths. */
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", r->owner->cfg->dir, r->owner->cfg->dir);
+    lua_setfield(L, -2, "path");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "cpath");
+    lua_getfield(L, -1, "loaders"); /* keep preload + Lua loaders only */
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, 4);
+        lua_pushnil(L);
+        lua_rawseti(L, -2, 3);
+    }
+    lua_pop(L, 2);
+}
+
+static void preload_modules(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_setfield(L, -2, "cjson");
+    for (const lua_embedded_module *m = lua_embedded_modules; m->name; m++) {
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, m->name);
+    }
+    lua_pop(L, 2);
+
+    /* luaparty.core: the C functions the runtime builds the API from */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_newtable(L);
+    lua_conn_register(L);
+    lua_binary_register(L);
+    lua_storage_register(L);
+    lua_party_register(L);
+    lua_setfield(L, -2, "luaparty.core");
+    lua_pop(L, 2);
+}
+
+/* Runs protected (lua_cpcall): every step may raise, e.g. out of memory. */
+static int setup(lua_State *L)
+{
+    room *r = lua_touserdata(L, 1);
+    const config *cfg = r->owner->cfg;
+    luaL_openlibs(L);
+    restrict_libraries(L, r);
+    preload_modules(L);
+
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "luaparty.runtime");
+    lua_call(L, 1, 1);
+    int rt = lua_gettop(L);
+
+    const party *p = r->party;
+    if (luaL_loadbuffer(L, p->source, p->source_len, p->chunkname) != 0) return lua_error(L);
+    lua_call(L, 0, 1);
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "%s must return a table of callbacks (it returned %s)", p->script,
+                          luaL_typename(L, -1));
+    int class = lua_gettop(L);
+
+    lua_getfield(L, rt, "init");
+    lua_pushvalue(L, class);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, r->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, p->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, cfg->vars_json);
+    lua_setfield(L, -2, "env_json");
+    lua_createtable(L, (int)cfg->nparties, 0);
+    for (size_t i = 0; i < cfg->nparties; i++) {
+        lua_pushstring(L, cfg->parties[i].name);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "parties");
+    lua_call(L, 2, 0);
+
+    lua_pushvalue(L, rt);
+    r->rt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int sandbox_open_room(room *r, char **err)
+{
+    r->L = lua_newstate(room_alloc, r);
+    if (!r->L) {
+        *err = xstrdup("cannot create a Lua state (out of memory)");
+        return -1;
+    }
+    if (lua_cpcall(r->L, setup, r) != 0) {
+        const char *msg = lua_tostring(r->L, -1);
+        *err = xstrdup(msg ? msg : "error while loading the party");
+        lua_close(r->L);
+        r->L = NULL;
+        return -1;
+    }
+    return 0;
+}

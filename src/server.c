@@ -1,0 +1,655 @@
+/* server.c - TCP connections: HTTP requests, the WebSocket upgrade, the
+ * WebSocket connection (one implementation of conn.h), output queues with
+ * backpressure, and the closing sequence.
+ *
+ * Output: everything written to a client is a refcounted chunk in its queue
+ * (a broadcast frame is one chunk shared by all receivers). Queues are
+ * flushed once per loop turn from a check handle, so the many sends of one
+ * callback leave in one writev. A client whose queue grows past max_output
+ * (it stopped reading) is dropped, so it cannot make the server grow.
+ *
+ * Closing: we never close a socket with unread data in it (the kernel would
+ * answer with RST and the peer would lose our close frame). We shut down the
+ * write side, read until EOF, and bound that with a timer. */
+#include "server.h"
+#include "http.h"
+#include "log.h"
+#include "registry.h"
+#include "room.h"
+#include "router.h"
+#include "ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum client_state { C_HTTP, C_WS, C_CLOSING };
+
+typedef struct out_item {
+    chunk *c;
+    size_t off;
+} out_item;
+
+typedef struct client_exchange {
+    exchange ex;
+    client *c;           /* NULL once the client went away */
+    bool head;
+    bool keep_alive;
+    uint64_t start;
+    char *method, *target;
+} client_exchange;
+
+struct client {
+    lp_conn conn;              /* valid once upgraded */
+    uv_tcp_t tcp;
+    uv_timer_t timer;          /* closing deadline, initialised on demand */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    server *srv;
+    enum client_state state;
+    http_parser *http;
+    buf pending_in;            /* bytes behind a request that is being answered */
+    client_exchange *ex;       /* the request being answered */
+    ws_session ws;
+    out_item *out;
+    size_t out_head, out_n, out_cap, out_bytes;
+    size_t writing_n;          /* items in the uv_write in flight */
+    bool writing, in_feed, shutdown_pending, shut, timer_on, upgraded, disconnected, dirty;
+    int handles;               /* libuv handles not yet closed */
+    client *prev, *next, *next_dirty;
+};
+
+static void client_close_now(client *c);
+static void client_finish(client *c);
+static void feed(client *c, const char *data, size_t len);
+static void resume_reading(client *c);
+
+/* ---- lifetime ---- */
+
+static void client_maybe_free(client *c)
+{
+    if (c->handles > 0 || (c->upgraded && c->conn.refs > 0)) return;
+    if (c->ex) c->ex->c = NULL;
+    for (size_t i = 0; i < c->out_n; i++) chunk_unref(c->out[(c->out_head + i) % c->out_cap].c);
+    free(c->out);
+    if (c->http) {
+        http_parser_free(c->http);
+        free(c->http);
+    }
+    buf_free(&c->pending_in);
+    if (c->upgraded) {
+        ws_session_free(&c->ws);
+        conn_cleanup(&c->conn);
+    }
+    free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    client *c = h->data;
+    c->handles--;
+    client_maybe_free(c);
+}
+
+static void ws_conn_destroy(lp_conn *conn)
+{
+    client *c = (client *)conn;
+    client_maybe_free(c);
+}
+
+static void unlink_client(client *c)
+{
+    server *s = c->srv;
+    if (c->prev) c->prev->next = c->next;
+    else if (s->clients == c) s->clients = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    s->nclients--;
+}
+
+/* Tells the room the connection is gone (once). */
+static void notify_room(client *c, int code, const char *error)
+{
+    if (!c->upgraded || c->disconnected) return;
+    c->disconnected = true;
+    room_disconnect(&c->conn, code, error);
+}
+
+static void client_close_now(client *c)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    notify_room(c, 1006, NULL);
+    c->state = C_CLOSING;
+    unlink_client(c);
+    if (c->timer_on) {
+        uv_timer_stop(&c->timer);
+        uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (c->upgraded) conn_unref(&c->conn); /* the client's own reference */
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    client_close_now(t->data);
+}
+
+static void arm_deadline(client *c, uint64_t ms)
+{
+    if (!c->timer_on) {
+        uv_timer_init(c->tcp.loop, &c->timer);
+        c->timer.data = c;
+        c->timer_on = true;
+        c->handles++;
+    }
+    uv_timer_start(&c->timer, on_deadline, ms, 0);
+}
+
+/* ---- output ---- */
+
+static void mark_dirty(client *c)
+{
+    if (c->dirty) return;
+    c->dirty = true;
+    c->next_dirty = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+static void out_push(client *c, chunk *ch)
+{
+    if (c->out_n == c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap * 2 : 4;
+        out_item *n = xmalloc(cap * sizeof *n);
+        for (size_t i = 0; i < c->out_n; i++) n[i] = c->out[(c->out_head + i) % c->out_cap];
+        free(c->out);
+        c->out = n;
+        c->out_cap = cap;
+        c->out_head = 0;
+    }
+    c->out[(c->out_head + c->out_n) % c->out_cap] = (out_item){chunk_ref(ch), 0};
+    c->out_n++;
+    c->out_bytes += ch->len;
+    mark_dirty(c);
+}
+
+/* Drops `bytes` written bytes from the front of the queue. */
+static void out_consume(client *c, size_t bytes)
+{
+    while (bytes > 0 && c->out_n > 0) {
+        out_item *it = &c->out[c->out_head];
+        size_t left = it->c->len - it->off;
+        size_t n = bytes < left ? bytes : left;
+        it->off += n;
+        bytes -= n;
+        c->out_bytes -= n;
+        if (it->off == it->c->len) {
+            chunk_unref(it->c);
+            c->out_head = (c->out_head + 1) % c->out_cap;
+            c->out_n--;
+        }
+    }
+}
+
+static size_t gather(client *c, uv_buf_t *bufs, size_t max)
+{
+    size_t n = c->out_n < max ? c->out_n : max;
+    for (size_t i = 0; i < n; i++) {
+        out_item *it = &c->out[(c->out_head + i) % c->out_cap];
+        bufs[i] = uv_buf_init((char *)chunk_bytes(it->c) + it->off, (unsigned)(it->c->len - it->off));
+    }
+    return n;
+}
+
+static void flush(client *c);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    client *c = req->data;
+    c->handles--; /* the shutdown request held the client */
+    if (status < 0 || uv_is_closing((uv_handle_t *)&c->tcp)) {
+        client_close_now(c);
+        client_maybe_free(c);
+        return;
+    }
+    /* keep reading until the peer closes: see the file comment */
+    client_maybe_free(c);
+}
+
+static void start_shutdown(client *c)
+{
+    if (c->shut || uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    c->shut = true;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        client_close_now(c);
+        return;
+    }
+    c->handles++;
+    arm_deadline(c, 2000);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    client *c = req->data;
+    c->writing = false;
+    c->handles--;
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) {
+        client_maybe_free(c);
+        return;
+    }
+    if (status < 0) {
+        client_close_now(c);
+        return;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < c->writing_n; i++) {
+        out_item *it = &c->out[(c->out_head + i) % c->out_cap];
+        bytes += it->c->len - it->off;
+    }
+    out_consume(c, bytes);
+    flush(c);
+}
+
+static void flush(client *c)
+{
+    if (c->writing || uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    uv_buf_t bufs[64];
+    if (c->out_n > 0) {
+        size_t n = gather(c, bufs, 64);
+        int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, (unsigned)n);
+        if (w < 0 && w != UV_EAGAIN) {
+            client_close_now(c);
+            return;
+        }
+        if (w > 0) out_consume(c, (size_t)w);
+    }
+    if (c->out_n > 0) {
+        size_t n = gather(c, bufs, 64);
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, (unsigned)n, on_written) != 0) {
+            client_close_now(c);
+            return;
+        }
+        c->writing = true;
+        c->writing_n = n;
+        c->handles++;
+        return;
+    }
+    if (c->shutdown_pending) start_shutdown(c);
+}
+
+static void on_check(uv_check_t *h)
+{
+    server *s = h->data;
+    while (s->dirty) {
+        client *c = s->dirty;
+        s->dirty = c->next_dirty;
+        c->dirty = false;
+        flush(c);
+    }
+}
+
+/* Graceful end: send what is queued, then shut down (file comment). */
+static void client_finish(client *c)
+{
+    if (c->state == C_CLOSING) return;
+    c->state = C_CLOSING;
+    c->shutdown_pending = true;
+    arm_deadline(c, 5000);
+    mark_dirty(c);
+}
+
+/* ---- WebSocket connection (conn.h) ---- */
+
+static void ws_conn_send(lp_conn *conn, chunk *msg)
+{
+    client *c = (client *)conn;
+    if (c->state != C_WS || ws_session_close_sent(&c->ws)) return;
+    out_push(c, msg);
+    if (c->out_bytes > c->srv->cfg->max_output) {
+        log_warn("%s/%s: dropping connection %s: it stopped reading (%zu bytes queued)", conn->room->party->name,
+                 conn->room->id, conn->id, c->out_bytes);
+        notify_room(c, 1013, "slow consumer: output buffer full");
+        client_close_now(c);
+    }
+}
+
+static void ws_conn_close(lp_conn *conn, int code, const char *reason, size_t len)
+{
+    client *c = (client *)conn;
+    if (c->state != C_WS) return;
+    ws_session_close(&c->ws, code, reason, len);
+    arm_deadline(c, 5000); /* the peer has this long to answer the close */
+}
+
+static const conn_ops ws_conn_ops = {ws_conn_send, ws_conn_close, ws_conn_destroy};
+
+static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
+{
+    client *c = ud;
+    chunk *msg = ws_msg_new(opcode, data, len);
+    room_message(&c->conn, msg);
+    chunk_unref(msg);
+}
+
+static void ws_on_write(void *ud, const uint8_t *data, size_t len)
+{
+    client *c = ud;
+    chunk *ch = chunk_from(data, len);
+    out_push(c, ch);
+    chunk_unref(ch);
+}
+
+static const ws_events ws_callbacks = {ws_on_message, ws_on_write};
+
+static void ws_feed(client *c, const uint8_t *data, size_t len)
+{
+    ws_session_feed(&c->ws, data, len);
+    if (c->ws.protocol_error) {
+        int code = wslay_event_get_status_code_sent(c->ws.ctx);
+        notify_room(c, code ? code : 1002, code == 1009 ? "message too big" : "protocol error");
+        client_finish(c);
+    } else if (ws_session_finished(&c->ws)) {
+        notify_room(c, c->ws.close_code ? c->ws.close_code : 1005, NULL);
+        client_finish(c);
+    }
+}
+
+/* ---- HTTP ---- */
+
+static void respond(client *c, int status, const char *body, bool close)
+{
+    http_response *res = http_response_new(status, "text/plain;charset=UTF-8", body, strlen(body));
+    chunk *ch = http_response_serialize(res, !close, false);
+    http_response_free(res);
+    out_push(c, ch);
+    chunk_unref(ch);
+    if (close) client_finish(c);
+}
+
+static void exchange_respond(exchange *ex, http_response *res)
+{
+    client_exchange *ce = (client_exchange *)ex;
+    client *c = ce->c;
+    if (c) {
+        chunk *ch = http_response_serialize(res, ce->keep_alive, ce->head);
+        out_push(c, ch);
+        chunk_unref(ch);
+        c->ex = NULL;
+        if (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG)
+            log_info("%s %s %d (%.1f ms)", ce->method, ce->target, res->status,
+                     (double)(uv_hrtime() - ce->start) / 1e6);
+        if (!ce->keep_alive) {
+            client_finish(c);
+        } else if (!c->in_feed && c->state == C_HTTP) {
+            /* answer arrived later: go on with the pipelined bytes */
+            buf rest = c->pending_in;
+            buf_init(&c->pending_in);
+            if (rest.len) feed(c, rest.data, rest.len);
+            buf_free(&rest);
+            if (c->state == C_HTTP && !c->ex) resume_reading(c);
+        }
+    }
+    http_response_free(res);
+    free(ce->method);
+    free(ce->target);
+    free(ce);
+}
+
+static room *resolve(client *c, const route *rt, bool close)
+{
+    char *err = NULL;
+    room *r = registry_resolve(c->srv->w, rt->party, rt->room, &err);
+    if (!r) {
+        log_error("%s/%s: cannot start the room: %s", rt->party->name, rt->room, err);
+        respond(c, 500, c->srv->cfg->dev ? err : "Internal Server Error", close);
+        free(err);
+    }
+    return r;
+}
+
+/* Answers a request that did not reach a room; returns true if it did. */
+static bool route_error(client *c, const route *rt, bool close)
+{
+    char msg[200];
+    switch (rt->kind) {
+    case ROUTE_ROOM: return false;
+    case ROUTE_NOT_FOUND: respond(c, 404, "Not found", close); return true;
+    case ROUTE_UNKNOWN_PARTY:
+        snprintf(msg, sizeof msg, "Party %s not found", rt->name);
+        respond(c, 404, msg, close);
+        return true;
+    case ROUTE_ID_TOO_LONG: respond(c, 414, "Room id too long (256 bytes at most)", close); return true;
+    }
+    return true;
+}
+
+static void handle_request(client *c, http_request *req)
+{
+    route rt;
+    route_parse(c->srv->cfg, req->target, &rt);
+    bool close = !req->keep_alive;
+    room *r = NULL;
+    if (route_error(c, &rt, close) || !(r = resolve(c, &rt, close))) {
+        http_request_free(req);
+        return;
+    }
+    client_exchange *ce = xcalloc(1, sizeof *ce);
+    ce->ex.respond = exchange_respond;
+    ce->c = c;
+    ce->head = strcmp(req->method, "HEAD") == 0;
+    ce->keep_alive = req->keep_alive;
+    ce->start = uv_hrtime();
+    ce->method = xstrdup(req->method);
+    ce->target = xstrdup(req->target);
+    c->ex = ce;
+    room_request(r, req, &ce->ex);
+}
+
+static void handle_upgrade(client *c, http_request *req, const char *rest, size_t rest_len)
+{
+    route rt;
+    route_parse(c->srv->cfg, req->target, &rt);
+    const char *why = NULL;
+    int bad = ws_check_upgrade(req, &why);
+    room *r = NULL;
+    if (route_error(c, &rt, true)) goto reject;
+    if (bad) {
+        respond(c, bad, why, true);
+        goto reject;
+    }
+    if (!(r = resolve(c, &rt, true))) goto reject;
+
+    char id[512];
+    if (!query_param(req->target, "_pk", id, sizeof id) || !id[0]) uuid_v4(id);
+    char *uri = http_request_url(req);
+    conn_init(&c->conn, &ws_conn_ops, id, uri);
+    free(uri);
+    c->upgraded = true;
+    if (ws_session_init(&c->ws, c->srv->cfg->max_message, &ws_callbacks, c) != 0) {
+        conn_unref(&c->conn);
+        c->upgraded = false;
+        respond(c, 500, "cannot start a WebSocket session", true);
+        goto reject;
+    }
+    chunk *hs = ws_handshake_response(req);
+    out_push(c, hs);
+    chunk_unref(hs);
+    http_parser_free(c->http);
+    free(c->http);
+    c->http = NULL;
+    c->state = C_WS;
+    if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt.party->name, rt.room, id);
+    room_connect(r, &c->conn, req);
+    if (rest_len) ws_feed(c, (const uint8_t *)rest, rest_len);
+    return;
+reject:
+    http_request_free(req);
+}
+
+static void feed(client *c, const char *data, size_t len)
+{
+    c->in_feed = true;
+    while (len > 0 && c->state == C_HTTP && !c->ex) {
+        size_t used = 0;
+        enum http_parse_result rv = http_parser_feed(c->http, data, len, &used);
+        data += used;
+        len -= used;
+        if (rv == HTTP_PARSE_MORE) break;
+        if (rv == HTTP_PARSE_ERROR) {
+            respond(c, c->http->error_status, c->http->error_reason, true);
+            len = 0;
+            break;
+        }
+        http_request *req = http_parser_take(c->http);
+        if (rv == HTTP_PARSE_UPGRADE) {
+            handle_upgrade(c, req, data, len);
+            len = 0;
+            break;
+        }
+        handle_request(c, req);
+    }
+    if (len > 0 && c->state == C_HTTP) {
+        /* a request is with a room: keep the rest and stop reading */
+        buf_append(&c->pending_in, data, len);
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    } else if (len > 0 && c->state == C_WS) {
+        ws_feed(c, (const uint8_t *)data, len);
+    }
+    c->in_feed = false;
+}
+
+/* ---- libuv callbacks ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    client *c = h->data;
+    b->base = c->srv->rbuf;
+    b->len = sizeof c->srv->rbuf;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
+{
+    client *c = stream->data;
+    if (nread == 0) return;
+    if (nread < 0) {
+        client_close_now(c);
+        return;
+    }
+    switch (c->state) {
+    case C_HTTP:
+        if (c->ex) { /* pipelined while we answer: keep it for later */
+            buf_append(&c->pending_in, b->base, (size_t)nread);
+            uv_read_stop(stream);
+        } else {
+            feed(c, b->base, (size_t)nread);
+        }
+        break;
+    case C_WS: ws_feed(c, (const uint8_t *)b->base, (size_t)nread); break;
+    case C_CLOSING:
+        if (c->upgraded && !c->disconnected) ws_feed(c, (const uint8_t *)b->base, (size_t)nread);
+        break; /* draining until EOF */
+    }
+}
+
+static void resume_reading(client *c)
+{
+    if (c->state != C_CLOSING && !uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    server *s = ls->data;
+    if (status < 0) return;
+    client *c = xcalloc(1, sizeof *c);
+    c->srv = s;
+    uv_tcp_init(ls->loop, &c->tcp);
+    c->tcp.data = c;
+    c->handles = 1;
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->http = xmalloc(sizeof *c->http);
+    http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body});
+    c->state = C_HTTP;
+    buf_init(&c->pending_in);
+    c->next = s->clients;
+    if (s->clients) s->clients->prev = c;
+    s->clients = c;
+    s->nclients++;
+    if (s->w->stopping) {
+        client_close_now(c);
+        return;
+    }
+    resume_reading(c);
+}
+
+int server_listen(server *s, worker *w, char **err)
+{
+    const config *cfg = w->cfg;
+    memset(s, 0, offsetof(server, rbuf));
+    s->w = w;
+    s->cfg = cfg;
+    struct sockaddr_storage addr;
+    int rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
+    if (rc != 0) rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
+    if (rc != 0) {
+        buf b;
+        buf_init(&b);
+        buf_printf(&b, "--host %s: not an IPv4 or IPv6 address", cfg->host);
+        *err = buf_steal(&b);
+        return -1;
+    }
+    uv_tcp_init(w->loop, &s->listener);
+    s->listener.data = s;
+    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc != 0) {
+        buf b;
+        buf_init(&b);
+        buf_printf(&b, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+        *err = buf_steal(&b);
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        return -1;
+    }
+    s->listening = true;
+    uv_check_init(w->loop, &s->flusher);
+    s->flusher.data = s;
+    uv_check_start(&s->flusher, on_check);
+    uv_unref((uv_handle_t *)&s->flusher);
+    snprintf(w->authority, sizeof w->authority, "%s:%d", cfg->host, server_port(s));
+    return 0;
+}
+
+int server_port(server *s)
+{
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&addr, &len);
+    if (addr.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
+void server_shutdown(server *s)
+{
+    if (s->listening) {
+        s->listening = false;
+        uv_close((uv_handle_t *)&s->listener, NULL);
+    }
+    for (client *c = s->clients, *next; c; c = next) {
+        next = c->next;
+        if (c->state == C_WS) ws_conn_close(&c->conn, 1001, "server shutting down", 20);
+        else if (c->state == C_HTTP && !c->ex) client_close_now(c);
+    }
+}
+
+void server_free(server *s)
+{
+    for (client *c = s->clients, *next; c; c = next) {
+        next = c->next;
+        client_close_now(c);
+    }
+    if (!uv_is_closing((uv_handle_t *)&s->flusher)) uv_close((uv_handle_t *)&s->flusher, NULL);
+}

@@ -1,0 +1,30 @@
+/* server.h - the listening socket and every client connection on it. */
+#ifndef LP_SERVER_H
+#define LP_SERVER_H
+
+#include "worker.h"
+#include <uv.h>
+
+typedef struct client client;
+
+typedef struct server {
+    uv_tcp_t listener;
+    uv_check_t flusher;      /* writes queued output once per loop turn */
+    worker *w;
+    const config *cfg;
+    client *clients;         /* every open client */
+    client *dirty;           /* clients with output to flush */
+    size_t nclients;
+    bool listening;
+    char rbuf[65536];        /* one read slab: reads are consumed synchronously */
+} server;
+
+/* Binds host:port (0 = any free port). Returns 0, or -1 with *err set. */
+int server_listen(server *s, worker *w, char **err);
+int server_port(server *s);
+/* Stops accepting and starts closing every client (WebSockets with 1001). */
+void server_shutdown(server *s);
+/* Frees what is left once the loop has finished closing handles. */
+void server_free(server *s);
+
+#endif

@@ -1,0 +1,55 @@
+/* util.h - small helpers shared by every file: checked allocation, strings,
+ * random ids, and a string-keyed hash table. */
+#ifndef LP_UTIL_H
+#define LP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Fills out[37] with a random version-4 UUID (from the OS CSPRNG). */
+void uuid_v4(char out[37]);
+/* Decodes %XX and (when plus_is_space) '+' in place; returns the new length. */
+size_t url_decode(char *s, size_t len, bool plus_is_space);
+bool str_ieq(const char *a, const char *b);
+bool str_ieqn(const char *a, size_t alen, const char *b);
+/* Levenshtein distance, for "did you mean" messages. */
+size_t edit_distance(const char *a, const char *b);
+/* Reads a whole file; returns NULL and sets errno on failure. */
+char *read_file(const char *path, size_t *len);
+uint64_t now_ms(void);     /* wall clock, ms since the epoch */
+
+/* dict: string keys (binary-safe, copied) -> void* values. Open addressing
+ * with linear probing; deletion uses backward-shift so there are no
+ * tombstones. Used by the room registry and the storage write buffer. */
+typedef struct dict_entry {
+    char *key;
+    size_t klen;
+    uint64_t hash;
+    void *val;
+} dict_entry;
+
+typedef struct dict {
+    dict_entry *slots;
+    size_t cap, count;
+} dict;
+
+void dict_init(dict *d);
+void dict_free(dict *d, void (*free_val)(void *));
+void *dict_get(const dict *d, const char *key, size_t klen);
+/* The entry for key, or NULL (tells a NULL value from an absent key). */
+dict_entry *dict_find(const dict *d, const char *key, size_t klen);
+/* Returns the slot for key, creating it (val NULL) if missing. */
+dict_entry *dict_upsert(dict *d, const char *key, size_t klen, bool *created);
+/* Removes key; returns its value (NULL if absent). */
+void *dict_remove(dict *d, const char *key, size_t klen);
+/* Iteration: for (size_t i = 0; (e = dict_next(d, &i)); ) */
+dict_entry *dict_next(const dict *d, size_t *i);
+
+#endif

@@ -1,0 +1,192 @@
+/* ws.c - WebSocket handshake, frame encoding and the wslay receive session.
+ *
+ * Why wslay only for receiving: wslay copies each queued message into its own
+ * buffer and frames it per connection. For broadcast we want one encoded
+ * frame shared by every receiver, so data frames are encoded here
+ * (ws_msg_new) and written straight to the connection's output queue.
+ * wslay still parses and validates incoming frames, reassembles fragments,
+ * enforces the message size limit and produces pong and close replies,
+ * which reach the output queue through on_write, always as whole frames. */
+#include "ws.h"
+#include "util.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <string.h>
+
+int ws_check_upgrade(const http_request *req, const char **why)
+{
+    const char *up = http_headers_get(&req->headers, "upgrade");
+    if (!up || !str_ieq(up, "websocket")) {
+        *why = "Upgrade header must be websocket";
+        return 400;
+    }
+    if (strcmp(req->method, "GET") != 0) {
+        *why = "WebSocket upgrade must use GET";
+        return 400;
+    }
+    const char *key = http_headers_get(&req->headers, "sec-websocket-key");
+    if (!key || strlen(key) != 24) {
+        *why = "missing or malformed Sec-WebSocket-Key";
+        return 400;
+    }
+    const char *ver = http_headers_get(&req->headers, "sec-websocket-version");
+    if (!ver || strcmp(ver, "13") != 0) {
+        *why = "unsupported Sec-WebSocket-Version (13 is required)";
+        return 426;
+    }
+    return 0;
+}
+
+void ws_accept_key(const char *key, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char in[128];
+    size_t klen = strlen(key);
+    if (klen > 64) klen = 64;
+    memcpy(in, key, klen);
+    memcpy(in + klen, guid, sizeof guid - 1);
+    SHA1((const unsigned char *)in, klen + sizeof guid - 1, digest);
+    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+}
+
+chunk *ws_handshake_response(const http_request *req)
+{
+    char accept[29];
+    ws_accept_key(http_headers_get(&req->headers, "sec-websocket-key"), accept);
+    buf b;
+    buf_init(&b);
+    buf_printf(&b,
+               "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Accept: %s\r\n",
+               accept);
+    const char *protos = http_headers_get(&req->headers, "sec-websocket-protocol");
+    if (protos && *protos) {
+        size_t n = strcspn(protos, ", ");
+        if (n && http_header_value_ok(protos, n)) buf_printf(&b, "Sec-WebSocket-Protocol: %.*s\r\n", (int)n, protos);
+    }
+    buf_appendstr(&b, "\r\n");
+    chunk *c = chunk_from(b.data, b.len);
+    buf_free(&b);
+    return c;
+}
+
+chunk *ws_msg_new(int opcode, const void *payload, size_t len)
+{
+    enum { ROOM = 10 }; /* the largest header: 2 + 8 bytes of length */
+    chunk *c = chunk_new(ROOM + len);
+    uint8_t *p = c->data + ROOM;
+    if (len) memcpy(p, payload, len);
+    size_t hl = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+    uint8_t *h = p - hl;
+    h[0] = (uint8_t)(0x80 | (opcode & 0x0f));
+    if (hl == 2) {
+        h[1] = (uint8_t)len;
+    } else if (hl == 4) {
+        h[1] = 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    c->off = (uint32_t)(ROOM - hl);
+    c->len = hl + len;
+    c->payload = ROOM;
+    c->opcode = (uint8_t)opcode;
+    return c;
+}
+
+/* ---- wslay callbacks ---- */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags, void *ud)
+{
+    ws_session *s = ud;
+    if (!s->in_len) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < s->in_len ? len : s->in_len;
+    memcpy(data, s->in, n);
+    s->in += n;
+    s->in_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    ws_session *s = ud;
+    s->ev->on_write(s->ud, data, len);
+    return (ssize_t)len;
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    ws_session *s = ud;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        s->ev->on_message(s->ud, arg->opcode, arg->msg, arg->msg_length);
+    } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        s->close_code = arg->status_code ? arg->status_code : 1005;
+    }
+}
+
+static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *mask, size_t len, void *ud)
+{
+    memset(mask, 0, len); /* only used by clients; servers never mask */
+    return 0;
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .genmask_callback = genmask_cb,
+    .on_msg_recv_callback = msg_cb,
+};
+
+int ws_session_init(ws_session *s, size_t max_message, const ws_events *ev, void *ud)
+{
+    memset(s, 0, sizeof *s);
+    s->ev = ev;
+    s->ud = ud;
+    if (wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) return -1;
+    wslay_event_config_set_max_recv_msg_length(s->ctx, max_message);
+    return 0;
+}
+
+void ws_session_free(ws_session *s)
+{
+    if (s->ctx) wslay_event_context_free(s->ctx);
+    s->ctx = NULL;
+}
+
+int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
+{
+    s->in = data;
+    s->in_len = len;
+    int rv = wslay_event_recv(s->ctx);
+    s->in_len = 0;
+    if (rv != 0) s->protocol_error = true;
+    /* wslay queues pongs and close replies (and a 1002/1009 close on a bad
+     * frame); hand them to the output now. */
+    if (wslay_event_send(s->ctx) != 0) return -1;
+    if (wslay_event_get_status_code_sent(s->ctx) == WSLAY_CODE_PROTOCOL_ERROR ||
+        wslay_event_get_status_code_sent(s->ctx) == WSLAY_CODE_MESSAGE_TOO_BIG)
+        s->protocol_error = true;
+    return rv == 0 ? 0 : -1;
+}
+
+void ws_session_close(ws_session *s, int code, const char *reason, size_t len)
+{
+    if (wslay_event_get_close_sent(s->ctx)) return;
+    if (len > 123) len = 123; /* a control frame payload is at most 125 bytes */
+    wslay_event_queue_close(s->ctx, (uint16_t)code, (const uint8_t *)reason, len);
+    wslay_event_send(s->ctx);
+}
+
+bool ws_session_finished(const ws_session *s)
+{
+    return !wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx);
+}
+
+bool ws_session_close_sent(const ws_session *s) { return wslay_event_get_close_sent(s->ctx) != 0; }
