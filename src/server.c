@@ -4,8 +4,9 @@
  *
  * Output: everything written to a client is a refcounted chunk in its queue
  * (a broadcast frame is one chunk shared by all receivers). Queues are
- * flushed once per loop turn from a check handle, so the many sends of one
- * callback leave in one writev. A client whose queue grows past max_output
+ * flushed from a prepare handle, right before the loop polls again, so the
+ * many sends of one loop turn leave in one writev, whatever phase (I/O,
+ * timer, deferred room run) produced them. A client whose queue grows past max_output
  * (it stopped reading) is dropped, so it cannot make the server grow.
  *
  * Closing: we never close a socket with unread data in it (the kernel would
@@ -277,7 +278,7 @@ static void flush(client *c)
     if (c->shutdown_pending) start_shutdown(c);
 }
 
-static void on_check(uv_check_t *h)
+static void on_prepare(uv_prepare_t *h)
 {
     server *s = h->data;
     while (s->dirty) {
@@ -615,9 +616,9 @@ int server_listen(server *s, worker *w, char **err)
         return -1;
     }
     s->listening = true;
-    uv_check_init(w->loop, &s->flusher);
+    uv_prepare_init(w->loop, &s->flusher);
     s->flusher.data = s;
-    uv_check_start(&s->flusher, on_check);
+    uv_prepare_start(&s->flusher, on_prepare);
     uv_unref((uv_handle_t *)&s->flusher);
     snprintf(w->authority, sizeof w->authority, "%s:%d", cfg->host, server_port(s));
     return 0;

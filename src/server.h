@@ -9,7 +9,7 @@ typedef struct client client;
 
 typedef struct server {
     uv_tcp_t listener;
-    uv_check_t flusher;      /* writes queued output once per loop turn */
+    uv_prepare_t flusher;    /* writes queued output before each poll */
     worker *w;
     const config *cfg;
     client *clients;         /* every open client */

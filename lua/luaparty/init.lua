@@ -13,9 +13,14 @@ local M = {}
 M.binary = core.binary
 M.isBinary = core.isBinary
 
+-- Response.new / Response.json are constructors; a response's own methods
+-- (res:text(), res:json()) live in a separate metatable, as in JavaScript
+-- where Response.json is static and response.json() a method.
 local Response = {}
-Response.__index = Response
+local response_methods = {}
+local response_mt = { __index = response_methods }
 M.Response = Response
+M._response_mt = response_mt
 
 local function lower_headers(headers, level)
   local out = {}
@@ -52,8 +57,11 @@ function Response.new(body, init)
     headers["content-type"] = "text/plain;charset=UTF-8"
   end
   return setmetatable({ status = status, headers = headers, body = body, ok = status >= 200 and status < 300 },
-    Response)
+    response_mt)
 end
+
+--- True if v was made by Response.new / Response.json (or returned by fetch).
+function Response.is(v) return getmetatable(v) == response_mt end
 
 --- Response.json(value [, init]): a JSON response.
 function Response.json(value, init)
@@ -63,13 +71,12 @@ function Response.json(value, init)
   return Response.new(cjson.encode(value), { status = init.status, headers = headers })
 end
 
-function Response:text() return self.body end
+function response_methods:text() return self.body end
 
-function Response:json()
+function response_methods:json()
   local ok, value = pcall(cjson.decode, self.body)
   if not ok then error("response body is not valid JSON: " .. tostring(value), 2) end
   return value
 end
 
-M.Response = Response
 return M

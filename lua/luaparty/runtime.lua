@@ -126,9 +126,8 @@ function Stub:fetch(path, init)
   local status, headers, text = core.fetch(self.party, self.id, init.method and init.method:upper() or "GET",
     path, init.headers, body)
   if not status then error(headers, 2) end
-  local res = setmetatable({ status = status, headers = headers, body = text, ok = status >= 200 and status < 300 },
-    Response)
-  return res
+  return setmetatable({ status = status, headers = headers, body = text, ok = status >= 200 and status < 300 },
+    luaparty._response_mt)
 end
 
 --- stub:socket([path]) -> a socket: send, receive, close, onmessage, onclose
@@ -276,7 +275,7 @@ end
 local function normalize(res)
   if res == nil then return 204, {}, "" end
   if type(res) == "string" then return 200, { ["content-type"] = "text/plain;charset=UTF-8" }, res end
-  if getmetatable(res) == Response then return res.status, res.headers, res.body end
+  if Response.is(res) then return res.status, res.headers, res.body end
   if type(res) == "table" and res.status then
     local r = Response.new(res.body, res)
     return r.status, r.headers, r.body

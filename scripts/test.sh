@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): installs what is missing, builds a
+# normal and an ASan+UBSan build, then runs
+#   1. the C unit tests (ASan+UBSan),
+#   2. the integration tests: real clients against the real ASan+UBSan binary,
+#   3. a valgrind run of the release binary: no leak at shutdown.
+# Ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+bash scripts/install-deps.sh --test || { echo "install-deps failed"; echo "0 passed, 1 failed"; exit 1; }
+
+jobs=$(nproc)
+build() { # dir, extra cmake args...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
+    cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
+}
+build build || { echo "0 passed, 1 failed"; exit 1; }
+build build-asan -DLUAPARTY_SANITIZE=ON -DLUAPARTY_BENCH=OFF || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0 failed=0
+count() { # reads "N passed, N failed" from a log into the totals
+  local line
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+  if [ -z "$line" ]; then failed=$((failed + 1)); return; fi
+  passed=$((passed + $(echo "$line" | awk '{print $1}')))
+  failed=$((failed + $(echo "$line" | awk '{print $3}')))
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+mkdir -p build/test-logs
+
+echo "== unit tests (ASan+UBSan)"
+./build-asan/tests/unit/unit_tests 2>&1 | tee build/test-logs/unit.log
+count build/test-logs/unit.log
+
+echo "== integration tests (real clients, ASan+UBSan server)"
+LUAPARTY_BIN=$root/build-asan/luaparty node tests/integration/run.mjs 2>&1 | tee build/test-logs/integration.log
+count build/test-logs/integration.log
+
+echo "== valgrind: no leak at shutdown"
+bash tests/valgrind.sh 2>&1 | tee build/test-logs/valgrind.log
+count build/test-logs/valgrind.log
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
