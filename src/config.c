@@ -38,6 +38,8 @@ void config_defaults(config *cfg)
     cfg->max_body = 8 * 1024 * 1024;
     cfg->max_output = 16 * 1024 * 1024;
     cfg->room_memory = 64 * 1024 * 1024;
+    cfg->max_value = 128 * 1024;
+    cfg->idle_timeout_ms = 60 * 1000;
 }
 
 static int fail(char **err, const char *fmt, ...)

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct party {
     char *name;
@@ -32,6 +33,9 @@ typedef struct config {
     size_t max_body;         /* HTTP body bytes */
     size_t max_output;       /* per-connection output queue before a slow client is dropped */
     size_t room_memory;      /* Lua heap per room */
+    size_t max_value;        /* encoded storage value bytes */
+    uint64_t idle_timeout_ms;/* unload rooms idle this long */
+    bool storage_sync_full;  /* fsync every commit */
 } config;
 
 void config_defaults(config *cfg);

@@ -1,6 +1,7 @@
 /* conn.c - shared parts of every connection implementation. */
 #include "conn.h"
 #include "lua_bind.h"
+#include "room.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -18,6 +19,8 @@ void conn_init(lp_conn *c, const conn_ops *ops, const char *id, const char *uri)
 void conn_cleanup(lp_conn *c)
 {
     lua_conn_detach(c);
+    if (c->room) room_unref(c->room);
+    c->room = NULL;
     free(c->id);
     free(c->uri);
     c->id = c->uri = NULL;

@@ -28,6 +28,7 @@ static struct task *suspendable_task(lua_State *L, room *r, const char *what)
     if (!t || room_task_thread(t) != L)
         luaL_error(L, "%s must be called from a party callback (not at load time, and not inside a "
                       "coroutine the script created itself)", what);
+    if (r->in_transaction) luaL_error(L, "%s cannot be called inside storage:transaction()", what);
     return t;
 }
 
@@ -274,6 +275,7 @@ static int l_socket_open(lua_State *L)
     pc->caller = r;
     pc->waiter = NULL;
     pc->closed = false;
+    r->pins++; /* an open socket keeps the caller loaded */
     lua_pushvalue(L, 4);
     pc->listener_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     b->p = pc; /* the handle owns the initial reference */
@@ -333,6 +335,7 @@ static int l_socket_release(lua_State *L)
     if (p && p->listener_ref != LUA_NOREF) {
         luaL_unref(L, LUA_REGISTRYINDEX, p->listener_ref);
         p->listener_ref = LUA_NOREF;
+        room_from_state(L)->pins--;
     }
     return 0;
 }

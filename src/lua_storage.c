@@ -1,8 +1,9 @@
-/* lua_storage.c - room.storage for Lua: get, put, delete.
+/* lua_storage.c - room.storage for Lua: get, put, delete, list, deleteAll,
+ * transaction savepoints and alarms.
  *
- * Writes go to the room's write buffer (room->writes) and are committed at
- * the end of the callback step (room.c); reads look in that buffer first, so
- * a callback reads its own writes. */
+ * Writes go into the open storage batch (storage.h) and mark the room dirty;
+ * room.c commits at the end of the callback step and holds the room's output
+ * until then. Reads see the batch, so a callback reads its own writes. */
 #include "codec.h"
 #include "config.h"
 #include "lua_bind.h"
@@ -11,9 +12,11 @@
 #include "worker.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define MAX_KEY 2048
-#define MAX_VALUE (128 * 1024)
+
+static storage *store_of(room *r) { return r->owner->store; }
 
 static const char *check_key(lua_State *L, int idx, size_t *len)
 {
@@ -22,87 +25,230 @@ static const char *check_key(lua_State *L, int idx, size_t *len)
     return key;
 }
 
-/* Looks the key up in the write buffer, then in the database. Returns 1 and
- * pushes the value if found; 0 if absent or deleted. */
-static int lookup(lua_State *L, room *r, const char *key, size_t klen)
+static int storage_error(lua_State *L, const char *what, const char *err)
 {
-    dict_entry *e = dict_find(&r->writes, key, klen);
-    if (e) {
-        buf *v = e->val;
-        if (!v) return 0; /* deleted in this batch */
-        if (codec_decode(L, v->data, v->len) != 0) return luaL_error(L, "storage: corrupt pending value");
-        return 1;
-    }
-    buf out;
-    buf_init(&out);
-    const char *err = NULL;
-    int found = storage_get(r->owner->store, r->party->name, r->id, key, klen, &out, &err);
-    if (found < 0) {
-        buf_free(&out);
-        return luaL_error(L, "storage read failed: %s", err);
-    }
-    if (found) {
-        int bad = codec_decode(L, out.data, out.len);
-        buf_free(&out);
-        if (bad) return luaL_error(L, "storage: the value of key '%s' is corrupt", key);
-    }
-    return found;
+    return luaL_error(L, "storage %s failed: %s", what, err ? err : "unknown error");
 }
 
+static void mark_dirty(room *r) { r->dirty = true; }
+
+/* core.storage_get(key) -> value or nil */
 static int l_get(lua_State *L)
 {
     room *r = room_from_state(L);
     size_t klen;
     const char *key = check_key(L, 1, &klen);
-    if (!lookup(L, r, key, klen)) lua_pushnil(L);
+    buf out;
+    buf_init(&out);
+    const char *err = NULL;
+    int found = storage_get(store_of(r), r->party->name, r->id, key, klen, &out, &err);
+    if (found < 0) {
+        buf_free(&out);
+        return storage_error(L, "read", err);
+    }
+    if (!found) {
+        lua_pushnil(L);
+        return 1;
+    }
+    int bad = codec_decode(L, out.data, out.len);
+    buf_free(&out);
+    if (bad) return luaL_error(L, "storage: the value of key '%s' is corrupt", key);
     return 1;
 }
 
-static void set_pending(room *r, const char *key, size_t klen, buf *value)
-{
-    dict_entry *e = dict_upsert(&r->writes, key, klen, NULL);
-    storage_value_free(e->val);
-    e->val = value;
-}
-
+/* core.storage_put(key, value): raises (writing nothing) if the value
+ * cannot be stored. */
 static int l_put(lua_State *L)
 {
     room *r = room_from_state(L);
     size_t klen;
     const char *key = check_key(L, 1, &klen);
     luaL_checkany(L, 2);
-    if (lua_isnil(L, 2)) return luaL_error(L, "storage:put() of nil: use storage:delete(key)");
-    buf *v = xmalloc(sizeof *v);
-    buf_init(v);
-    char err[160];
-    if (codec_encode(L, 2, v, err, sizeof err) != 0) {
-        storage_value_free(v);
-        return luaL_error(L, "storage:put('%s'): %s", key, err);
+    if (lua_isnil(L, 2)) return luaL_error(L, "storage:put('%s', nil): use storage:delete(key)", key);
+    buf v;
+    buf_init(&v);
+    char err[200];
+    if (codec_encode(L, 2, &v, err, sizeof err) != 0) {
+        buf_free(&v);
+        return luaL_error(L, "storage:put('%s'): %s; nothing was written", key, err);
     }
-    if (v->len > MAX_VALUE) {
-        size_t n = v->len;
-        storage_value_free(v);
-        return luaL_error(L, "storage:put('%s'): value is %d bytes encoded; the limit is %d", key, (int)n,
-                          MAX_VALUE);
+    size_t max = r->owner->cfg->max_value;
+    if (v.len > max) {
+        size_t n = v.len;
+        buf_free(&v);
+        return luaL_error(L, "storage:put('%s'): the value is %d bytes encoded; the limit is %d", key, (int)n,
+                          (int)max);
     }
-    set_pending(r, key, klen, v);
+    const char *serr = NULL;
+    int rc = storage_put(store_of(r), r->party->name, r->id, key, klen, v.data, v.len, &serr);
+    buf_free(&v);
+    mark_dirty(r);
+    if (rc) return storage_error(L, "write", serr);
     return 0;
 }
 
+/* core.storage_delete(key) -> true if it existed */
 static int l_delete(lua_State *L)
 {
     room *r = room_from_state(L);
     size_t klen;
     const char *key = check_key(L, 1, &klen);
-    int existed = lookup(L, r, key, klen);
-    set_pending(r, key, klen, NULL);
-    lua_pushboolean(L, existed);
+    const char *err = NULL;
+    int rc = storage_delete(store_of(r), r->party->name, r->id, key, klen, &err);
+    mark_dirty(r);
+    if (rc < 0) return storage_error(L, "delete", err);
+    lua_pushboolean(L, rc);
     return 1;
+}
+
+static int l_delete_all(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const char *err = NULL;
+    int rc = storage_delete_all(store_of(r), r->party->name, r->id, &err);
+    mark_dirty(r);
+    r->alarm_changed = true;
+    if (rc < 0) return storage_error(L, "deleteAll", err);
+    return 0;
+}
+
+typedef struct list_ctx {
+    lua_State *L;
+    int n;
+    int bad;
+} list_ctx;
+
+static void list_row(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    list_ctx *lc = ud;
+    lua_State *L = lc->L;
+    lua_createtable(L, 0, 2);
+    lua_pushlstring(L, key, klen);
+    lua_setfield(L, -2, "key");
+    if (codec_decode(L, val, vlen) != 0) {
+        lc->bad++;
+        lua_pushnil(L);
+    }
+    lua_setfield(L, -2, "value");
+    lua_rawseti(L, -2, ++lc->n);
+}
+
+static const char *opt_field(lua_State *L, int t, const char *name, size_t *len)
+{
+    lua_getfield(L, t, name);
+    const char *s = NULL;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "storage:list: option '%s' must be a string", name);
+        s = lua_tolstring(L, -1, len);
+    }
+    lua_pop(L, 1); /* the string stays alive: it is referenced by the options table */
+    return s;
+}
+
+/* core.storage_list(options) -> array of {key=, value=} in key order */
+static int l_list(lua_State *L)
+{
+    room *r = room_from_state(L);
+    storage_range range = {0};
+    range.limit = -1;
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        range.start = opt_field(L, 1, "start", &range.start_len);
+        range.start_after = opt_field(L, 1, "startAfter", &range.start_after_len);
+        range.end = opt_field(L, 1, "end", &range.end_len);
+        range.prefix = opt_field(L, 1, "prefix", &range.prefix_len);
+        lua_getfield(L, 1, "reverse");
+        range.reverse = lua_toboolean(L, -1);
+        lua_getfield(L, 1, "limit");
+        if (!lua_isnil(L, -1)) {
+            lua_Number n = lua_tonumber(L, -1);
+            if (!lua_isnumber(L, -1) || n < 0 || n != (lua_Number)(long)n)
+                return luaL_error(L, "storage:list: limit must be a non-negative integer");
+            range.limit = (long)n;
+        }
+        lua_pop(L, 2);
+    }
+    lua_newtable(L);
+    list_ctx lc = {L, 0, 0};
+    const char *err = NULL;
+    if (storage_list(store_of(r), r->party->name, r->id, &range, list_row, &lc, &err) != 0)
+        return storage_error(L, "list", err);
+    if (lc.bad) return luaL_error(L, "storage:list: %d corrupt value(s)", lc.bad);
+    return 1;
+}
+
+/* Transactions: savepoints inside the batch. A transaction cannot suspend
+ * (lua_party.c checks r->in_transaction): its writes must commit or roll
+ * back together, and a suspension ends the batch. */
+static int l_txn_begin(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const char *err = NULL;
+    if (storage_savepoint(store_of(r), &err)) return storage_error(L, "transaction", err);
+    mark_dirty(r);
+    r->in_transaction++;
+    return 0;
+}
+
+static int l_txn_end(lua_State *L)
+{
+    room *r = room_from_state(L);
+    bool commit = lua_toboolean(L, 1);
+    const char *err = NULL;
+    r->in_transaction--;
+    int rc = commit ? storage_release(store_of(r), &err) : storage_rollback_to(store_of(r), &err);
+    if (rc) return storage_error(L, "transaction", err);
+    return 0;
+}
+
+static int l_set_alarm(lua_State *L)
+{
+    room *r = room_from_state(L);
+    lua_Number at = luaL_checknumber(L, 1);
+    luaL_argcheck(L, at == at && at > -1e18 && at < 1e18, 1, "alarm time must be epoch milliseconds");
+    const char *err = NULL;
+    int rc = storage_set_alarm(store_of(r), r->party->name, r->id, (int64_t)at, &err);
+    mark_dirty(r);
+    r->alarm_changed = true;
+    if (rc) return storage_error(L, "setAlarm", err);
+    return 0;
+}
+
+static int l_get_alarm(lua_State *L)
+{
+    room *r = room_from_state(L);
+    int64_t at;
+    const char *err = NULL;
+    int rc = storage_get_alarm(store_of(r), r->party->name, r->id, &at, &err);
+    if (rc < 0) return storage_error(L, "getAlarm", err);
+    if (rc) lua_pushnumber(L, (lua_Number)at);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int l_delete_alarm(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const char *err = NULL;
+    int rc = storage_delete_alarm(store_of(r), r->party->name, r->id, &err);
+    mark_dirty(r);
+    r->alarm_changed = true;
+    if (rc) return storage_error(L, "deleteAlarm", err);
+    return 0;
 }
 
 void lua_storage_register(lua_State *L)
 {
-    static const luaL_Reg fns[] = {
-        {"storage_get", l_get}, {"storage_put", l_put}, {"storage_delete", l_delete}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"storage_get", l_get},
+                                   {"storage_put", l_put},
+                                   {"storage_delete", l_delete},
+                                   {"storage_delete_all", l_delete_all},
+                                   {"storage_list", l_list},
+                                   {"storage_txn_begin", l_txn_begin},
+                                   {"storage_txn_end", l_txn_end},
+                                   {"storage_set_alarm", l_set_alarm},
+                                   {"storage_get_alarm", l_get_alarm},
+                                   {"storage_delete_alarm", l_delete_alarm},
+                                   {NULL, NULL}};
     luaL_register(L, NULL, fns);
 }

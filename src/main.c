@@ -30,6 +30,9 @@ static const char usage[] =
     "  --log-level L     debug, info, warn, error (default info)\n"
     "  --max-message N   largest WebSocket message in bytes (default 1048576)\n"
     "  --room-memory N   Lua memory per room in bytes (default 67108864)\n"
+    "  --max-value N     largest encoded storage value in bytes (default 131072)\n"
+    "  --idle-timeout S  unload rooms idle for S seconds (default 60; decimals allowed)\n"
+    "  --storage-sync M  normal (survives a process crash) or full (fsync: survives power loss)\n"
     "  --help            this text\n"
     "  --version         print the version\n";
 
@@ -127,6 +130,25 @@ static int parse_args(config *cfg, int argc, char **argv)
                 fprintf(stderr, "luaparty: --room-memory %s: not a positive number\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--max-value")) {
+            if (parse_size(v, &cfg->max_value)) {
+                fprintf(stderr, "luaparty: --max-value %s: not a positive number\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--idle-timeout")) {
+            char *end;
+            double secs = strtod(v, &end);
+            if (*end || secs <= 0) {
+                fprintf(stderr, "luaparty: --idle-timeout %s: not a positive number of seconds\n", v);
+                return 2;
+            }
+            cfg->idle_timeout_ms = (uint64_t)(secs * 1000);
+        } else if (!strcmp(a, "--storage-sync")) {
+            if (strcmp(v, "normal") && strcmp(v, "full")) {
+                fprintf(stderr, "luaparty: --storage-sync %s: use normal or full\n", v);
+                return 2;
+            }
+            cfg->storage_sync_full = !strcmp(v, "full");
         } else {
             fprintf(stderr, "luaparty: unknown option '%s'\n\n%s", a, usage);
             return 2;
@@ -183,7 +205,7 @@ int main(int argc, char **argv)
         config_free(&a.cfg);
         return 2;
     }
-    a.store = storage_open(a.cfg.persist_dir, &err);
+    a.store = storage_open(a.cfg.persist_dir, a.cfg.storage_sync_full, &err);
     if (!a.store) {
         fprintf(stderr, "luaparty: %s\n", err);
         free(err);

@@ -3,6 +3,7 @@
 #include "registry.h"
 #include "log.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static size_t make_key(char *out, size_t cap, const char *pname, const char *id)
@@ -36,6 +37,35 @@ void registry_close_connections(worker *w, int code, const char *reason)
 {
     dict_entry *e;
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) room_close_all(e->val, code, reason);
+}
+
+void registry_evict(worker *w, room *r, int code, const char *reason)
+{
+    char key[1024];
+    size_t klen = make_key(key, sizeof key, r->party->name, r->id);
+    if (dict_get(&w->rooms, key, klen) != r) return;
+    dict_remove(&w->rooms, key, klen);
+    log_debug("room %s/%s unloaded (%s)", r->party->name, r->id, reason);
+    room_close_all(r, code, reason);
+    r->state = ROOM_GONE;
+    room_unref(r);
+}
+
+void registry_sweep(worker *w)
+{
+    uint64_t now = uv_now(w->loop), idle = w->cfg->idle_timeout_ms;
+    room **victims = NULL;
+    size_t n = 0;
+    dict_entry *e;
+    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
+        room *r = e->val;
+        if (room_idle(r) && now - r->last_active >= idle) {
+            victims = xrealloc(victims, (n + 1) * sizeof *victims);
+            victims[n++] = r;
+        }
+    }
+    for (size_t i = 0; i < n; i++) registry_evict(w, victims[i], 1001, "idle");
+    free(victims);
 }
 
 static void drop(void *v)

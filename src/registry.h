@@ -15,6 +15,12 @@
 room *registry_resolve(worker *w, const party *p, const char *id, char **err);
 /* Closes every connection with code/reason (e.g. 1001 on shutdown). */
 void registry_close_connections(worker *w, int code, const char *reason);
+/* Takes a room out of service now (the drain seam): closes its connections
+ * with code/reason and unloads it; the next request makes a fresh one.
+ * Used for idle unloading and for a room reset after a storage failure. */
+void registry_evict(worker *w, room *r, int code, const char *reason);
+/* Unloads rooms idle for longer than the configured idle timeout. */
+void registry_sweep(worker *w);
 /* Drops every room (shutdown). */
 void registry_clear(worker *w);
 size_t registry_count(const worker *w);

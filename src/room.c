@@ -10,9 +10,11 @@
  * writes are committed (storage.c); outputs produced while writes were
  * pending are held and released only once the commit succeeded. */
 #include "room.h"
+#include "alarm.h"
 #include "lua_bind.h"
 #include "log.h"
 #include "sandbox.h"
+#include "registry.h"
 #include "storage.h"
 #include "worker.h"
 
@@ -29,6 +31,7 @@ typedef struct task {
     lp_conn *conn;          /* holds a reference; busy while the task lives */
     exchange *ex;           /* REQUEST: where the response goes */
     bool suspended;         /* set by room_task_suspend before a yield */
+    int64_t lease;          /* ALARM: the alarm time marking this run */
 } task;
 
 enum held_kind { HELD_SEND, HELD_CLOSE, HELD_RESPOND };
@@ -96,7 +99,7 @@ room *room_create(worker *w, const party *p, const char *id, char **err)
     r->mem_limit = w->cfg->room_memory;
     r->rt_ref = LUA_NOREF;
     r->refs = 1;
-    dict_init(&r->writes);
+    r->last_active = uv_now(w->loop);
     r->state = ROOM_ACTIVATING;
     if (sandbox_open_room(r, err) != 0) {
         room_unref(r);
@@ -139,7 +142,6 @@ void room_unref(room *r)
         h->res = NULL;
         free_held(h);
     }
-    dict_free(&r->writes, storage_value_free);
     if (r->L) lua_close(r->L);
     free(r->id);
     free(r);
@@ -148,6 +150,7 @@ void room_unref(room *r)
 void room_connect(room *r, lp_conn *c, http_request *upgrade)
 {
     c->room = r;
+    r->refs++; /* released by conn_cleanup */
     event *ev = event_new(EV_CONNECT);
     ev->conn = c;
     conn_ref(c);
@@ -201,6 +204,19 @@ void room_call(room *r, int ref, const char *hook, chunk *msg, int code)
     enqueue(r, ev);
 }
 
+void room_alarm(room *r, int64_t lease)
+{
+    event *ev = event_new(EV_ALARM);
+    ev->lease = lease;
+    enqueue(r, ev);
+}
+
+bool room_idle(const room *r)
+{
+    return r->state == ROOM_ACTIVE && r->nconns == 0 && !r->q_head && !r->suspended && !r->running &&
+           !r->scheduled && r->refs == 1 && !r->held_head && !r->pins && !r->commit_inflight;
+}
+
 /* ---- running events ---- */
 
 static bool runnable(const room *r, const event *ev)
@@ -234,6 +250,7 @@ static const char *callback_name(event_kind k)
     case EV_MESSAGE: return "onMessage";
     case EV_CLOSE: return "onClose";
     case EV_REQUEST: return "onRequest";
+    case EV_ALARM: return "onAlarm";
     default: return "callback";
     }
 }
@@ -309,6 +326,7 @@ static void step(room *r, task *t, int nargs)
         if (st != 0) task_failed(t);
         else task_done(t);
         if (t->kind == EV_START && st != 0) r->starting = false; /* a failed onStart must not wedge the room */
+        if (t->kind == EV_ALARM) alarm_finished(r, t->lease, st == 0);
         task_free(t);
     }
     commit(r); /* a callback boundary: see the file comment */
@@ -381,6 +399,12 @@ static void dispatch(room *r, event *ev)
         lua_pushinteger(co, ev->code);
         nargs = 3;
         break;
+    case EV_ALARM:
+        lua_getfield(co, -1, "alarm");
+        lua_pushinteger(co, r->alarm_retries);
+        t->lease = ev->lease;
+        nargs = 1;
+        break;
     case EV_RESUME:
         break;
     }
@@ -398,6 +422,7 @@ void room_run(room *r)
     while ((ev = take_runnable(r))) dispatch(r, ev);
     r->owner->lua_depth--;
     r->running = false;
+    r->last_active = uv_now(r->owner->loop);
 }
 
 task *room_current_task(room *r) { return r->current; }
@@ -416,7 +441,7 @@ void room_close_all(room *r, int code, const char *reason)
 
 /* ---- output gate ---- */
 
-static bool gate_closed(const room *r) { return r->writes.count > 0 || r->commit_inflight; }
+static bool gate_closed(const room *r) { return r->dirty || r->commit_inflight; }
 
 static held *hold(room *r, enum held_kind kind)
 {
@@ -506,15 +531,23 @@ static void commit_done(void *ud, int status, const char *error)
                   "the messages sent after the write", error ? error : "?");
     }
     release_held(r, status == 0);
+    if (r->alarm_changed) {
+        r->alarm_changed = false;
+        alarm_reschedule(r->owner);
+    }
+    if (status != 0) {
+        /* Its Lua state may hold what storage does not: rebuild it from
+         * storage on the next event (DO's reset). */
+        registry_evict(r->owner, r, 1011, "room reset after a storage failure");
+        return;
+    }
     if (r->q_head) worker_schedule(r->owner, r);
 }
 
 static void commit(room *r)
 {
-    if (!r->writes.count || r->commit_inflight) return;
-    dict batch = r->writes;
-    dict_init(&r->writes);
+    if (!r->dirty || r->commit_inflight) return;
+    r->dirty = false;
     r->commit_inflight = true;
-    storage_commit(r->owner->store, r->party->name, r->id, &batch, commit_done, r);
-    dict_free(&batch, storage_value_free);
+    storage_commit(r->owner->store, commit_done, r);
 }

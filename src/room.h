@@ -43,6 +43,7 @@ typedef enum {
     EV_REQUEST,    /* onRequest */
     EV_RESUME,     /* continue a suspended coroutine */
     EV_CALL,       /* call a runtime hook with a chunk (cross-party socket events) */
+    EV_ALARM,      /* onAlarm */
 } event_kind;
 
 typedef struct event {
@@ -57,6 +58,7 @@ typedef struct event {
     char *error;            /* CLOSE: onError message; CALL: hook name */
     int ref;                /* CALL: registry ref of the Lua target */
     int code;               /* CLOSE/CALL: close code */
+    int64_t lease;          /* ALARM: the alarm time that marks this run */
 } event;
 
 typedef enum { ROOM_ACTIVATING, ROOM_ACTIVE, ROOM_DRAINING, ROOM_GONE } room_state;
@@ -82,9 +84,14 @@ typedef struct room {
     lp_conn *conns;               /* joined connections, newest first */
     size_t nconns;
 
-    dict writes;                  /* key -> encoded value (buf*) or NULL = delete */
+    bool dirty;                   /* wrote to storage in this step: output is held */
     bool commit_inflight;         /* input gate: hold events until committed */
+    bool alarm_changed;           /* the step set or deleted the alarm */
+    int in_transaction;           /* inside storage:transaction: may not suspend */
+    int alarm_retries;            /* failed onAlarm runs in a row */
     held *held_head, *held_tail;  /* output gate */
+    uint64_t last_active;         /* uv_now of the last event, for idle unloading */
+    int pins;                     /* open cross-party sockets: keep the room loaded */
 
     int rt_ref;                   /* runtime table in the registry */
     int refs;                     /* registry + pending calls into the room */
@@ -104,6 +111,10 @@ void room_disconnect(lp_conn *c, int code, const char *error);
 void room_request(room *r, http_request *req, exchange *ex);
 void room_resume(room *r, struct task *t, completion *done);
 void room_call(room *r, int ref, const char *hook, chunk *msg, int code);
+void room_alarm(room *r, int64_t lease);
+
+/* True if the room has no connections and nothing pending: it may be unloaded. */
+bool room_idle(const room *r);
 
 /* Runs queued events until the queue is empty or blocked (worker.c). */
 void room_run(room *r);

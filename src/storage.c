@@ -1,10 +1,12 @@
-/* storage.c - SQLite behind the storage interface.
+/* storage.c - SQLite behind the storage interface (see storage.h).
  *
  * Durability: WAL with synchronous=NORMAL makes a committed transaction
  * survive a crash of this process (kill -9); --storage-sync full adds an
- * fsync per commit for power loss. All statements are prepared once. */
+ * fsync per commit, for power loss. Statements are prepared once. Keys are
+ * BLOBs, so SQLite orders them by their bytes (memcmp), as the API promises. */
 #include "storage.h"
 #include "log.h"
+#include "util.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -12,16 +14,51 @@
 #include <string.h>
 #include <sys/stat.h>
 
-struct storage {
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *get, *put, *del, *begin, *commit, *rollback;
+enum {
+    ST_GET, ST_PUT, ST_DEL, ST_DEL_ALL, ST_LIST_ASC, ST_LIST_DESC, ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+    ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO, ST_ALARM_SET, ST_ALARM_DEL, ST_ALARM_GET, ST_ALARM_NEXT,
+    ST_ALARM_DUE, ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+    [ST_GET] = "SELECT value FROM kv WHERE party=?1 AND room=?2 AND key=?3",
+    [ST_PUT] = "INSERT OR REPLACE INTO kv (party, room, key, value) VALUES (?1, ?2, ?3, ?4)",
+    [ST_DEL] = "DELETE FROM kv WHERE party=?1 AND room=?2 AND key=?3",
+    [ST_DEL_ALL] = "DELETE FROM kv WHERE party=?1 AND room=?2",
+    [ST_LIST_ASC] = "SELECT key, value FROM kv WHERE party=?1 AND room=?2"
+                    " AND (?3 IS NULL OR key >= ?3) AND (?4 IS NULL OR key > ?4) AND (?5 IS NULL OR key < ?5)"
+                    " ORDER BY key ASC LIMIT ?6",
+    [ST_LIST_DESC] = "SELECT key, value FROM kv WHERE party=?1 AND room=?2"
+                     " AND (?3 IS NULL OR key >= ?3) AND (?4 IS NULL OR key > ?4) AND (?5 IS NULL OR key < ?5)"
+                     " ORDER BY key DESC LIMIT ?6",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT txn",
+    [ST_RELEASE] = "RELEASE txn",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO txn",
+    [ST_ALARM_SET] = "INSERT OR REPLACE INTO alarms (party, room, at) VALUES (?1, ?2, ?3)",
+    [ST_ALARM_DEL] = "DELETE FROM alarms WHERE party=?1 AND room=?2",
+    [ST_ALARM_GET] = "SELECT at FROM alarms WHERE party=?1 AND room=?2",
+    [ST_ALARM_NEXT] = "SELECT min(at) FROM alarms",
+    [ST_ALARM_DUE] = "SELECT party, room, at FROM alarms WHERE at <= ?1 ORDER BY at LIMIT ?2",
 };
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS kv ("
     "  party TEXT NOT NULL, room TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,"
-    "  PRIMARY KEY (party, room, key)) WITHOUT ROWID;";
+    "  PRIMARY KEY (party, room, key)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS alarms ("
+    "  party TEXT NOT NULL, room TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  PRIMARY KEY (party, room)) WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS alarms_at ON alarms (at);";
+
+struct storage {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *st[ST_COUNT];
+    bool in_batch;
+};
 
 static int mkdirs(const char *dir)
 {
@@ -35,7 +72,14 @@ static int mkdirs(const char *dir)
         if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    struct stat st;
+    if (stat(tmp, &st) != 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
 }
 
 static char *errorf(const char *path, const char *what, const char *detail)
@@ -46,7 +90,7 @@ static char *errorf(const char *path, const char *what, const char *detail)
     return buf_steal(&b);
 }
 
-storage *storage_open(const char *dir, char **err)
+storage *storage_open(const char *dir, bool sync_full, char **err)
 {
     if (mkdirs(dir) != 0) {
         *err = errorf(dir, "cannot create the directory", strerror(errno));
@@ -63,29 +107,22 @@ storage *storage_open(const char *dir, char **err)
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 5000);
-    const char *setup[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", schema,
-                           "PRAGMA quick_check"};
+    /* quick_check reads every page: a corrupt file is refused here, at
+     * start-up, not discovered by the first unlucky room. */
+    const char *setup[] = {"PRAGMA quick_check", "PRAGMA journal_mode=WAL",
+                           sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", schema};
     for (size_t i = 0; i < sizeof setup / sizeof *setup; i++) {
         char *msg = NULL;
-        if (sqlite3_exec(s->db, setup[i], NULL, NULL, &msg) != SQLITE_OK) {
-            /* e.g. "file is not a database": refuse to start rather than
-             * start empty over data we cannot read. */
+        int rc = sqlite3_exec(s->db, setup[i], NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
             *err = errorf(s->path, "unusable database", msg ? msg : sqlite3_errmsg(s->db));
             sqlite3_free(msg);
             storage_close(s);
             return NULL;
         }
     }
-    struct { sqlite3_stmt **st; const char *sql; } stmts[] = {
-        {&s->get, "SELECT value FROM kv WHERE party=?1 AND room=?2 AND key=?3"},
-        {&s->put, "INSERT OR REPLACE INTO kv (party, room, key, value) VALUES (?1, ?2, ?3, ?4)"},
-        {&s->del, "DELETE FROM kv WHERE party=?1 AND room=?2 AND key=?3"},
-        {&s->begin, "BEGIN IMMEDIATE"},
-        {&s->commit, "COMMIT"},
-        {&s->rollback, "ROLLBACK"},
-    };
-    for (size_t i = 0; i < sizeof stmts / sizeof *stmts; i++) {
-        if (sqlite3_prepare_v2(s->db, stmts[i].sql, -1, stmts[i].st, NULL) != SQLITE_OK) {
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
             *err = errorf(s->path, "cannot prepare statements", sqlite3_errmsg(s->db));
             storage_close(s);
             return NULL;
@@ -97,27 +134,47 @@ storage *storage_open(const char *dir, char **err)
 void storage_close(storage *s)
 {
     if (!s) return;
-    sqlite3_stmt *all[] = {s->get, s->put, s->del, s->begin, s->commit, s->rollback};
-    for (size_t i = 0; i < sizeof all / sizeof *all; i++) sqlite3_finalize(all[i]);
+    if (s->in_batch) storage_abort(s);
+    for (int i = 0; i < ST_COUNT; i++) sqlite3_finalize(s->st[i]);
     if (s->db) sqlite3_close(s->db);
     free(s->path);
     free(s);
 }
 
-static void bind_room_key(sqlite3_stmt *st, const char *party, const char *room, const char *key, size_t klen)
+const char *storage_path(const storage *s) { return s->path; }
+
+/* Runs a statement that returns no rows. */
+static int exec(storage *s, sqlite3_stmt *st, const char **err)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW) return 0;
+    if (err) *err = sqlite3_errmsg(s->db);
+    return -1;
+}
+
+static int begin(storage *s, const char **err)
+{
+    if (s->in_batch) return 0;
+    if (exec(s, s->st[ST_BEGIN], err) != 0) return -1;
+    s->in_batch = true;
+    return 0;
+}
+
+static void bind_room(sqlite3_stmt *st, const char *party, const char *room)
 {
     sqlite3_bind_text(st, 1, party, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, room, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, key, (int)klen, SQLITE_STATIC);
 }
 
 int storage_get(storage *s, const char *party, const char *room, const char *key, size_t klen, buf *out,
                 const char **err)
 {
-    sqlite3_stmt *st = s->get;
-    bind_room_key(st, party, room, key, klen);
-    int rc = sqlite3_step(st);
-    int result = 0;
+    sqlite3_stmt *st = s->st[ST_GET];
+    bind_room(st, party, room);
+    sqlite3_bind_blob(st, 3, key, (int)klen, SQLITE_STATIC);
+    int rc = sqlite3_step(st), result = 0;
     if (rc == SQLITE_ROW) {
         buf_append(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
         result = 1;
@@ -130,40 +187,198 @@ int storage_get(storage *s, const char *party, const char *room, const char *key
     return result;
 }
 
-static int step_once(sqlite3_stmt *st)
+int storage_put(storage *s, const char *party, const char *room, const char *key, size_t klen, const void *val,
+                size_t vlen, const char **err)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+    if (begin(s, err)) return -1;
+    sqlite3_stmt *st = s->st[ST_PUT];
+    bind_room(st, party, room);
+    sqlite3_bind_blob(st, 3, key, (int)klen, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 4, val, (int)vlen, SQLITE_STATIC);
+    return exec(s, st, err);
 }
 
-void storage_commit(storage *s, const char *party, const char *room, const dict *writes, storage_done cb,
-                    void *ud)
+int storage_delete(storage *s, const char *party, const char *room, const char *key, size_t klen,
+                   const char **err)
 {
-    if (step_once(s->begin) != 0) goto fail;
-    dict_entry *e;
-    for (size_t i = 0; (e = dict_next(writes, &i));) {
-        buf *v = e->val;
-        sqlite3_stmt *st = v ? s->put : s->del;
-        bind_room_key(st, party, room, e->key, e->klen);
-        if (v) sqlite3_bind_blob(st, 4, v->data, (int)v->len, SQLITE_STATIC);
-        int rc = step_once(st);
-        sqlite3_clear_bindings(st);
-        if (rc != 0) goto fail;
+    if (begin(s, err)) return -1;
+    sqlite3_stmt *st = s->st[ST_DEL];
+    bind_room(st, party, room);
+    sqlite3_bind_blob(st, 3, key, (int)klen, SQLITE_STATIC);
+    if (exec(s, st, err)) return -1;
+    return sqlite3_changes(s->db) > 0;
+}
+
+int storage_delete_all(storage *s, const char *party, const char *room, const char **err)
+{
+    if (begin(s, err)) return -1;
+    sqlite3_stmt *st = s->st[ST_DEL_ALL];
+    bind_room(st, party, room);
+    if (exec(s, st, err)) return -1;
+    return storage_delete_alarm(s, party, room, err);
+}
+
+/* The smallest key greater than every key with this prefix: the prefix with
+ * its last non-0xff byte incremented. Returns its length; 0 if none exists
+ * (the prefix is all 0xff: no upper bound). */
+static size_t prefix_upper(const char *prefix, size_t len, char *out)
+{
+    memcpy(out, prefix, len);
+    while (len > 0 && (unsigned char)out[len - 1] == 0xff) len--;
+    if (len == 0) return 0;
+    out[len - 1] = (char)((unsigned char)out[len - 1] + 1);
+    return len;
+}
+
+static int key_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+int storage_list(storage *s, const char *party, const char *room, const storage_range *r, storage_row cb,
+                 void *ud, const char **err)
+{
+    sqlite3_stmt *st = s->st[r->reverse ? ST_LIST_DESC : ST_LIST_ASC];
+    bind_room(st, party, room);
+    /* a prefix is the range [prefix, upper(prefix)), intersected with the others */
+    const char *lo = r->start;
+    size_t lo_len = r->start_len;
+    const char *hi = r->end;
+    size_t hi_len = r->end_len;
+    char upper[2048];
+    if (r->prefix && r->prefix_len <= sizeof upper) {
+        if (!lo || key_cmp(r->prefix, r->prefix_len, lo, lo_len) > 0) {
+            lo = r->prefix;
+            lo_len = r->prefix_len;
+        }
+        size_t ul = prefix_upper(r->prefix, r->prefix_len, upper);
+        if (ul && (!hi || key_cmp(upper, ul, hi, hi_len) < 0)) {
+            hi = upper;
+            hi_len = ul;
+        }
     }
-    if (step_once(s->commit) != 0) goto fail;
-    cb(ud, 0, NULL);
-    return;
-fail:;
-    char *msg = xstrdup(sqlite3_errmsg(s->db));
-    if (!sqlite3_get_autocommit(s->db)) step_once(s->rollback);
-    cb(ud, -1, msg);
-    free(msg);
+    if (lo) sqlite3_bind_blob(st, 3, lo, (int)lo_len, SQLITE_STATIC);
+    if (r->start_after) sqlite3_bind_blob(st, 4, r->start_after, (int)r->start_after_len, SQLITE_STATIC);
+    if (hi) sqlite3_bind_blob(st, 5, hi, (int)hi_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, r->limit < 0 ? -1 : r->limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(ud, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), sqlite3_column_blob(st, 1),
+           (size_t)sqlite3_column_bytes(st, 1));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        *err = sqlite3_errmsg(s->db);
+        return -1;
+    }
+    return 0;
 }
 
-void storage_value_free(void *v)
+int storage_savepoint(storage *s, const char **err)
 {
-    if (!v) return;
-    buf_free(v);
-    free(v);
+    if (begin(s, err)) return -1;
+    return exec(s, s->st[ST_SAVEPOINT], err);
+}
+
+int storage_release(storage *s, const char **err) { return exec(s, s->st[ST_RELEASE], err); }
+
+int storage_rollback_to(storage *s, const char **err)
+{
+    if (exec(s, s->st[ST_ROLLBACK_TO], err)) return -1;
+    return exec(s, s->st[ST_RELEASE], err);
+}
+
+bool storage_dirty(const storage *s) { return s->in_batch; }
+
+void storage_commit(storage *s, storage_done cb, void *ud)
+{
+    const char *err = NULL;
+    int rc = s->in_batch ? exec(s, s->st[ST_COMMIT], &err) : 0;
+    if (rc != 0) {
+        char *msg = xstrdup(err);
+        log_error("storage %s: commit failed: %s", s->path, msg);
+        storage_abort(s);
+        if (cb) cb(ud, -1, msg);
+        free(msg);
+        return;
+    }
+    s->in_batch = false;
+    if (cb) cb(ud, 0, NULL);
+}
+
+void storage_abort(storage *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) exec(s, s->st[ST_ROLLBACK], NULL);
+    s->in_batch = false;
+}
+
+int storage_set_alarm(storage *s, const char *party, const char *room, int64_t at, const char **err)
+{
+    if (begin(s, err)) return -1;
+    sqlite3_stmt *st = s->st[ST_ALARM_SET];
+    bind_room(st, party, room);
+    sqlite3_bind_int64(st, 3, at);
+    return exec(s, st, err);
+}
+
+int storage_delete_alarm(storage *s, const char *party, const char *room, const char **err)
+{
+    if (begin(s, err)) return -1;
+    sqlite3_stmt *st = s->st[ST_ALARM_DEL];
+    bind_room(st, party, room);
+    return exec(s, st, err);
+}
+
+int storage_get_alarm(storage *s, const char *party, const char *room, int64_t *at, const char **err)
+{
+    sqlite3_stmt *st = s->st[ST_ALARM_GET];
+    bind_room(st, party, room);
+    int rc = sqlite3_step(st), result = 0;
+    if (rc == SQLITE_ROW) {
+        *at = sqlite3_column_int64(st, 0);
+        result = 1;
+    } else if (rc != SQLITE_DONE) {
+        *err = sqlite3_errmsg(s->db);
+        result = -1;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
+int storage_next_alarm(storage *s, int64_t *at)
+{
+    sqlite3_stmt *st = s->st[ST_ALARM_NEXT];
+    int found = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (found) *at = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return found;
+}
+
+int storage_due_alarms(storage *s, int64_t now, int limit, storage_alarm_row cb, void *ud)
+{
+    sqlite3_stmt *st = s->st[ST_ALARM_DUE];
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int(st, 2, limit);
+    /* collect first: the callbacks may write to the same table */
+    typedef struct { char *party, *room; int64_t at; } row;
+    row *rows = NULL;
+    int n = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rows = xrealloc(rows, (size_t)(n + 1) * sizeof *rows);
+        rows[n].party = xstrdup((const char *)sqlite3_column_text(st, 0));
+        rows[n].room = xstrdup((const char *)sqlite3_column_text(st, 1));
+        rows[n].at = sqlite3_column_int64(st, 2);
+        n++;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    for (int i = 0; i < n; i++) {
+        cb(ud, rows[i].party, rows[i].room, rows[i].at);
+        free(rows[i].party);
+        free(rows[i].room);
+    }
+    free(rows);
+    return rc == SQLITE_DONE ? n : -1;
 }

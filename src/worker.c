@@ -5,6 +5,7 @@
  * a broadcast to a cross-party socket) are deferred to the idle handle, so
  * one room's Lua never runs nested inside another's. */
 #include "worker.h"
+#include "alarm.h"
 #include "registry.h"
 #include "room.h"
 
@@ -27,6 +28,8 @@ static void run_queue(uv_idle_t *h)
     uv_idle_stop(&w->runner);
 }
 
+static void sweep(uv_timer_t *t) { registry_sweep(t->data); }
+
 int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *store)
 {
     memset(w, 0, sizeof *w);
@@ -36,6 +39,13 @@ int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *s
     dict_init(&w->rooms);
     uv_idle_init(loop, &w->runner);
     w->runner.data = w;
+    uv_timer_init(loop, &w->sweeper);
+    w->sweeper.data = w;
+    uint64_t every = cfg->idle_timeout_ms / 4;
+    if (every < 20) every = 20;
+    if (every > 5000) every = 5000;
+    uv_timer_start(&w->sweeper, sweep, every, every);
+    alarm_start(w);
     return 0;
 }
 
@@ -58,5 +68,8 @@ void worker_close(worker *w)
 {
     run_queue(&w->runner);
     registry_clear(w);
+    alarm_stop(w);
+    uv_timer_stop(&w->sweeper);
+    uv_close((uv_handle_t *)&w->sweeper, NULL);
     uv_close((uv_handle_t *)&w->runner, NULL);
 }

@@ -21,6 +21,8 @@ typedef struct worker {
     dict rooms;                     /* "party\0room" -> room* (registry.c) */
     struct room *runq_head, *runq_tail; /* rooms with deferred events */
     uv_idle_t runner;               /* drains runq without blocking in poll */
+    uv_timer_t alarm_timer;         /* alarm.c */
+    uv_timer_t sweeper;             /* unloads idle rooms */
     int lua_depth;                  /* >0 while a Lua callback runs */
     char authority[300];            /* host:port of the listener, for in-process URLs */
     bool stopping;

@@ -57,7 +57,7 @@ Connection.__tostring = function(c) return "Connection(" .. c.id .. ")" end
 local Storage = {}
 Storage.__index = Storage
 
---- storage:get(key) -> value; storage:get({k1, k2}) -> {k1 = v1, ...}
+--- storage:get(key) -> value; storage:get({k1, k2}) -> {k1 = v1, ...} (missing keys absent)
 function Storage:get(key)
   if type(key) == "table" then
     local out = {}
@@ -67,7 +67,7 @@ function Storage:get(key)
   return core.storage_get(key)
 end
 
---- storage:put(key, value); storage:put({k1 = v1, ...})
+--- storage:put(key, value); storage:put({k1 = v1, ...}) writes them atomically
 function Storage:put(key, value)
   if type(key) == "table" and value == nil then
     for k, v in pairs(key) do core.storage_put(k, v) end
@@ -76,7 +76,7 @@ function Storage:put(key, value)
   core.storage_put(key, value)
 end
 
---- storage:delete(key) -> existed; storage:delete({k1, ...}) -> count
+--- storage:delete(key) -> existed; storage:delete({k1, ...}) -> count deleted
 function Storage:delete(key)
   if type(key) == "table" then
     local n = 0
@@ -85,6 +85,59 @@ function Storage:delete(key)
   end
   return core.storage_delete(key)
 end
+
+-- The result of list(): an array of {key =, value =} in key order, with
+-- entries:pairs() iterating key, value in that order and entries:get(key).
+local Entries = {}
+Entries.__index = Entries
+
+function Entries:pairs()
+  local i = 0
+  return function()
+    i = i + 1
+    local e = self[i]
+    if e then return e.key, e.value end
+  end
+end
+
+function Entries:get(key)
+  for i = 1, #self do if self[i].key == key then return self[i].value end end
+end
+
+--- storage:list({prefix=, start=, startAfter=, ["end"]=, reverse=, limit=}) -> Entries
+function Storage:list(options)
+  return setmetatable(core.storage_list(options), Entries)
+end
+
+--- storage:deleteAll(): every key and the alarm
+function Storage:deleteAll() core.storage_delete_all() end
+
+-- A transaction hands the same API to fn; an error inside it, or
+-- txn:rollback(), undoes every write it made.
+local Txn = setmetatable({}, { __index = Storage })
+Txn.__index = Txn
+function Txn:rollback() self._rollback = true end
+
+--- storage:transaction(function(txn) ... end) -> what fn returned
+function Storage:transaction(fn)
+  if type(fn) ~= "function" then error("storage:transaction(fn): fn must be a function", 2) end
+  local txn = setmetatable({ _rollback = false }, Txn)
+  core.storage_txn_begin()
+  local result = { pcall(fn, txn) }
+  local ok = table.remove(result, 1)
+  core.storage_txn_end(ok and not txn._rollback)
+  if not ok then error(result[1], 0) end
+  return unpack(result)
+end
+
+--- storage:sync(): writes are committed at the end of every callback step,
+--- and anything sent after a write waits for it, so there is nothing to wait for.
+function Storage:sync() end
+
+--- storage:setAlarm(epoch_ms) (a new alarm replaces the old), getAlarm(), deleteAlarm()
+function Storage:setAlarm(at) core.storage_set_alarm(at) end
+function Storage:getAlarm() return core.storage_get_alarm() end
+function Storage:deleteAlarm() core.storage_delete_alarm() end
 
 ---------------------------------------------------------------- cross-party
 local Socket = {}
@@ -227,6 +280,10 @@ function rt.init(party_class, info)
 end
 
 function rt.start() return call("onStart") end
+
+function rt.alarm(retries)
+  return call("onAlarm", { retryCount = retries, isRetry = retries > 0 })
+end
 
 function rt.connect(h, id, uri, req)
   setmetatable(req, Request)

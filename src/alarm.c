@@ -1,0 +1,119 @@
+/* alarm.c - the alarm loop.
+ *
+ * Alarms live in storage (table alarms: one per room, epoch ms), so they
+ * survive restarts and unloaded rooms. One libuv timer is armed for the
+ * earliest. When it fires, each due alarm is first moved LEASE_MS into the
+ * future and committed, then its room is woken with that lease. If the
+ * process dies during onAlarm, the lease makes it fire again (at least once,
+ * as Durable Objects promise); when onAlarm ends, the alarm is cleared only
+ * if it still holds the lease, so an alarm set by onAlarm itself stays. */
+#include "alarm.h"
+#include "log.h"
+#include "registry.h"
+#include "room.h"
+#include "storage.h"
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LEASE_MS 60000
+#define MAX_TRIES 6
+#define BATCH 64
+
+typedef struct due {
+    char *party, *room;
+} due;
+
+typedef struct due_list {
+    due items[BATCH];
+    int n;
+} due_list;
+
+static void collect(void *ud, const char *party_name, const char *room_id, int64_t at)
+{
+    due_list *l = ud;
+    if (l->n < BATCH) l->items[l->n++] = (due){xstrdup(party_name), xstrdup(room_id)};
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    worker *w = t->data;
+    storage *s = w->store;
+    int64_t now = (int64_t)now_ms(), lease = now + LEASE_MS;
+    due_list l = {.n = 0};
+    storage_due_alarms(s, now, BATCH, collect, &l);
+    const char *err = NULL;
+    for (int i = 0; i < l.n; i++)
+        if (storage_set_alarm(s, l.items[i].party, l.items[i].room, lease, &err) != 0)
+            log_error("alarm of %s/%s: %s", l.items[i].party, l.items[i].room, err);
+    storage_commit(s, NULL, NULL);
+    for (int i = 0; i < l.n; i++) {
+        due *d = &l.items[i];
+        const party *p = config_party(w->cfg, d->party, strlen(d->party));
+        char *rerr = NULL;
+        room *r = p ? registry_resolve(w, p, d->room, &rerr) : NULL;
+        if (r) {
+            room_alarm(r, lease);
+        } else {
+            /* the party is gone from partykit.json, or its script fails */
+            log_error("alarm of %s/%s cannot run: %s", d->party, d->room, p ? rerr : "no such party");
+            if (!p) storage_delete_alarm(s, d->party, d->room, &err);
+            storage_commit(s, NULL, NULL);
+        }
+        free(rerr);
+        free(d->party);
+        free(d->room);
+    }
+    alarm_reschedule(w);
+}
+
+void alarm_reschedule(worker *w)
+{
+    int64_t at;
+    if (!storage_next_alarm(w->store, &at)) {
+        uv_timer_stop(&w->alarm_timer);
+        return;
+    }
+    int64_t delay = at - (int64_t)now_ms();
+    uv_timer_start(&w->alarm_timer, on_timer, delay > 0 ? (uint64_t)delay : 0, 0);
+}
+
+void alarm_start(worker *w)
+{
+    uv_timer_init(w->loop, &w->alarm_timer);
+    w->alarm_timer.data = w;
+    alarm_reschedule(w);
+}
+
+void alarm_stop(worker *w)
+{
+    uv_timer_stop(&w->alarm_timer);
+    uv_close((uv_handle_t *)&w->alarm_timer, NULL);
+}
+
+void alarm_finished(room *r, int64_t lease, bool ok)
+{
+    storage *s = r->owner->store;
+    int64_t at;
+    const char *err = NULL;
+    if (storage_get_alarm(s, r->party->name, r->id, &at, &err) != 1 || at != lease) {
+        r->alarm_retries = 0; /* onAlarm set a new alarm or deleted it: theirs wins */
+        return;
+    }
+    if (ok) {
+        r->alarm_retries = 0;
+        storage_delete_alarm(s, r->party->name, r->id, &err);
+    } else if (++r->alarm_retries < MAX_TRIES) {
+        int64_t delay = 2000LL << (r->alarm_retries - 1);
+        log_warn("%s/%s: onAlarm failed; retry %d of %d in %lld ms", r->party->name, r->id, r->alarm_retries,
+                 MAX_TRIES - 1, (long long)delay);
+        storage_set_alarm(s, r->party->name, r->id, (int64_t)now_ms() + delay, &err);
+    } else {
+        log_error("%s/%s: onAlarm failed %d times; giving up on this alarm", r->party->name, r->id, MAX_TRIES);
+        r->alarm_retries = 0;
+        storage_delete_alarm(s, r->party->name, r->id, &err);
+    }
+    r->dirty = true;
+    r->alarm_changed = true;
+}
