@@ -68,8 +68,8 @@ bool config_valid_party_name(const char *s, size_t len)
 const party *config_party(const config *cfg, const char *name, size_t len)
 {
     for (size_t i = 0; i < cfg->nparties; i++)
-        if (strlen(cfg->parties[i].name) == len && memcmp(cfg->parties[i].name, name, len) == 0)
-            return &cfg->parties[i];
+        if (strlen(cfg->parties[i]->name) == len && memcmp(cfg->parties[i]->name, name, len) == 0)
+            return cfg->parties[i];
     return NULL;
 }
 
@@ -87,12 +87,48 @@ static const char *nearest_key(const char *key)
     return best_d <= 3 ? best : NULL;
 }
 
-/* Loads a party script and checks it compiles, so syntax errors stop
- * start-up with file:line instead of failing on the first request. */
+static int dump_writer(lua_State *L, const void *data, size_t len, void *ud)
+{
+    buf_append(ud, data, len);
+    return 0;
+}
+
+int party_compile(party *p, char **err)
+{
+    lua_State *L = luaL_newstate();
+    if (luaL_loadbuffer(L, p->source, p->source_len, p->chunkname) != 0) {
+        fail(err, "%s", lua_tostring(L, -1));
+        lua_close(L);
+        return -1;
+    }
+    buf b;
+    buf_init(&b);
+    lua_dump(L, dump_writer, &b);
+    lua_close(L);
+    free(p->bytecode);
+    p->bytecode_len = b.len;
+    p->bytecode = buf_steal(&b);
+    return 0;
+}
+
+void party_free(party *p)
+{
+    if (!p) return;
+    free(p->name);
+    free(p->script);
+    free(p->path);
+    free(p->chunkname);
+    free(p->source);
+    free(p->bytecode);
+    free(p);
+}
+
+/* Loads a party script and compiles it, so syntax errors stop start-up with
+ * file:line instead of failing on the first request. */
 static int add_party(config *cfg, const char *name, const char *script, char **err)
 {
-    party *p = &cfg->parties[cfg->nparties];
-    memset(p, 0, sizeof *p);
+    party *p = xcalloc(1, sizeof *p);
+    cfg->parties[cfg->nparties] = p;
     p->name = xstrdup(name);
     p->script = xstrdup(script);
     buf b;
@@ -105,14 +141,12 @@ static int add_party(config *cfg, const char *name, const char *script, char **e
     p->source = read_file(p->path, &p->source_len);
     if (!p->source)
         return fail(err, "partykit.json: party \"%s\": cannot read %s: %s", name, p->path, strerror(errno));
-    lua_State *L = luaL_newstate();
-    int rc = luaL_loadbuffer(L, p->source, p->source_len, p->chunkname);
-    if (rc != 0) {
-        fail(err, "partykit.json: party \"%s\": %s is not valid Lua: %s", name, script, lua_tostring(L, -1));
-        lua_close(L);
+    char *cerr = NULL;
+    if (party_compile(p, &cerr) != 0) {
+        fail(err, "partykit.json: party \"%s\": %s is not valid Lua: %s", name, script, cerr);
+        free(cerr);
         return -1;
     }
-    lua_close(L);
     return 0;
 }
 
@@ -213,7 +247,7 @@ int config_load(config *cfg, char **err)
             lua_pop(L, 1);
         }
     }
-    cfg->parties = xcalloc(nparties, sizeof(party));
+    cfg->parties = xcalloc(nparties, sizeof(party *));
     if (add_party(cfg, "main", lua_tostring(L, -2), err)) goto out;
     if (lua_istable(L, -1)) {
         lua_pushnil(L);
@@ -292,21 +326,24 @@ out:
     return rv;
 }
 
+void config_free_project(config *cfg)
+{
+    for (size_t i = 0; i < cfg->nparties; i++) party_free(cfg->parties[i]);
+    free(cfg->parties);
+    free(cfg->name);
+    free(cfg->vars_json);
+    cfg->parties = NULL;
+    cfg->nparties = 0;
+    cfg->name = cfg->vars_json = NULL;
+}
+
 void config_free(config *cfg)
 {
-    for (size_t i = 0; i < cfg->nparties; i++) {
-        party *p = &cfg->parties[i];
-        free(p->name);
-        free(p->script);
-        free(p->path);
-        free(p->chunkname);
-        free(p->source);
-    }
-    free(cfg->parties);
+    config_free_project(cfg);
+    for (size_t i = 0; i < cfg->nretired; i++) party_free(cfg->retired[i]);
+    free(cfg->retired);
     free(cfg->dir);
     free(cfg->host);
     free(cfg->persist_dir);
-    free(cfg->name);
-    free(cfg->vars_json);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -11,8 +11,11 @@ typedef struct party {
     char *script;        /* as written in partykit.json, relative to the project */
     char *path;          /* project dir + script */
     char *chunkname;     /* "@<script>" so Lua errors say parties/x.lua:12 */
-    char *source;        /* the code rooms load */
+    char *source;        /* the script's text */
     size_t source_len;
+    char *bytecode;      /* compiled once; every room loads this (lua_dump) */
+    size_t bytecode_len;
+    bool removed;        /* dropped from partykit.json by a reload */
 } party;
 
 typedef struct config {
@@ -22,11 +25,14 @@ typedef struct config {
     int port;                /* -1: not given (partykit.json "port" or 1999) */
     char *persist_dir;       /* NULL: <dir>/.luaparty */
     bool dev;
+    bool watch;              /* hot reload (default in dev) */
     /* partykit.json */
     char *name;
-    party *parties;          /* parties[0] is "main" */
+    party **parties;         /* parties[0] is "main"; pointers stay valid across reloads */
     size_t nparties;
     char *vars_json;         /* JSON object text for room.env */
+    party **retired;         /* removed by reloads; kept while rooms drain */
+    size_t nretired;
     /* limits */
     size_t max_message;      /* WebSocket message bytes */
     size_t max_header;       /* HTTP header bytes */
@@ -43,6 +49,11 @@ void config_defaults(config *cfg);
  * with *err set to one line naming the file and the key (caller frees). */
 int config_load(config *cfg, char **err);
 void config_free(config *cfg);
+/* Frees what partykit.json filled in (name, parties, vars). */
+void config_free_project(config *cfg);
+void party_free(party *p);
+/* Compiles source into bytecode (syntax check). Returns 0 or -1 with *err. */
+int party_compile(party *p, char **err);
 const party *config_party(const config *cfg, const char *name, size_t len);
 /* True for [A-Za-z0-9_-]+ */
 bool config_valid_party_name(const char *s, size_t len);

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "log.h"
 #include "registry.h"
+#include "reload.h"
 #include "server.h"
 #include "storage.h"
 #include "worker.h"
@@ -33,6 +34,7 @@ static const char usage[] =
     "  --max-value N     largest encoded storage value in bytes (default 131072)\n"
     "  --idle-timeout S  unload rooms idle for S seconds (default 60; decimals allowed)\n"
     "  --storage-sync M  normal (survives a process crash) or full (fsync: survives power loss)\n"
+    "  --watch           hot reload in serve (always on in dev)\n"
     "  --help            this text\n"
     "  --version         print the version\n";
 
@@ -74,6 +76,7 @@ static int parse_args(config *cfg, int argc, char **argv)
         return 2;
     }
     cfg->dev = !strcmp(argv[1], "dev");
+    cfg->watch = cfg->dev;
     const char *dir = NULL;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -85,6 +88,10 @@ static int parse_args(config *cfg, int argc, char **argv)
         if (!strcmp(a, "--version")) {
             printf("luaparty %s\n", LUAPARTY_VERSION);
             return 0;
+        }
+        if (!strcmp(a, "--watch")) {
+            cfg->watch = true;
+            continue;
         }
         if (a[0] != '-') {
             if (dir) {
@@ -231,8 +238,8 @@ int main(int argc, char **argv)
              a.cfg.persist_dir);
     if (a.cfg.dev)
         for (size_t i = 0; i < a.cfg.nparties; i++)
-            log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", a.cfg.parties[i].name, a.cfg.host, port,
-                     a.cfg.parties[i].name, a.cfg.parties[i].script);
+            log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", a.cfg.parties[i]->name, a.cfg.host, port,
+                     a.cfg.parties[i]->name, a.cfg.parties[i]->script);
     log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on http://%s:%d (ready in %.1f ms)",
             a.cfg.host, port, (double)(uv_hrtime() - t0) / 1e6);
 
@@ -244,8 +251,11 @@ int main(int argc, char **argv)
     uv_timer_init(loop, &a.grace);
     a.grace.data = &a;
 
+    if (a.cfg.watch) reload_start(&a.w, &a.cfg);
+
     uv_run(loop, UV_RUN_DEFAULT);
 
+    reload_stop();
     /* Let room onClose callbacks of the last connections run, then free. */
     server_free(&a.srv);
     uv_run(loop, UV_RUN_NOWAIT);

@@ -46,8 +46,10 @@ void registry_evict(worker *w, room *r, int code, const char *reason)
     if (dict_get(&w->rooms, key, klen) != r) return;
     dict_remove(&w->rooms, key, klen);
     log_debug("room %s/%s unloaded (%s)", r->party->name, r->id, reason);
+    /* Draining: its connections close (their onClose still runs); the room
+     * is freed when the last reference (a connection) goes. */
+    r->state = ROOM_DRAINING;
     room_close_all(r, code, reason);
-    r->state = ROOM_GONE;
     room_unref(r);
 }
 

@@ -211,6 +211,13 @@ void room_alarm(room *r, int64_t lease)
     enqueue(r, ev);
 }
 
+void room_reload(room *r, bool code, bool env)
+{
+    event *ev = event_new(EV_RELOAD);
+    ev->code = (code ? 1 : 0) | (env ? 2 : 0);
+    enqueue(r, ev);
+}
+
 bool room_idle(const room *r)
 {
     return r->state == ROOM_ACTIVE && r->nconns == 0 && !r->q_head && !r->suspended && !r->running &&
@@ -251,6 +258,7 @@ static const char *callback_name(event_kind k)
     case EV_CLOSE: return "onClose";
     case EV_REQUEST: return "onRequest";
     case EV_ALARM: return "onAlarm";
+    case EV_RELOAD: return "reload";
     default: return "callback";
     }
 }
@@ -404,6 +412,15 @@ static void dispatch(room *r, event *ev)
         lua_pushinteger(co, r->alarm_retries);
         t->lease = ev->lease;
         nargs = 1;
+        break;
+    case EV_RELOAD:
+        lua_getfield(co, -1, "reload");
+        if (!(ev->code & 1)) lua_pushnil(co);
+        else if (luaL_loadbuffer(co, r->party->bytecode, r->party->bytecode_len, r->party->chunkname) != 0)
+            lua_pushnil(co); /* cannot happen: the bytecode was made from a good load */
+        if (ev->code & 2) lua_pushstring(co, r->owner->cfg->vars_json);
+        else lua_pushnil(co);
+        nargs = 2;
         break;
     case EV_RESUME:
         break;

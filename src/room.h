@@ -44,6 +44,7 @@ typedef enum {
     EV_RESUME,     /* continue a suspended coroutine */
     EV_CALL,       /* call a runtime hook with a chunk (cross-party socket events) */
     EV_ALARM,      /* onAlarm */
+    EV_RELOAD,     /* swap in the party's new code and/or env, then onReload */
 } event_kind;
 
 typedef struct event {
@@ -112,6 +113,8 @@ void room_request(room *r, http_request *req, exchange *ex);
 void room_resume(room *r, struct task *t, completion *done);
 void room_call(room *r, int ref, const char *hook, chunk *msg, int code);
 void room_alarm(room *r, int64_t lease);
+/* Queues a reload: new code (the party's current bytecode) and/or env. */
+void room_reload(room *r, bool code, bool env);
 
 /* True if the room has no connections and nothing pending: it may be unloaded. */
 bool room_idle(const room *r);

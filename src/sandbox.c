@@ -155,7 +155,7 @@ static int setup(lua_State *L)
     int rt = lua_gettop(L);
 
     const party *p = r->party;
-    if (luaL_loadbuffer(L, p->source, p->source_len, p->chunkname) != 0) return lua_error(L);
+    if (luaL_loadbuffer(L, p->bytecode, p->bytecode_len, p->chunkname) != 0) return lua_error(L);
     lua_call(L, 0, 1);
     if (!lua_istable(L, -1))
         return luaL_error(L, "%s must return a table of callbacks (it returned %s)", p->script,
@@ -173,7 +173,7 @@ static int setup(lua_State *L)
     lua_setfield(L, -2, "env_json");
     lua_createtable(L, (int)cfg->nparties, 0);
     for (size_t i = 0; i < cfg->nparties; i++) {
-        lua_pushstring(L, cfg->parties[i].name);
+        lua_pushstring(L, cfg->parties[i]->name);
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "parties");
@@ -198,5 +198,18 @@ int sandbox_open_room(room *r, char **err)
         r->L = NULL;
         return -1;
     }
+    return 0;
+}
+
+int sandbox_try_party(worker *w, const party *p, char **err)
+{
+    room probe;
+    memset(&probe, 0, sizeof probe);
+    probe.owner = w;
+    probe.party = p;
+    probe.id = (char *)"(reload check)";
+    probe.mem_limit = w->cfg->room_memory;
+    if (sandbox_open_room(&probe, err) != 0) return -1;
+    lua_close(probe.L);
     return 0;
 }

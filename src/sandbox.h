@@ -9,4 +9,11 @@ struct room;
  * Returns 0, or -1 with *err (caller frees) holding the Lua error. */
 int sandbox_open_room(struct room *r, char **err);
 
+/* Loads and runs a party's current code in a throwaway room state, so a
+ * reload can refuse code that fails at load time before any room sees it.
+ * Returns 0, or -1 with *err (caller frees). */
+struct worker;
+struct party;
+int sandbox_try_party(struct worker *w, const struct party *p, char **err);
+
 #endif

@@ -16,6 +16,11 @@ local cjson = require "cjson"
 local Response = luaparty.Response
 
 local rt = {}
+
+-- Modules present before any party code ran: a reload forgets every other
+-- entry of package.loaded, so project modules are required afresh.
+local builtin = { ["luaparty.runtime"] = true }
+for name in pairs(package.loaded) do builtin[name] = true end
 local instance          -- the party object: self in every callback
 local class             -- the table the party script returned
 local conns = {}        -- handle -> connection object
@@ -280,6 +285,21 @@ function rt.init(party_class, info)
 end
 
 function rt.start() return call("onStart") end
+
+--- A hot reload: chunk is the party's new code (or nil), env_json the new
+--- vars (or nil). The instance (self and its fields) and the connections
+--- stay; only the methods change. onReload runs after the swap.
+function rt.reload(chunk, env_json)
+  if env_json then instance.room.env = cjson.decode(env_json) end
+  if not chunk then return end
+  for name in pairs(package.loaded) do
+    if not builtin[name] then package.loaded[name] = nil end
+  end
+  local new = chunk()
+  if type(new) ~= "table" then error("the party script must return a table of callbacks", 0) end
+  class = new
+  return call("onReload")
+end
 
 function rt.alarm(retries)
   return call("onAlarm", { retryCount = retries, isRetry = retries > 0 })

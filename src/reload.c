@@ -1,0 +1,270 @@
+/* reload.c - hot reload.
+ *
+ * Watching: libuv fs events on the project directory and its
+ * subdirectories (inotify is not recursive), skipping hidden directories,
+ * node_modules and the storage directory. One save produces a burst of
+ * events (editors write a temp file, then rename it), so they are coalesced
+ * by a short timer.
+ *
+ * Applying: partykit.json and every party script are read again. A script
+ * that changed is compiled once and run once in a throwaway state; if that
+ * fails, the error (file:line) is logged and the running code stays. Good
+ * code reaches every live room of the party as an EV_RELOAD event, queued
+ * behind what the room already has, so each message is handled by either
+ * the old or the new code and none is lost. The room keeps its instance
+ * (self and its fields) and its connections. New parties become routable;
+ * removed parties drain (connections closed with 1012 after onClose). */
+#include "reload.h"
+#include "log.h"
+#include "registry.h"
+#include "room.h"
+#include "sandbox.h"
+#include "worker.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_WATCHES 256
+#define DEBOUNCE_MS 40
+
+static struct {
+    worker *w;
+    config *cfg;
+    uv_fs_event_t *watches[MAX_WATCHES]; /* each freed by its close callback */
+    int nwatches;
+    uv_timer_t debounce;
+    bool modules_changed;
+    bool active;
+} R;
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static bool is_party_script(const char *dir, const char *file)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    for (size_t i = 0; i < R.cfg->nparties; i++)
+        if (strcmp(R.cfg->parties[i]->path, path) == 0) return true;
+    return false;
+}
+
+static void on_debounce(uv_timer_t *t)
+{
+    bool modules = R.modules_changed;
+    R.modules_changed = false;
+    reload_apply(R.w, R.cfg, modules);
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    if (status < 0 || !file) return;
+    if (strcmp(file, "partykit.json") != 0 && !ends_with(file, ".lua")) return;
+    const char *dir = h->data;
+    if (ends_with(file, ".lua") && !is_party_script(dir, file)) R.modules_changed = true;
+    uv_timer_start(&R.debounce, on_debounce, DEBOUNCE_MS, 0);
+}
+
+static bool skip_dir(const char *name, const char *path)
+{
+    if (name[0] == '.' || strcmp(name, "node_modules") == 0) return true;
+    return R.cfg->persist_dir && strcmp(path, R.cfg->persist_dir) == 0;
+}
+
+static void free_watch(uv_handle_t *h)
+{
+    free(h->data);
+    free(h);
+}
+
+static void watch_tree(const char *dir, int depth)
+{
+    if (R.nwatches >= MAX_WATCHES) return;
+    uv_fs_event_t *h = xmalloc(sizeof *h);
+    uv_fs_event_init(R.w->loop, h);
+    h->data = xstrdup(dir);
+    if (uv_fs_event_start(h, on_fs_event, dir, 0) != 0) {
+        uv_close((uv_handle_t *)h, free_watch);
+        return;
+    }
+    R.watches[R.nwatches++] = h;
+    if (depth >= 4) return;
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (skip_dir(e->d_name, path) || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        watch_tree(path, depth + 1);
+    }
+    closedir(d);
+}
+
+static void unwatch_all(void)
+{
+    for (int i = 0; i < R.nwatches; i++) uv_close((uv_handle_t *)R.watches[i], free_watch);
+    R.nwatches = 0;
+}
+
+int reload_start(worker *w, config *cfg)
+{
+    R.w = w;
+    R.cfg = cfg;
+    R.active = true;
+    uv_timer_init(w->loop, &R.debounce);
+    watch_tree(cfg->dir, 0);
+    return 0;
+}
+
+void reload_stop(void)
+{
+    if (!R.active) return;
+    R.active = false;
+    unwatch_all();
+    uv_timer_stop(&R.debounce);
+    uv_close((uv_handle_t *)&R.debounce, NULL);
+}
+
+/* Queues a reload in every live room of p (code and/or env). */
+static size_t reload_rooms(worker *w, const party *p, bool code, bool env)
+{
+    size_t n = 0;
+    dict_entry *e;
+    room **list = NULL;
+    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
+        room *r = e->val;
+        if (p && r->party != p) continue;
+        list = xrealloc(list, (n + 1) * sizeof *list);
+        list[n++] = r;
+    }
+    for (size_t i = 0; i < n; i++) room_reload(list[i], code, env);
+    free(list);
+    return n;
+}
+
+static void retire(worker *w, config *cfg, party *p)
+{
+    p->removed = true;
+    dict_entry *e;
+    room **list = NULL;
+    size_t n = 0;
+    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
+        if (((room *)e->val)->party != p) continue;
+        list = xrealloc(list, (n + 1) * sizeof *list);
+        list[n++] = e->val;
+    }
+    for (size_t i = 0; i < n; i++) registry_evict(w, list[i], 1012, "party removed from partykit.json");
+    free(list);
+    cfg->retired = xrealloc(cfg->retired, (cfg->nretired + 1) * sizeof *cfg->retired);
+    cfg->retired[cfg->nretired++] = p;
+    log_info("party %s removed (%zu room%s closed)", p->name, n, n == 1 ? "" : "s");
+}
+
+void reload_apply(worker *w, config *cfg, bool modules)
+{
+    uint64_t t0 = uv_hrtime();
+    /* Read the project again into a scratch config sharing our CLI fields. */
+    config next;
+    memset(&next, 0, sizeof next);
+    next.dir = cfg->dir;
+    next.host = cfg->host;
+    next.port = cfg->port;
+    next.persist_dir = cfg->persist_dir;
+    char *err = NULL;
+    if (config_load(&next, &err) != 0) {
+        log_error("reload: %s/%s; still running the previous code", cfg->dir, err);
+        free(err);
+        config_free_project(&next);
+        return;
+    }
+    /* Check every new or changed script before touching anything. */
+    bool any_fail = false;
+    for (size_t i = 0; i < next.nparties; i++) {
+        party *np = next.parties[i];
+        const party *cur = config_party(cfg, np->name, strlen(np->name));
+        bool changed = !cur || modules || cur->source_len != np->source_len ||
+                       memcmp(cur->source, np->source, np->source_len) != 0 || strcmp(cur->path, np->path) != 0;
+        if (!changed) continue;
+        char *perr = NULL;
+        if (sandbox_try_party(w, np, &perr) != 0) {
+            log_error("reload of %s failed: %s; still running the previous code", np->script, perr);
+            free(perr);
+            any_fail = true;
+        }
+    }
+    if (any_fail) {
+        config_free_project(&next);
+        return;
+    }
+    bool env_changed = strcmp(cfg->vars_json, next.vars_json) != 0;
+    if (env_changed) {
+        free(cfg->vars_json);
+        cfg->vars_json = next.vars_json;
+        next.vars_json = NULL;
+    }
+    size_t rooms = 0, swapped = 0;
+    /* Parties still present: swap code into the existing party objects so
+     * rooms keep their pointers. New ones are adopted. */
+    party **merged = xcalloc(next.nparties, sizeof *merged);
+    for (size_t i = 0; i < next.nparties; i++) {
+        party *np = next.parties[i];
+        party *cur = (party *)config_party(cfg, np->name, strlen(np->name));
+        if (!cur) {
+            merged[i] = np;
+            next.parties[i] = NULL;
+            log_info("party %s added (%s)", np->name, np->script);
+            continue;
+        }
+        bool changed = modules || cur->source_len != np->source_len ||
+                       memcmp(cur->source, np->source, np->source_len) != 0 || strcmp(cur->path, np->path) != 0;
+        if (changed) {
+            /* take the new code; keep the object */
+            free(cur->source);
+            free(cur->bytecode);
+            free(cur->script);
+            free(cur->path);
+            free(cur->chunkname);
+            cur->source = np->source;
+            cur->source_len = np->source_len;
+            cur->bytecode = np->bytecode;
+            cur->bytecode_len = np->bytecode_len;
+            cur->script = np->script;
+            cur->path = np->path;
+            cur->chunkname = np->chunkname;
+            np->source = np->bytecode = np->script = np->path = np->chunkname = NULL;
+            swapped++;
+        }
+        if (changed || env_changed) rooms += reload_rooms(w, cur, changed, env_changed);
+        merged[i] = cur;
+    }
+    /* Parties gone from partykit.json. */
+    for (size_t i = 0; i < cfg->nparties; i++) {
+        bool kept = false;
+        for (size_t j = 0; j < next.nparties; j++) kept |= merged[j] == cfg->parties[i];
+        if (!kept) retire(w, cfg, cfg->parties[i]);
+    }
+    free(cfg->parties);
+    cfg->parties = merged;
+    cfg->nparties = next.nparties;
+    free(cfg->name);
+    cfg->name = next.name;
+    next.name = NULL;
+    for (size_t i = 0; i < next.nparties; i++) party_free(next.parties[i]); /* leftovers of swapped ones */
+    free(next.parties);
+    next.parties = NULL;
+    next.nparties = 0;
+    free(next.vars_json);
+    if (R.active) { /* new directories may hold new modules */
+        unwatch_all();
+        watch_tree(cfg->dir, 0);
+    }
+    log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", swapped, swapped == 1 ? "y" : "ies",
+             env_changed ? " and vars" : "", (double)(uv_hrtime() - t0) / 1e6, rooms, rooms == 1 ? "" : "s");
+}
