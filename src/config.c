@@ -40,6 +40,12 @@ void config_defaults(config *cfg)
     cfg->room_memory = 64 * 1024 * 1024;
     cfg->max_value = 128 * 1024;
     cfg->idle_timeout_ms = 60 * 1000;
+    cfg->cpu_limit_ms = 1000;
+    cfg->header_timeout_ms = 10 * 1000;
+    cfg->keepalive_timeout_ms = 60 * 1000;
+    cfg->ping_interval_ms = 30 * 1000;
+    cfg->max_connections = 100000;
+    cfg->max_room_connections = 10000;
 }
 
 static int fail(char **err, const char *fmt, ...)

@@ -42,6 +42,12 @@ typedef struct config {
     size_t max_value;        /* encoded storage value bytes */
     uint64_t idle_timeout_ms;/* unload rooms idle this long */
     bool storage_sync_full;  /* fsync every commit */
+    uint64_t cpu_limit_ms;   /* per callback step; 0 = no limit (and the JIT on) */
+    uint64_t header_timeout_ms; /* a request's headers must arrive within this */
+    uint64_t keepalive_timeout_ms; /* idle keep-alive connections are closed after this */
+    uint64_t ping_interval_ms;  /* WebSocket pings to find dead peers */
+    size_t max_connections;  /* clients in total */
+    size_t max_room_connections; /* WebSockets per room */
 } config;
 
 void config_defaults(config *cfg);

@@ -19,7 +19,10 @@ void conn_init(lp_conn *c, const conn_ops *ops, const char *id, const char *uri)
 void conn_cleanup(lp_conn *c)
 {
     lua_conn_detach(c);
-    if (c->room) room_unref(c->room);
+    if (c->room) {
+        c->room->attached--;
+        room_unref(c->room);
+    }
     c->room = NULL;
     free(c->id);
     free(c->uri);

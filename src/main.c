@@ -34,6 +34,12 @@ static const char usage[] =
     "  --max-value N     largest encoded storage value in bytes (default 131072)\n"
     "  --idle-timeout S  unload rooms idle for S seconds (default 60; decimals allowed)\n"
     "  --storage-sync M  normal (survives a process crash) or full (fsync: survives power loss)\n"
+    "  --cpu-limit MS    CPU time per callback step (default 1000; 0 = no limit, JIT on)\n"
+    "  --max-connections N       clients in total (default 100000)\n"
+    "  --max-room-connections N  WebSockets per room (default 10000)\n"
+    "  --ping-interval S         ping quiet WebSockets; drop them after 2 (default 30)\n"
+    "  --header-timeout S        request headers must arrive within S (default 10)\n"
+    "  --keepalive-timeout S     close idle keep-alive connections (default 60)\n"
     "  --watch           hot reload in serve (always on in dev)\n"
     "  --help            this text\n"
     "  --version         print the version\n";
@@ -45,6 +51,7 @@ typedef struct app {
     server srv;
     uv_signal_t sigint, sigterm;
     uv_timer_t grace;
+    uint64_t grace_end;
     int signals;
 } app;
 
@@ -55,6 +62,41 @@ static int parse_size(const char *s, size_t *out)
     if (!*s || *end || v == 0) return -1;
     *out = (size_t)v;
     return 0;
+}
+
+static int parse_seconds(const char *s, uint64_t *ms)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || v <= 0) return -1;
+    *ms = (uint64_t)(v * 1000);
+    return 0;
+}
+
+/* Options taking a number: one table instead of one branch each. */
+static int parse_number_option(config *cfg, const char *name, const char *v)
+{
+    struct { const char *name; size_t *size; uint64_t *ms; bool seconds; } opts[] = {
+        {"--max-message", &cfg->max_message, NULL, false},
+        {"--room-memory", &cfg->room_memory, NULL, false},
+        {"--max-value", &cfg->max_value, NULL, false},
+        {"--max-connections", &cfg->max_connections, NULL, false},
+        {"--max-room-connections", &cfg->max_room_connections, NULL, false},
+        {"--idle-timeout", NULL, &cfg->idle_timeout_ms, true},
+        {"--ping-interval", NULL, &cfg->ping_interval_ms, true},
+        {"--header-timeout", NULL, &cfg->header_timeout_ms, true},
+        {"--keepalive-timeout", NULL, &cfg->keepalive_timeout_ms, true},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
+        if (strcmp(name, opts[i].name) != 0) continue;
+        int bad = opts[i].seconds ? parse_seconds(v, opts[i].ms) : parse_size(v, opts[i].size);
+        if (bad) {
+            fprintf(stderr, "luaparty: %s %s: not a positive number%s\n", name, v, opts[i].seconds ? " of seconds" : "");
+            return 2;
+        }
+        return 0;
+    }
+    return -1; /* not a number option */
 }
 
 static int parse_args(config *cfg, int argc, char **argv)
@@ -75,6 +117,7 @@ static int parse_args(config *cfg, int argc, char **argv)
         fprintf(stderr, "luaparty: unknown command '%s'\n\n%s", argv[1], usage);
         return 2;
     }
+    int rc;
     cfg->dev = !strcmp(argv[1], "dev");
     cfg->watch = cfg->dev;
     const char *dir = NULL;
@@ -127,29 +170,16 @@ static int parse_args(config *cfg, int argc, char **argv)
                 return 2;
             }
             log_set_level((enum log_level)lvl);
-        } else if (!strcmp(a, "--max-message")) {
-            if (parse_size(v, &cfg->max_message)) {
-                fprintf(stderr, "luaparty: --max-message %s: not a positive number\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--room-memory")) {
-            if (parse_size(v, &cfg->room_memory)) {
-                fprintf(stderr, "luaparty: --room-memory %s: not a positive number\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--max-value")) {
-            if (parse_size(v, &cfg->max_value)) {
-                fprintf(stderr, "luaparty: --max-value %s: not a positive number\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--idle-timeout")) {
+        } else if (!strcmp(a, "--cpu-limit")) {
             char *end;
-            double secs = strtod(v, &end);
-            if (*end || secs <= 0) {
-                fprintf(stderr, "luaparty: --idle-timeout %s: not a positive number of seconds\n", v);
+            long ms = strtol(v, &end, 10);
+            if (*end || ms < 0) {
+                fprintf(stderr, "luaparty: --cpu-limit %s: milliseconds, or 0 for no limit\n", v);
                 return 2;
             }
-            cfg->idle_timeout_ms = (uint64_t)(secs * 1000);
+            cfg->cpu_limit_ms = (uint64_t)ms;
+        } else if ((rc = parse_number_option(cfg, a, v)) >= 0) {
+            if (rc) return rc;
         } else if (!strcmp(a, "--storage-sync")) {
             if (strcmp(v, "normal") && strcmp(v, "full")) {
                 fprintf(stderr, "luaparty: --storage-sync %s: use normal or full\n", v);
@@ -175,12 +205,18 @@ static void on_walk_close(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-static void on_grace(uv_timer_t *t)
+/* During shutdown: stop once every client is gone and no room has work
+ * left (onClose callbacks and their cross-party calls have run and
+ * committed), or when the grace period is over. */
+static void on_drain_check(uv_timer_t *t)
 {
     app *a = t->data;
-    /* Whatever has not closed within the grace period is cut now. */
-    server_free(&a->srv);
-    uv_stop(t->loop);
+    bool done = server_clients(&a->srv) == 0 && registry_quiet(&a->w);
+    if (done || uv_now(t->loop) >= a->grace_end) {
+        if (!done) log_warn("shutdown grace period over: closing what is left");
+        uv_timer_stop(t);
+        uv_stop(t->loop);
+    }
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -193,7 +229,8 @@ static void on_signal(uv_signal_t *sig, int signum)
     log_info("shutting down (%s): closing connections", signum == SIGINT ? "SIGINT" : "SIGTERM");
     a->w.stopping = true;
     server_shutdown(&a->srv);
-    uv_timer_start(&a->grace, on_grace, 1500, 0);
+    a->grace_end = uv_now(sig->loop) + 5000;
+    uv_timer_start(&a->grace, on_drain_check, 10, 10);
 }
 
 int main(int argc, char **argv)

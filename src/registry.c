@@ -80,3 +80,14 @@ static void drop(void *v)
 void registry_clear(worker *w) { dict_free(&w->rooms, drop); }
 
 size_t registry_count(const worker *w) { return w->rooms.count; }
+
+bool registry_quiet(worker *w)
+{
+    if (w->runq_head) return false;
+    dict_entry *e;
+    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
+        room *r = e->val;
+        if (r->q_head || r->suspended || r->running || r->held_head || r->commit_inflight) return false;
+    }
+    return true;
+}

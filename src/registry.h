@@ -24,5 +24,7 @@ void registry_sweep(worker *w);
 /* Drops every room (shutdown). */
 void registry_clear(worker *w);
 size_t registry_count(const worker *w);
+/* True if no room has events queued, tasks suspended or output held. */
+bool registry_quiet(worker *w);
 
 #endif

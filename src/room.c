@@ -15,6 +15,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "registry.h"
+#include "sandbox.h"
 #include "storage.h"
 #include "worker.h"
 
@@ -151,6 +152,7 @@ void room_connect(room *r, lp_conn *c, http_request *upgrade)
 {
     c->room = r;
     r->refs++; /* released by conn_cleanup */
+    r->attached++;
     event *ev = event_new(EV_CONNECT);
     ev->conn = c;
     conn_ref(c);
@@ -283,14 +285,32 @@ static http_response *error_response(room *r, const char *msg)
     return http_response_new(500, "text/plain; charset=utf-8", generic, sizeof generic - 1);
 }
 
+/* The traceback without the runtime's own frames: users should see their
+ * files and lines, not ours. */
+static void log_traceback(room *r, task *t, const char *msg)
+{
+    luaL_traceback(r->L, t->co, msg, 0);
+    const char *tb = lua_tostring(r->L, -1);
+    buf b;
+    buf_init(&b);
+    for (const char *line = tb; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line + 1) : strlen(line);
+        if (!memmem(line, n, "lua/luaparty/", 13)) buf_append(&b, line, n);
+        line += n;
+    }
+    lua_pop(r->L, 1);
+    while (b.len && b.data[b.len - 1] == '\n') b.data[--b.len] = 0;
+    log_error("%s/%s %s: %s", r->party->name, r->id, t->callback, b.data ? b.data : msg);
+    buf_free(&b);
+}
+
 static void task_failed(task *t)
 {
     room *r = t->r;
     const char *msg = lua_tostring(t->co, -1);
     if (!msg) msg = "(error object is not a string)";
-    luaL_traceback(r->L, t->co, msg, 0);
-    log_error("%s/%s %s: %s", r->party->name, r->id, t->callback, lua_tostring(r->L, -1));
-    lua_pop(r->L, 1);
+    log_traceback(r, t, msg);
     if (t->kind == EV_REQUEST) {
         room_output_respond(r, t->ex, error_response(r, msg));
     } else if (t->kind == EV_CONNECT && t->conn) {
@@ -321,8 +341,20 @@ static void step(room *r, task *t, int nargs)
 {
     r->current = t;
     t->suspended = false;
+    r->limit_hit = LIMIT_NONE;
+    sandbox_arm(r);
     int st = lua_resume(t->co, nargs);
+    sandbox_disarm(r);
     r->current = NULL;
+    if (st != 0 && st != LUA_YIELD && r->limit_hit != LIMIT_NONE) {
+        /* Its tables may be half-updated: rebuild the room from storage once
+         * this run ends (room_run). Other rooms never notice. */
+        r->reset_reason = r->limit_hit == LIMIT_CPU ? "room reset: a callback exceeded the CPU time limit"
+                                                    : "room reset: the room exceeded its memory limit";
+        if (r->limit_hit == LIMIT_MEMORY)
+            lua_pushfstring(t->co, "the room exceeded its memory limit of %d MiB (%s)",
+                            (int)(r->mem_limit >> 20), lua_tostring(t->co, -1));
+    }
     if (st == LUA_YIELD && t->suspended) {
         r->suspended++;
     } else {
@@ -433,6 +465,7 @@ static void dispatch(room *r, event *ev)
 void room_run(room *r)
 {
     if (r->running || r->state == ROOM_GONE) return;
+    r->refs++; /* a reset below may drop the registry's reference */
     r->running = true;
     r->owner->lua_depth++;
     event *ev;
@@ -440,6 +473,13 @@ void room_run(room *r)
     r->owner->lua_depth--;
     r->running = false;
     r->last_active = uv_now(r->owner->loop);
+    if (r->reset_reason) {
+        const char *why = r->reset_reason;
+        r->reset_reason = NULL;
+        log_warn("%s/%s: %s", r->party->name, r->id, why);
+        registry_evict(r->owner, r, 1011, why);
+    }
+    room_unref(r);
 }
 
 task *room_current_task(room *r) { return r->current; }

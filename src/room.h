@@ -63,6 +63,7 @@ typedef struct event {
 } event;
 
 typedef enum { ROOM_ACTIVATING, ROOM_ACTIVE, ROOM_DRAINING, ROOM_GONE } room_state;
+typedef enum { LIMIT_NONE, LIMIT_CPU, LIMIT_MEMORY } room_limit;
 
 typedef struct held held;
 
@@ -73,6 +74,10 @@ typedef struct room {
     lua_State *L;
     room_state state;
     size_t mem_used, mem_limit;   /* Lua heap accounting (sandbox.c) */
+    uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime) */
+    room_limit limit_hit;         /* set when a step ran into a limit */
+    const char *reset_reason;     /* reset the room once the current run ends */
+    size_t attached;              /* connections given to the room and not yet freed */
 
     event *q_head, *q_tail;
     struct task *current;         /* the task running right now */

@@ -6,6 +6,13 @@
  * the state (room_from_state). See shared notes: glibc malloc also uses far
  * less RSS per state than LuaJIT's built-in per-state arena.
  *
+ * CPU limit: a count hook checks a deadline every few thousand VM
+ * instructions. Count hooks do not run inside JIT-compiled traces, so room
+ * states run with the JIT off whenever a CPU limit is set (--cpu-limit 0
+ * turns both off). Once the deadline passed, the hook re-arms itself to
+ * fire on every instruction, so a party's own pcall cannot swallow the
+ * error and carry on (the trick Redis uses for scripts).
+ *
  * The party sees the standard libraries minus what reaches outside the room:
  * no io, no os.exit/execute/remove/rename/getenv/setlocale, no C modules,
  * no dofile/loadfile, and debug reduced to traceback. print goes to the log. */
@@ -20,6 +27,7 @@
 #include <lauxlib.h>
 #include <lua-cjson.h>
 #include <lualib.h>
+#include <luajit.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,10 +39,39 @@ static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         r->mem_used -= osize;
         return NULL;
     }
-    if (nsize > osize && r->mem_limit && r->mem_used - osize + nsize > r->mem_limit) return NULL;
+    if (nsize > osize && r->mem_limit && r->mem_used - osize + nsize > r->mem_limit) {
+        r->limit_hit = LIMIT_MEMORY;
+        return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (p) r->mem_used = r->mem_used - osize + nsize;
     return p;
+}
+
+static void cpu_hook(lua_State *L, lua_Debug *ar)
+{
+    room *r = room_from_state(L);
+    if (uv_hrtime() < r->deadline) return;
+    r->limit_hit = LIMIT_CPU;
+    lua_sethook(L, cpu_hook, LUA_MASKCOUNT, 1); /* see the file comment */
+    /* level 0: inside a hook that is the interrupted function, the user's */
+    luaL_where(L, 0);
+    lua_pushfstring(L, "callback exceeded the CPU time limit of %d ms", (int)r->owner->cfg->cpu_limit_ms);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+void sandbox_arm(room *r)
+{
+    uint64_t limit = r->owner->cfg->cpu_limit_ms;
+    if (!limit) return;
+    r->deadline = uv_hrtime() + limit * 1000000ULL;
+    lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, 10000);
+}
+
+void sandbox_disarm(room *r)
+{
+    if (r->owner->cfg->cpu_limit_ms) lua_sethook(r->L, NULL, 0, 0);
 }
 
 static int l_print(lua_State *L)
@@ -146,6 +183,8 @@ static int setup(lua_State *L)
     room *r = lua_touserdata(L, 1);
     const config *cfg = r->owner->cfg;
     luaL_openlibs(L);
+    /* After openlibs: opening the jit library switches the JIT on. */
+    if (cfg->cpu_limit_ms) luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     restrict_libraries(L, r);
     preload_modules(L);
 
@@ -191,7 +230,11 @@ int sandbox_open_room(room *r, char **err)
         *err = xstrdup("cannot create a Lua state (out of memory)");
         return -1;
     }
-    if (lua_cpcall(r->L, setup, r) != 0) {
+    /* The party's top-level code runs under the limits too. */
+    sandbox_arm(r);
+    int rc = lua_cpcall(r->L, setup, r);
+    sandbox_disarm(r);
+    if (rc != 0) {
         const char *msg = lua_tostring(r->L, -1);
         *err = xstrdup(msg ? msg : "error while loading the party");
         lua_close(r->L);

@@ -9,6 +9,11 @@ struct room;
  * Returns 0, or -1 with *err (caller frees) holding the Lua error. */
 int sandbox_open_room(struct room *r, char **err);
 
+/* Limits around one callback step: arm sets the CPU deadline hook, disarm
+ * removes it. See sandbox.c for why the hook re-arms itself. */
+void sandbox_arm(struct room *r);
+void sandbox_disarm(struct room *r);
+
 /* Loads and runs a party's current code in a throwaway room state, so a
  * reload can refuse code that fails at load time before any room sees it.
  * Returns 0, or -1 with *err (caller frees). */

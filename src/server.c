@@ -55,6 +55,9 @@ struct client {
     size_t out_head, out_n, out_cap, out_bytes;
     size_t writing_n;          /* items in the uv_write in flight */
     bool writing, in_feed, shutdown_pending, shut, timer_on, upgraded, disconnected, dirty;
+    bool partial;              /* part of a request has arrived (header timeout applies) */
+    bool failed;               /* a protocol error: ignore further frames */
+    uint64_t last_seen;        /* uv_now of the last bytes from the peer */
     int handles;               /* libuv handles not yet closed */
     client *prev, *next, *next_dirty;
 };
@@ -129,9 +132,18 @@ static void client_close_now(client *c)
     if (c->upgraded) conn_unref(&c->conn); /* the client's own reference */
 }
 
+static void respond(client *c, int status, const char *body, bool close);
+
+/* The client's one timer: header/keep-alive timeouts while HTTP, the
+ * closing handshake's deadline otherwise. */
 static void on_deadline(uv_timer_t *t)
 {
-    client_close_now(t->data);
+    client *c = t->data;
+    if (c->state == C_HTTP && c->partial && !c->ex) {
+        respond(c, 408, "request header timeout", true); /* slowloris */
+        return;
+    }
+    client_close_now(c);
 }
 
 static void arm_deadline(client *c, uint64_t ms)
@@ -327,6 +339,13 @@ static const conn_ops ws_conn_ops = {ws_conn_send, ws_conn_close, ws_conn_destro
 static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
 {
     client *c = ud;
+    if (c->failed) return;
+    if (opcode == WS_TEXT && !utf8_valid(data, len)) {
+        c->failed = true;
+        ws_session_close(&c->ws, 1007, "invalid UTF-8 in a text message", 32);
+        notify_room(c, 1007, "invalid UTF-8 in a text message");
+        return;
+    }
     chunk *msg = ws_msg_new(opcode, data, len);
     room_message(&c->conn, msg);
     chunk_unref(msg);
@@ -345,7 +364,9 @@ static const ws_events ws_callbacks = {ws_on_message, ws_on_write};
 static void ws_feed(client *c, const uint8_t *data, size_t len)
 {
     ws_session_feed(&c->ws, data, len);
-    if (c->ws.protocol_error) {
+    if (c->failed) {
+        client_finish(c);
+    } else if (c->ws.protocol_error) {
         int code = wslay_event_get_status_code_sent(c->ws.ctx);
         notify_room(c, code ? code : 1002, code == 1009 ? "message too big" : "protocol error");
         client_finish(c);
@@ -372,6 +393,7 @@ static void exchange_respond(exchange *ex, http_response *res)
     client_exchange *ce = (client_exchange *)ex;
     client *c = ce->c;
     if (c) {
+        if (c->srv->w->stopping) ce->keep_alive = false; /* shutting down: last answer */
         chunk *ch = http_response_serialize(res, ce->keep_alive, ce->head);
         out_push(c, ch);
         chunk_unref(ch);
@@ -381,7 +403,10 @@ static void exchange_respond(exchange *ex, http_response *res)
                      (double)(uv_hrtime() - ce->start) / 1e6);
         if (!ce->keep_alive) {
             client_finish(c);
-        } else if (!c->in_feed && c->state == C_HTTP) {
+        } else {
+            arm_deadline(c, c->srv->cfg->keepalive_timeout_ms);
+        }
+        if (ce->keep_alive && !c->in_feed && c->state == C_HTTP) {
             /* answer arrived later: go on with the pipelined bytes */
             buf rest = c->pending_in;
             buf_init(&c->pending_in);
@@ -434,6 +459,7 @@ static void handle_request(client *c, http_request *req)
         http_request_free(req);
         return;
     }
+    if (c->timer_on) uv_timer_stop(&c->timer); /* the room takes its time */
     client_exchange *ce = xcalloc(1, sizeof *ce);
     ce->ex.respond = exchange_respond;
     ce->c = c;
@@ -459,6 +485,10 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
         goto reject;
     }
     if (!(r = resolve(c, &rt, true))) goto reject;
+    if (r->attached >= c->srv->cfg->max_room_connections) {
+        respond(c, 503, "room is full", true);
+        goto reject;
+    }
 
     char id[512];
     if (!query_param(req->target, "_pk", id, sizeof id) || !id[0]) uuid_v4(id);
@@ -479,6 +509,7 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
     free(c->http);
     c->http = NULL;
     c->state = C_WS;
+    if (c->timer_on) uv_timer_stop(&c->timer);
     if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt.party->name, rt.room, id);
     room_connect(r, &c->conn, req);
     if (rest_len) ws_feed(c, (const uint8_t *)rest, rest_len);
@@ -495,7 +526,14 @@ static void feed(client *c, const char *data, size_t len)
         enum http_parse_result rv = http_parser_feed(c->http, data, len, &used);
         data += used;
         len -= used;
-        if (rv == HTTP_PARSE_MORE) break;
+        if (rv == HTTP_PARSE_MORE) {
+            if (!c->partial && used) { /* a request has begun: its headers have a deadline */
+                c->partial = true;
+                arm_deadline(c, c->srv->cfg->header_timeout_ms);
+            }
+            break;
+        }
+        c->partial = false;
         if (rv == HTTP_PARSE_ERROR) {
             respond(c, c->http->error_status, c->http->error_reason, true);
             len = 0;
@@ -532,6 +570,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     client *c = stream->data;
     if (nread == 0) return;
+    c->last_seen = uv_now(stream->loop);
     if (nread < 0) {
         client_close_now(c);
         return;
@@ -580,12 +619,39 @@ static void on_connection(uv_stream_t *ls, int status)
     if (s->clients) s->clients->prev = c;
     s->clients = c;
     s->nclients++;
+    c->last_seen = uv_now(ls->loop);
     if (s->w->stopping) {
         client_close_now(c);
         return;
     }
+    if (s->nclients > s->cfg->max_connections) {
+        respond(c, 503, "server is full", true);
+        return;
+    }
+    arm_deadline(c, s->cfg->header_timeout_ms);
     resume_reading(c);
 }
+
+/* Pings WebSockets that have been quiet for a ping interval; one quiet for
+ * two intervals did not answer: its peer is gone. */
+static void on_ping_timer(uv_timer_t *t)
+{
+    server *s = t->data;
+    uint64_t now = uv_now(t->loop), every = s->cfg->ping_interval_ms;
+    for (client *c = s->clients, *next; c; c = next) {
+        next = c->next;
+        if (c->state != C_WS) continue;
+        uint64_t quiet = now - c->last_seen;
+        if (quiet >= 2 * every) {
+            notify_room(c, 1006, "no answer to ping");
+            client_close_now(c);
+        } else if (quiet >= every) {
+            ws_session_ping(&c->ws);
+        }
+    }
+}
+
+size_t server_clients(const server *s) { return s->nclients; }
 
 int server_listen(server *s, worker *w, char **err)
 {
@@ -616,6 +682,10 @@ int server_listen(server *s, worker *w, char **err)
         return -1;
     }
     s->listening = true;
+    uv_timer_init(w->loop, &s->pinger);
+    s->pinger.data = s;
+    uv_timer_start(&s->pinger, on_ping_timer, cfg->ping_interval_ms / 2, cfg->ping_interval_ms / 2);
+    uv_unref((uv_handle_t *)&s->pinger);
     uv_prepare_init(w->loop, &s->flusher);
     s->flusher.data = s;
     uv_prepare_start(&s->flusher, on_prepare);
@@ -653,4 +723,5 @@ void server_free(server *s)
         client_close_now(c);
     }
     if (!uv_is_closing((uv_handle_t *)&s->flusher)) uv_close((uv_handle_t *)&s->flusher, NULL);
+    if (!uv_is_closing((uv_handle_t *)&s->pinger)) uv_close((uv_handle_t *)&s->pinger, NULL);
 }

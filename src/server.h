@@ -10,6 +10,7 @@ typedef struct client client;
 typedef struct server {
     uv_tcp_t listener;
     uv_prepare_t flusher;    /* writes queued output before each poll */
+    uv_timer_t pinger;       /* pings idle WebSockets, drops dead ones */
     worker *w;
     const config *cfg;
     client *clients;         /* every open client */
@@ -26,5 +27,6 @@ int server_port(server *s);
 void server_shutdown(server *s);
 /* Frees what is left once the loop has finished closing handles. */
 void server_free(server *s);
+size_t server_clients(const server *s);
 
 #endif

@@ -18,6 +18,8 @@ void uuid_v4(char out[37]);
 /* Decodes %XX and (when plus_is_space) '+' in place; returns the new length. */
 size_t url_decode(char *s, size_t len, bool plus_is_space);
 bool str_ieq(const char *a, const char *b);
+/* True if s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
+bool utf8_valid(const uint8_t *s, size_t len);
 bool str_ieqn(const char *a, size_t alen, const char *b);
 /* Levenshtein distance, for "did you mean" messages. */
 size_t edit_distance(const char *a, const char *b);

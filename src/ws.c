@@ -190,3 +190,10 @@ bool ws_session_finished(const ws_session *s)
 }
 
 bool ws_session_close_sent(const ws_session *s) { return wslay_event_get_close_sent(s->ctx) != 0; }
+
+void ws_session_ping(ws_session *s)
+{
+    struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"lp", 2};
+    wslay_event_queue_msg(s->ctx, &m);
+    wslay_event_send(s->ctx);
+}
