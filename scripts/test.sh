@@ -15,7 +15,7 @@ jobs=$(nproc)
 build() { # dir, extra cmake args...
   local dir=$1; shift
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
-    cmake --build "$dir" -j"$jobs" >"$dir.log" 2>&1 || { cat "$dir.log"; return 1; }
+    cmake --build "$dir" -j"$jobs" >"$dir/build-output.log" 2>&1 || { cat "$dir/build-output.log"; return 1; }
 }
 build build || { echo "0 passed, 1 failed"; exit 1; }
 build build-asan -DLUAPARTY_SANITIZE=ON -DLUAPARTY_BENCH=OFF || { echo "0 passed, 1 failed"; exit 1; }

@@ -23,6 +23,7 @@
 
 typedef struct due {
     char *party, *room;
+    int retries;
 } due;
 
 typedef struct due_list {
@@ -30,10 +31,10 @@ typedef struct due_list {
     int n;
 } due_list;
 
-static void collect(void *ud, const char *party_name, const char *room_id, int64_t at)
+static void collect(void *ud, const char *party_name, const char *room_id, int64_t at, int retries)
 {
     due_list *l = ud;
-    if (l->n < BATCH) l->items[l->n++] = (due){xstrdup(party_name), xstrdup(room_id)};
+    if (l->n < BATCH) l->items[l->n++] = (due){xstrdup(party_name), xstrdup(room_id), retries};
 }
 
 static void on_timer(uv_timer_t *t)
@@ -45,7 +46,7 @@ static void on_timer(uv_timer_t *t)
     storage_due_alarms(s, now, BATCH, collect, &l);
     const char *err = NULL;
     for (int i = 0; i < l.n; i++)
-        if (storage_set_alarm(s, l.items[i].party, l.items[i].room, lease, &err) != 0)
+        if (storage_set_alarm(s, l.items[i].party, l.items[i].room, lease, l.items[i].retries, &err) != 0)
             log_error("alarm of %s/%s: %s", l.items[i].party, l.items[i].room, err);
     storage_commit(s, NULL, NULL);
     for (int i = 0; i < l.n; i++) {
@@ -54,7 +55,7 @@ static void on_timer(uv_timer_t *t)
         char *rerr = NULL;
         room *r = p ? registry_resolve(w, p, d->room, &rerr) : NULL;
         if (r) {
-            room_alarm(r, lease);
+            room_alarm(r, lease, d->retries);
         } else {
             /* the party is gone from partykit.json, or its script fails */
             log_error("alarm of %s/%s cannot run: %s", d->party, d->room, p ? rerr : "no such party");
@@ -96,22 +97,20 @@ void alarm_finished(room *r, int64_t lease, bool ok)
 {
     storage *s = r->owner->store;
     int64_t at;
+    int retries = 0;
     const char *err = NULL;
-    if (storage_get_alarm(s, r->party->name, r->id, &at, &err) != 1 || at != lease) {
-        r->alarm_retries = 0; /* onAlarm set a new alarm or deleted it: theirs wins */
-        return;
-    }
+    r->alarm_lease = 0;
+    if (storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease)
+        return; /* onAlarm set a new alarm or deleted it: theirs wins */
     if (ok) {
-        r->alarm_retries = 0;
         storage_delete_alarm(s, r->party->name, r->id, &err);
-    } else if (++r->alarm_retries < MAX_TRIES) {
-        int64_t delay = 2000LL << (r->alarm_retries - 1);
-        log_warn("%s/%s: onAlarm failed; retry %d of %d in %lld ms", r->party->name, r->id, r->alarm_retries,
-                 MAX_TRIES - 1, (long long)delay);
-        storage_set_alarm(s, r->party->name, r->id, (int64_t)now_ms() + delay, &err);
+    } else if (++retries < MAX_TRIES) {
+        int64_t delay = 2000LL << (retries - 1);
+        log_warn("%s/%s: onAlarm failed; retry %d of %d in %lld ms", r->party->name, r->id, retries, MAX_TRIES - 1,
+                 (long long)delay);
+        storage_set_alarm(s, r->party->name, r->id, (int64_t)now_ms() + delay, retries, &err);
     } else {
         log_error("%s/%s: onAlarm failed %d times; giving up on this alarm", r->party->name, r->id, MAX_TRIES);
-        r->alarm_retries = 0;
         storage_delete_alarm(s, r->party->name, r->id, &err);
     }
     r->dirty = true;

@@ -53,6 +53,7 @@ void buf_printf(buf *b, const char *fmt, ...)
 char *buf_steal(buf *b)
 {
     buf_reserve(b, 0);
+    b->data[b->len] = 0;
     char *s = b->data;
     buf_init(b);
     return s;

@@ -16,6 +16,7 @@ typedef struct enc {
     int depth;
     char *err;
     size_t errlen;
+    char where[256];     /* key path of the failing value, innermost last */
 } enc;
 
 static void put_varint(buf *b, uint64_t v)
@@ -48,6 +49,20 @@ static int fail(enc *e, const char *what)
 
 static int encode_value(enc *e, int idx);
 
+/* Builds "a.b.1" from the outside in as the failure unwinds. */
+static void prepend_key(enc *e, lua_State *L, int key)
+{
+    char seg[64], tmp[sizeof seg + sizeof e->where + 1];
+    if (lua_type(L, key) == LUA_TSTRING) snprintf(seg, sizeof seg, "%.60s", lua_tostring(L, key));
+    else if (lua_type(L, key) == LUA_TNUMBER) snprintf(seg, sizeof seg, "%.14g", lua_tonumber(L, key));
+    else snprintf(seg, sizeof seg, "?");
+    snprintf(tmp, sizeof tmp, "%s%s%s", seg, e->where[0] ? "." : "", e->where);
+    size_t n = strlen(tmp);
+    if (n >= sizeof e->where) n = sizeof e->where - 1; /* a deep path keeps its outer keys */
+    memcpy(e->where, tmp, n);
+    e->where[n] = 0;
+}
+
 static int encode_table(enc *e, int idx)
 {
     lua_State *L = e->L;
@@ -75,6 +90,7 @@ static int encode_table(enc *e, int idx)
         }
         int top = lua_gettop(L);
         if (encode_value(e, top - 1) || encode_value(e, top)) {
+            prepend_key(e, L, top - 1);
             lua_pop(L, 2);
             return -1;
         }
@@ -118,11 +134,15 @@ static int encode_value(enc *e, int idx)
 
 int codec_encode(lua_State *L, int idx, buf *out, char *err, size_t errlen)
 {
-    enc e = {.L = L, .out = out, .depth = 0, .err = err, .errlen = errlen};
+    enc e = {.L = L, .out = out, .depth = 0, .err = err, .errlen = errlen, .where = ""};
     if (idx < 0) idx = lua_gettop(L) + idx + 1;
     int top = lua_gettop(L);
     int rv = encode_value(&e, idx);
     lua_settop(L, top);
+    if (rv && e.where[0]) {
+        size_t n = strlen(err);
+        snprintf(err + n, errlen - n, " at key '%s'", e.where);
+    }
     return rv;
 }
 

@@ -14,7 +14,8 @@
 #define CODEC_MAX_DEPTH 1000
 
 /* Encodes the value at idx into out. Never raises: returns 0, or -1 with a
- * message in err (e.g. "cannot store a function at key 'a.b'"). */
+ * message in err (e.g. "cannot store a value of type function at key
+ * 'a.b'"). */
 int codec_encode(lua_State *L, int idx, buf *out, char *err, size_t errlen);
 /* Pushes the decoded value. Returns 0, or -1 (nothing pushed) if the bytes
  * are not a valid encoding. */

@@ -224,7 +224,30 @@ static int on_headers_complete(llhttp_t *p)
     free(r->method);
     r->method = xstrdup(llhttp_method_name((llhttp_method_t)p->method));
     free(r->target);
-    r->target = xstrndup(hp->url.data ? hp->url.data : "/", hp->url.len);
+    const char *url = hp->url.data ? hp->url.data : "/";
+    size_t ulen = hp->url.len;
+    /* absolute-form (a proxy-style request): keep the origin form, and the
+     * authority as the host if the Host header is missing */
+    size_t scheme = strncmp(url, "http://", 7) == 0 ? 7 : strncmp(url, "https://", 8) == 0 ? 8 : 0;
+    if (scheme) {
+        const char *auth = url + scheme, *end = url + ulen;
+        const char *path = memchr(auth, '/', (size_t)(end - auth));
+        if (!path) path = memchr(auth, '?', (size_t)(end - auth));
+        if (!path) path = end;
+        if (!r->host) r->host = xstrndup(auth, (size_t)(path - auth));
+        ulen = (size_t)(end - path);
+        url = ulen ? path : "/";
+        if (!ulen) ulen = 1;
+        if (*url == '?') {
+            r->target = xmalloc(ulen + 2);
+            r->target[0] = '/';
+            memcpy(r->target + 1, url, ulen);
+            r->target[ulen + 1] = 0;
+            goto targeted;
+        }
+    }
+    r->target = xstrndup(url, ulen);
+targeted:
     if (p->content_length > hp->limits.max_body_bytes && p->content_length != UINT64_MAX)
         return fail(hp, 413, "request body too large");
     return 0;
@@ -297,7 +320,10 @@ enum http_parse_result http_parser_feed(http_parser *hp, const char *data, size_
         return HTTP_PARSE_ERROR;
     default:
         *consumed = len;
-        hp->error_status = err == HPE_INVALID_METHOD ? 501 : 400;
+        if (hp->error_status) return HTTP_PARSE_ERROR; /* a callback said why (413, 431) */
+        /* 501 only for something that looks like a method we do not know;
+         * other garbage (a TLS hello on the plain port) is a 400 */
+        hp->error_status = err == HPE_INVALID_METHOD && len && data[0] >= 'A' && data[0] <= 'Z' ? 501 : 400;
         hp->error_reason = llhttp_get_error_reason(&hp->p);
         if (!hp->error_reason) hp->error_reason = llhttp_errno_name(err);
         return HTTP_PARSE_ERROR;

@@ -151,6 +151,7 @@ typedef struct pipe_conn {
     room *caller;          /* the room that opened it; NULL once it let go */
     int listener_ref;      /* caller registry ref of the Lua socket object */
     struct task *waiter;   /* a caller task blocked in receive() */
+    uv_timer_t *timer;     /* receive(timeout); freed by its close callback */
     bool closed;
 } pipe_conn;
 
@@ -160,7 +161,8 @@ typedef struct socket_box {
 
 typedef struct pipe_delivery {
     completion done;
-    chunk *msg;            /* NULL: the socket closed */
+    chunk *msg;            /* NULL: no message, see why */
+    const char *why;       /* "closed" or "timeout" */
 } pipe_delivery;
 
 static int delivery_push(completion *c, lua_State *co)
@@ -171,7 +173,7 @@ static int delivery_push(completion *c, lua_State *co)
         return 1;
     }
     lua_pushnil(co);
-    lua_pushliteral(co, "closed");
+    lua_pushstring(co, d->why);
     return 2;
 }
 
@@ -182,12 +184,14 @@ static void delivery_destroy(completion *c)
     free(d);
 }
 
-static void wake_waiter(pipe_conn *p, chunk *msg)
+static void wake_waiter(pipe_conn *p, chunk *msg, const char *why)
 {
+    if (p->timer) uv_timer_stop(p->timer);
     pipe_delivery *d = xcalloc(1, sizeof *d);
     d->done.push = delivery_push;
     d->done.destroy = delivery_destroy;
     d->msg = msg ? chunk_ref(msg) : NULL;
+    d->why = why;
     struct task *t = p->waiter;
     p->waiter = NULL;
     room_resume(p->caller, t, &d->done);
@@ -198,7 +202,7 @@ static void pipe_send(lp_conn *c, chunk *msg)
 {
     pipe_conn *p = (pipe_conn *)c;
     if (p->closed || !p->caller) return;
-    if (p->waiter) wake_waiter(p, msg);
+    if (p->waiter) wake_waiter(p, msg, NULL);
     else room_call(p->caller, p->listener_ref, "socket_message", msg, 0);
 }
 
@@ -208,16 +212,26 @@ static void pipe_close(lp_conn *c, int code, const char *reason, size_t len)
     if (p->closed) return;
     p->closed = true;
     if (p->caller) {
-        if (p->waiter) wake_waiter(p, NULL);
+        if (p->waiter) wake_waiter(p, NULL, "closed");
         room_call(p->caller, p->listener_ref, "socket_close", NULL, code);
     }
     room_disconnect(c, code, NULL);
 }
 
+static void free_handle(uv_handle_t *h) { free(h); }
+
 static void pipe_destroy(lp_conn *c)
 {
+    pipe_conn *p = (pipe_conn *)c;
+    if (p->timer) uv_close((uv_handle_t *)p->timer, free_handle);
     conn_cleanup(c);
     free(c);
+}
+
+static void on_receive_timeout(uv_timer_t *t)
+{
+    pipe_conn *p = t->data;
+    if (p->waiter && p->caller) wake_waiter(p, NULL, "timeout");
 }
 
 static const conn_ops pipe_ops = {pipe_send, pipe_close, pipe_destroy};
@@ -274,6 +288,7 @@ static int l_socket_open(lua_State *L)
     free(target);
     pc->caller = r;
     pc->waiter = NULL;
+    pc->timer = NULL;
     pc->closed = false;
     r->pins++; /* an open socket keeps the caller loaded */
     lua_pushvalue(L, 4);
@@ -306,16 +321,18 @@ static int l_socket_close(lua_State *L)
     int code = (int)luaL_optinteger(L, 2, 1000);
     if (!p || p->closed) return 0;
     p->closed = true;
-    if (p->waiter) wake_waiter(p, NULL);
+    if (p->waiter) wake_waiter(p, NULL, "closed");
     room_disconnect(&p->conn, code, NULL);
     return 0;
 }
 
-/* core.socket_wait(handle) -> message, or nil, "closed". Suspends. */
+/* core.socket_wait(handle [, timeout_ms]) -> message, or nil, "closed" /
+ * "timeout". Suspends. */
 static int l_socket_wait(lua_State *L)
 {
     room *r = room_from_state(L);
     pipe_conn *p = check_socket(L, 1);
+    lua_Number timeout = luaL_optnumber(L, 2, -1);
     if (!p || p->closed) {
         lua_pushnil(L);
         lua_pushliteral(L, "closed");
@@ -324,6 +341,14 @@ static int l_socket_wait(lua_State *L)
     if (p->waiter) return luaL_error(L, "another callback is already waiting in receive() on this socket");
     struct task *t = suspendable_task(L, r, "receive");
     p->waiter = t;
+    if (timeout >= 0) {
+        if (!p->timer) {
+            p->timer = xmalloc(sizeof *p->timer);
+            uv_timer_init(r->owner->loop, p->timer);
+            p->timer->data = p;
+        }
+        uv_timer_start(p->timer, on_receive_timeout, (uint64_t)timeout, 0);
+    }
     room_task_suspend(t);
     return lua_yield(L, 0);
 }

@@ -63,8 +63,7 @@ static int l_put(lua_State *L)
     room *r = room_from_state(L);
     size_t klen;
     const char *key = check_key(L, 1, &klen);
-    luaL_checkany(L, 2);
-    if (lua_isnil(L, 2)) return luaL_error(L, "storage:put('%s', nil): use storage:delete(key)", key);
+    luaL_checkany(L, 2); /* nil is a value like any other: get returns nil */
     buf v;
     buf_init(&v);
     char err[200];
@@ -207,7 +206,7 @@ static int l_set_alarm(lua_State *L)
     lua_Number at = luaL_checknumber(L, 1);
     luaL_argcheck(L, at == at && at > -1e18 && at < 1e18, 1, "alarm time must be epoch milliseconds");
     const char *err = NULL;
-    int rc = storage_set_alarm(store_of(r), r->party->name, r->id, (int64_t)at, &err);
+    int rc = storage_set_alarm(store_of(r), r->party->name, r->id, (int64_t)at, 0, &err);
     mark_dirty(r);
     r->alarm_changed = true;
     if (rc) return storage_error(L, "setAlarm", err);
@@ -219,9 +218,10 @@ static int l_get_alarm(lua_State *L)
     room *r = room_from_state(L);
     int64_t at;
     const char *err = NULL;
-    int rc = storage_get_alarm(store_of(r), r->party->name, r->id, &at, &err);
+    int rc = storage_get_alarm(store_of(r), r->party->name, r->id, &at, NULL, &err);
     if (rc < 0) return storage_error(L, "getAlarm", err);
-    if (rc) lua_pushnumber(L, (lua_Number)at);
+    /* the running alarm's lease is bookkeeping, not a pending alarm */
+    if (rc && at != r->alarm_lease) lua_pushnumber(L, (lua_Number)at);
     else lua_pushnil(L);
     return 1;
 }

@@ -73,7 +73,7 @@ void registry_sweep(worker *w)
 static void drop(void *v)
 {
     room *r = v;
-    r->state = ROOM_GONE;
+    room_shutdown(r);
     room_unref(r);
 }
 

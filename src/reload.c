@@ -39,6 +39,10 @@ static struct {
     bool active;
 } R;
 
+static bool skip_dir(const char *name, const char *path);
+static void watch_tree(const char *dir, int depth);
+static void unwatch_all(void);
+
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -64,8 +68,18 @@ static void on_debounce(uv_timer_t *t)
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status)
 {
     if (status < 0 || !file) return;
-    if (strcmp(file, "partykit.json") != 0 && !ends_with(file, ".lua")) return;
     const char *dir = h->data;
+    if (strcmp(file, "partykit.json") != 0 && !ends_with(file, ".lua")) {
+        /* a new directory may soon hold modules: watch it now */
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        if ((events & UV_RENAME) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !skip_dir(file, path)) {
+            unwatch_all();
+            watch_tree(R.cfg->dir, 0);
+        }
+        return;
+    }
     if (ends_with(file, ".lua") && !is_party_script(dir, file)) R.modules_changed = true;
     uv_timer_start(&R.debounce, on_debounce, DEBOUNCE_MS, 0);
 }

@@ -33,6 +33,7 @@ typedef struct task {
     exchange *ex;           /* REQUEST: where the response goes */
     bool suspended;         /* set by room_task_suspend before a yield */
     int64_t lease;          /* ALARM: the alarm time marking this run */
+    struct task *prev, *next; /* the room's live tasks */
 } task;
 
 enum held_kind { HELD_SEND, HELD_CLOSE, HELD_RESPOND };
@@ -50,6 +51,7 @@ struct held {
 };
 
 static void commit(room *r);
+static void task_free(task *t);
 
 room *room_from_state(lua_State *L)
 {
@@ -124,6 +126,23 @@ static void free_held(held *h)
     http_response_free(h->res);
     free(h->reason);
     free(h);
+}
+
+void room_shutdown(room *r)
+{
+    r->refs++; /* releasing connections below may drop the last other reference */
+    r->state = ROOM_GONE;
+    while (r->tasks) task_free(r->tasks); /* suspended: their I/O will never answer now */
+    r->suspended = 0;
+    while (r->conns) {
+        lp_conn *c = r->conns;
+        r->conns = c->next;
+        c->prev = c->next = NULL;
+        c->joined = false;
+        r->nconns--;
+        conn_unref(c); /* the join reference: breaks the room <-> connection cycle */
+    }
+    room_unref(r);
 }
 
 void room_unref(room *r)
@@ -206,10 +225,11 @@ void room_call(room *r, int ref, const char *hook, chunk *msg, int code)
     enqueue(r, ev);
 }
 
-void room_alarm(room *r, int64_t lease)
+void room_alarm(room *r, int64_t lease, int retries)
 {
     event *ev = event_new(EV_ALARM);
     ev->lease = lease;
+    ev->code = retries;
     enqueue(r, ev);
 }
 
@@ -260,7 +280,7 @@ static const char *callback_name(event_kind k)
     case EV_CLOSE: return "onClose";
     case EV_REQUEST: return "onRequest";
     case EV_ALARM: return "onAlarm";
-    case EV_RELOAD: return "reload";
+    case EV_RELOAD: return "onReload (hot reload)";
     default: return "callback";
     }
 }
@@ -268,11 +288,14 @@ static const char *callback_name(event_kind k)
 static void task_free(task *t)
 {
     room *r = t->r;
+    if (t->prev) t->prev->next = t->next;
+    else r->tasks = t->next;
+    if (t->next) t->next->prev = t->prev;
     if (t->conn) {
         t->conn->busy = false;
         conn_unref(t->conn);
     }
-    luaL_unref(r->L, LUA_REGISTRYINDEX, t->co_ref);
+    if (r->L) luaL_unref(r->L, LUA_REGISTRYINDEX, t->co_ref);
     free(t);
 }
 
@@ -388,6 +411,9 @@ static void dispatch(room *r, event *ev)
 
     task *t = xcalloc(1, sizeof *t);
     t->r = r;
+    t->next = r->tasks;
+    if (r->tasks) r->tasks->prev = t;
+    r->tasks = t;
     t->kind = ev->kind;
     t->callback = ev->kind == EV_CALL ? "socket handler" : callback_name(ev->kind);
     t->co = lua_newthread(L);
@@ -441,8 +467,9 @@ static void dispatch(room *r, event *ev)
         break;
     case EV_ALARM:
         lua_getfield(co, -1, "alarm");
-        lua_pushinteger(co, r->alarm_retries);
+        lua_pushinteger(co, ev->code);
         t->lease = ev->lease;
+        r->alarm_lease = ev->lease;
         nargs = 1;
         break;
     case EV_RELOAD:

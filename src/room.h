@@ -94,12 +94,13 @@ typedef struct room {
     bool commit_inflight;         /* input gate: hold events until committed */
     bool alarm_changed;           /* the step set or deleted the alarm */
     int in_transaction;           /* inside storage:transaction: may not suspend */
-    int alarm_retries;            /* failed onAlarm runs in a row */
+    int64_t alarm_lease;          /* the lease of a running onAlarm, else 0 */
     held *held_head, *held_tail;  /* output gate */
     uint64_t last_active;         /* uv_now of the last event, for idle unloading */
     int pins;                     /* open cross-party sockets: keep the room loaded */
 
     int rt_ref;                   /* runtime table in the registry */
+    struct task *tasks;           /* live tasks (running or suspended) */
     int refs;                     /* registry + pending calls into the room */
 } room;
 
@@ -109,6 +110,9 @@ room *room_create(struct worker *w, const party *p, const char *id, char **err);
 /* Queues onStart; called once the room is findable (registry.c). */
 void room_start(room *r);
 void room_unref(room *r);
+/* Server shutdown: drops its connections and tasks so every cycle breaks;
+ * the room is freed once nothing else holds it. */
+void room_shutdown(room *r);
 
 /* Inputs. Each takes what it is given (references, request). */
 void room_connect(room *r, lp_conn *c, http_request *upgrade);
@@ -117,7 +121,7 @@ void room_disconnect(lp_conn *c, int code, const char *error);
 void room_request(room *r, http_request *req, exchange *ex);
 void room_resume(room *r, struct task *t, completion *done);
 void room_call(room *r, int ref, const char *hook, chunk *msg, int code);
-void room_alarm(room *r, int64_t lease);
+void room_alarm(room *r, int64_t lease, int retries);
 /* Queues a reload: new code (the party's current bytecode) and/or env. */
 void room_reload(room *r, bool code, bool env);
 

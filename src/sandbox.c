@@ -102,6 +102,38 @@ static int load_embedded(lua_State *L)
     return 1;
 }
 
+/* package.loaders entry for project modules: require "a.b" loads
+ * <project>/a/b.lua or <project>/a/b/init.lua, named by its project-relative
+ * path so errors and tracebacks say a/b.lua:12, like party scripts. */
+static int project_searcher(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const char *name = luaL_checkstring(L, 1);
+    char rel[512];
+    size_t n = strlen(name);
+    if (n == 0 || n >= sizeof rel - 16 || name[0] == '.' || strstr(name, "..") || strchr(name, '/')) {
+        lua_pushfstring(L, "\n\tno project module '%s' (bad name)", name);
+        return 1;
+    }
+    for (size_t i = 0; i <= n; i++) rel[i] = name[i] == '.' ? '/' : name[i];
+    static const char *patterns[] = {"%s.lua", "%s/init.lua"};
+    for (int i = 0; i < 2; i++) {
+        char file[600], path[4700];
+        snprintf(file, sizeof file, patterns[i], rel);
+        snprintf(path, sizeof path, "%s/%s", r->owner->cfg->dir, file);
+        size_t len;
+        char *src = read_file(path, &len);
+        if (!src) continue;
+        lua_pushfstring(L, "@%s", file);
+        int rc = luaL_loadbuffer(L, src, len, lua_tostring(L, -1));
+        free(src);
+        if (rc != 0) return lua_error(L);
+        return 1;
+    }
+    lua_pushfstring(L, "\n\tno file '%s.lua' or '%s/init.lua' in the project", rel, rel);
+    return 1;
+}
+
 static void remove_field(lua_State *L, const char *table, const char *field)
 {
     lua_getglobal(L, table);
@@ -136,18 +168,21 @@ static void restrict_libraries(lua_State *L, const room *r)
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
 
-    /* require finds project modules only: no C modules, no system paths. */
+    /* require finds preloaded and project modules only: no C modules, no
+     * system paths. */
     lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", r->owner->cfg->dir, r->owner->cfg->dir);
+    lua_pushliteral(L, "");
     lua_setfield(L, -2, "path");
     lua_pushliteral(L, "");
     lua_setfield(L, -2, "cpath");
-    lua_getfield(L, -1, "loaders"); /* keep preload + Lua loaders only */
+    lua_getfield(L, -1, "loaders");
     if (lua_istable(L, -1)) {
         lua_pushnil(L);
         lua_rawseti(L, -2, 4);
         lua_pushnil(L);
         lua_rawseti(L, -2, 3);
+        lua_pushcfunction(L, project_searcher);
+        lua_rawseti(L, -2, 2);
     }
     lua_pop(L, 2);
 }

@@ -56,7 +56,6 @@ struct client {
     size_t writing_n;          /* items in the uv_write in flight */
     bool writing, in_feed, shutdown_pending, shut, timer_on, upgraded, disconnected, dirty;
     bool partial;              /* part of a request has arrived (header timeout applies) */
-    bool failed;               /* a protocol error: ignore further frames */
     uint64_t last_seen;        /* uv_now of the last bytes from the peer */
     int handles;               /* libuv handles not yet closed */
     client *prev, *next, *next_dirty;
@@ -339,13 +338,6 @@ static const conn_ops ws_conn_ops = {ws_conn_send, ws_conn_close, ws_conn_destro
 static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
 {
     client *c = ud;
-    if (c->failed) return;
-    if (opcode == WS_TEXT && !utf8_valid(data, len)) {
-        c->failed = true;
-        ws_session_close(&c->ws, 1007, "invalid UTF-8 in a text message", 32);
-        notify_room(c, 1007, "invalid UTF-8 in a text message");
-        return;
-    }
     chunk *msg = ws_msg_new(opcode, data, len);
     room_message(&c->conn, msg);
     chunk_unref(msg);
@@ -363,12 +355,13 @@ static const ws_events ws_callbacks = {ws_on_message, ws_on_write};
 
 static void ws_feed(client *c, const uint8_t *data, size_t len)
 {
+    /* wslay validates frames, UTF-8 of text messages and the size limit,
+     * and queues the matching close (1002, 1007, 1009) itself */
     ws_session_feed(&c->ws, data, len);
-    if (c->failed) {
-        client_finish(c);
-    } else if (c->ws.protocol_error) {
+    if (c->ws.protocol_error) {
         int code = wslay_event_get_status_code_sent(c->ws.ctx);
-        notify_room(c, code ? code : 1002, code == 1009 ? "message too big" : "protocol error");
+        if (!code) code = 1002;
+        notify_room(c, code, ws_close_reason(code));
         client_finish(c);
     } else if (ws_session_finished(&c->ws)) {
         notify_room(c, c->ws.close_code ? c->ws.close_code : 1005, NULL);

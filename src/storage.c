@@ -37,11 +37,11 @@ static const char *const sql[ST_COUNT] = {
     [ST_SAVEPOINT] = "SAVEPOINT txn",
     [ST_RELEASE] = "RELEASE txn",
     [ST_ROLLBACK_TO] = "ROLLBACK TO txn",
-    [ST_ALARM_SET] = "INSERT OR REPLACE INTO alarms (party, room, at) VALUES (?1, ?2, ?3)",
+    [ST_ALARM_SET] = "INSERT OR REPLACE INTO alarms (party, room, at, retries) VALUES (?1, ?2, ?3, ?4)",
     [ST_ALARM_DEL] = "DELETE FROM alarms WHERE party=?1 AND room=?2",
-    [ST_ALARM_GET] = "SELECT at FROM alarms WHERE party=?1 AND room=?2",
+    [ST_ALARM_GET] = "SELECT at, retries FROM alarms WHERE party=?1 AND room=?2",
     [ST_ALARM_NEXT] = "SELECT min(at) FROM alarms",
-    [ST_ALARM_DUE] = "SELECT party, room, at FROM alarms WHERE at <= ?1 ORDER BY at LIMIT ?2",
+    [ST_ALARM_DUE] = "SELECT party, room, at, retries FROM alarms WHERE at <= ?1 ORDER BY at LIMIT ?2",
 };
 
 static const char schema[] =
@@ -50,6 +50,7 @@ static const char schema[] =
     "  PRIMARY KEY (party, room, key)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS alarms ("
     "  party TEXT NOT NULL, room TEXT NOT NULL, at INTEGER NOT NULL,"
+    "  retries INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (party, room)) WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS alarms_at ON alarms (at);";
 
@@ -247,7 +248,8 @@ int storage_list(storage *s, const char *party, const char *room, const storage_
     const char *hi = r->end;
     size_t hi_len = r->end_len;
     char upper[2048];
-    if (r->prefix && r->prefix_len <= sizeof upper) {
+    if (r->prefix && r->prefix_len > sizeof upper) return 0; /* longer than any key: nothing matches */
+    if (r->prefix) {
         if (!lo || key_cmp(r->prefix, r->prefix_len, lo, lo_len) > 0) {
             lo = r->prefix;
             lo_len = r->prefix_len;
@@ -313,12 +315,13 @@ void storage_abort(storage *s)
     s->in_batch = false;
 }
 
-int storage_set_alarm(storage *s, const char *party, const char *room, int64_t at, const char **err)
+int storage_set_alarm(storage *s, const char *party, const char *room, int64_t at, int retries, const char **err)
 {
     if (begin(s, err)) return -1;
     sqlite3_stmt *st = s->st[ST_ALARM_SET];
     bind_room(st, party, room);
     sqlite3_bind_int64(st, 3, at);
+    sqlite3_bind_int(st, 4, retries);
     return exec(s, st, err);
 }
 
@@ -330,13 +333,15 @@ int storage_delete_alarm(storage *s, const char *party, const char *room, const 
     return exec(s, st, err);
 }
 
-int storage_get_alarm(storage *s, const char *party, const char *room, int64_t *at, const char **err)
+int storage_get_alarm(storage *s, const char *party, const char *room, int64_t *at, int *retries,
+                      const char **err)
 {
     sqlite3_stmt *st = s->st[ST_ALARM_GET];
     bind_room(st, party, room);
     int rc = sqlite3_step(st), result = 0;
     if (rc == SQLITE_ROW) {
         *at = sqlite3_column_int64(st, 0);
+        if (retries) *retries = sqlite3_column_int(st, 1);
         result = 1;
     } else if (rc != SQLITE_DONE) {
         *err = sqlite3_errmsg(s->db);
@@ -362,7 +367,7 @@ int storage_due_alarms(storage *s, int64_t now, int limit, storage_alarm_row cb,
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int(st, 2, limit);
     /* collect first: the callbacks may write to the same table */
-    typedef struct { char *party, *room; int64_t at; } row;
+    typedef struct { char *party, *room; int64_t at; int retries; } row;
     row *rows = NULL;
     int n = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -370,12 +375,13 @@ int storage_due_alarms(storage *s, int64_t now, int limit, storage_alarm_row cb,
         rows[n].party = xstrdup((const char *)sqlite3_column_text(st, 0));
         rows[n].room = xstrdup((const char *)sqlite3_column_text(st, 1));
         rows[n].at = sqlite3_column_int64(st, 2);
+        rows[n].retries = sqlite3_column_int(st, 3);
         n++;
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     for (int i = 0; i < n; i++) {
-        cb(ud, rows[i].party, rows[i].room, rows[i].at);
+        cb(ud, rows[i].party, rows[i].room, rows[i].at, rows[i].retries);
         free(rows[i].party);
         free(rows[i].room);
     }

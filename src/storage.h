@@ -58,14 +58,17 @@ void storage_commit(storage *s, storage_done cb, void *ud);
 /* Throws the open batch away (a room failed half-way). */
 void storage_abort(storage *s);
 
-/* Alarms: one per room, epoch milliseconds, written in the batch. */
-int storage_set_alarm(storage *s, const char *party, const char *room, int64_t at, const char **err);
+/* Alarms: one per room, epoch milliseconds, written in the batch; retries
+ * counts failed onAlarm runs (kept in storage so a retry survives an
+ * unloaded room or a restart). */
+int storage_set_alarm(storage *s, const char *party, const char *room, int64_t at, int retries, const char **err);
 int storage_delete_alarm(storage *s, const char *party, const char *room, const char **err);
 /* 1 and *at set if the room has an alarm, 0 if not. */
-int storage_get_alarm(storage *s, const char *party, const char *room, int64_t *at, const char **err);
+int storage_get_alarm(storage *s, const char *party, const char *room, int64_t *at, int *retries,
+                      const char **err);
 /* The earliest alarm of all rooms: 1 and *at, or 0 if none. */
 int storage_next_alarm(storage *s, int64_t *at);
-typedef void (*storage_alarm_row)(void *ud, const char *party, const char *room, int64_t at);
+typedef void (*storage_alarm_row)(void *ud, const char *party, const char *room, int64_t at, int retries);
 /* Calls cb for alarms due at or before now (at most limit). */
 int storage_due_alarms(storage *s, int64_t now, int limit, storage_alarm_row cb, void *ud);
 

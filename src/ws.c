@@ -170,8 +170,9 @@ int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
     /* wslay queues pongs and close replies (and a 1002/1009 close on a bad
      * frame); hand them to the output now. */
     if (wslay_event_send(s->ctx) != 0) return -1;
-    if (wslay_event_get_status_code_sent(s->ctx) == WSLAY_CODE_PROTOCOL_ERROR ||
-        wslay_event_get_status_code_sent(s->ctx) == WSLAY_CODE_MESSAGE_TOO_BIG)
+    int sent = wslay_event_get_status_code_sent(s->ctx);
+    if (sent == WSLAY_CODE_PROTOCOL_ERROR || sent == WSLAY_CODE_MESSAGE_TOO_BIG ||
+        sent == WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA)
         s->protocol_error = true;
     return rv == 0 ? 0 : -1;
 }
@@ -196,4 +197,14 @@ void ws_session_ping(ws_session *s)
     struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"lp", 2};
     wslay_event_queue_msg(s->ctx, &m);
     wslay_event_send(s->ctx);
+}
+
+const char *ws_close_reason(int code)
+{
+    switch (code) {
+    case 1002: return "protocol error";
+    case 1007: return "invalid UTF-8 in a text message";
+    case 1009: return "message too big";
+    default: return "protocol error";
+    }
 }

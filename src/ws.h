@@ -52,6 +52,8 @@ int ws_session_feed(ws_session *s, const uint8_t *data, size_t len);
 void ws_session_close(ws_session *s, int code, const char *reason, size_t len);
 /* True once both sides are done (close sent and received, or failure). */
 bool ws_session_finished(const ws_session *s);
+/* Why we closed with a protocol error code, for onError. */
+const char *ws_close_reason(int code);
 /* Queues a ping (the peer's pong proves it is alive). */
 void ws_session_ping(ws_session *s);
 bool ws_session_close_sent(const ws_session *s);

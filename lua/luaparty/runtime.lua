@@ -72,10 +72,19 @@ function Storage:get(key)
   return core.storage_get(key)
 end
 
---- storage:put(key, value); storage:put({k1 = v1, ...}) writes them atomically
+--- storage:put(key, value); storage:put({k1 = v1, ...}) writes them atomically:
+--- if one value cannot be stored, none is written.
 function Storage:put(key, value)
   if type(key) == "table" and value == nil then
-    for k, v in pairs(key) do core.storage_put(k, v) end
+    core.storage_txn_begin()
+    local ok, err = pcall(function()
+      for k, v in pairs(key) do
+        if type(k) ~= "string" then error("storage:put({...}): keys must be strings", 0) end
+        core.storage_put(k, v)
+      end
+    end)
+    core.storage_txn_end(ok)
+    if not ok then error(err, 2) end
     return
   end
   core.storage_put(key, value)
@@ -157,8 +166,9 @@ function Socket:close(code, reason)
   core.socket_release(self._h)
 end
 
---- socket:receive() -> message, or nil, "closed". Suspends the callback.
-function Socket:receive()
+--- socket:receive([timeout_ms]) -> message, or nil, "closed" / "timeout".
+--- Suspends the callback until a message arrives.
+function Socket:receive(timeout)
   local q = self._queue
   if q.first <= q.last then
     local m = q[q.first]
@@ -167,7 +177,7 @@ function Socket:receive()
     return m
   end
   if self.closed then return nil, "closed" end
-  return core.socket_wait(self._h)
+  return core.socket_wait(self._h, timeout)
 end
 
 local Stub = {}

@@ -1,0 +1,2 @@
+-- A project module required by parties/uses.lua (not a party itself).
+return { tag = "u1" }
