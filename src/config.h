@@ -16,7 +16,15 @@ typedef struct party {
     char *bytecode;      /* compiled once; every room loads this (lua_dump) */
     size_t bytecode_len;
     bool removed;        /* dropped from partykit.json by a reload */
+    unsigned hooks;      /* PARTY_HAS_* : which static hooks the code defines */
 } party;
+
+enum {
+    PARTY_HAS_BEFORE_CONNECT = 1,
+    PARTY_HAS_BEFORE_REQUEST = 2,
+    PARTY_HAS_FETCH = 4,
+    PARTY_HAS_CRON = 8,
+};
 
 typedef struct config {
     /* command line */

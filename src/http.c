@@ -61,6 +61,19 @@ void http_request_free(http_request *r)
     free(r);
 }
 
+http_request *http_request_clone(const http_request *r)
+{
+    http_request *c = http_request_new(r->method, r->target);
+    c->host = r->host ? xstrdup(r->host) : NULL;
+    for (size_t i = 0; i < r->headers.n; i++)
+        http_headers_add(&c->headers, r->headers.items[i].name, strlen(r->headers.items[i].name),
+                         r->headers.items[i].value, strlen(r->headers.items[i].value));
+    buf_append(&c->body, r->body.data, r->body.len);
+    c->upgrade = r->upgrade;
+    c->keep_alive = r->keep_alive;
+    return c;
+}
+
 char *http_request_url(const http_request *r)
 {
     buf b;

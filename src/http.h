@@ -40,6 +40,7 @@ void http_headers_free(http_headers *h);
 
 http_request *http_request_new(const char *method, const char *target);
 void http_request_free(http_request *r);
+http_request *http_request_clone(const http_request *r);
 /* The absolute URL a party sees: http://host/target. Caller frees. */
 char *http_request_url(const http_request *r);
 

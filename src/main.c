@@ -4,6 +4,7 @@
 #include "log.h"
 #include "registry.h"
 #include "reload.h"
+#include "sandbox.h"
 #include "server.h"
 #include "storage.h"
 #include "worker.h"
@@ -260,6 +261,20 @@ int main(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     worker_init(&a.w, loop, &a.cfg, a.store);
     uint64_t t0 = uv_hrtime();
+    /* Run every party's top-level code once now: a script that fails to
+     * load stops start-up with file:line, not the first request. */
+    for (size_t i = 0; i < a.cfg.nparties; i++) {
+        if (sandbox_try_party(&a.w, a.cfg.parties[i], &err) != 0) {
+            fprintf(stderr, "luaparty: %s/partykit.json: party \"%s\": %s\n", a.cfg.dir, a.cfg.parties[i]->name, err);
+            free(err);
+            worker_close(&a.w);
+            uv_run(loop, UV_RUN_NOWAIT);
+            uv_loop_close(loop);
+            storage_close(a.store);
+            config_free(&a.cfg);
+            return 2;
+        }
+    }
     if (server_listen(&a.srv, &a.w, &err) != 0) {
         fprintf(stderr, "luaparty: %s\n", err);
         free(err);

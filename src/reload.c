@@ -252,6 +252,7 @@ void reload_apply(worker *w, config *cfg, bool modules)
             cur->script = np->script;
             cur->path = np->path;
             cur->chunkname = np->chunkname;
+            cur->hooks = np->hooks;
             np->source = np->bytecode = np->script = np->path = np->chunkname = NULL;
             swapped++;
         }

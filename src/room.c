@@ -31,6 +31,8 @@ typedef struct task {
     const char *callback;   /* for error messages */
     lp_conn *conn;          /* holds a reference; busy while the task lives */
     exchange *ex;           /* REQUEST: where the response goes */
+    gatekeeper *gate;       /* HOOK: who waits for the verdict */
+    hook_kind hook;         /* HOOK: which one */
     bool suspended;         /* set by room_task_suspend before a yield */
     int64_t lease;          /* ALARM: the alarm time marking this run */
     struct task *prev, *next; /* the room's live tasks */
@@ -52,6 +54,7 @@ struct held {
 
 static void commit(room *r);
 static void task_free(task *t);
+static void hook_done(task *t);
 
 room *room_from_state(lua_State *L)
 {
@@ -83,6 +86,7 @@ static void enqueue(room *r, event *ev)
 {
     if (r->state == ROOM_GONE) { /* shutting down: nobody will run it */
         if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
+        if (ev->gate) ev->gate->decide(ev->gate, http_response_new(503, "text/plain", "shutting down", 13), NULL);
         if (ev->done) ev->done->destroy(ev->done);
         event_free(ev);
         return;
@@ -152,6 +156,7 @@ void room_unref(room *r)
         event *ev = r->q_head;
         r->q_head = ev->next;
         if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
+        if (ev->gate) ev->gate->decide(ev->gate, http_response_new(503, "text/plain", "room closed", 11), NULL);
         if (ev->done) ev->done->destroy(ev->done);
         event_free(ev);
     }
@@ -233,6 +238,16 @@ void room_alarm(room *r, int64_t lease, int retries)
     enqueue(r, ev);
 }
 
+void room_hook(room *lobby, hook_kind kind, const http_request *req, const char *room_id, gatekeeper *g)
+{
+    event *ev = event_new(EV_HOOK);
+    ev->req = http_request_clone(req);
+    ev->code = (int)kind;
+    ev->error = xstrdup(room_id ? room_id : "");
+    ev->gate = g;
+    enqueue(lobby, ev);
+}
+
 void room_reload(room *r, bool code, bool env)
 {
     event *ev = event_new(EV_RELOAD);
@@ -281,6 +296,7 @@ static const char *callback_name(event_kind k)
     case EV_REQUEST: return "onRequest";
     case EV_ALARM: return "onAlarm";
     case EV_RELOAD: return "onReload (hot reload)";
+    case EV_HOOK: return "static hook";
     default: return "callback";
     }
 }
@@ -336,6 +352,15 @@ static void task_failed(task *t)
     log_traceback(r, t, msg);
     if (t->kind == EV_REQUEST) {
         room_output_respond(r, t->ex, error_response(r, msg));
+    } else if (t->kind == EV_HOOK) {
+        /* PartyKit: an error thrown by onBefore* rejects with 401 */
+        http_response *res = t->hook == HOOK_FETCH ? error_response(r, msg)
+                                                    : http_response_new(401, "text/plain; charset=utf-8", msg, strlen(msg));
+        if (t->hook != HOOK_FETCH && !r->owner->cfg->dev) {
+            http_response_free(res);
+            res = http_response_new(401, "text/plain; charset=utf-8", "Unauthorized", 12);
+        }
+        t->gate->decide(t->gate, res, NULL);
     } else if (t->kind == EV_CONNECT && t->conn) {
         /* As PartyKit: accept, then close with 1011 and the message, so the
          * client's devtools show what went wrong. */
@@ -357,6 +382,38 @@ static void task_done(task *t)
         room_output_respond(r, t->ex, res);
     } else if (t->kind == EV_START) {
         r->starting = false;
+    } else if (t->kind == EV_HOOK) {
+        hook_done(t);
+    }
+}
+
+/* rt.hook returned "pass" | "request", headers | "response", status, headers, body */
+static void hook_done(task *t)
+{
+    lua_State *co = t->co;
+    const char *verdict = lua_tostring(co, 1);
+    if (verdict && strcmp(verdict, "response") == 0) {
+        char *err = NULL;
+        http_response *res = lua_to_response(co, 2, &err);
+        if (!res) {
+            log_error("%s static hook: %s", t->r->party->name, err);
+            res = error_response(t->r, err);
+            free(err);
+        }
+        t->gate->decide(t->gate, res, NULL);
+    } else if (verdict && strcmp(verdict, "request") == 0) {
+        http_headers *h = xcalloc(1, sizeof *h);
+        lua_State *L = co;
+        lua_pushnil(L);
+        while (lua_next(L, 2)) {
+            size_t nl, vl;
+            const char *n = lua_tolstring(L, -2, &nl), *v = lua_tolstring(L, -1, &vl);
+            if (n && v && http_header_value_ok(v, vl)) http_headers_add(h, n, nl, v, vl);
+            lua_pop(L, 1);
+        }
+        t->gate->decide(t->gate, NULL, h);
+    } else {
+        t->gate->decide(t->gate, NULL, NULL);
     }
 }
 
@@ -480,6 +537,15 @@ static void dispatch(room *r, event *ev)
         if (ev->code & 2) lua_pushstring(co, r->owner->cfg->vars_json);
         else lua_pushnil(co);
         nargs = 2;
+        break;
+    case EV_HOOK:
+        lua_getfield(co, -1, "hook");
+        lua_pushinteger(co, ev->code);
+        lua_push_request(co, ev->req);
+        lua_pushstring(co, ev->error);
+        t->gate = ev->gate;
+        t->hook = (hook_kind)ev->code;
+        nargs = 3;
         break;
     case EV_RESUME:
         break;

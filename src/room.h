@@ -28,6 +28,17 @@ struct exchange {
     void (*respond)(exchange *ex, http_response *res);
 };
 
+/* The verdict of a party's static hook (onBeforeConnect, onBeforeRequest,
+ * onFetch), run in the party's lobby. res: reject (or, for onFetch, answer)
+ * with it; NULL: let the request through, with headers replaced when
+ * headers is not NULL (the hook returned a modified request). Takes both. */
+typedef struct gatekeeper gatekeeper;
+struct gatekeeper {
+    void (*decide)(gatekeeper *g, http_response *res, http_headers *headers);
+};
+
+typedef enum { HOOK_BEFORE_CONNECT, HOOK_BEFORE_REQUEST, HOOK_FETCH } hook_kind;
+
 /* A value handed back to a suspended coroutine. */
 typedef struct completion completion;
 struct completion {
@@ -45,6 +56,7 @@ typedef enum {
     EV_CALL,       /* call a runtime hook with a chunk (cross-party socket events) */
     EV_ALARM,      /* onAlarm */
     EV_RELOAD,     /* swap in the party's new code and/or env, then onReload */
+    EV_HOOK,       /* a static hook in the lobby: see gatekeeper */
 } event_kind;
 
 typedef struct event {
@@ -60,6 +72,7 @@ typedef struct event {
     int ref;                /* CALL: registry ref of the Lua target */
     int code;               /* CLOSE/CALL: close code */
     int64_t lease;          /* ALARM: the alarm time that marks this run */
+    gatekeeper *gate;       /* HOOK */
 } event;
 
 typedef enum { ROOM_ACTIVATING, ROOM_ACTIVE, ROOM_DRAINING, ROOM_GONE } room_state;
@@ -122,6 +135,10 @@ void room_request(room *r, http_request *req, exchange *ex);
 void room_resume(room *r, struct task *t, completion *done);
 void room_call(room *r, int ref, const char *hook, chunk *msg, int code);
 void room_alarm(room *r, int64_t lease, int retries);
+/* Runs a static hook in a lobby (the room "" of the party): req is copied,
+ * room_id is the room the request is for. */
+void room_hook(room *lobby, hook_kind kind, const http_request *req, const char *room_id, gatekeeper *g);
+
 /* Queues a reload: new code (the party's current bytecode) and/or env. */
 void room_reload(room *r, bool code, bool env);
 

@@ -279,7 +279,7 @@ int sandbox_open_room(room *r, char **err)
     return 0;
 }
 
-int sandbox_try_party(worker *w, const party *p, char **err)
+int sandbox_try_party(worker *w, party *p, char **err)
 {
     room probe;
     memset(&probe, 0, sizeof probe);
@@ -288,6 +288,10 @@ int sandbox_try_party(worker *w, const party *p, char **err)
     probe.id = (char *)"(reload check)";
     probe.mem_limit = w->cfg->room_memory;
     if (sandbox_open_room(&probe, err) != 0) return -1;
-    lua_close(probe.L);
+    lua_State *L = probe.L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, probe.rt_ref);
+    lua_getfield(L, -1, "hooks");
+    p->hooks = lua_pcall(L, 0, 1, 0) == 0 ? (unsigned)lua_tointeger(L, -1) : 0;
+    lua_close(L);
     return 0;
 }

@@ -14,11 +14,12 @@ int sandbox_open_room(struct room *r, char **err);
 void sandbox_arm(struct room *r);
 void sandbox_disarm(struct room *r);
 
-/* Loads and runs a party's current code in a throwaway room state, so a
- * reload can refuse code that fails at load time before any room sees it.
+/* Loads and runs a party's current code in a throwaway room state, so code
+ * that fails at load time is refused (at start-up, or by a reload) before
+ * any room sees it, and records which static hooks it defines (p->hooks).
  * Returns 0, or -1 with *err (caller frees). */
 struct worker;
 struct party;
-int sandbox_try_party(struct worker *w, const struct party *p, char **err);
+int sandbox_try_party(struct worker *w, struct party *p, char **err);
 
 #endif

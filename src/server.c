@@ -39,6 +39,15 @@ typedef struct client_exchange {
     char *method, *target;
 } client_exchange;
 
+typedef struct admission {
+    gatekeeper g;
+    struct client *c;             /* NULL once the client went away */
+    http_request *req;
+    hook_kind kind;
+    route rt;
+    uint64_t start;
+} admission;
+
 struct client {
     lp_conn conn;              /* valid once upgraded */
     uv_tcp_t tcp;
@@ -50,6 +59,7 @@ struct client {
     http_parser *http;
     buf pending_in;            /* bytes behind a request that is being answered */
     client_exchange *ex;       /* the request being answered */
+    admission *adm;            /* a static hook deciding about the request */
     ws_session ws;
     out_item *out;
     size_t out_head, out_n, out_cap, out_bytes;
@@ -72,6 +82,7 @@ static void client_maybe_free(client *c)
 {
     if (c->handles > 0 || (c->upgraded && c->conn.refs > 0)) return;
     if (c->ex) c->ex->c = NULL;
+    if (c->adm) c->adm->c = NULL;
     for (size_t i = 0; i < c->out_n; i++) chunk_unref(c->out[(c->out_head + i) % c->out_cap].c);
     free(c->out);
     if (c->http) {
@@ -132,13 +143,14 @@ static void client_close_now(client *c)
 }
 
 static void respond(client *c, int status, const char *body, bool close);
+static bool busy(const client *c);
 
 /* The client's one timer: header/keep-alive timeouts while HTTP, the
  * closing handshake's deadline otherwise. */
 static void on_deadline(uv_timer_t *t)
 {
     client *c = t->data;
-    if (c->state == C_HTTP && c->partial && !c->ex) {
+    if (c->state == C_HTTP && c->partial && !busy(c)) {
         respond(c, 408, "request header timeout", true); /* slowloris */
         return;
     }
@@ -371,14 +383,40 @@ static void ws_feed(client *c, const uint8_t *data, size_t len)
 
 /* ---- HTTP ---- */
 
+/* Queues a response; the connection stays open for the next request
+ * (keep-alive, with its idle deadline) or closes after it. */
+static void send_response(client *c, const http_response *res, bool keep_alive, bool head, const char *method,
+                          const char *target, uint64_t start)
+{
+    if (c->srv->w->stopping) keep_alive = false; /* shutting down: last answer */
+    chunk *ch = http_response_serialize(res, keep_alive, head);
+    out_push(c, ch);
+    chunk_unref(ch);
+    if (method && (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG))
+        log_info("%s %s %d (%.1f ms)", method, target, res->status, (double)(uv_hrtime() - start) / 1e6);
+    if (!keep_alive) client_finish(c);
+    else arm_deadline(c, c->srv->cfg->keepalive_timeout_ms);
+}
+
 static void respond(client *c, int status, const char *body, bool close)
 {
     http_response *res = http_response_new(status, "text/plain;charset=UTF-8", body, strlen(body));
-    chunk *ch = http_response_serialize(res, !close, false);
+    send_response(c, res, !close, false, NULL, NULL, 0);
     http_response_free(res);
-    out_push(c, ch);
-    chunk_unref(ch);
-    if (close) client_finish(c);
+}
+
+/* A request is with a room or a hook: input waits. */
+static bool busy(const client *c) { return c->ex || c->adm; }
+
+/* An answer came after feed() returned: go on with the pipelined bytes. */
+static void continue_input(client *c)
+{
+    if (c->in_feed || c->state != C_HTTP || busy(c)) return;
+    buf rest = c->pending_in;
+    buf_init(&c->pending_in);
+    if (rest.len) feed(c, rest.data, rest.len);
+    buf_free(&rest);
+    if (c->state == C_HTTP && !busy(c)) resume_reading(c);
 }
 
 static void exchange_respond(exchange *ex, http_response *res)
@@ -386,27 +424,9 @@ static void exchange_respond(exchange *ex, http_response *res)
     client_exchange *ce = (client_exchange *)ex;
     client *c = ce->c;
     if (c) {
-        if (c->srv->w->stopping) ce->keep_alive = false; /* shutting down: last answer */
-        chunk *ch = http_response_serialize(res, ce->keep_alive, ce->head);
-        out_push(c, ch);
-        chunk_unref(ch);
         c->ex = NULL;
-        if (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG)
-            log_info("%s %s %d (%.1f ms)", ce->method, ce->target, res->status,
-                     (double)(uv_hrtime() - ce->start) / 1e6);
-        if (!ce->keep_alive) {
-            client_finish(c);
-        } else {
-            arm_deadline(c, c->srv->cfg->keepalive_timeout_ms);
-        }
-        if (ce->keep_alive && !c->in_feed && c->state == C_HTTP) {
-            /* answer arrived later: go on with the pipelined bytes */
-            buf rest = c->pending_in;
-            buf_init(&c->pending_in);
-            if (rest.len) feed(c, rest.data, rest.len);
-            buf_free(&rest);
-            if (c->state == C_HTTP && !c->ex) resume_reading(c);
-        }
+        send_response(c, res, ce->keep_alive, ce->head, ce->method, ce->target, ce->start);
+        continue_input(c);
     }
     http_response_free(res);
     free(ce->method);
@@ -414,12 +434,12 @@ static void exchange_respond(exchange *ex, http_response *res)
     free(ce);
 }
 
-static room *resolve(client *c, const route *rt, bool close)
+static room *resolve(client *c, const party *p, const char *id, bool close)
 {
     char *err = NULL;
-    room *r = registry_resolve(c->srv->w, rt->party, rt->room, &err);
+    room *r = registry_resolve(c->srv->w, p, id, &err);
     if (!r) {
-        log_error("%s/%s: cannot start the room: %s", rt->party->name, rt->room, err);
+        log_error("%s/%s: cannot start the room: %s", p->name, id, err);
         respond(c, 500, c->srv->cfg->dev ? err : "Internal Server Error", close);
         free(err);
     }
@@ -442,13 +462,11 @@ static bool route_error(client *c, const route *rt, bool close)
     return true;
 }
 
-static void handle_request(client *c, http_request *req)
+/* Hands an HTTP request to its room (onRequest). */
+static void deliver_request(client *c, http_request *req, const route *rt)
 {
-    route rt;
-    route_parse(c->srv->cfg, req->target, &rt);
-    bool close = !req->keep_alive;
-    room *r = NULL;
-    if (route_error(c, &rt, close) || !(r = resolve(c, &rt, close))) {
+    room *r = resolve(c, rt->party, rt->room, !req->keep_alive);
+    if (!r) {
         http_request_free(req);
         return;
     }
@@ -465,24 +483,16 @@ static void handle_request(client *c, http_request *req)
     room_request(r, req, &ce->ex);
 }
 
-static void handle_upgrade(client *c, http_request *req, const char *rest, size_t rest_len)
+/* Completes a WebSocket upgrade: 101, then the room's onConnect. Bytes that
+ * came after the upgrade request wait in pending_in. */
+static void deliver_upgrade(client *c, http_request *req, const route *rt)
 {
-    route rt;
-    route_parse(c->srv->cfg, req->target, &rt);
-    const char *why = NULL;
-    int bad = ws_check_upgrade(req, &why);
-    room *r = NULL;
-    if (route_error(c, &rt, true)) goto reject;
-    if (bad) {
-        respond(c, bad, why, true);
-        goto reject;
-    }
-    if (!(r = resolve(c, &rt, true))) goto reject;
+    room *r = resolve(c, rt->party, rt->room, true);
+    if (!r) goto reject;
     if (r->attached >= c->srv->cfg->max_room_connections) {
         respond(c, 503, "room is full", true);
         goto reject;
     }
-
     char id[512];
     if (!query_param(req->target, "_pk", id, sizeof id) || !id[0]) uuid_v4(id);
     char *uri = http_request_url(req);
@@ -503,18 +513,118 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
     c->http = NULL;
     c->state = C_WS;
     if (c->timer_on) uv_timer_stop(&c->timer);
-    if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt.party->name, rt.room, id);
+    if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt->party->name, rt->room, id);
     room_connect(r, &c->conn, req);
-    if (rest_len) ws_feed(c, (const uint8_t *)rest, rest_len);
+    buf early = c->pending_in;
+    buf_init(&c->pending_in);
+    if (early.len) ws_feed(c, (const uint8_t *)early.data, early.len);
+    buf_free(&early);
+    resume_reading(c);
     return;
 reject:
     http_request_free(req);
 }
 
+/* ---- static hooks: onBeforeConnect, onBeforeRequest, onFetch ---- */
+
+
+static void on_decision(gatekeeper *g, http_response *res, http_headers *headers)
+{
+    admission *a = (admission *)g;
+    client *c = a->c;
+    http_request *req = a->req;
+    if (c) {
+        c->adm = NULL;
+        bool upgrade = a->kind == HOOK_BEFORE_CONNECT;
+        bool head = strcmp(req->method, "HEAD") == 0;
+        if (res) {
+            send_response(c, res, !upgrade && req->keep_alive, head, req->method, req->target, a->start);
+        } else if (a->kind == HOOK_FETCH) {
+            respond(c, 404, "Not found", !req->keep_alive);
+        } else {
+            if (headers) { /* the hook returned a modified request */
+                http_headers_free(&req->headers);
+                req->headers = *headers;
+                memset(headers, 0, sizeof *headers);
+            }
+            if (upgrade) deliver_upgrade(c, req, &a->rt);
+            else deliver_request(c, req, &a->rt);
+            req = NULL;
+        }
+        continue_input(c);
+    }
+    http_request_free(req);
+    http_response_free(res);
+    if (headers) http_headers_free(headers);
+    free(headers);
+    free(a);
+}
+
+/* Asks the party's lobby (room "") what to do with req. */
+static void admit(client *c, http_request *req, hook_kind kind, const route *rt)
+{
+    room *lobby = resolve(c, rt->party, "", kind == HOOK_BEFORE_CONNECT || !req->keep_alive);
+    if (!lobby) {
+        http_request_free(req);
+        return;
+    }
+    if (c->timer_on) uv_timer_stop(&c->timer);
+    admission *a = xcalloc(1, sizeof *a);
+    a->g.decide = on_decision;
+    a->c = c;
+    a->req = req;
+    a->kind = kind;
+    a->rt = *rt;
+    a->start = uv_hrtime();
+    c->adm = a;
+    room_hook(lobby, kind, req, rt->room, &a->g);
+}
+
+static void handle_request(client *c, http_request *req)
+{
+    route rt;
+    route_parse(c->srv->cfg, req->target, &rt);
+    const party *main_party = c->srv->cfg->parties[0];
+    if (rt.kind == ROUTE_NOT_FOUND && (main_party->hooks & PARTY_HAS_FETCH)) {
+        rt.party = main_party;
+        admit(c, req, HOOK_FETCH, &rt);
+    } else if (route_error(c, &rt, !req->keep_alive)) {
+        http_request_free(req);
+    } else if (rt.party->hooks & PARTY_HAS_BEFORE_REQUEST) {
+        admit(c, req, HOOK_BEFORE_REQUEST, &rt);
+    } else {
+        deliver_request(c, req, &rt);
+    }
+}
+
+static void handle_upgrade(client *c, http_request *req, const char *rest, size_t rest_len)
+{
+    route rt;
+    route_parse(c->srv->cfg, req->target, &rt);
+    const char *why = NULL;
+    int bad = ws_check_upgrade(req, &why);
+    if (route_error(c, &rt, true)) {
+        http_request_free(req);
+        return;
+    }
+    if (bad) {
+        respond(c, bad, why, true);
+        http_request_free(req);
+        return;
+    }
+    buf_append(&c->pending_in, rest, rest_len); /* early frames wait for the 101 */
+    if (rt.party->hooks & PARTY_HAS_BEFORE_CONNECT) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        admit(c, req, HOOK_BEFORE_CONNECT, &rt);
+    } else {
+        deliver_upgrade(c, req, &rt);
+    }
+}
+
 static void feed(client *c, const char *data, size_t len)
 {
     c->in_feed = true;
-    while (len > 0 && c->state == C_HTTP && !c->ex) {
+    while (len > 0 && c->state == C_HTTP && !busy(c)) {
         size_t used = 0;
         enum http_parse_result rv = http_parser_feed(c->http, data, len, &used);
         data += used;
@@ -570,7 +680,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
     }
     switch (c->state) {
     case C_HTTP:
-        if (c->ex) { /* pipelined while we answer: keep it for later */
+        if (busy(c)) { /* pipelined while we answer: keep it for later */
             buf_append(&c->pending_in, b->base, (size_t)nread);
             uv_read_stop(stream);
         } else {
@@ -705,7 +815,7 @@ void server_shutdown(server *s)
     for (client *c = s->clients, *next; c; c = next) {
         next = c->next;
         if (c->state == C_WS) ws_conn_close(&c->conn, 1001, "server shutting down", 20);
-        else if (c->state == C_HTTP && !c->ex) client_close_now(c);
+        else if (c->state == C_HTTP && !busy(c)) client_close_now(c);
     }
 }
 

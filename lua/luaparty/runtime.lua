@@ -280,8 +280,11 @@ local function call(name, ...)
   if f then return f(instance, ...) end
 end
 
+local party_info
+
 function rt.init(party_class, info)
   class = party_class
+  party_info = info
   local env = cjson.decode(info.env_json)
   local room = setmetatable({
     id = info.id,
@@ -295,6 +298,36 @@ function rt.init(party_class, info)
 end
 
 function rt.start() return call("onStart") end
+
+--- Which static hooks the party defines, as the C bit set PARTY_HAS_*.
+function rt.hooks()
+  local bits = 0
+  if class.onBeforeConnect then bits = bits + 1 end
+  if class.onBeforeRequest then bits = bits + 2 end
+  if class.onFetch then bits = bits + 4 end
+  if class.onCron then bits = bits + 8 end
+  return bits
+end
+
+local hook_names = { [0] = "onBeforeConnect", [1] = "onBeforeRequest", [2] = "onFetch" }
+
+--- A static hook, run in the party's lobby before any room is touched:
+--- class.onBeforeConnect(req, lobby) / onBeforeRequest(req, lobby) /
+--- onFetch(req, lobby). Returns "pass", "request", headers or
+--- "response", status, headers, body.
+function rt.hook(kind, req, room_id)
+  setmetatable(req, Request)
+  local name = hook_names[kind]
+  local lobby = { id = room_id, party = party_info.name, env = instance.room.env,
+                  parties = instance.room.context.parties }
+  if name == "onFetch" then lobby.id = nil end
+  local result = class[name](req, lobby)
+  if result == nil then return "pass" end
+  if type(result) == "string" then result = Response.new(result) end
+  if Response.is(result) then return "response", result.status, result.headers, result.body end
+  if getmetatable(result) == Request then return "request", result.headers end
+  error(name .. " must return nil, the request, or a Response (got " .. type(result) .. ")", 0)
+end
 
 --- A hot reload: chunk is the party's new code (or nil), env_json the new
 --- vars (or nil). The instance (self and its fields) and the connections
