@@ -1,0 +1,50 @@
+// Static hooks: onBeforeConnect / onBeforeRequest / onFetch (issue: hardening, auth hooks).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, httpRequest, wsConnect } from './lib/server.mjs';
+
+let server;
+before(async () => { server = await startServer({ project: 'hooks' }); });
+after(async () => { await server?.stop(); });
+
+test('onBeforeConnect: a good token passes and adds a header onConnect sees', async () => {
+  const c = await wsConnect(`${server.wsUrl}/parties/main/r1?token=secret-r1`);
+  assert.equal((await c.next(3000)).data, 'welcome user:r1');
+  c.close();
+});
+
+test('onBeforeConnect: a returned Response rejects; the room never sees the attempt', async () => {
+  await assert.rejects(wsConnect(`${server.wsUrl}/parties/main/r2?token=wrong`), (e) => e.status === 403 && /bad token/.test(e.body));
+  // r2 never ran onConnect: its connect counter (read through onRequest) stays 0
+  const res = await httpRequest(`${server.url}/parties/main/r2`, { headers: { authorization: 'Bearer ok' } });
+  assert.equal(res.json().connects, 0);
+});
+
+test('onBeforeConnect: an error rejects with 401 and the message (dev)', async () => {
+  await assert.rejects(wsConnect(`${server.wsUrl}/parties/main/r3`), (e) => e.status === 401 && /missing token/.test(e.body));
+});
+
+test('onBeforeRequest: rejects without credentials, passes a modified request with them', async () => {
+  const no = await httpRequest(`${server.url}/parties/main/r4`);
+  assert.equal(no.status, 401);
+  assert.deepEqual(no.json(), { error: 'unauthorized', room: 'r4', party: 'main' });
+  const yes = await httpRequest(`${server.url}/parties/main/r4`, { headers: { authorization: 'Bearer ok' } });
+  assert.equal(yes.status, 200);
+  assert.equal(yes.json().checked, 'yes');
+});
+
+test('cross-party fetch skips the hooks, as in PartyKit', async () => {
+  const res = await httpRequest(`${server.url}/parties/open/x`);
+  assert.equal(res.status, 200);
+  assert.match(res.text, /^via stub: 200 /);
+  assert.match(res.text, /"connects":1/); // r1 had one accepted connection
+});
+
+test('onFetch answers URLs outside the parties; nil means 404', async () => {
+  const hello = await httpRequest(`${server.url}/hello`);
+  assert.equal(hello.status, 200);
+  assert.equal(hello.text, 'hello from onFetch');
+  const other = await httpRequest(`${server.url}/nothing/here`);
+  assert.equal(other.status, 404);
+  assert.ok(server.alive());
+});

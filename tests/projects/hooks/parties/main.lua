@@ -1,0 +1,37 @@
+-- Static hooks (PartyKit's onBeforeConnect / onBeforeRequest / onFetch):
+-- they run before the room is touched, with a dot, not a colon: no self.
+local Response = require("luaparty").Response
+local P = {}
+
+-- token in the query, as browsers cannot set WebSocket headers
+function P.onBeforeConnect(req, lobby)
+  local token = req.url:match("[?&]token=([^&]+)")
+  if token == nil then error("missing token") end
+  if token ~= "secret-" .. lobby.id then return Response.new("bad token", { status = 403 }) end
+  req.headers["x-user-id"] = "user:" .. lobby.id
+  return req
+end
+
+function P.onBeforeRequest(req, lobby)
+  if req.headers["authorization"] ~= "Bearer ok" then
+    return Response.json({ error = "unauthorized", room = lobby.id, party = lobby.party }, { status = 401 })
+  end
+  req.headers["x-checked"] = "yes"
+  return req
+end
+
+function P.onFetch(req, lobby)
+  if req.url:find("/hello", 1, true) then return Response.new("hello from onFetch") end
+  -- nil: 404
+end
+
+function P:onConnect(conn, ctx)
+  self.room.storage:put("connects", (self.room.storage:get("connects") or 0) + 1)
+  conn:send("welcome " .. tostring(ctx.request.headers["x-user-id"]))
+end
+
+function P:onRequest(req)
+  return Response.json({ checked = req.headers["x-checked"], connects = self.room.storage:get("connects") or 0 })
+end
+
+return P
