@@ -5,10 +5,12 @@
  * partykit.json and the key, and an unknown key gets a "did you mean". */
 #include "config.h"
 #include "buf.h"
+#include "cron.h"
 #include "log.h"
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lua-cjson.h>
@@ -21,11 +23,11 @@
 /* Keys PartyKit knows (config-schema.ts). Those marked used are honoured. */
 static const struct { const char *key; bool used; } known_keys[] = {
     {"$schema", true}, {"name", true}, {"main", true}, {"parties", true}, {"vars", true},
-    {"port", true}, {"persist", true}, {"team", false}, {"define", false}, {"serve", false},
-    {"build", false}, {"crons", false}, {"compatibilityDate", false}, {"compatibilityFlags", false},
+    {"port", true}, {"persist", true}, {"team", false}, {"define", false}, {"serve", true},
+    {"build", false}, {"crons", true}, {"compatibilityDate", false}, {"compatibilityFlags", false},
     {"minify", false}, {"ai", false}, {"vectorize", false}, {"bindings", false}, {"analytics", false},
     {"domain", false}, {"preview", false}, {"logpush", false}, {"tailConsumers", false},
-    {"observability", false}, {"placement", false}, {"luaparty", false},
+    {"observability", false}, {"placement", false}, {"luaparty", true},
 };
 
 void config_defaults(config *cfg)
@@ -177,6 +179,121 @@ static int decode(lua_State *L)
     return 1;
 }
 
+/* "serve": "public" or { "path": "public", "singlePageApp": true } */
+static int load_serve(lua_State *L, config *cfg, char **err)
+{
+    lua_getfield(L, 1, "serve");
+    const char *path = NULL;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        path = lua_tostring(L, -1);
+    } else if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "path");
+        path = lua_tostring(L, -1);
+        lua_getfield(L, -2, "singlePageApp");
+        cfg->serve_spa = lua_toboolean(L, -1);
+        lua_pop(L, 2);
+        if (!path) return fail(err, "partykit.json: \"serve\": the object needs a \"path\"");
+    } else if (!lua_isnil(L, -1)) {
+        return fail(err, "partykit.json: \"serve\" must be a folder name or { \"path\": ... }");
+    }
+    if (path) {
+        char joined[PATH_MAX * 2], real[PATH_MAX];
+        snprintf(joined, sizeof joined, "%s/%s", cfg->dir, path);
+        if (!realpath(joined, real)) return fail(err, "partykit.json: \"serve\": %s: %s", path, strerror(errno));
+        cfg->serve_dir = xstrdup(real);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* "crons": { "name": "* * * * *" } */
+static int load_crons(lua_State *L, config *cfg, char **err)
+{
+    lua_getfield(L, 1, "crons");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) return fail(err, "partykit.json: \"crons\" must be an object of name: schedule");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const char *name = lua_tostring(L, -2), *expr = lua_tostring(L, -1), *why = NULL;
+        if (lua_type(L, -1) != LUA_TSTRING) return fail(err, "partykit.json: crons: \"%s\" must be a string", name);
+        cron_entry e = {0};
+        if (cron_parse(expr, &e, &why) != 0)
+            return fail(err, "partykit.json: crons: \"%s\": \"%s\": %s", name, expr, why);
+        e.name = xstrdup(name);
+        e.expr = xstrdup(expr);
+        cfg->crons = xrealloc(cfg->crons, (cfg->ncrons + 1) * sizeof *cfg->crons);
+        cfg->crons[cfg->ncrons++] = e;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* "luaparty": our own settings; the command line overrides them. */
+static int load_luaparty(lua_State *L, config *cfg, char **err)
+{
+    static const struct { const char *key; size_t off; int unit; } keys[] = {
+        /* unit: 0 bytes/count (size_t), 1 seconds -> ms, 2 ms (uint64_t) */
+        {"maxMessage", offsetof(config, max_message), 0},
+        {"roomMemory", offsetof(config, room_memory), 0},
+        {"maxValue", offsetof(config, max_value), 0},
+        {"maxConnections", offsetof(config, max_connections), 0},
+        {"maxRoomConnections", offsetof(config, max_room_connections), 0},
+        {"cpuLimit", offsetof(config, cpu_limit_ms), 2},
+        {"idleTimeout", offsetof(config, idle_timeout_ms), 1},
+        {"pingInterval", offsetof(config, ping_interval_ms), 1},
+        {"headerTimeout", offsetof(config, header_timeout_ms), 1},
+        {"keepaliveTimeout", offsetof(config, keepalive_timeout_ms), 1},
+    };
+    lua_getfield(L, 1, "luaparty");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (!lua_istable(L, -1)) return fail(err, "partykit.json: \"luaparty\" must be an object");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        const char *key = lua_tostring(L, -2);
+        if (strcmp(key, "cors") == 0) {
+            if (lua_type(L, -1) == LUA_TBOOLEAN) {
+                free(cfg->cors_origin);
+                cfg->cors_origin = lua_toboolean(L, -1) ? xstrdup("*") : NULL;
+            } else if (lua_type(L, -1) == LUA_TSTRING) {
+                free(cfg->cors_origin);
+                cfg->cors_origin = xstrdup(lua_tostring(L, -1));
+            } else {
+                return fail(err, "partykit.json: luaparty.cors must be true, false or an origin");
+            }
+            lua_pop(L, 1);
+            continue;
+        }
+        size_t i = 0, n = sizeof keys / sizeof *keys;
+        while (i < n && strcmp(keys[i].key, key) != 0) i++;
+        if (i == n) {
+            const char *best = NULL;
+            size_t best_d = 4;
+            for (size_t j = 0; j < n; j++) {
+                size_t d = edit_distance(key, keys[j].key);
+                if (d < best_d) best_d = d, best = keys[j].key;
+            }
+            return best ? fail(err, "partykit.json: unknown key luaparty.%s (did you mean \"%s\"?)", key, best)
+                        : fail(err, "partykit.json: unknown key luaparty.%s", key);
+        }
+        lua_Number v = lua_tonumber(L, -1);
+        if (!lua_isnumber(L, -1) || v < 0 || (keys[i].unit != 2 && v == 0))
+            return fail(err, "partykit.json: luaparty.%s must be a positive number", key);
+        char *field = (char *)cfg + keys[i].off;
+        if (keys[i].unit == 0) *(size_t *)field = (size_t)v;
+        else *(uint64_t *)field = (uint64_t)(keys[i].unit == 1 ? v * 1000 : v);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
 int config_load(config *cfg, char **err)
 {
     buf b;
@@ -318,6 +435,7 @@ int config_load(config *cfg, char **err)
         cfg->persist_dir = buf_steal(&p);
     }
     lua_pop(L, 1);
+    if (load_serve(L, cfg, err) || load_crons(L, cfg, err) || load_luaparty(L, cfg, err)) goto out;
     rv = 0;
 out:
     lua_close(L);
@@ -334,6 +452,16 @@ out:
 
 void config_free_project(config *cfg)
 {
+    for (size_t i = 0; i < cfg->ncrons; i++) {
+        free(cfg->crons[i].name);
+        free(cfg->crons[i].expr);
+    }
+    free(cfg->crons);
+    cfg->crons = NULL;
+    cfg->ncrons = 0;
+    free(cfg->serve_dir);
+    free(cfg->cors_origin);
+    cfg->serve_dir = cfg->cors_origin = NULL;
     for (size_t i = 0; i < cfg->nparties; i++) party_free(cfg->parties[i]);
     free(cfg->parties);
     free(cfg->name);
@@ -351,5 +479,6 @@ void config_free(config *cfg)
     free(cfg->dir);
     free(cfg->host);
     free(cfg->persist_dir);
+    free(cfg->metrics_addr);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -34,11 +34,17 @@ typedef struct config {
     char *persist_dir;       /* NULL: <dir>/.luaparty */
     bool dev;
     bool watch;              /* hot reload (default in dev) */
+    char *metrics_addr;      /* --metrics HOST:PORT, or NULL */
     /* partykit.json */
     char *name;
     party **parties;         /* parties[0] is "main"; pointers stay valid across reloads */
     size_t nparties;
     char *vars_json;         /* JSON object text for room.env */
+    char *serve_dir;         /* "serve": static files (realpath), or NULL */
+    bool serve_spa;          /* serve.singlePageApp: index.html for unknown paths */
+    char *cors_origin;       /* luaparty.cors: Access-Control-Allow-Origin, or NULL */
+    struct cron_entry *crons;/* "crons" */
+    size_t ncrons;
     party **retired;         /* removed by reloads; kept while rooms drain */
     size_t nretired;
     /* limits */
@@ -63,7 +69,7 @@ void config_defaults(config *cfg);
  * with *err set to one line naming the file and the key (caller frees). */
 int config_load(config *cfg, char **err);
 void config_free(config *cfg);
-/* Frees what partykit.json filled in (name, parties, vars). */
+/* Frees what partykit.json filled in (name, parties, vars, serve, crons, cors). */
 void config_free_project(config *cfg);
 void party_free(party *p);
 /* Compiles source into bytecode (syntax check). Returns 0 or -1 with *err. */

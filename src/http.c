@@ -314,6 +314,13 @@ void http_parser_free(http_parser *hp)
     buf_free(&hp->url);
 }
 
+static bool unknown_method(const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && i < 32 && data[i] >= 'A' && data[i] <= 'Z') i++;
+    return i > 0 && i < len && data[i] == ' ';
+}
+
 enum http_parse_result http_parser_feed(http_parser *hp, const char *data, size_t len, size_t *consumed)
 {
     if (llhttp_get_errno(&hp->p) == HPE_PAUSED) llhttp_resume(&hp->p);
@@ -334,9 +341,9 @@ enum http_parse_result http_parser_feed(http_parser *hp, const char *data, size_
     default:
         *consumed = len;
         if (hp->error_status) return HTTP_PARSE_ERROR; /* a callback said why (413, 431) */
-        /* 501 only for something that looks like a method we do not know;
-         * other garbage (a TLS hello on the plain port) is a 400 */
-        hp->error_status = err == HPE_INVALID_METHOD && len && data[0] >= 'A' && data[0] <= 'Z' ? 501 : 400;
+        /* 501 only for a whole method token we do not know ("BREW /");
+         * other garbage (a TLS hello, "GET" alone) is a 400 */
+        hp->error_status = err == HPE_INVALID_METHOD && unknown_method(data, len) ? 501 : 400;
         hp->error_reason = llhttp_get_error_reason(&hp->p);
         if (!hp->error_reason) hp->error_reason = llhttp_errno_name(err);
         return HTTP_PARSE_ERROR;

@@ -12,6 +12,9 @@
 
 static enum log_level current = LOG_INFO;
 static int use_colour = -1;
+static bool json;
+
+void log_set_json(bool on) { json = on; }
 
 void log_set_level(enum log_level lvl) { current = lvl; }
 enum log_level log_get_level(void) { return current; }
@@ -38,6 +41,24 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     char ts[16];
     strftime(ts, sizeof ts, "%H:%M:%S", &tm);
 
+    if (json) {
+        char msg[8192], esc[16400];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        size_t o = 0;
+        for (const unsigned char *p = (const unsigned char *)msg; *p && o < sizeof esc - 8; p++) {
+            if (*p == '"' || *p == '\\') o += (size_t)snprintf(esc + o, 3, "\\%c", *p);
+            else if (*p == '\n') o += (size_t)snprintf(esc + o, 3, "\\n");
+            else if (*p < 0x20) o += (size_t)snprintf(esc + o, 7, "\\u%04x", *p);
+            else esc[o++] = (char)*p;
+        }
+        esc[o] = 0;
+        fprintf(stderr, "{\"ts\":%lld.%03ld,\"level\":\"%s\",\"msg\":\"%s\"}\n", (long long)tv.tv_sec,
+                (long)tv.tv_usec / 1000, tags[lvl], esc);
+        return;
+    }
     flockfile(stderr);
     if (use_colour)
         fprintf(stderr, "%s.%03ld %s%-5s\033[0m ", ts, (long)tv.tv_usec / 1000, colours[lvl], tags[lvl]);

@@ -2,9 +2,13 @@
 #ifndef LP_LOG_H
 #define LP_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
 
 void log_set_level(enum log_level lvl);
+/* One JSON object per line instead of text (--log-format json). */
+void log_set_json(bool on);
 enum log_level log_get_level(void);
 /* Parses "debug", "info", "warn", "error", "off"; returns -1 if unknown. */
 int log_parse_level(const char *name);

@@ -2,6 +2,7 @@
  * storage, listen, run the loop, and shut down cleanly on SIGINT/SIGTERM. */
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "reload.h"
 #include "sandbox.h"
@@ -41,7 +42,13 @@ static const char usage[] =
     "  --ping-interval S         ping quiet WebSockets; drop them after 2 (default 30)\n"
     "  --header-timeout S        request headers must arrive within S (default 10)\n"
     "  --keepalive-timeout S     close idle keep-alive connections (default 60)\n"
+    "  --metrics ADDR    serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464)\n"
+    "  --log-format F    text (default) or json (one object per line)\n"
     "  --watch           hot reload in serve (always on in dev)\n"
+    "\n"
+    "Limits can also be set in partykit.json under \"luaparty\" (maxMessage, roomMemory,\n"
+    "maxValue, cpuLimit, maxConnections, maxRoomConnections, idleTimeout, pingInterval,\n"
+    "headerTimeout, keepaliveTimeout, cors); the command line wins.\n"
     "  --help            this text\n"
     "  --version         print the version\n";
 
@@ -100,7 +107,10 @@ static int parse_number_option(config *cfg, const char *name, const char *v)
     return -1; /* not a number option */
 }
 
-static int parse_args(config *cfg, int argc, char **argv)
+/* Parses the command line. With options_only (the second pass, after
+ * partykit.json was read) only options are applied, so they win over the
+ * file's "luaparty" settings. */
+static int parse_args(config *cfg, int argc, char **argv, bool options_only)
 {
     if (argc < 2) {
         fputs(usage, stderr);
@@ -138,6 +148,7 @@ static int parse_args(config *cfg, int argc, char **argv)
             continue;
         }
         if (a[0] != '-') {
+            if (options_only) continue;
             if (dir) {
                 fprintf(stderr, "luaparty: more than one project directory given ('%s', '%s')\n", dir, a);
                 return 2;
@@ -181,6 +192,15 @@ static int parse_args(config *cfg, int argc, char **argv)
             cfg->cpu_limit_ms = (uint64_t)ms;
         } else if ((rc = parse_number_option(cfg, a, v)) >= 0) {
             if (rc) return rc;
+        } else if (!strcmp(a, "--metrics")) {
+            free(cfg->metrics_addr);
+            cfg->metrics_addr = xstrdup(v);
+        } else if (!strcmp(a, "--log-format")) {
+            if (strcmp(v, "json") && strcmp(v, "text")) {
+                fprintf(stderr, "luaparty: --log-format %s: use text or json\n", v);
+                return 2;
+            }
+            log_set_json(!strcmp(v, "json"));
         } else if (!strcmp(a, "--storage-sync")) {
             if (strcmp(v, "normal") && strcmp(v, "full")) {
                 fprintf(stderr, "luaparty: --storage-sync %s: use normal or full\n", v);
@@ -192,6 +212,7 @@ static int parse_args(config *cfg, int argc, char **argv)
             return 2;
         }
     }
+    if (options_only) return -1;
     char resolved[PATH_MAX];
     if (!realpath(dir ? dir : ".", resolved)) {
         fprintf(stderr, "luaparty: project directory '%s' does not exist\n", dir ? dir : ".");
@@ -238,7 +259,7 @@ int main(int argc, char **argv)
 {
     static app a;
     config_defaults(&a.cfg);
-    int rc = parse_args(&a.cfg, argc, argv);
+    int rc = parse_args(&a.cfg, argc, argv, false);
     if (rc >= 0) {
         config_free(&a.cfg);
         return rc;
@@ -250,6 +271,7 @@ int main(int argc, char **argv)
         config_free(&a.cfg);
         return 2;
     }
+    parse_args(&a.cfg, argc, argv, true);
     a.store = storage_open(a.cfg.persist_dir, a.cfg.storage_sync_full, &err);
     if (!a.store) {
         fprintf(stderr, "luaparty: %s\n", err);
@@ -285,6 +307,11 @@ int main(int argc, char **argv)
         config_free(&a.cfg);
         return 1;
     }
+    if (a.cfg.metrics_addr && metrics_listen(&a.w, &a.srv, a.cfg.metrics_addr, &err) != 0) {
+        fprintf(stderr, "luaparty: %s\n", err);
+        free(err);
+        return 1;
+    }
     int port = server_port(&a.srv);
     log_info("%s: %zu part%s, storage in %s", a.cfg.name, a.cfg.nparties, a.cfg.nparties == 1 ? "y" : "ies",
              a.cfg.persist_dir);
@@ -308,6 +335,7 @@ int main(int argc, char **argv)
     uv_run(loop, UV_RUN_DEFAULT);
 
     reload_stop();
+    metrics_close();
     /* Let room onClose callbacks of the last connections run, then free. */
     server_free(&a.srv);
     uv_run(loop, UV_RUN_NOWAIT);

@@ -15,7 +15,9 @@
  * (self and its fields) and its connections. New parties become routable;
  * removed parties drain (connections closed with 1012 after onClose). */
 #include "reload.h"
+#include "cron.h"
 #include "log.h"
+#include "metrics.h"
 #include "registry.h"
 #include "room.h"
 #include "sandbox.h"
@@ -276,10 +278,26 @@ void reload_apply(worker *w, config *cfg, bool modules)
     next.parties = NULL;
     next.nparties = 0;
     free(next.vars_json);
+    next.vars_json = NULL;
+    /* serve, crons and cors apply at once; limits need a restart */
+    char *old_serve = cfg->serve_dir, *old_cors = cfg->cors_origin;
+    cron_entry *old_crons = cfg->crons;
+    size_t old_ncrons = cfg->ncrons;
+    cfg->serve_dir = next.serve_dir;
+    cfg->serve_spa = next.serve_spa;
+    cfg->cors_origin = next.cors_origin;
+    cfg->crons = next.crons;
+    cfg->ncrons = next.ncrons;
+    next.serve_dir = old_serve;
+    next.cors_origin = old_cors;
+    next.crons = old_crons;
+    next.ncrons = old_ncrons;
+    config_free_project(&next); /* the old ones */
     if (R.active) { /* new directories may hold new modules */
         unwatch_all();
         watch_tree(cfg->dir, 0);
     }
+    lp_metrics.reloads++;
     log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", swapped, swapped == 1 ? "y" : "ies",
              env_changed ? " and vars" : "", (double)(uv_hrtime() - t0) / 1e6, rooms, rooms == 1 ? "" : "s");
 }

@@ -13,6 +13,7 @@
 #include "alarm.h"
 #include "lua_bind.h"
 #include "log.h"
+#include "metrics.h"
 #include "sandbox.h"
 #include "registry.h"
 #include "sandbox.h"
@@ -349,6 +350,7 @@ static void task_failed(task *t)
     room *r = t->r;
     const char *msg = lua_tostring(t->co, -1);
     if (!msg) msg = "(error object is not a string)";
+    lp_metrics.callback_errors++;
     log_traceback(r, t, msg);
     if (t->kind == EV_REQUEST) {
         room_output_respond(r, t->ex, error_response(r, msg));
@@ -423,7 +425,9 @@ static void step(room *r, task *t, int nargs)
     t->suspended = false;
     r->limit_hit = LIMIT_NONE;
     sandbox_arm(r);
+    sandbox_enter(r);
     int st = lua_resume(t->co, nargs);
+    sandbox_leave(r);
     sandbox_disarm(r);
     r->current = NULL;
     if (st != 0 && st != LUA_YIELD && r->limit_hit != LIMIT_NONE) {
@@ -674,6 +678,7 @@ static void commit_done(void *ud, int status, const char *error)
 {
     room *r = ud;
     r->commit_inflight = false;
+    metrics_commit_observed(uv_hrtime() - r->commit_start, status);
     if (status != 0) {
         /* The writes are lost, so everything the room said after them must
          * not reach anyone. */
@@ -699,5 +704,6 @@ static void commit(room *r)
     if (!r->dirty || r->commit_inflight) return;
     r->dirty = false;
     r->commit_inflight = true;
+    r->commit_start = uv_hrtime();
     storage_commit(r->owner->store, commit_done, r);
 }

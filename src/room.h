@@ -37,7 +37,7 @@ struct gatekeeper {
     void (*decide)(gatekeeper *g, http_response *res, http_headers *headers);
 };
 
-typedef enum { HOOK_BEFORE_CONNECT, HOOK_BEFORE_REQUEST, HOOK_FETCH } hook_kind;
+typedef enum { HOOK_BEFORE_CONNECT, HOOK_BEFORE_REQUEST, HOOK_FETCH, HOOK_CRON } hook_kind;
 
 /* A value handed back to a suspended coroutine. */
 typedef struct completion completion;
@@ -87,6 +87,7 @@ typedef struct room {
     lua_State *L;
     room_state state;
     size_t mem_used, mem_limit;   /* Lua heap accounting (sandbox.c) */
+    bool in_user_code;            /* the cap applies only while party code runs */
     uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime) */
     room_limit limit_hit;         /* set when a step ran into a limit */
     const char *reset_reason;     /* reset the room once the current run ends */
@@ -105,6 +106,7 @@ typedef struct room {
 
     bool dirty;                   /* wrote to storage in this step: output is held */
     bool commit_inflight;         /* input gate: hold events until committed */
+    uint64_t commit_start;        /* uv_hrtime when the commit began (metrics) */
     bool alarm_changed;           /* the step set or deleted the alarm */
     int in_transaction;           /* inside storage:transaction: may not suspend */
     int64_t alarm_lease;          /* the lease of a running onAlarm, else 0 */

@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define GLUE_HEADROOM (4u << 20)
+
 static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     room *r = ud;
@@ -39,7 +41,11 @@ static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         r->mem_used -= osize;
         return NULL;
     }
-    if (nsize > osize && r->mem_limit && r->mem_used - osize + nsize > r->mem_limit) {
+    /* The cap binds party code. Our own glue outside it (tracebacks after a
+     * memory error, pushing the next event) gets headroom, so it never
+     * fails unprotected, which would abort the whole process. */
+    size_t cap = r->mem_limit + (r->in_user_code ? 0 : GLUE_HEADROOM);
+    if (nsize > osize && r->mem_limit && r->mem_used - osize + nsize > cap) {
         r->limit_hit = LIMIT_MEMORY;
         return NULL;
     }
@@ -73,6 +79,9 @@ void sandbox_disarm(room *r)
 {
     if (r->owner->cfg->cpu_limit_ms) lua_sethook(r->L, NULL, 0, 0);
 }
+
+void sandbox_enter(room *r) { r->in_user_code = true; }
+void sandbox_leave(room *r) { r->in_user_code = false; }
 
 static int l_print(lua_State *L)
 {
@@ -267,7 +276,9 @@ int sandbox_open_room(room *r, char **err)
     }
     /* The party's top-level code runs under the limits too. */
     sandbox_arm(r);
+    sandbox_enter(r);
     int rc = lua_cpcall(r->L, setup, r);
+    sandbox_leave(r);
     sandbox_disarm(r);
     if (rc != 0) {
         const char *msg = lua_tostring(r->L, -1);

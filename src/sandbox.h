@@ -13,6 +13,9 @@ int sandbox_open_room(struct room *r, char **err);
  * removes it. See sandbox.c for why the hook re-arms itself. */
 void sandbox_arm(struct room *r);
 void sandbox_disarm(struct room *r);
+/* Around party code: the memory cap binds only between enter and leave. */
+void sandbox_enter(struct room *r);
+void sandbox_leave(struct room *r);
 
 /* Loads and runs a party's current code in a throwaway room state, so code
  * that fails at load time is refused (at start-up, or by a reload) before

@@ -18,6 +18,9 @@
 #include "registry.h"
 #include "room.h"
 #include "router.h"
+#include "cron.h"
+#include "static.h"
+#include "metrics.h"
 #include "ws.h"
 
 #include <stdlib.h>
@@ -39,9 +42,15 @@ typedef struct client_exchange {
     char *method, *target;
 } client_exchange;
 
-typedef struct admission {
+/* Something the client waits for before it reads on (a static hook, a
+ * cron run): every such struct starts with this. */
+typedef struct waiter {
     gatekeeper g;
-    struct client *c;             /* NULL once the client went away */
+    struct client *c;      /* NULL once the client went away */
+} waiter;
+
+typedef struct admission {
+    waiter w;
     http_request *req;
     hook_kind kind;
     route rt;
@@ -59,7 +68,7 @@ struct client {
     http_parser *http;
     buf pending_in;            /* bytes behind a request that is being answered */
     client_exchange *ex;       /* the request being answered */
-    admission *adm;            /* a static hook deciding about the request */
+    waiter *wait;              /* a static hook or cron deciding about the request */
     ws_session ws;
     out_item *out;
     size_t out_head, out_n, out_cap, out_bytes;
@@ -80,9 +89,10 @@ static void resume_reading(client *c);
 
 static void client_maybe_free(client *c)
 {
-    if (c->handles > 0 || (c->upgraded && c->conn.refs > 0)) return;
+    /* still on the flush list: on_prepare frees it when it gets there */
+    if (c->handles > 0 || (c->upgraded && c->conn.refs > 0) || c->dirty) return;
     if (c->ex) c->ex->c = NULL;
-    if (c->adm) c->adm->c = NULL;
+    if (c->wait) c->wait->c = NULL;
     for (size_t i = 0; i < c->out_n; i++) chunk_unref(c->out[(c->out_head + i) % c->out_cap].c);
     free(c->out);
     if (c->http) {
@@ -308,7 +318,8 @@ static void on_prepare(uv_prepare_t *h)
         client *c = s->dirty;
         s->dirty = c->next_dirty;
         c->dirty = false;
-        flush(c);
+        if (uv_is_closing((uv_handle_t *)&c->tcp)) client_maybe_free(c);
+        else flush(c);
     }
 }
 
@@ -328,6 +339,8 @@ static void ws_conn_send(lp_conn *conn, chunk *msg)
 {
     client *c = (client *)conn;
     if (c->state != C_WS || ws_session_close_sent(&c->ws)) return;
+    lp_metrics.messages_out++;
+    lp_metrics.bytes_out += chunk_payload_len(msg);
     out_push(c, msg);
     if (c->out_bytes > c->srv->cfg->max_output) {
         log_warn("%s/%s: dropping connection %s: it stopped reading (%zu bytes queued)", conn->room->party->name,
@@ -350,6 +363,8 @@ static const conn_ops ws_conn_ops = {ws_conn_send, ws_conn_close, ws_conn_destro
 static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
 {
     client *c = ud;
+    lp_metrics.messages_in++;
+    lp_metrics.bytes_in += len;
     chunk *msg = ws_msg_new(opcode, data, len);
     room_message(&c->conn, msg);
     chunk_unref(msg);
@@ -389,6 +404,7 @@ static void send_response(client *c, const http_response *res, bool keep_alive, 
                           const char *target, uint64_t start)
 {
     if (c->srv->w->stopping) keep_alive = false; /* shutting down: last answer */
+    if (res->status >= 100 && res->status < 600) lp_metrics.http_status[res->status]++;
     chunk *ch = http_response_serialize(res, keep_alive, head);
     out_push(c, ch);
     chunk_unref(ch);
@@ -406,7 +422,7 @@ static void respond(client *c, int status, const char *body, bool close)
 }
 
 /* A request is with a room or a hook: input waits. */
-static bool busy(const client *c) { return c->ex || c->adm; }
+static bool busy(const client *c) { return c->ex || c->wait; }
 
 /* An answer came after feed() returned: go on with the pipelined bytes. */
 static void continue_input(client *c)
@@ -419,12 +435,41 @@ static void continue_input(client *c)
     if (c->state == C_HTTP && !busy(c)) resume_reading(c);
 }
 
+/* luaparty.cors: party responses may be read by pages of that origin. */
+static void add_cors(const config *cfg, http_response *res)
+{
+    if (!cfg->cors_origin || http_headers_get(&res->headers, "access-control-allow-origin")) return;
+    http_headers_add(&res->headers, "access-control-allow-origin", 27, cfg->cors_origin, strlen(cfg->cors_origin));
+    if (strcmp(cfg->cors_origin, "*") != 0) http_headers_add(&res->headers, "vary", 4, "Origin", 6);
+}
+
+/* A CORS preflight for a party URL, answered without waking the room. */
+static bool preflight(client *c, const http_request *req)
+{
+    const config *cfg = c->srv->cfg;
+    if (!cfg->cors_origin || strcmp(req->method, "OPTIONS") != 0 ||
+        !http_headers_get(&req->headers, "access-control-request-method"))
+        return false;
+    http_response *res = http_response_new(204, NULL, NULL, 0);
+    add_cors(cfg, res);
+    const char *want = http_headers_get(&req->headers, "access-control-request-headers");
+    const char *methods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+    http_headers_add(&res->headers, "access-control-allow-methods", 28, methods, strlen(methods));
+    if (want && http_header_value_ok(want, strlen(want)))
+        http_headers_add(&res->headers, "access-control-allow-headers", 28, want, strlen(want));
+    http_headers_add(&res->headers, "access-control-max-age", 22, "86400", 5);
+    send_response(c, res, req->keep_alive, false, req->method, req->target, uv_hrtime());
+    http_response_free(res);
+    return true;
+}
+
 static void exchange_respond(exchange *ex, http_response *res)
 {
     client_exchange *ce = (client_exchange *)ex;
     client *c = ce->c;
     if (c) {
         c->ex = NULL;
+        add_cors(c->srv->cfg, res);
         send_response(c, res, ce->keep_alive, ce->head, ce->method, ce->target, ce->start);
         continue_input(c);
     }
@@ -514,6 +559,7 @@ static void deliver_upgrade(client *c, http_request *req, const route *rt)
     c->state = C_WS;
     if (c->timer_on) uv_timer_stop(&c->timer);
     if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt->party->name, rt->room, id);
+    lp_metrics.connections_opened++;
     room_connect(r, &c->conn, req);
     buf early = c->pending_in;
     buf_init(&c->pending_in);
@@ -531,13 +577,14 @@ reject:
 static void on_decision(gatekeeper *g, http_response *res, http_headers *headers)
 {
     admission *a = (admission *)g;
-    client *c = a->c;
+    client *c = a->w.c;
     http_request *req = a->req;
     if (c) {
-        c->adm = NULL;
+        c->wait = NULL;
         bool upgrade = a->kind == HOOK_BEFORE_CONNECT;
         bool head = strcmp(req->method, "HEAD") == 0;
         if (res) {
+            if (a->kind != HOOK_FETCH) add_cors(c->srv->cfg, res);
             send_response(c, res, !upgrade && req->keep_alive, head, req->method, req->target, a->start);
         } else if (a->kind == HOOK_FETCH) {
             respond(c, 404, "Not found", !req->keep_alive);
@@ -570,14 +617,57 @@ static void admit(client *c, http_request *req, hook_kind kind, const route *rt)
     }
     if (c->timer_on) uv_timer_stop(&c->timer);
     admission *a = xcalloc(1, sizeof *a);
-    a->g.decide = on_decision;
-    a->c = c;
+    a->w.g.decide = on_decision;
+    a->w.c = c;
     a->req = req;
     a->kind = kind;
     a->rt = *rt;
     a->start = uv_hrtime();
-    c->adm = a;
-    room_hook(lobby, kind, req, rt->room, &a->g);
+    c->wait = &a->w;
+    room_hook(lobby, kind, req, rt->room, &a->w.g);
+}
+
+typedef struct scheduled {
+    waiter w;
+    bool keep_alive;
+} scheduled;
+
+static void scheduled_answer(gatekeeper *g, http_response *res, http_headers *headers)
+{
+    scheduled *sc = (scheduled *)g;
+    client *c = sc->w.c;
+    if (c) {
+        c->wait = NULL;
+        if (res) send_response(c, res, sc->keep_alive, false, NULL, NULL, 0);
+        else respond(c, 200, "cron ran", !sc->keep_alive);
+        continue_input(c);
+    }
+    http_response_free(res);
+    if (headers) http_headers_free(headers);
+    free(headers);
+    free(sc);
+}
+
+/* dev: GET /__scheduled__?cron=NAME runs a cron now, as partykit dev does. */
+static bool trigger_cron(client *c, const http_request *req)
+{
+    if (!c->srv->cfg->dev || strncmp(req->target, "/__scheduled__", 14) != 0) return false;
+    char name[128];
+    if (!query_param(req->target, "cron", name, sizeof name)) {
+        respond(c, 400, "use /__scheduled__?cron=NAME", !req->keep_alive);
+        return true;
+    }
+    scheduled *sc = xcalloc(1, sizeof *sc);
+    sc->w.g.decide = scheduled_answer;
+    sc->w.c = c;
+    sc->keep_alive = req->keep_alive;
+    c->wait = &sc->w;
+    if (!cron_trigger(c->srv->w, name, &sc->w.g)) {
+        c->wait = NULL;
+        free(sc);
+        respond(c, 404, "no such cron (or no onCron in the main party)", !req->keep_alive);
+    }
+    return true;
 }
 
 static void handle_request(client *c, http_request *req)
@@ -585,7 +675,17 @@ static void handle_request(client *c, http_request *req)
     route rt;
     route_parse(c->srv->cfg, req->target, &rt);
     const party *main_party = c->srv->cfg->parties[0];
-    if (rt.kind == ROUTE_NOT_FOUND && (main_party->hooks & PARTY_HAS_FETCH)) {
+    http_response *file;
+    if (rt.kind == ROUTE_NOT_FOUND && trigger_cron(c, req)) {
+        http_request_free(req);
+    } else if (rt.kind == ROUTE_NOT_FOUND && (file = static_serve(c->srv->cfg, req))) {
+        send_response(c, file, req->keep_alive, strcmp(req->method, "HEAD") == 0, req->method, req->target,
+                      uv_hrtime());
+        http_response_free(file);
+        http_request_free(req);
+    } else if (rt.kind == ROUTE_ROOM && preflight(c, req)) {
+        http_request_free(req);
+    } else if (rt.kind == ROUTE_NOT_FOUND && (main_party->hooks & PARTY_HAS_FETCH)) {
         rt.party = main_party;
         admit(c, req, HOOK_FETCH, &rt);
     } else if (route_error(c, &rt, !req->keep_alive)) {

@@ -6,6 +6,7 @@
  * one room's Lua never runs nested inside another's. */
 #include "worker.h"
 #include "alarm.h"
+#include "cron.h"
 #include "registry.h"
 #include "room.h"
 
@@ -46,6 +47,7 @@ int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *s
     if (every > 5000) every = 5000;
     uv_timer_start(&w->sweeper, sweep, every, every);
     alarm_start(w);
+    cron_start(w);
     return 0;
 }
 
@@ -69,6 +71,7 @@ void worker_close(worker *w)
     run_queue(&w->runner);
     registry_clear(w);
     alarm_stop(w);
+    cron_stop(w);
     uv_timer_stop(&w->sweeper);
     uv_close((uv_handle_t *)&w->sweeper, NULL);
     uv_close((uv_handle_t *)&w->runner, NULL);

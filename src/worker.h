@@ -23,6 +23,7 @@ typedef struct worker {
     uv_idle_t runner;               /* drains runq without blocking in poll */
     uv_timer_t alarm_timer;         /* alarm.c */
     uv_timer_t sweeper;             /* unloads idle rooms */
+    uv_timer_t cron_timer;          /* cron.c */
     int lua_depth;                  /* >0 while a Lua callback runs */
     char authority[300];            /* host:port of the listener, for in-process URLs */
     bool stopping;

@@ -1,0 +1,212 @@
+/* metrics.c - counting and the /metrics endpoint.
+ *
+ * Counters are bumped where things happen (server.c, room.c, reload.c);
+ * gauges (rooms, connections, Lua memory) are read from the registry at
+ * scrape time. The endpoint is a tiny HTTP responder of its own: one
+ * request per connection, then close. */
+#include "metrics.h"
+#include "config.h"
+#include "room.h"
+#include "server.h"
+#include "worker.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+metrics lp_metrics;
+
+static const double bucket_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01};
+
+void metrics_commit_observed(uint64_t ns, int status)
+{
+    metrics *m = &lp_metrics;
+    m->commits++;
+    if (status != 0) m->commit_failures++;
+    double secs = (double)ns / 1e9;
+    m->commit_seconds_sum += secs;
+    size_t i = 0;
+    while (i < 7 && secs > bucket_le[i]) i++;
+    m->commit_us_buckets[i]++;
+}
+
+static void counter(buf *b, const char *name, const char *help, uint64_t v)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
+}
+
+static void gauge(buf *b, const char *name, const char *help, double v)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.0f\n", name, help, name, name, v);
+}
+
+void metrics_render(worker *w, server *s, buf *b)
+{
+    const metrics *m = &lp_metrics;
+    const config *cfg = w->cfg;
+    size_t conns = 0, mem = 0;
+    buf_appendstr(b, "# HELP luaparty_rooms Live rooms per party.\n# TYPE luaparty_rooms gauge\n");
+    for (size_t i = 0; i < cfg->nparties; i++) {
+        size_t n = 0;
+        dict_entry *e;
+        for (size_t j = 0; (e = dict_next(&w->rooms, &j));) {
+            room *r = e->val;
+            if (r->party != cfg->parties[i]) continue;
+            if (r->id[0]) n++; /* the lobby "" is not a room */
+            conns += r->nconns;
+            mem += r->mem_used;
+        }
+        buf_printf(b, "luaparty_rooms{party=\"%s\"} %zu\n", cfg->parties[i]->name, n);
+    }
+    gauge(b, "luaparty_connections", "Open WebSocket connections joined to rooms.", (double)conns);
+    gauge(b, "luaparty_clients", "Open TCP clients (HTTP and WebSocket).", (double)server_clients(s));
+    gauge(b, "luaparty_lua_memory_bytes", "Lua heap in use, all rooms.", (double)mem);
+    counter(b, "luaparty_connections_opened_total", "WebSocket connections accepted.", m->connections_opened);
+    counter(b, "luaparty_messages_in_total", "WebSocket messages received.", m->messages_in);
+    counter(b, "luaparty_messages_out_total", "WebSocket messages sent.", m->messages_out);
+    counter(b, "luaparty_bytes_in_total", "WebSocket payload bytes received.", m->bytes_in);
+    counter(b, "luaparty_bytes_out_total", "WebSocket payload bytes sent.", m->bytes_out);
+    buf_appendstr(b, "# HELP luaparty_http_requests_total HTTP responses by status.\n"
+                     "# TYPE luaparty_http_requests_total counter\n");
+    for (int code = 100; code < 600; code++)
+        if (m->http_status[code])
+            buf_printf(b, "luaparty_http_requests_total{status=\"%d\"} %llu\n", code,
+                       (unsigned long long)m->http_status[code]);
+    counter(b, "luaparty_callback_errors_total", "Lua errors raised by party callbacks.", m->callback_errors);
+    counter(b, "luaparty_storage_commit_failures_total", "Storage commits that failed.", m->commit_failures);
+    buf_appendstr(b, "# HELP luaparty_storage_commit_seconds Storage commit latency.\n"
+                     "# TYPE luaparty_storage_commit_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < 7; i++) {
+        cum += m->commit_us_buckets[i];
+        buf_printf(b, "luaparty_storage_commit_seconds_bucket{le=\"%g\"} %llu\n", bucket_le[i],
+                   (unsigned long long)cum);
+    }
+    buf_printf(b, "luaparty_storage_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)m->commits);
+    buf_printf(b, "luaparty_storage_commit_seconds_sum %.6f\nluaparty_storage_commit_seconds_count %llu\n",
+               m->commit_seconds_sum, (unsigned long long)m->commits);
+    counter(b, "luaparty_reloads_total", "Hot reloads applied.", m->reloads);
+}
+
+/* ---- the endpoint ---- */
+
+static struct {
+    uv_tcp_t listener;
+    worker *w;
+    server *s;
+    bool on;
+} E;
+
+typedef struct scrape {
+    uv_tcp_t tcp;
+    uv_write_t wreq;
+    char in[2048];
+    size_t in_len;
+    buf out;
+} scrape;
+
+static void scrape_closed(uv_handle_t *h)
+{
+    scrape *sc = h->data;
+    buf_free(&sc->out);
+    free(sc);
+}
+
+static void scrape_written(uv_write_t *req, int status)
+{
+    scrape *sc = req->data;
+    uv_close((uv_handle_t *)&sc->tcp, scrape_closed);
+}
+
+static void scrape_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    scrape *sc = h->data;
+    b->base = sc->in + sc->in_len;
+    b->len = sizeof sc->in - sc->in_len - 1;
+}
+
+static void scrape_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    scrape *sc = st->data;
+    if (n < 0 || (n == 0 && sc->in_len == sizeof sc->in - 1)) {
+        uv_close((uv_handle_t *)&sc->tcp, scrape_closed);
+        return;
+    }
+    sc->in_len += (size_t)n;
+    sc->in[sc->in_len] = 0;
+    if (!strstr(sc->in, "\r\n\r\n")) {
+        if (sc->in_len == sizeof sc->in - 1) uv_close((uv_handle_t *)&sc->tcp, scrape_closed);
+        return;
+    }
+    uv_read_stop(st);
+    buf body;
+    buf_init(&body);
+    bool ok = strncmp(sc->in, "GET /metrics ", 13) == 0 || strncmp(sc->in, "GET /metrics?", 13) == 0;
+    if (ok) metrics_render(E.w, E.s, &body);
+    else buf_appendstr(&body, "Not found: try /metrics\n");
+    buf_printf(&sc->out, "HTTP/1.1 %s\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: %zu\r\n"
+                         "connection: close\r\n\r\n",
+               ok ? "200 OK" : "404 Not Found", body.len);
+    buf_append(&sc->out, body.data, body.len);
+    buf_free(&body);
+    uv_buf_t ub = uv_buf_init(sc->out.data, (unsigned)sc->out.len);
+    sc->wreq.data = sc;
+    if (uv_write(&sc->wreq, st, &ub, 1, scrape_written) != 0) uv_close((uv_handle_t *)&sc->tcp, scrape_closed);
+}
+
+static void on_scrape(uv_stream_t *ls, int status)
+{
+    if (status < 0) return;
+    scrape *sc = xcalloc(1, sizeof *sc);
+    buf_init(&sc->out);
+    uv_tcp_init(ls->loop, &sc->tcp);
+    sc->tcp.data = sc;
+    if (uv_accept(ls, (uv_stream_t *)&sc->tcp) != 0) {
+        uv_close((uv_handle_t *)&sc->tcp, scrape_closed);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&sc->tcp, scrape_alloc, scrape_read);
+}
+
+int metrics_listen(worker *w, server *s, const char *addr, char **err)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host) {
+        *err = xstrdup("--metrics wants HOST:PORT, e.g. 127.0.0.1:9464");
+        return -1;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    int port = atoi(colon + 1);
+    struct sockaddr_in sa;
+    if (uv_ip4_addr(host, port, &sa) != 0) {
+        *err = xstrdup("--metrics: not an IPv4 HOST:PORT");
+        return -1;
+    }
+    E.w = w;
+    E.s = s;
+    uv_tcp_init(w->loop, &E.listener);
+    int rc = uv_tcp_bind(&E.listener, (struct sockaddr *)&sa, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&E.listener, 64, on_scrape);
+    if (rc != 0) {
+        buf b;
+        buf_init(&b);
+        buf_printf(&b, "--metrics %s: %s", addr, uv_strerror(rc));
+        *err = buf_steal(&b);
+        uv_close((uv_handle_t *)&E.listener, NULL);
+        return -1;
+    }
+    E.on = true;
+    struct sockaddr_in bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(&E.listener, (struct sockaddr *)&bound, &len);
+    log_msg(LOG_INFO, "metrics on http://%s:%d/metrics", host, ntohs(bound.sin_port));
+    return 0;
+}
+
+void metrics_close(void)
+{
+    if (E.on && !uv_is_closing((uv_handle_t *)&E.listener)) uv_close((uv_handle_t *)&E.listener, NULL);
+    E.on = false;
+}

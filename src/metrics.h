@@ -1,0 +1,32 @@
+/* metrics.h - counters for /metrics (Prometheus text format), served on a
+ * separate listener (--metrics HOST:PORT) so it is never public by accident. */
+#ifndef LP_METRICS_H
+#define LP_METRICS_H
+
+#include "buf.h"
+#include <stdint.h>
+
+struct worker;
+struct server;
+
+typedef struct metrics {
+    uint64_t messages_in, messages_out, bytes_in, bytes_out;
+    uint64_t http_status[600];       /* responses by status code */
+    uint64_t callback_errors;
+    uint64_t commits, commit_failures;
+    uint64_t commit_us_buckets[8];   /* <=100us,250,500,1ms,2.5,5,10,+Inf */
+    double commit_seconds_sum;
+    uint64_t reloads;
+    uint64_t connections_opened;
+} metrics;
+
+/* One set per process today; per worker once there are several. */
+extern metrics lp_metrics;
+
+void metrics_commit_observed(uint64_t ns, int status);
+void metrics_render(struct worker *w, struct server *s, buf *out);
+/* Listens on "host:port". Returns 0, or -1 with *err (caller frees). */
+int metrics_listen(struct worker *w, struct server *s, const char *addr, char **err);
+void metrics_close(void);
+
+#endif
