@@ -1,6 +1,7 @@
 /* main.c - the luaparty command line: parse options, load the project, open
  * storage, listen, run the loop, and shut down cleanly on SIGINT/SIGTERM. */
 #include "config.h"
+#include "init.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -21,8 +22,9 @@ static const char usage[] =
     "usage: luaparty <command> [DIR] [options]\n"
     "\n"
     "commands:\n"
-    "  dev   [DIR]   development server (logs every request and connection)\n"
+    "  dev   [DIR]   development server (logs every request and connection, hot reload)\n"
     "  serve [DIR]   production server\n"
+    "  init  [DIR]   write a small working project to start from\n"
     "\n"
     "DIR holds partykit.json (default: the current directory).\n"
     "\n"
@@ -123,6 +125,13 @@ static int parse_args(config *cfg, int argc, char **argv, bool options_only)
     if (!strcmp(argv[1], "--version")) {
         printf("luaparty %s\n", LUAPARTY_VERSION);
         return 0;
+    }
+    if (!strcmp(argv[1], "init")) {
+        if (argc > 3) {
+            fprintf(stderr, "luaparty: usage: luaparty init [DIR]\n");
+            return 2;
+        }
+        return init_project(argc == 3 ? argv[2] : ".");
     }
     if (strcmp(argv[1], "dev") && strcmp(argv[1], "serve")) {
         fprintf(stderr, "luaparty: unknown command '%s'\n\n%s", argv[1], usage);

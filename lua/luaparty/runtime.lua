@@ -309,7 +309,7 @@ function rt.hooks()
   return bits
 end
 
-local hook_names = { [0] = "onBeforeConnect", [1] = "onBeforeRequest", [2] = "onFetch" }
+local hook_names = { [0] = "onBeforeConnect", [1] = "onBeforeRequest", [2] = "onFetch", [3] = "onCron" }
 
 --- A static hook, run in the party's lobby before any room is touched:
 --- class.onBeforeConnect(req, lobby) / onBeforeRequest(req, lobby) /
@@ -320,7 +320,11 @@ function rt.hook(kind, req, room_id)
   local name = hook_names[kind]
   local lobby = { id = room_id, party = party_info.name, env = instance.room.env,
                   parties = instance.room.context.parties }
-  if name == "onFetch" then lobby.id = nil end
+  if name == "onFetch" or name == "onCron" then lobby.id = nil end
+  if name == "onCron" then
+    class.onCron({ name = room_id, cron = req.headers["x-cron"], scheduledTime = os.time() * 1000 }, lobby)
+    return "pass"
+  end
   local result = class[name](req, lobby)
   if result == nil then return "pass" end
   if type(result) == "string" then result = Response.new(result) end
