@@ -27,7 +27,8 @@ static const char *check_key(lua_State *L, int idx, size_t *len)
 
 static int storage_error(lua_State *L, const char *what, const char *err)
 {
-    return luaL_error(L, "storage %s failed: %s", what, err ? err : "unknown error");
+    room *r = room_from_state(L);
+    return luaL_error(L, "storage %s failed (%s): %s", what, storage_path(store_of(r)), err ? err : "unknown error");
 }
 
 static void mark_dirty(room *r) { r->dirty = true; }
