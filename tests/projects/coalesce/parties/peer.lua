@@ -1,0 +1,3 @@
+local P = {}
+function P:onRequest() return "peer" end
+return P
