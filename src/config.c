@@ -5,6 +5,7 @@
  * partykit.json and the key, and an unknown key gets a "did you mean". */
 #include "config.h"
 #include "buf.h"
+#include "lua_bind.h"
 #include "cron.h"
 #include "log.h"
 #include "util.h"
@@ -13,7 +14,6 @@
 #include <limits.h>
 #include <lua.h>
 #include <lauxlib.h>
-#include <lua-cjson.h>
 #include <lualib.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +48,8 @@ void config_defaults(config *cfg)
     cfg->ping_interval_ms = 30 * 1000;
     cfg->max_connections = 100000;
     cfg->max_room_connections = 10000;
+    cfg->fetch_timeout_ms = 30000;
+    cfg->fetch_max_bytes = 16 * 1024 * 1024;
 }
 
 static int fail(char **err, const char *fmt, ...)
@@ -247,6 +249,8 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
         {"pingInterval", offsetof(config, ping_interval_ms), 1},
         {"headerTimeout", offsetof(config, header_timeout_ms), 1},
         {"keepaliveTimeout", offsetof(config, keepalive_timeout_ms), 1},
+        {"fetchTimeout", offsetof(config, fetch_timeout_ms), 1},
+        {"fetchMaxBytes", offsetof(config, fetch_max_bytes), 0},
     };
     lua_getfield(L, 1, "luaparty");
     if (lua_isnil(L, -1)) {
@@ -266,6 +270,20 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
                 cfg->cors_origin = xstrdup(lua_tostring(L, -1));
             } else {
                 return fail(err, "partykit.json: luaparty.cors must be true, false or an origin");
+            }
+            lua_pop(L, 1);
+            continue;
+        }
+        if (strcmp(key, "outbound") == 0) {
+            if (!lua_istable(L, -1)) return fail(err, "partykit.json: luaparty.outbound must be an array of host names");
+            size_t n = lua_objlen(L, -1);
+            cfg->outbound = xcalloc(n ? n : 1, sizeof *cfg->outbound);
+            for (size_t j = 1; j <= n; j++) {
+                lua_rawgeti(L, -1, (int)j);
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    return fail(err, "partykit.json: luaparty.outbound[%zu] must be a host name", j);
+                cfg->outbound[cfg->noutbound++] = xstrdup(lua_tostring(L, -1));
+                lua_pop(L, 1);
             }
             lua_pop(L, 1);
             continue;
@@ -462,6 +480,10 @@ void config_free_project(config *cfg)
     free(cfg->serve_dir);
     free(cfg->cors_origin);
     cfg->serve_dir = cfg->cors_origin = NULL;
+    for (size_t i = 0; i < cfg->noutbound; i++) free(cfg->outbound[i]);
+    free(cfg->outbound);
+    cfg->outbound = NULL;
+    cfg->noutbound = 0;
     for (size_t i = 0; i < cfg->nparties; i++) party_free(cfg->parties[i]);
     free(cfg->parties);
     free(cfg->name);
@@ -480,5 +502,6 @@ void config_free(config *cfg)
     free(cfg->host);
     free(cfg->persist_dir);
     free(cfg->metrics_addr);
+    free(cfg->tls_ca);
     memset(cfg, 0, sizeof *cfg);
 }

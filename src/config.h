@@ -43,6 +43,8 @@ typedef struct config {
     char *serve_dir;         /* "serve": static files (realpath), or NULL */
     bool serve_spa;          /* serve.singlePageApp: index.html for unknown paths */
     char *cors_origin;       /* luaparty.cors: Access-Control-Allow-Origin, or NULL */
+    char **outbound;         /* luaparty.outbound: hosts fetch may reach (NULL: any) */
+    size_t noutbound;
     struct cron_entry *crons;/* "crons" */
     size_t ncrons;
     party **retired;         /* removed by reloads; kept while rooms drain */
@@ -62,6 +64,9 @@ typedef struct config {
     uint64_t ping_interval_ms;  /* WebSocket pings to find dead peers */
     size_t max_connections;  /* clients in total */
     size_t max_room_connections; /* WebSockets per room */
+    uint64_t fetch_timeout_ms; /* outbound fetch, per call */
+    size_t fetch_max_bytes;  /* outbound fetch response size */
+    char *tls_ca;            /* --tls-ca: extra CA file for outbound TLS */
 } config;
 
 void config_defaults(config *cfg);

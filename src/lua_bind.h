@@ -17,6 +17,9 @@
 
 struct room;
 
+/* lua-cjson (Debian's liblua5.1-cjson.a), linked statically. */
+int luaopen_cjson(lua_State *L);
+
 /* Registers every core function into the table on top of the stack. */
 void lua_conn_register(lua_State *L);
 void lua_binary_register(lua_State *L);

@@ -1,7 +1,9 @@
 /* main.c - the luaparty command line: parse options, load the project, open
  * storage, listen, run the loop, and shut down cleanly on SIGINT/SIGTERM. */
 #include "config.h"
+#include "fetch.h"
 #include "init.h"
+#include "tls.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry.h"
@@ -45,6 +47,7 @@ static const char usage[] =
     "  --header-timeout S        request headers must arrive within S (default 10)\n"
     "  --keepalive-timeout S     close idle keep-alive connections (default 60)\n"
     "  --metrics ADDR    serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464)\n"
+    "  --tls-ca FILE     also trust this CA (PEM) for outbound https fetch\n"
     "  --log-format F    text (default) or json (one object per line)\n"
     "  --watch           hot reload in serve (always on in dev)\n"
     "\n"
@@ -201,6 +204,9 @@ static int parse_args(config *cfg, int argc, char **argv, bool options_only)
             cfg->cpu_limit_ms = (uint64_t)ms;
         } else if ((rc = parse_number_option(cfg, a, v)) >= 0) {
             if (rc) return rc;
+        } else if (!strcmp(a, "--tls-ca")) {
+            free(cfg->tls_ca);
+            cfg->tls_ca = xstrdup(v);
         } else if (!strcmp(a, "--metrics")) {
             free(cfg->metrics_addr);
             cfg->metrics_addr = xstrdup(v);
@@ -281,6 +287,12 @@ int main(int argc, char **argv)
         return 2;
     }
     parse_args(&a.cfg, argc, argv, true);
+    if (tls_client_init(a.cfg.tls_ca, &err) != 0) {
+        fprintf(stderr, "luaparty: %s\n", err);
+        free(err);
+        config_free(&a.cfg);
+        return 2;
+    }
     a.store = storage_open(a.cfg.persist_dir, a.cfg.storage_sync_full, &err);
     if (!a.store) {
         fprintf(stderr, "luaparty: %s\n", err);
@@ -345,6 +357,7 @@ int main(int argc, char **argv)
 
     reload_stop();
     metrics_close();
+    fetch_shutdown();
     /* Let room onClose callbacks of the last connections run, then free. */
     server_free(&a.srv);
     uv_run(loop, UV_RUN_NOWAIT);

@@ -20,12 +20,12 @@
 #include "log.h"
 #include "lua_bind.h"
 #include "lua_embedded.h"
+#include "fetch.h"
 #include "room.h"
 #include "worker.h"
 
 #include <lua.h>
 #include <lauxlib.h>
-#include <lua-cjson.h>
 #include <lualib.h>
 #include <luajit.h>
 #include <stdlib.h>
@@ -217,6 +217,7 @@ static void preload_modules(lua_State *L)
     lua_binary_register(L);
     lua_storage_register(L);
     lua_party_register(L);
+    lua_fetch_register(L);
     lua_setfield(L, -2, "luaparty.core");
     lua_pop(L, 2);
 }
@@ -236,6 +237,13 @@ static int setup(lua_State *L)
     lua_pushliteral(L, "luaparty.runtime");
     lua_call(L, 1, 1);
     int rt = lua_gettop(L);
+    /* PartyKit code calls the global fetch: the same as luaparty.fetch */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "luaparty");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "fetch");
+    lua_setglobal(L, "fetch");
+    lua_pop(L, 1);
 
     const party *p = r->party;
     if (luaL_loadbuffer(L, p->bytecode, p->bytecode_len, p->chunkname) != 0) return lua_error(L);

@@ -79,4 +79,21 @@ function response_methods:json()
   return value
 end
 
+--- luaparty.fetch(url [, {method=, headers=, body=, timeout=}]) -> Response
+--- Outbound HTTP(S); suspends only the calling callback. Also the global fetch.
+function M.fetch(url, init)
+  if type(url) ~= "string" then error("fetch(url [, init]): url must be a string", 2) end
+  init = init or {}
+  if type(init) ~= "table" then error("fetch(url [, init]): init must be a table", 2) end
+  local body = init.body
+  if body ~= nil and type(body) ~= "string" and not core.isBinary(body) then
+    error("fetch: body must be a string or Binary, got " .. type(body), 2)
+  end
+  local status, headers, text = core.http_fetch(url, init.method and init.method:upper() or "GET",
+    init.headers, body, init.timeout)
+  if not status then error(headers, 2) end
+  return setmetatable({ status = status, headers = headers, body = text, ok = status >= 200 and status < 300 },
+    response_mt)
+end
+
 return M

@@ -1,0 +1,657 @@
+/* fetch.c - outbound HTTP and HTTPS from party code.
+ *
+ * core.http_fetch suspends the calling coroutine (like cross-party fetch);
+ * C resolves the name (uv_getaddrinfo: never blocks the loop), connects,
+ * speaks TLS through tls.c when the URL is https, writes the request, parses
+ * the response with llhttp in response mode, and resumes the coroutine with
+ * (status, headers, body) or (nil, error). Connections are kept per origin
+ * and reused (keep-alive). GET/HEAD follow up to 5 redirects. Every call has
+ * a deadline and a response size limit. An optional allow-list
+ * (partykit.json "luaparty": {"outbound": [...]}) refuses other hosts. */
+#include "fetch.h"
+#include "buf.h"
+#include "config.h"
+#include "http.h"
+#include "lua_bind.h"
+#include "room.h"
+#include "tls.h"
+#include "util.h"
+#include "worker.h"
+
+#include <ctype.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REDIRECTS 5
+#define POOL_IDLE_MS 30000
+
+struct task;
+lua_State *room_task_thread(struct task *t);
+
+typedef struct url {
+    bool https;
+    char host[256];
+    int port;
+    char *target; /* path + query */
+} url;
+
+typedef struct out_conn out_conn;
+typedef struct call call;
+
+/* One luaparty.fetch() in flight. */
+struct call {
+    completion done;
+    room *caller;
+    struct task *task;
+    char *method;
+    http_headers headers;
+    buf body;
+    url u;
+    int redirects;
+    uint64_t deadline_ms;
+    size_t max_bytes;
+    uv_timer_t *timer;      /* freed by its close callback */
+    out_conn *conn;
+    /* result */
+    int status;
+    http_headers res_headers;
+    buf res_body;
+    char *error;
+    bool finished;
+};
+
+/* A connection to one origin; in the pool while idle. */
+struct out_conn {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_getaddrinfo_t gai;
+    uv_write_t wreq;
+    char origin[300];
+    url u;                  /* host/port/https of the origin */
+    tls *tls;
+    bool connected, sent, closing, keep_alive, complete;
+    llhttp_t parser;
+    buf field, value;
+    bool in_value;
+    call *c;                /* the call using it, NULL while pooled */
+    buf pending;            /* bytes to write once connected */
+    buf wbuf;               /* bytes in the write in flight */
+    bool writing;
+    uint64_t idle_since;
+    out_conn *prev, *next;  /* every live connection; idle ones have c == NULL */
+};
+
+static out_conn *conns;
+
+static void call_fail(call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void conn_close(out_conn *oc);
+static void start_call(call *c);
+
+/* ---- URL ---- */
+
+static int parse_url(const char *s, url *u, const char **why)
+{
+    memset(u, 0, sizeof *u);
+    if (strncmp(s, "http://", 7) == 0) s += 7;
+    else if (strncmp(s, "https://", 8) == 0) s += 8, u->https = true;
+    else {
+        *why = "only http:// and https:// URLs can be fetched";
+        return -1;
+    }
+    const char *end = s + strcspn(s, "/?#");
+    const char *host = s, *host_end = end;
+    if (*s == '[') { /* IPv6 literal */
+        host_end = memchr(s, ']', (size_t)(end - s));
+        if (!host_end) {
+            *why = "bad IPv6 address in URL";
+            return -1;
+        }
+        host = s + 1;
+    }
+    const char *colon = memchr(host_end, ':', (size_t)(end - host_end));
+    if (!colon && *s != '[') colon = memchr(s, ':', (size_t)(end - s)), host_end = colon ? colon : end;
+    size_t hl = (size_t)(host_end - host);
+    if (!hl || hl >= sizeof u->host) {
+        *why = "bad host in URL";
+        return -1;
+    }
+    memcpy(u->host, host, hl);
+    u->port = u->https ? 443 : 80;
+    if (colon) {
+        char *pe;
+        long p = strtol(colon + 1, &pe, 10);
+        if (pe != end || p <= 0 || p > 65535) {
+            *why = "bad port in URL";
+            return -1;
+        }
+        u->port = (int)p;
+    }
+    const char *frag = strchr(end, '#');
+    size_t tl = frag ? (size_t)(frag - end) : strlen(end);
+    buf t;
+    buf_init(&t);
+    if (tl == 0 || *end != '/') buf_append(&t, "/", 1);
+    buf_append(&t, end, tl);
+    u->target = buf_steal(&t);
+    return 0;
+}
+
+static bool host_allowed(const config *cfg, const char *host)
+{
+    if (!cfg->outbound) return true;
+    for (size_t i = 0; i < cfg->noutbound; i++) {
+        const char *pat = cfg->outbound[i];
+        if (str_ieq(pat, host)) return true;
+        if (strncmp(pat, "*.", 2) == 0) {
+            size_t hl = strlen(host), pl = strlen(pat + 1);
+            if (hl > pl && str_ieq(host + hl - pl, pat + 1)) return true;
+        }
+    }
+    return false;
+}
+
+/* ---- completing a call ---- */
+
+static int call_push(completion *done, lua_State *co)
+{
+    call *c = (call *)((char *)done - offsetof(call, done));
+    if (c->error) {
+        lua_pushnil(co);
+        lua_pushstring(co, c->error);
+        return 2;
+    }
+    lua_pushinteger(co, c->status);
+    lua_push_headers(co, &c->res_headers);
+    lua_pushlstring(co, c->res_body.data ? c->res_body.data : "", c->res_body.len);
+    return 3;
+}
+
+static void free_timer(uv_handle_t *h) { free(h); }
+
+static void call_destroy(completion *done)
+{
+    call *c = (call *)((char *)done - offsetof(call, done));
+    free(c->method);
+    http_headers_free(&c->headers);
+    buf_free(&c->body);
+    free(c->u.target);
+    http_headers_free(&c->res_headers);
+    buf_free(&c->res_body);
+    free(c->error);
+    room_unref(c->caller);
+    free(c);
+}
+
+static void call_finish(call *c)
+{
+    if (c->finished) return;
+    c->finished = true;
+    if (c->timer) {
+        uv_timer_stop(c->timer);
+        uv_close((uv_handle_t *)c->timer, free_timer);
+        c->timer = NULL;
+    }
+    room_resume(c->caller, c->task, &c->done);
+}
+
+static void call_fail(call *c, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    free(c->error);
+    c->error = xstrdup(msg);
+    if (c->conn) {
+        out_conn *oc = c->conn;
+        c->conn = NULL;
+        oc->c = NULL;
+        conn_close(oc); /* a failed exchange leaves the connection in an unknown state */
+    }
+    call_finish(c);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    call *c = t->data;
+    call_fail(c, "fetch %s://%s:%d%s timed out", c->u.https ? "https" : "http", c->u.host, c->u.port, c->u.target);
+}
+
+/* ---- connection output ---- */
+
+static void conn_flush(out_conn *oc);
+
+static void on_written(uv_write_t *req, int status)
+{
+    out_conn *oc = req->data;
+    oc->writing = false;
+    oc->wbuf.len = 0;
+    if (status < 0) {
+        if (oc->c) call_fail(oc->c, "writing to %s failed: %s", oc->u.host, uv_strerror(status));
+        else conn_close(oc);
+        return;
+    }
+    conn_flush(oc);
+}
+
+static void conn_flush(out_conn *oc)
+{
+    if (oc->writing || !oc->pending.len || oc->closing) return;
+    buf t = oc->wbuf;
+    oc->wbuf = oc->pending;
+    oc->pending = t;
+    oc->pending.len = 0;
+    uv_buf_t b = uv_buf_init(oc->wbuf.data, (unsigned)oc->wbuf.len);
+    oc->wreq.data = oc;
+    if (uv_write(&oc->wreq, (uv_stream_t *)&oc->tcp, &b, 1, on_written) == 0) oc->writing = true;
+}
+
+/* Plaintext out: through TLS when https. */
+static int conn_send(out_conn *oc, const void *data, size_t len)
+{
+    if (oc->tls) {
+        if (tls_write(oc->tls, data, len, &oc->pending) != TLS_OK) return -1;
+    } else {
+        buf_append(&oc->pending, data, len);
+    }
+    conn_flush(oc);
+    return 0;
+}
+
+static void send_request(out_conn *oc)
+{
+    call *c = oc->c;
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s %s HTTP/1.1\r\n", c->method, c->u.target);
+    if (!http_headers_get(&c->headers, "host")) {
+        bool default_port = c->u.port == (c->u.https ? 443 : 80);
+        bool v6 = strchr(c->u.host, ':') != NULL;
+        buf_printf(&b, "host: %s%s%s", v6 ? "[" : "", c->u.host, v6 ? "]" : "");
+        if (!default_port) buf_printf(&b, ":%d", c->u.port);
+        buf_appendstr(&b, "\r\n");
+    }
+    if (!http_headers_get(&c->headers, "user-agent")) buf_appendstr(&b, "user-agent: luaparty/" LUAPARTY_VERSION "\r\n");
+    for (size_t i = 0; i < c->headers.n; i++) {
+        const http_header *h = &c->headers.items[i];
+        if (!strcmp(h->name, "content-length") || !strcmp(h->name, "connection") ||
+            !strcmp(h->name, "transfer-encoding"))
+            continue;
+        buf_printf(&b, "%s: %s\r\n", h->name, h->value);
+    }
+    if (c->body.len || strcmp(c->method, "GET") != 0) buf_printf(&b, "content-length: %zu\r\n", c->body.len);
+    buf_appendstr(&b, "connection: keep-alive\r\n\r\n");
+    buf_append(&b, c->body.data, c->body.len);
+    oc->sent = true;
+    int rc = conn_send(oc, b.data, b.len);
+    buf_free(&b);
+    if (rc != 0) call_fail(c, "TLS error with %s: %s", oc->u.host, tls_error(oc->tls));
+}
+
+/* ---- response parsing ---- */
+
+static out_conn *conn_of(llhttp_t *p) { return p->data; }
+
+static void flush_header(out_conn *oc)
+{
+    if (oc->field.len && oc->c)
+        http_headers_add(&oc->c->res_headers, oc->field.data, oc->field.len, oc->value.data ? oc->value.data : "",
+                         oc->value.len);
+    oc->field.len = oc->value.len = 0;
+    oc->in_value = false;
+}
+
+static int r_field(llhttp_t *p, const char *at, size_t n)
+{
+    out_conn *oc = conn_of(p);
+    if (oc->in_value) flush_header(oc);
+    buf_append(&oc->field, at, n);
+    return 0;
+}
+
+static int r_value(llhttp_t *p, const char *at, size_t n)
+{
+    out_conn *oc = conn_of(p);
+    oc->in_value = true;
+    buf_append(&oc->value, at, n);
+    return 0;
+}
+
+static int r_headers_complete(llhttp_t *p)
+{
+    out_conn *oc = conn_of(p);
+    flush_header(oc);
+    call *c = oc->c;
+    if (!c) return HPE_USER;
+    c->status = p->status_code;
+    if (p->content_length != UINT64_MAX && p->content_length > c->max_bytes) return HPE_USER;
+    return strcmp(c->method, "HEAD") == 0 ? 1 : 0; /* 1: no body follows */
+}
+
+static int r_body(llhttp_t *p, const char *at, size_t n)
+{
+    out_conn *oc = conn_of(p);
+    call *c = oc->c;
+    if (!c || c->res_body.len + n > c->max_bytes) return HPE_USER;
+    buf_append(&c->res_body, at, n);
+    return 0;
+}
+
+static void response_done(out_conn *oc);
+
+static int r_complete(llhttp_t *p)
+{
+    out_conn *oc = conn_of(p);
+    oc->keep_alive = llhttp_should_keep_alive(p);
+    oc->complete = true; /* handled once llhttp_execute returned (feed_plain) */
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t response_settings = {
+    .on_header_field = r_field,
+    .on_header_value = r_value,
+    .on_headers_complete = r_headers_complete,
+    .on_body = r_body,
+    .on_message_complete = r_complete,
+};
+
+/* ---- pool ---- */
+
+static void conn_closed(uv_handle_t *h)
+{
+    out_conn *oc = h->data;
+    tls_free(oc->tls);
+    buf_free(&oc->field);
+    buf_free(&oc->value);
+    buf_free(&oc->pending);
+    buf_free(&oc->wbuf);
+    free(oc);
+}
+
+static void conn_close(out_conn *oc)
+{
+    if (oc->closing) return;
+    oc->closing = true;
+    if (oc->prev) oc->prev->next = oc->next;
+    else conns = oc->next;
+    if (oc->next) oc->next->prev = oc->prev;
+    oc->prev = oc->next = NULL;
+    uv_close((uv_handle_t *)&oc->tcp, conn_closed);
+}
+
+/* An idle keep-alive connection to origin, if one is left; stale ones go. */
+static out_conn *pool_take(const char *origin, uint64_t now)
+{
+    for (out_conn *oc = conns, *next; oc; oc = next) {
+        next = oc->next;
+        if (oc->c || !oc->connected) continue;
+        if (now - oc->idle_since > POOL_IDLE_MS) conn_close(oc);
+        else if (strcmp(oc->origin, origin) == 0) return oc;
+    }
+    return NULL;
+}
+
+static void response_done(out_conn *oc)
+{
+    call *c = oc->c;
+    oc->c = NULL;
+    if (c) c->conn = NULL;
+    if (oc->keep_alive && !oc->closing) {
+        /* back to the pool; a fresh parser state for the next exchange */
+        llhttp_init(&oc->parser, HTTP_RESPONSE, &response_settings);
+        oc->parser.data = oc;
+        oc->complete = false;
+        oc->sent = false;
+        oc->idle_since = uv_now(oc->tcp.loop);
+    } else {
+        conn_close(oc);
+    }
+    if (!c) return;
+    /* redirects: GET and HEAD only */
+    const char *loc = http_headers_get(&c->res_headers, "location");
+    bool redirect = (c->status == 301 || c->status == 302 || c->status == 303 || c->status == 307 ||
+                     c->status == 308) && loc && (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD"));
+    if (redirect && c->redirects < MAX_REDIRECTS) {
+        url next;
+        const char *why = NULL;
+        char abs[2048];
+        if (loc[0] == '/') snprintf(abs, sizeof abs, "%s://%s:%d%s", c->u.https ? "https" : "http", c->u.host,
+                                    c->u.port, loc);
+        else snprintf(abs, sizeof abs, "%s", loc);
+        if (parse_url(abs, &next, &why) != 0) {
+            call_fail(c, "bad redirect location '%s': %s", loc, why);
+            return;
+        }
+        c->redirects++;
+        free(c->u.target);
+        c->u = next;
+        http_headers_free(&c->res_headers);
+        c->res_body.len = 0;
+        start_call(c);
+        return;
+    }
+    if (redirect) {
+        call_fail(c, "too many redirects (more than %d)", MAX_REDIRECTS);
+        return;
+    }
+    call_finish(c);
+}
+
+/* ---- connection input ---- */
+
+static void feed_plain(out_conn *oc, const char *data, size_t len)
+{
+    if (!oc->c) { /* bytes on an idle pooled connection: not HTTP we expect */
+        conn_close(oc);
+        return;
+    }
+    llhttp_errno_t e = llhttp_execute(&oc->parser, data, len);
+    if (oc->complete) {
+        response_done(oc); /* outside llhttp's callbacks: it may reuse the parser */
+        return;
+    }
+    if (e == HPE_OK) return;
+    call *c = oc->c;
+    if (!c) return;
+    if (e == HPE_USER) call_fail(c, "response from %s is larger than %zu bytes", c->u.host, c->max_bytes);
+    else call_fail(c, "bad HTTP response from %s: %s", c->u.host, llhttp_errno_name(e));
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    static char slab[65536];
+    b->base = slab;
+    b->len = sizeof slab;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    out_conn *oc = s->data;
+    if (n == 0) return;
+    if (n < 0) {
+        call *c = oc->c;
+        if (c && oc->sent && llhttp_finish(&oc->parser) == HPE_OK && c->status) {
+            oc->keep_alive = false; /* a body that ends at EOF */
+            response_done(oc);
+            return;
+        }
+        if (c) call_fail(c, "%s:%d closed the connection before the response was complete", oc->u.host, oc->u.port);
+        else conn_close(oc);
+        return;
+    }
+    if (!oc->tls) {
+        feed_plain(oc, b->base, (size_t)n);
+        return;
+    }
+    buf plain;
+    buf_init(&plain);
+    int rc = tls_read(oc->tls, b->base, (size_t)n, &plain, &oc->pending);
+    conn_flush(oc);
+    if (rc != TLS_OK) {
+        if (oc->c) call_fail(oc->c, "TLS with %s failed: %s", oc->u.host, tls_error(oc->tls));
+        else conn_close(oc);
+    } else {
+        if (oc->c && !oc->sent && tls_ready(oc->tls)) send_request(oc);
+        if (plain.len && !oc->closing) feed_plain(oc, plain.data, plain.len);
+    }
+    buf_free(&plain);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    out_conn *oc = req->data;
+    if (oc->closing) return;
+    if (status < 0) {
+        if (oc->c) call_fail(oc->c, "connect to %s:%d failed: %s", oc->u.host, oc->u.port, uv_strerror(status));
+        else conn_close(oc);
+        return;
+    }
+    oc->connected = true;
+    uv_tcp_nodelay(&oc->tcp, 1);
+    uv_read_start((uv_stream_t *)&oc->tcp, on_alloc, on_read);
+    if (oc->tls) {
+        int rc = tls_handshake(oc->tls, &oc->pending); /* ClientHello */
+        conn_flush(oc);
+        if (rc == TLS_ERR) call_fail(oc->c, "TLS with %s failed: %s", oc->u.host, tls_error(oc->tls));
+    } else {
+        send_request(oc);
+    }
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    out_conn *oc = req->data;
+    if (status < 0 || !res) {
+        if (oc->c) call_fail(oc->c, "could not resolve host %s: %s", oc->u.host, uv_strerror(status));
+        else conn_close(oc);
+        if (res) uv_freeaddrinfo(res);
+        return;
+    }
+    oc->creq.data = oc;
+    int rc = uv_tcp_connect(&oc->creq, &oc->tcp, res->ai_addr, on_connect);
+    uv_freeaddrinfo(res);
+    if (rc != 0) call_fail(oc->c, "connect to %s:%d failed: %s", oc->u.host, oc->u.port, uv_strerror(rc));
+}
+
+static out_conn *conn_new(uv_loop_t *loop, const url *u, const char *origin)
+{
+    out_conn *oc = xcalloc(1, sizeof *oc);
+    oc->u = *u;
+    oc->u.target = NULL;
+    snprintf(oc->origin, sizeof oc->origin, "%s", origin);
+    uv_tcp_init(loop, &oc->tcp);
+    oc->tcp.data = oc;
+    llhttp_init(&oc->parser, HTTP_RESPONSE, &response_settings);
+    oc->parser.data = oc;
+    buf_init(&oc->field);
+    buf_init(&oc->value);
+    buf_init(&oc->pending);
+    buf_init(&oc->wbuf);
+    if (u->https) oc->tls = tls_client_new(u->host);
+    oc->next = conns;
+    if (conns) conns->prev = oc;
+    conns = oc;
+    return oc;
+}
+
+static void start_call(call *c)
+{
+    uv_loop_t *loop = c->caller->owner->loop;
+    if (!host_allowed(c->caller->owner->cfg, c->u.host)) {
+        call_fail(c, "fetch to %s refused: the host is not in luaparty.outbound of partykit.json", c->u.host);
+        return;
+    }
+    char origin[300];
+    snprintf(origin, sizeof origin, "%s://%s:%d", c->u.https ? "https" : "http", c->u.host, c->u.port);
+    out_conn *oc = pool_take(origin, uv_now(loop));
+    if (oc) {
+        oc->c = c;
+        c->conn = oc;
+        send_request(oc);
+        return;
+    }
+    oc = conn_new(loop, &c->u, origin);
+    if (c->u.https && !oc->tls) {
+        conn_close(oc);
+        call_fail(c, "TLS is not available");
+        return;
+    }
+    oc->c = c;
+    c->conn = oc;
+    char port[8];
+    snprintf(port, sizeof port, "%d", c->u.port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    oc->gai.data = oc;
+    int rc = uv_getaddrinfo(loop, &oc->gai, on_resolved, c->u.host, port, &hints);
+    if (rc != 0) call_fail(c, "could not resolve host %s: %s", c->u.host, uv_strerror(rc));
+}
+
+/* core.http_fetch(url, method, headers, body, timeout_ms) -> status,
+ * headers, body | nil, error. Suspends the calling coroutine. */
+static int l_http_fetch(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const char *target = luaL_checkstring(L, 1);
+    const char *method = luaL_optstring(L, 2, "GET");
+    for (const char *m = method; *m; m++)
+        luaL_argcheck(L, isupper((unsigned char)*m) || *m == '-', 2, "method must be an uppercase token");
+    size_t blen = 0;
+    const char *body = NULL;
+    if (!lua_isnoneornil(L, 4)) {
+        int opcode;
+        body = lua_check_message(L, 4, &blen, &opcode);
+    }
+    lua_Number timeout = luaL_optnumber(L, 5, (lua_Number)r->owner->cfg->fetch_timeout_ms);
+    struct task *t = room_current_task(r);
+    if (!t || room_task_thread(t) != L)
+        return luaL_error(L, "fetch must be called from a party callback (not at load time, and not inside a "
+                             "coroutine the script created itself)");
+    if (r->in_transaction) return luaL_error(L, "fetch cannot be called inside storage:transaction()");
+    http_headers headers = {0};
+    lua_check_headers(L, 3, &headers); /* may raise: nothing allocated yet */
+    url u;
+    const char *why = NULL;
+    if (parse_url(target, &u, &why) != 0) {
+        http_headers_free(&headers);
+        return luaL_error(L, "fetch('%s'): %s", target, why);
+    }
+    call *c = xcalloc(1, sizeof *c);
+    c->u = u;
+    c->headers = headers;
+    c->done.push = call_push;
+    c->done.destroy = call_destroy;
+    c->caller = r;
+    r->refs++;
+    c->task = t;
+    c->method = xstrdup(method);
+    buf_init(&c->body);
+    buf_init(&c->res_body);
+    if (body) buf_append(&c->body, body, blen);
+    c->max_bytes = r->owner->cfg->fetch_max_bytes;
+    c->timer = xmalloc(sizeof *c->timer);
+    uv_timer_init(r->owner->loop, c->timer);
+    c->timer->data = c;
+    uv_timer_start(c->timer, on_deadline, timeout > 0 ? (uint64_t)timeout : 1, 0);
+    room_task_suspend(t);
+    start_call(c);
+    return lua_yield(L, 0);
+}
+
+void lua_fetch_register(lua_State *L)
+{
+    lua_pushcfunction(L, l_http_fetch);
+    lua_setfield(L, -2, "http_fetch");
+}
+
+void fetch_shutdown(void)
+{
+    while (conns) {
+        out_conn *oc = conns;
+        if (oc->c) call_fail(oc->c, "the server is shutting down"); /* closes oc */
+        else conn_close(oc);
+    }
+    tls_client_free();
+}
