@@ -503,5 +503,7 @@ void config_free(config *cfg)
     free(cfg->persist_dir);
     free(cfg->metrics_addr);
     free(cfg->tls_ca);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -67,6 +67,7 @@ typedef struct config {
     uint64_t fetch_timeout_ms; /* outbound fetch, per call */
     size_t fetch_max_bytes;  /* outbound fetch response size */
     char *tls_ca;            /* --tls-ca: extra CA file for outbound TLS */
+    char *tls_cert, *tls_key;/* --tls-cert/--tls-key: serve https and wss */
 } config;
 
 void config_defaults(config *cfg);

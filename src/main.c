@@ -48,21 +48,23 @@ static const char usage[] =
     "  --keepalive-timeout S     close idle keep-alive connections (default 60)\n"
     "  --metrics ADDR    serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464)\n"
     "  --tls-ca FILE     also trust this CA (PEM) for outbound https fetch\n"
+    "  --tls-cert FILE --tls-key FILE   serve https and wss (PEM); SIGHUP reloads them\n"
     "  --log-format F    text (default) or json (one object per line)\n"
     "  --watch           hot reload in serve (always on in dev)\n"
+    "  --help            this text\n"
+    "  --version         print the version\n"
     "\n"
     "Limits can also be set in partykit.json under \"luaparty\" (maxMessage, roomMemory,\n"
     "maxValue, cpuLimit, maxConnections, maxRoomConnections, idleTimeout, pingInterval,\n"
-    "headerTimeout, keepaliveTimeout, cors); the command line wins.\n"
-    "  --help            this text\n"
-    "  --version         print the version\n";
+    "headerTimeout, keepaliveTimeout, fetchTimeout, fetchMaxBytes, outbound, cors);\n"
+    "the command line wins.\n";
 
 typedef struct app {
     config cfg;
     storage *store;
     worker w;
     server srv;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t grace;
     uint64_t grace_end;
     int signals;
@@ -204,6 +206,12 @@ static int parse_args(config *cfg, int argc, char **argv, bool options_only)
             cfg->cpu_limit_ms = (uint64_t)ms;
         } else if ((rc = parse_number_option(cfg, a, v)) >= 0) {
             if (rc) return rc;
+        } else if (!strcmp(a, "--tls-cert")) {
+            free(cfg->tls_cert);
+            cfg->tls_cert = xstrdup(v);
+        } else if (!strcmp(a, "--tls-key")) {
+            free(cfg->tls_key);
+            cfg->tls_key = xstrdup(v);
         } else if (!strcmp(a, "--tls-ca")) {
             free(cfg->tls_ca);
             cfg->tls_ca = xstrdup(v);
@@ -256,6 +264,21 @@ static void on_drain_check(uv_timer_t *t)
     }
 }
 
+/* SIGHUP: load the certificate and key again (renewed certificates need
+ * no restart); a bad pair is refused and the old one stays. */
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    app *a = sig->data;
+    char *err = NULL;
+    if (!a->cfg.tls_cert) return;
+    if (tls_server_init(a->cfg.tls_cert, a->cfg.tls_key, &err) != 0) {
+        log_error("SIGHUP: %s; still using the previous certificate", err);
+        free(err);
+    } else {
+        log_info("SIGHUP: reloaded %s", a->cfg.tls_cert);
+    }
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     app *a = sig->data;
@@ -287,6 +310,17 @@ int main(int argc, char **argv)
         return 2;
     }
     parse_args(&a.cfg, argc, argv, true);
+    if ((a.cfg.tls_cert != NULL) != (a.cfg.tls_key != NULL)) {
+        fprintf(stderr, "luaparty: --tls-cert and --tls-key go together\n");
+        config_free(&a.cfg);
+        return 2;
+    }
+    if (a.cfg.tls_cert && tls_server_init(a.cfg.tls_cert, a.cfg.tls_key, &err) != 0) {
+        fprintf(stderr, "luaparty: %s\n", err);
+        free(err);
+        config_free(&a.cfg);
+        return 2;
+    }
     if (tls_client_init(a.cfg.tls_ca, &err) != 0) {
         fprintf(stderr, "luaparty: %s\n", err);
         free(err);
@@ -340,14 +374,17 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < a.cfg.nparties; i++)
             log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", a.cfg.parties[i]->name, a.cfg.host, port,
                      a.cfg.parties[i]->name, a.cfg.parties[i]->script);
-    log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on http://%s:%d (ready in %.1f ms)",
-            a.cfg.host, port, (double)(uv_hrtime() - t0) / 1e6);
+    log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on %s://%s:%d (ready in %.1f ms)",
+            a.cfg.tls_cert ? "https" : "http", a.cfg.host, port, (double)(uv_hrtime() - t0) / 1e6);
 
     uv_signal_init(loop, &a.sigint);
     uv_signal_init(loop, &a.sigterm);
     a.sigint.data = a.sigterm.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_init(loop, &a.sighup);
+    a.sighup.data = &a;
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
     uv_timer_init(loop, &a.grace);
     a.grace.data = &a;
 
@@ -358,6 +395,7 @@ int main(int argc, char **argv)
     reload_stop();
     metrics_close();
     fetch_shutdown();
+    tls_server_free();
     /* Let room onClose callbacks of the last connections run, then free. */
     server_free(&a.srv);
     uv_run(loop, UV_RUN_NOWAIT);

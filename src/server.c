@@ -21,6 +21,7 @@
 #include "cron.h"
 #include "static.h"
 #include "metrics.h"
+#include "tls.h"
 #include "ws.h"
 
 #include <stdlib.h>
@@ -70,6 +71,7 @@ struct client {
     client_exchange *ex;       /* the request being answered */
     waiter *wait;              /* a static hook or cron deciding about the request */
     ws_session ws;
+    tls *tls;                  /* https/wss: bytes on the wire are ciphertext */
     out_item *out;
     size_t out_head, out_n, out_cap, out_bytes;
     size_t writing_n;          /* items in the uv_write in flight */
@@ -104,6 +106,7 @@ static void client_maybe_free(client *c)
         ws_session_free(&c->ws);
         conn_cleanup(&c->conn);
     }
+    tls_free(c->tls);
     free(c);
 }
 
@@ -188,7 +191,8 @@ static void mark_dirty(client *c)
     c->srv->dirty = c;
 }
 
-static void out_push(client *c, chunk *ch)
+/* Queues bytes exactly as given (ciphertext, or plain on a plain socket). */
+static void out_push_raw(client *c, chunk *ch)
 {
     if (c->out_n == c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap * 2 : 4;
@@ -203,6 +207,24 @@ static void out_push(client *c, chunk *ch)
     c->out_n++;
     c->out_bytes += ch->len;
     mark_dirty(c);
+}
+
+/* Queues plaintext: on a TLS connection it is encrypted here (a broadcast
+ * frame cannot be shared then: each peer has its own keys). */
+static void out_push(client *c, chunk *ch)
+{
+    if (!c->tls) {
+        out_push_raw(c, ch);
+        return;
+    }
+    buf ct;
+    buf_init(&ct);
+    if (tls_write(c->tls, chunk_bytes(ch), ch->len, &ct) == TLS_OK && ct.len) {
+        chunk *enc = chunk_from(ct.data, ct.len);
+        out_push_raw(c, enc);
+        chunk_unref(enc);
+    }
+    buf_free(&ct);
 }
 
 /* Drops `bytes` written bytes from the front of the queue. */
@@ -769,6 +791,30 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = sizeof c->srv->rbuf;
 }
 
+static void process(client *c, const char *data, size_t len);
+
+/* TLS: decrypt, send what the handshake wants sent, process the plaintext. */
+static void on_tls_read(client *c, const char *data, size_t len)
+{
+    buf plain, hs;
+    buf_init(&plain);
+    buf_init(&hs);
+    int rc = tls_read(c->tls, data, len, &plain, &hs);
+    if (hs.len) {
+        chunk *ch = chunk_from(hs.data, hs.len);
+        out_push_raw(c, ch);
+        chunk_unref(ch);
+    }
+    if (rc != TLS_OK) {
+        log_debug("TLS handshake or record failed: %s", tls_error(c->tls));
+        client_close_now(c);
+    } else if (plain.len) {
+        process(c, plain.data, plain.len);
+    }
+    buf_free(&plain);
+    buf_free(&hs);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 {
     client *c = stream->data;
@@ -778,18 +824,25 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
         client_close_now(c);
         return;
     }
+    if (c->tls) on_tls_read(c, b->base, (size_t)nread);
+    else process(c, b->base, (size_t)nread);
+}
+
+static void process(client *c, const char *data, size_t len)
+{
+    uv_stream_t *stream = (uv_stream_t *)&c->tcp;
     switch (c->state) {
     case C_HTTP:
         if (busy(c)) { /* pipelined while we answer: keep it for later */
-            buf_append(&c->pending_in, b->base, (size_t)nread);
+            buf_append(&c->pending_in, data, len);
             uv_read_stop(stream);
         } else {
-            feed(c, b->base, (size_t)nread);
+            feed(c, data, len);
         }
         break;
-    case C_WS: ws_feed(c, (const uint8_t *)b->base, (size_t)nread); break;
+    case C_WS: ws_feed(c, (const uint8_t *)data, len); break;
     case C_CLOSING:
-        if (c->upgraded && !c->disconnected) ws_feed(c, (const uint8_t *)b->base, (size_t)nread);
+        if (c->upgraded && !c->disconnected) ws_feed(c, (const uint8_t *)data, len);
         break; /* draining until EOF */
     }
 }
@@ -814,6 +867,7 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (tls_server_enabled()) c->tls = tls_server_new();
     c->http = xmalloc(sizeof *c->http);
     http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body});
     c->state = C_HTTP;

@@ -1,4 +1,5 @@
-/* tls.c - OpenSSL with memory BIOs.
+/* tls.c - OpenSSL with memory BIOs, for outbound fetch (client) and for
+ * serving https/wss (server).
  *
  * Verification is on by default: the peer's certificate must chain to the
  * system CA store (Debian's ca-certificates) or to --tls-ca, and must be for
@@ -20,7 +21,60 @@ struct tls {
     char error[256];
 };
 
-static SSL_CTX *client_ctx;
+static SSL_CTX *client_ctx, *server_ctx;
+
+int tls_server_init(const char *cert, const char *key, char **err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    char msg[600];
+    if (!ctx) {
+        *err = xstrdup("cannot create a TLS context");
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    const char *bad = NULL;
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) bad = cert;
+    else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) bad = key;
+    else if (SSL_CTX_check_private_key(ctx) != 1) bad = key;
+    if (bad) {
+        const char *why = ERR_reason_error_string(ERR_get_error());
+        snprintf(msg, sizeof msg, "TLS: %s: %s", bad,
+                 bad == key && !why ? "the key does not match the certificate" : why ? why : "cannot load");
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        *err = xstrdup(msg);
+        return -1;
+    }
+    if (server_ctx) SSL_CTX_free(server_ctx); /* live sessions keep their own reference */
+    server_ctx = ctx;
+    return 0;
+}
+
+bool tls_server_enabled(void) { return server_ctx != NULL; }
+
+void tls_server_free(void)
+{
+    if (server_ctx) SSL_CTX_free(server_ctx);
+    server_ctx = NULL;
+}
+
+static tls *session(SSL_CTX *ctx)
+{
+    tls *t = xcalloc(1, sizeof *t);
+    t->ssl = SSL_new(ctx);
+    t->in = BIO_new(BIO_s_mem());
+    t->out = BIO_new(BIO_s_mem());
+    BIO_set_mem_eof_return(t->in, -1); /* "no data yet", not EOF */
+    SSL_set_bio(t->ssl, t->in, t->out);
+    return t;
+}
+
+tls *tls_server_new(void)
+{
+    tls *t = session(server_ctx);
+    SSL_set_accept_state(t->ssl);
+    return t;
+}
 
 int tls_client_init(const char *extra_ca, char **err)
 {
@@ -61,12 +115,7 @@ tls *tls_client_new(const char *host)
             return NULL;
         }
     }
-    tls *t = xcalloc(1, sizeof *t);
-    t->ssl = SSL_new(client_ctx);
-    t->in = BIO_new(BIO_s_mem());
-    t->out = BIO_new(BIO_s_mem());
-    BIO_set_mem_eof_return(t->in, -1); /* "no data yet", not EOF */
-    SSL_set_bio(t->ssl, t->in, t->out);
+    tls *t = session(client_ctx);
     SSL_set_connect_state(t->ssl);
     X509_VERIFY_PARAM *param = SSL_get0_param(t->ssl);
     /* an IP literal is checked against the certificate's IP addresses and

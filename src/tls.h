@@ -14,6 +14,15 @@ typedef struct tls tls;
 int tls_client_init(const char *extra_ca, char **err);
 void tls_client_free(void);
 
+/* The server context from a certificate chain and key (PEM). Called again
+ * (SIGHUP) it replaces them: new connections use the new ones. Returns 0,
+ * or -1 with *err (caller frees) naming the file. */
+int tls_server_init(const char *cert, const char *key, char **err);
+bool tls_server_enabled(void);
+void tls_server_free(void);
+/* A server session for one accepted connection. */
+tls *tls_server_new(void);
+
 /* A client session to `host` (SNI + certificate host-name check). */
 tls *tls_client_new(const char *host);
 void tls_free(tls *t);
