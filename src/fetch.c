@@ -1,8 +1,8 @@
 /* fetch.c - outbound HTTP and HTTPS from party code.
  *
  * core.http_fetch suspends the calling coroutine (like cross-party fetch);
- * C resolves the name (uv_getaddrinfo: never blocks the loop), connects,
- * speaks TLS through tls.c when the URL is https, writes the request, parses
+ * dial.c resolves the name (never blocking the loop), connects and speaks
+ * TLS when the URL is https; here we write the request, parse
  * the response with llhttp in response mode, and resumes the coroutine with
  * (status, headers, body) or (nil, error). Connections are kept per origin
  * and reused (keep-alive). GET/HEAD follow up to 5 redirects. Every call has
@@ -14,11 +14,13 @@
 #include "http.h"
 #include "lua_bind.h"
 #include "room.h"
+#include "dial.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,25 +64,17 @@ struct call {
     bool finished;
 };
 
-/* A connection to one origin; in the pool while idle. */
+/* A connection to one origin; idle (c == NULL) ones wait for reuse. */
 struct out_conn {
-    uv_tcp_t tcp;
-    uv_connect_t creq;
-    uv_getaddrinfo_t gai;
-    uv_write_t wreq;
+    dial *d;
     char origin[300];
-    url u;                  /* host/port/https of the origin */
-    tls *tls;
-    bool connected, sent, closing, keep_alive, complete;
+    bool sent, keep_alive, complete;
     llhttp_t parser;
     buf field, value;
     bool in_value;
-    call *c;                /* the call using it, NULL while pooled */
-    buf pending;            /* bytes to write once connected */
-    buf wbuf;               /* bytes in the write in flight */
-    bool writing;
+    call *c;                /* the call using it, NULL while idle */
     uint64_t idle_since;
-    out_conn *prev, *next;  /* every live connection; idle ones have c == NULL */
+    out_conn *prev, *next;  /* every live connection */
 };
 
 static out_conn *conns;
@@ -208,7 +202,6 @@ static void call_fail(call *c, const char *fmt, ...)
     if (c->conn) {
         out_conn *oc = c->conn;
         c->conn = NULL;
-        oc->c = NULL;
         conn_close(oc); /* a failed exchange leaves the connection in an unknown state */
     }
     call_finish(c);
@@ -218,47 +211,6 @@ static void on_deadline(uv_timer_t *t)
 {
     call *c = t->data;
     call_fail(c, "fetch %s://%s:%d%s timed out", c->u.https ? "https" : "http", c->u.host, c->u.port, c->u.target);
-}
-
-/* ---- connection output ---- */
-
-static void conn_flush(out_conn *oc);
-
-static void on_written(uv_write_t *req, int status)
-{
-    out_conn *oc = req->data;
-    oc->writing = false;
-    oc->wbuf.len = 0;
-    if (status < 0) {
-        if (oc->c) call_fail(oc->c, "writing to %s failed: %s", oc->u.host, uv_strerror(status));
-        else conn_close(oc);
-        return;
-    }
-    conn_flush(oc);
-}
-
-static void conn_flush(out_conn *oc)
-{
-    if (oc->writing || !oc->pending.len || oc->closing) return;
-    buf t = oc->wbuf;
-    oc->wbuf = oc->pending;
-    oc->pending = t;
-    oc->pending.len = 0;
-    uv_buf_t b = uv_buf_init(oc->wbuf.data, (unsigned)oc->wbuf.len);
-    oc->wreq.data = oc;
-    if (uv_write(&oc->wreq, (uv_stream_t *)&oc->tcp, &b, 1, on_written) == 0) oc->writing = true;
-}
-
-/* Plaintext out: through TLS when https. */
-static int conn_send(out_conn *oc, const void *data, size_t len)
-{
-    if (oc->tls) {
-        if (tls_write(oc->tls, data, len, &oc->pending) != TLS_OK) return -1;
-    } else {
-        buf_append(&oc->pending, data, len);
-    }
-    conn_flush(oc);
-    return 0;
 }
 
 static void send_request(out_conn *oc)
@@ -286,9 +238,8 @@ static void send_request(out_conn *oc)
     buf_appendstr(&b, "connection: keep-alive\r\n\r\n");
     buf_append(&b, c->body.data, c->body.len);
     oc->sent = true;
-    int rc = conn_send(oc, b.data, b.len);
+    dial_send(oc->d, b.data, b.len); /* a failure arrives through on_error */
     buf_free(&b);
-    if (rc != 0) call_fail(c, "TLS error with %s: %s", oc->u.host, tls_error(oc->tls));
 }
 
 /* ---- response parsing ---- */
@@ -360,26 +311,15 @@ static const llhttp_settings_t response_settings = {
 
 /* ---- pool ---- */
 
-static void conn_closed(uv_handle_t *h)
-{
-    out_conn *oc = h->data;
-    tls_free(oc->tls);
-    buf_free(&oc->field);
-    buf_free(&oc->value);
-    buf_free(&oc->pending);
-    buf_free(&oc->wbuf);
-    free(oc);
-}
-
 static void conn_close(out_conn *oc)
 {
-    if (oc->closing) return;
-    oc->closing = true;
     if (oc->prev) oc->prev->next = oc->next;
     else conns = oc->next;
     if (oc->next) oc->next->prev = oc->prev;
-    oc->prev = oc->next = NULL;
-    uv_close((uv_handle_t *)&oc->tcp, conn_closed);
+    if (oc->d) dial_close(oc->d); /* no callback comes after this */
+    buf_free(&oc->field);
+    buf_free(&oc->value);
+    free(oc);
 }
 
 /* An idle keep-alive connection to origin, if one is left; stale ones go. */
@@ -387,7 +327,7 @@ static out_conn *pool_take(const char *origin, uint64_t now)
 {
     for (out_conn *oc = conns, *next; oc; oc = next) {
         next = oc->next;
-        if (oc->c || !oc->connected) continue;
+        if (oc->c || !dial_open(oc->d)) continue;
         if (now - oc->idle_since > POOL_IDLE_MS) conn_close(oc);
         else if (strcmp(oc->origin, origin) == 0) return oc;
     }
@@ -399,13 +339,13 @@ static void response_done(out_conn *oc)
     call *c = oc->c;
     oc->c = NULL;
     if (c) c->conn = NULL;
-    if (oc->keep_alive && !oc->closing) {
+    if (oc->keep_alive) {
         /* back to the pool; a fresh parser state for the next exchange */
         llhttp_init(&oc->parser, HTTP_RESPONSE, &response_settings);
         oc->parser.data = oc;
         oc->complete = false;
         oc->sent = false;
-        oc->idle_since = uv_now(oc->tcp.loop);
+        oc->idle_since = uv_now(c->caller->owner->loop);
     } else {
         conn_close(oc);
     }
@@ -440,11 +380,12 @@ static void response_done(out_conn *oc)
     call_finish(c);
 }
 
-/* ---- connection input ---- */
+/* ---- connection input (dial events) ---- */
 
-static void feed_plain(out_conn *oc, const char *data, size_t len)
+static void on_data(dial *d, const char *data, size_t len)
 {
-    if (!oc->c) { /* bytes on an idle pooled connection: not HTTP we expect */
+    out_conn *oc = dial_data(d);
+    if (!oc->c) { /* bytes on an idle connection: not HTTP we expect */
         conn_close(oc);
         return;
     }
@@ -455,106 +396,53 @@ static void feed_plain(out_conn *oc, const char *data, size_t len)
     }
     if (e == HPE_OK) return;
     call *c = oc->c;
-    if (!c) return;
     if (e == HPE_USER) call_fail(c, "response from %s is larger than %zu bytes", c->u.host, c->max_bytes);
     else call_fail(c, "bad HTTP response from %s: %s", c->u.host, llhttp_errno_name(e));
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+static void on_eof(dial *d)
 {
-    static char slab[65536];
-    b->base = slab;
-    b->len = sizeof slab;
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-    out_conn *oc = s->data;
-    if (n == 0) return;
-    if (n < 0) {
-        call *c = oc->c;
-        if (c && oc->sent && llhttp_finish(&oc->parser) == HPE_OK && c->status) {
-            oc->keep_alive = false; /* a body that ends at EOF */
-            response_done(oc);
-            return;
-        }
-        if (c) call_fail(c, "%s:%d closed the connection before the response was complete", oc->u.host, oc->u.port);
-        else conn_close(oc);
+    out_conn *oc = dial_data(d);
+    call *c = oc->c;
+    if (c && oc->sent && llhttp_finish(&oc->parser) == HPE_OK && c->status) {
+        oc->keep_alive = false; /* a body that ends at EOF */
+        response_done(oc);
         return;
     }
-    if (!oc->tls) {
-        feed_plain(oc, b->base, (size_t)n);
-        return;
-    }
-    buf plain;
-    buf_init(&plain);
-    int rc = tls_read(oc->tls, b->base, (size_t)n, &plain, &oc->pending);
-    conn_flush(oc);
-    if (rc != TLS_OK) {
-        if (oc->c) call_fail(oc->c, "TLS with %s failed: %s", oc->u.host, tls_error(oc->tls));
-        else conn_close(oc);
-    } else {
-        if (oc->c && !oc->sent && tls_ready(oc->tls)) send_request(oc);
-        if (plain.len && !oc->closing) feed_plain(oc, plain.data, plain.len);
-    }
-    buf_free(&plain);
+    if (c) call_fail(c, "%s:%d closed the connection before the response was complete", c->u.host, c->u.port);
+    else conn_close(oc);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_error(dial *d, const char *msg)
 {
-    out_conn *oc = req->data;
-    if (oc->closing) return;
-    if (status < 0) {
-        if (oc->c) call_fail(oc->c, "connect to %s:%d failed: %s", oc->u.host, oc->u.port, uv_strerror(status));
-        else conn_close(oc);
-        return;
-    }
-    oc->connected = true;
-    uv_tcp_nodelay(&oc->tcp, 1);
-    uv_read_start((uv_stream_t *)&oc->tcp, on_alloc, on_read);
-    if (oc->tls) {
-        int rc = tls_handshake(oc->tls, &oc->pending); /* ClientHello */
-        conn_flush(oc);
-        if (rc == TLS_ERR) call_fail(oc->c, "TLS with %s failed: %s", oc->u.host, tls_error(oc->tls));
-    } else {
-        send_request(oc);
-    }
+    out_conn *oc = dial_data(d);
+    oc->d = NULL; /* the dial closes itself */
+    if (oc->c) call_fail(oc->c, "%s", msg); /* closes oc */
+    else conn_close(oc);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+static void on_open(dial *d)
 {
-    out_conn *oc = req->data;
-    if (status < 0 || !res) {
-        if (oc->c) call_fail(oc->c, "could not resolve host %s: %s", oc->u.host, uv_strerror(status));
-        else conn_close(oc);
-        if (res) uv_freeaddrinfo(res);
-        return;
-    }
-    oc->creq.data = oc;
-    int rc = uv_tcp_connect(&oc->creq, &oc->tcp, res->ai_addr, on_connect);
-    uv_freeaddrinfo(res);
-    if (rc != 0) call_fail(oc->c, "connect to %s:%d failed: %s", oc->u.host, oc->u.port, uv_strerror(rc));
+    out_conn *oc = dial_data(d);
+    if (oc->c) send_request(oc);
 }
 
-static out_conn *conn_new(uv_loop_t *loop, const url *u, const char *origin)
+static const dial_events conn_events = {on_open, on_data, on_eof, on_error};
+
+static void conn_new(uv_loop_t *loop, const char *origin, call *c)
 {
     out_conn *oc = xcalloc(1, sizeof *oc);
-    oc->u = *u;
-    oc->u.target = NULL;
     snprintf(oc->origin, sizeof oc->origin, "%s", origin);
-    uv_tcp_init(loop, &oc->tcp);
-    oc->tcp.data = oc;
     llhttp_init(&oc->parser, HTTP_RESPONSE, &response_settings);
     oc->parser.data = oc;
     buf_init(&oc->field);
     buf_init(&oc->value);
-    buf_init(&oc->pending);
-    buf_init(&oc->wbuf);
-    if (u->https) oc->tls = tls_client_new(u->host);
+    oc->c = c;
+    c->conn = oc;
     oc->next = conns;
     if (conns) conns->prev = oc;
     conns = oc;
-    return oc;
+    oc->d = dial_new(loop, c->u.host, c->u.port, c->u.https, &conn_events, oc); /* may fail at once */
 }
 
 static void start_call(call *c)
@@ -573,20 +461,7 @@ static void start_call(call *c)
         send_request(oc);
         return;
     }
-    oc = conn_new(loop, &c->u, origin);
-    if (c->u.https && !oc->tls) {
-        conn_close(oc);
-        call_fail(c, "TLS is not available");
-        return;
-    }
-    oc->c = c;
-    c->conn = oc;
-    char port[8];
-    snprintf(port, sizeof port, "%d", c->u.port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    oc->gai.data = oc;
-    int rc = uv_getaddrinfo(loop, &oc->gai, on_resolved, c->u.host, port, &hints);
-    if (rc != 0) call_fail(c, "could not resolve host %s: %s", c->u.host, uv_strerror(rc));
+    conn_new(loop, origin, c);
 }
 
 /* core.http_fetch(url, method, headers, body, timeout_ms) -> status,
