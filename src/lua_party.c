@@ -5,9 +5,11 @@
  * the target's response (released by its output gate) resumes it. socket
  * joins a "pipe" connection to the target room: the target sees an ordinary
  * connection (onConnect, onMessage, onClose); the caller sees a socket
- * object whose messages arrive through its queue, receive() or onmessage.
+ * (lua_socket.c) whose messages arrive through its queue, receive() or
+ * onmessage.
  * Values cross only as bytes, so the two rooms never share a Lua heap. */
 #include "lua_bind.h"
+#include "lua_socket.h"
 #include "log.h"
 #include "registry.h"
 #include "room.h"
@@ -142,117 +144,49 @@ static int l_fetch(lua_State *L)
     return lua_yield(L, 0);
 }
 
-/* ---- socket ---- */
-
-#define SOCKET_MT "luaparty.socket"
+/* ---- socket: a pipe between two rooms ---- */
 
 typedef struct pipe_conn {
     lp_conn conn;          /* the connection as the target room sees it */
-    room *caller;          /* the room that opened it; NULL once it let go */
-    int listener_ref;      /* caller registry ref of the Lua socket object */
-    struct task *waiter;   /* a caller task blocked in receive() */
-    uv_timer_t *timer;     /* receive(timeout); freed by its close callback */
-    bool closed;
+    endpoint ep;           /* the socket as the caller sees it */
 } pipe_conn;
 
-typedef struct socket_box {
-    pipe_conn *p;
-} socket_box;
+static pipe_conn *pipe_of_ep(endpoint *e) { return (pipe_conn *)((char *)e - offsetof(pipe_conn, ep)); }
 
-typedef struct pipe_delivery {
-    completion done;
-    chunk *msg;            /* NULL: no message, see why */
-    const char *why;       /* "closed" or "timeout" */
-} pipe_delivery;
+/* The target room sent on its connection: to the caller. */
+static void pipe_send(lp_conn *c, chunk *msg) { endpoint_deliver(&((pipe_conn *)c)->ep, msg); }
 
-static int delivery_push(completion *c, lua_State *co)
-{
-    pipe_delivery *d = (pipe_delivery *)c;
-    if (d->msg) {
-        lua_push_message(co, d->msg);
-        return 1;
-    }
-    lua_pushnil(co);
-    lua_pushstring(co, d->why);
-    return 2;
-}
-
-static void delivery_destroy(completion *c)
-{
-    pipe_delivery *d = (pipe_delivery *)c;
-    chunk_unref(d->msg);
-    free(d);
-}
-
-static void wake_waiter(pipe_conn *p, chunk *msg, const char *why)
-{
-    if (p->timer) uv_timer_stop(p->timer);
-    pipe_delivery *d = xcalloc(1, sizeof *d);
-    d->done.push = delivery_push;
-    d->done.destroy = delivery_destroy;
-    d->msg = msg ? chunk_ref(msg) : NULL;
-    d->why = why;
-    struct task *t = p->waiter;
-    p->waiter = NULL;
-    room_resume(p->caller, t, &d->done);
-}
-
-/* The target room sent on this connection: deliver to the caller. */
-static void pipe_send(lp_conn *c, chunk *msg)
-{
-    pipe_conn *p = (pipe_conn *)c;
-    if (p->closed || !p->caller) return;
-    if (p->waiter) wake_waiter(p, msg, NULL);
-    else room_call(p->caller, p->listener_ref, "socket_message", msg, 0);
-}
-
+/* The target room closed its connection. */
 static void pipe_close(lp_conn *c, int code, const char *reason, size_t len)
 {
     pipe_conn *p = (pipe_conn *)c;
-    if (p->closed) return;
-    p->closed = true;
-    if (p->caller) {
-        if (p->waiter) wake_waiter(p, NULL, "closed");
-        room_call(p->caller, p->listener_ref, "socket_close", NULL, code);
-    }
+    if (p->ep.closed) return;
+    endpoint_closed(&p->ep, code);
     room_disconnect(c, code, NULL);
 }
-
-static void free_handle(uv_handle_t *h) { free(h); }
 
 static void pipe_destroy(lp_conn *c)
 {
     pipe_conn *p = (pipe_conn *)c;
-    if (p->timer) uv_close((uv_handle_t *)p->timer, free_handle);
+    endpoint_cleanup(&p->ep);
     conn_cleanup(c);
-    free(c);
+    free(p);
 }
 
-static void on_receive_timeout(uv_timer_t *t)
+static const conn_ops pipe_conn_ops = {pipe_send, pipe_close, pipe_destroy};
+
+/* The caller sent: an onMessage in the target room. */
+static void ep_send(endpoint *e, chunk *msg) { room_message(&pipe_of_ep(e)->conn, msg); }
+
+/* The caller closed: onClose in the target room. */
+static void ep_close(endpoint *e, int code, const char *reason, size_t len)
 {
-    pipe_conn *p = t->data;
-    if (p->waiter && p->caller) wake_waiter(p, NULL, "timeout");
+    room_disconnect(&pipe_of_ep(e)->conn, code, NULL);
 }
 
-static const conn_ops pipe_ops = {pipe_send, pipe_close, pipe_destroy};
+static void ep_release(endpoint *e) { conn_unref(&pipe_of_ep(e)->conn); }
 
-static pipe_conn *check_socket(lua_State *L, int idx)
-{
-    socket_box *b = luaL_checkudata(L, idx, SOCKET_MT);
-    return b->p;
-}
-
-static int socket_gc(lua_State *L)
-{
-    socket_box *b = luaL_checkudata(L, 1, SOCKET_MT);
-    if (b->p) {
-        b->p->caller = NULL;
-        b->p->waiter = NULL;
-        conn_unref(&b->p->conn);
-        b->p = NULL;
-    }
-    return 0;
-}
+static const endpoint_ops pipe_ep_ops = {ep_send, ep_close, ep_release};
 
 /* core.socket_open(party, id, path, listener) -> handle */
 static int l_socket_open(lua_State *L)
@@ -271,112 +205,24 @@ static int l_socket_open(lua_State *L)
         free(err);
         return lua_error(L);
     }
-    socket_box *b = lua_newuserdata(L, sizeof *b);
-    b->p = NULL;
-    luaL_getmetatable(L, SOCKET_MT);
-    lua_setmetatable(L, -2);
-
     char *target = target_of(p, id, path);
     http_request *req = http_request_new("GET", target);
+    free(target);
     req->host = xstrdup(r->owner->authority);
     char *uri = http_request_url(req);
     char conn_id[37];
     uuid_v4(conn_id);
-    pipe_conn *pc = xmalloc(sizeof *pc);
-    conn_init(&pc->conn, &pipe_ops, conn_id, uri);
+    pipe_conn *pc = xcalloc(1, sizeof *pc);
+    conn_init(&pc->conn, &pipe_conn_ops, conn_id, uri); /* its reference belongs to the Lua handle */
     free(uri);
-    free(target);
-    pc->caller = r;
-    pc->waiter = NULL;
-    pc->timer = NULL;
-    pc->closed = false;
-    r->pins++; /* an open socket keeps the caller loaded */
-    lua_pushvalue(L, 4);
-    pc->listener_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    b->p = pc; /* the handle owns the initial reference */
+    endpoint_open(L, &pc->ep, &pipe_ep_ops, 4);
     room_connect(dest, &pc->conn, req);
     return 1;
 }
 
-static int l_socket_send(lua_State *L)
-{
-    pipe_conn *p = check_socket(L, 1);
-    size_t len;
-    int opcode;
-    const char *data = lua_check_message(L, 2, &len, &opcode);
-    if (!p || p->closed) {
-        lua_pushboolean(L, 0);
-        return 1;
-    }
-    chunk *msg = ws_msg_new(opcode, data, len);
-    room_message(&p->conn, msg);
-    chunk_unref(msg);
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-static int l_socket_close(lua_State *L)
-{
-    pipe_conn *p = check_socket(L, 1);
-    int code = (int)luaL_optinteger(L, 2, 1000);
-    if (!p || p->closed) return 0;
-    p->closed = true;
-    if (p->waiter) wake_waiter(p, NULL, "closed");
-    room_disconnect(&p->conn, code, NULL);
-    return 0;
-}
-
-/* core.socket_wait(handle [, timeout_ms]) -> message, or nil, "closed" /
- * "timeout". Suspends. */
-static int l_socket_wait(lua_State *L)
-{
-    room *r = room_from_state(L);
-    pipe_conn *p = check_socket(L, 1);
-    lua_Number timeout = luaL_optnumber(L, 2, -1);
-    if (!p || p->closed) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
-    if (p->waiter) return luaL_error(L, "another callback is already waiting in receive() on this socket");
-    struct task *t = suspendable_task(L, r, "receive");
-    p->waiter = t;
-    if (timeout >= 0) {
-        if (!p->timer) {
-            p->timer = xmalloc(sizeof *p->timer);
-            uv_timer_init(r->owner->loop, p->timer);
-            p->timer->data = p;
-        }
-        uv_timer_start(p->timer, on_receive_timeout, (uint64_t)timeout, 0);
-    }
-    room_task_suspend(t);
-    return lua_yield(L, 0);
-}
-
-/* core.socket_release(handle): the socket is closed; let its object go. */
-static int l_socket_release(lua_State *L)
-{
-    pipe_conn *p = check_socket(L, 1);
-    if (p && p->listener_ref != LUA_NOREF) {
-        luaL_unref(L, LUA_REGISTRYINDEX, p->listener_ref);
-        p->listener_ref = LUA_NOREF;
-        room_from_state(L)->pins--;
-    }
-    return 0;
-}
-
 void lua_party_register(lua_State *L)
 {
-    luaL_newmetatable(L, SOCKET_MT);
-    lua_pushcfunction(L, socket_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    static const luaL_Reg fns[] = {{"fetch", l_fetch},
-                                   {"socket_open", l_socket_open},
-                                   {"socket_send", l_socket_send},
-                                   {"socket_close", l_socket_close},
-                                   {"socket_wait", l_socket_wait},
-                                   {"socket_release", l_socket_release},
-                                   {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"fetch", l_fetch}, {"socket_open", l_socket_open}, {NULL, NULL}};
     luaL_register(L, NULL, fns);
+    lua_socket_register(L);
 }
