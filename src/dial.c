@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "tls.h"
 #include "util.h"
+#include "config.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -222,3 +223,71 @@ void *dial_data(const dial *d) { return d->ud; }
 bool dial_open(const dial *d) { return d->open && !d->closed; }
 const char *dial_host(const dial *d) { return d->host; }
 int dial_port(const dial *d) { return d->port; }
+
+/* ---- URLs and the outbound allow-list ---- */
+
+int dial_parse_url(const char *s, url *u, const char **why)
+{
+    memset(u, 0, sizeof *u);
+    static const struct { const char *prefix; bool tls; int port; } schemes[] = {
+        {"http://", false, 80}, {"https://", true, 443}, {"ws://", false, 80}, {"wss://", true, 443}};
+    size_t k = 0;
+    while (k < 4 && strncmp(s, schemes[k].prefix, strlen(schemes[k].prefix)) != 0) k++;
+    if (k == 4) {
+        *why = "the URL must start with http://, https://, ws:// or wss://";
+        return -1;
+    }
+    s += strlen(schemes[k].prefix);
+    u->tls = schemes[k].tls;
+    u->ws = k >= 2;
+    const char *end = s + strcspn(s, "/?#");
+    const char *host = s, *host_end = end;
+    if (*s == '[') { /* IPv6 literal */
+        host_end = memchr(s, ']', (size_t)(end - s));
+        if (!host_end) {
+            *why = "bad IPv6 address in URL";
+            return -1;
+        }
+        host = s + 1;
+    }
+    const char *colon = memchr(host_end, ':', (size_t)(end - host_end));
+    if (!colon && *s != '[') colon = memchr(s, ':', (size_t)(end - s)), host_end = colon ? colon : end;
+    size_t hl = (size_t)(host_end - host);
+    if (!hl || hl >= sizeof u->host) {
+        *why = "bad host in URL";
+        return -1;
+    }
+    memcpy(u->host, host, hl);
+    u->port = u->tls ? 443 : 80;
+    if (colon) {
+        char *pe;
+        long p = strtol(colon + 1, &pe, 10);
+        if (pe != end || p <= 0 || p > 65535) {
+            *why = "bad port in URL";
+            return -1;
+        }
+        u->port = (int)p;
+    }
+    const char *frag = strchr(end, '#');
+    size_t tl = frag ? (size_t)(frag - end) : strlen(end);
+    buf t;
+    buf_init(&t);
+    if (tl == 0 || *end != '/') buf_append(&t, "/", 1);
+    buf_append(&t, end, tl);
+    u->target = buf_steal(&t);
+    return 0;
+}
+
+bool dial_allowed(const config *cfg, const char *host)
+{
+    if (!cfg->outbound) return true;
+    for (size_t i = 0; i < cfg->noutbound; i++) {
+        const char *pat = cfg->outbound[i];
+        if (str_ieq(pat, host)) return true;
+        if (strncmp(pat, "*.", 2) == 0) {
+            size_t hl = strlen(host), pl = strlen(pat + 1);
+            if (hl > pl && str_ieq(host + hl - pl, pat + 1)) return true;
+        }
+    }
+    return false;
+}

@@ -9,6 +9,22 @@
 #include <uv.h>
 
 typedef struct dial dial;
+struct config;
+
+/* A parsed http(s):// or ws(s):// URL. */
+typedef struct url {
+    bool tls;          /* https or wss */
+    bool ws;           /* ws or wss */
+    char host[256];
+    int port;
+    char *target;      /* path + query (caller frees) */
+} url;
+
+/* Returns 0, or -1 with *why (static text). */
+int dial_parse_url(const char *s, url *u, const char **why);
+/* False if partykit.json's luaparty.outbound is set and does not list host
+ * (exact, or "*.domain" for subdomains). */
+bool dial_allowed(const struct config *cfg, const char *host);
 
 typedef struct dial_events {
     void (*on_open)(dial *d);                              /* connected (and TLS done) */

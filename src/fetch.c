@@ -32,13 +32,6 @@
 struct task;
 lua_State *room_task_thread(struct task *t);
 
-typedef struct url {
-    bool https;
-    char host[256];
-    int port;
-    char *target; /* path + query */
-} url;
-
 typedef struct out_conn out_conn;
 typedef struct call call;
 
@@ -82,69 +75,6 @@ static out_conn *conns;
 static void call_fail(call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void conn_close(out_conn *oc);
 static void start_call(call *c);
-
-/* ---- URL ---- */
-
-static int parse_url(const char *s, url *u, const char **why)
-{
-    memset(u, 0, sizeof *u);
-    if (strncmp(s, "http://", 7) == 0) s += 7;
-    else if (strncmp(s, "https://", 8) == 0) s += 8, u->https = true;
-    else {
-        *why = "only http:// and https:// URLs can be fetched";
-        return -1;
-    }
-    const char *end = s + strcspn(s, "/?#");
-    const char *host = s, *host_end = end;
-    if (*s == '[') { /* IPv6 literal */
-        host_end = memchr(s, ']', (size_t)(end - s));
-        if (!host_end) {
-            *why = "bad IPv6 address in URL";
-            return -1;
-        }
-        host = s + 1;
-    }
-    const char *colon = memchr(host_end, ':', (size_t)(end - host_end));
-    if (!colon && *s != '[') colon = memchr(s, ':', (size_t)(end - s)), host_end = colon ? colon : end;
-    size_t hl = (size_t)(host_end - host);
-    if (!hl || hl >= sizeof u->host) {
-        *why = "bad host in URL";
-        return -1;
-    }
-    memcpy(u->host, host, hl);
-    u->port = u->https ? 443 : 80;
-    if (colon) {
-        char *pe;
-        long p = strtol(colon + 1, &pe, 10);
-        if (pe != end || p <= 0 || p > 65535) {
-            *why = "bad port in URL";
-            return -1;
-        }
-        u->port = (int)p;
-    }
-    const char *frag = strchr(end, '#');
-    size_t tl = frag ? (size_t)(frag - end) : strlen(end);
-    buf t;
-    buf_init(&t);
-    if (tl == 0 || *end != '/') buf_append(&t, "/", 1);
-    buf_append(&t, end, tl);
-    u->target = buf_steal(&t);
-    return 0;
-}
-
-static bool host_allowed(const config *cfg, const char *host)
-{
-    if (!cfg->outbound) return true;
-    for (size_t i = 0; i < cfg->noutbound; i++) {
-        const char *pat = cfg->outbound[i];
-        if (str_ieq(pat, host)) return true;
-        if (strncmp(pat, "*.", 2) == 0) {
-            size_t hl = strlen(host), pl = strlen(pat + 1);
-            if (hl > pl && str_ieq(host + hl - pl, pat + 1)) return true;
-        }
-    }
-    return false;
-}
 
 /* ---- completing a call ---- */
 
@@ -210,7 +140,7 @@ static void call_fail(call *c, const char *fmt, ...)
 static void on_deadline(uv_timer_t *t)
 {
     call *c = t->data;
-    call_fail(c, "fetch %s://%s:%d%s timed out", c->u.https ? "https" : "http", c->u.host, c->u.port, c->u.target);
+    call_fail(c, "fetch %s://%s:%d%s timed out", c->u.tls ? "https" : "http", c->u.host, c->u.port, c->u.target);
 }
 
 static void send_request(out_conn *oc)
@@ -220,7 +150,7 @@ static void send_request(out_conn *oc)
     buf_init(&b);
     buf_printf(&b, "%s %s HTTP/1.1\r\n", c->method, c->u.target);
     if (!http_headers_get(&c->headers, "host")) {
-        bool default_port = c->u.port == (c->u.https ? 443 : 80);
+        bool default_port = c->u.port == (c->u.tls ? 443 : 80);
         bool v6 = strchr(c->u.host, ':') != NULL;
         buf_printf(&b, "host: %s%s%s", v6 ? "[" : "", c->u.host, v6 ? "]" : "");
         if (!default_port) buf_printf(&b, ":%d", c->u.port);
@@ -358,10 +288,10 @@ static void response_done(out_conn *oc)
         url next;
         const char *why = NULL;
         char abs[2048];
-        if (loc[0] == '/') snprintf(abs, sizeof abs, "%s://%s:%d%s", c->u.https ? "https" : "http", c->u.host,
+        if (loc[0] == '/') snprintf(abs, sizeof abs, "%s://%s:%d%s", c->u.tls ? "https" : "http", c->u.host,
                                     c->u.port, loc);
         else snprintf(abs, sizeof abs, "%s", loc);
-        if (parse_url(abs, &next, &why) != 0) {
+        if (dial_parse_url(abs, &next, &why) != 0) {
             call_fail(c, "bad redirect location '%s': %s", loc, why);
             return;
         }
@@ -442,18 +372,18 @@ static void conn_new(uv_loop_t *loop, const char *origin, call *c)
     oc->next = conns;
     if (conns) conns->prev = oc;
     conns = oc;
-    oc->d = dial_new(loop, c->u.host, c->u.port, c->u.https, &conn_events, oc); /* may fail at once */
+    oc->d = dial_new(loop, c->u.host, c->u.port, c->u.tls, &conn_events, oc); /* may fail at once */
 }
 
 static void start_call(call *c)
 {
     uv_loop_t *loop = c->caller->owner->loop;
-    if (!host_allowed(c->caller->owner->cfg, c->u.host)) {
+    if (!dial_allowed(c->caller->owner->cfg, c->u.host)) {
         call_fail(c, "fetch to %s refused: the host is not in luaparty.outbound of partykit.json", c->u.host);
         return;
     }
     char origin[300];
-    snprintf(origin, sizeof origin, "%s://%s:%d", c->u.https ? "https" : "http", c->u.host, c->u.port);
+    snprintf(origin, sizeof origin, "%s://%s:%d", c->u.tls ? "https" : "http", c->u.host, c->u.port);
     out_conn *oc = pool_take(origin, uv_now(loop));
     if (oc) {
         oc->c = c;
@@ -489,8 +419,9 @@ static int l_http_fetch(lua_State *L)
     lua_check_headers(L, 3, &headers); /* may raise: nothing allocated yet */
     url u;
     const char *why = NULL;
-    if (parse_url(target, &u, &why) != 0) {
+    if (dial_parse_url(target, &u, &why) != 0 || (u.ws && (why = "use luaparty.connect for WebSockets"))) {
         http_headers_free(&headers);
+        free(u.target);
         return luaL_error(L, "fetch('%s'): %s", target, why);
     }
     call *c = xcalloc(1, sizeof *c);

@@ -161,7 +161,7 @@ static void pipe_close(lp_conn *c, int code, const char *reason, size_t len)
 {
     pipe_conn *p = (pipe_conn *)c;
     if (p->ep.closed) return;
-    endpoint_closed(&p->ep, code);
+    endpoint_closed(&p->ep, code, NULL);
     room_disconnect(c, code, NULL);
 }
 

@@ -12,6 +12,7 @@
 
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SOCKET_MT "luaparty.socket"
 
@@ -26,6 +27,7 @@ typedef struct delivery {
     completion done;
     chunk *msg;            /* NULL: no message, see why */
     const char *why;       /* "closed" or "timeout" */
+    char *reason;          /* for "closed": what happened, if known */
 } delivery;
 
 static int delivery_push(completion *c, lua_State *co)
@@ -37,17 +39,20 @@ static int delivery_push(completion *c, lua_State *co)
     }
     lua_pushnil(co);
     lua_pushstring(co, d->why);
-    return 2;
+    if (!d->reason) return 2;
+    lua_pushstring(co, d->reason);
+    return 3;
 }
 
 static void delivery_destroy(completion *c)
 {
     delivery *d = (delivery *)c;
     chunk_unref(d->msg);
+    free(d->reason);
     free(d);
 }
 
-static void wake_waiter(endpoint *e, chunk *msg, const char *why)
+static void wake_waiter(endpoint *e, chunk *msg, const char *why, const char *reason)
 {
     if (e->timer) uv_timer_stop(e->timer);
     delivery *d = xcalloc(1, sizeof *d);
@@ -55,6 +60,7 @@ static void wake_waiter(endpoint *e, chunk *msg, const char *why)
     d->done.destroy = delivery_destroy;
     d->msg = msg ? chunk_ref(msg) : NULL;
     d->why = why;
+    d->reason = reason ? xstrdup(reason) : NULL;
     struct task *t = e->waiter;
     e->waiter = NULL;
     room_resume(e->caller, t, &d->done);
@@ -63,17 +69,19 @@ static void wake_waiter(endpoint *e, chunk *msg, const char *why)
 void endpoint_deliver(endpoint *e, chunk *msg)
 {
     if (e->closed || !e->caller) return;
-    if (e->waiter) wake_waiter(e, msg, NULL);
+    if (e->waiter) wake_waiter(e, msg, NULL, NULL);
     else room_call(e->caller, e->listener_ref, "socket_message", msg, 0);
 }
 
-void endpoint_closed(endpoint *e, int code)
+void endpoint_closed(endpoint *e, int code, const char *reason)
 {
     if (e->closed) return;
     e->closed = true;
     if (!e->caller) return;
-    if (e->waiter) wake_waiter(e, NULL, "closed");
-    room_call(e->caller, e->listener_ref, "socket_close", NULL, code);
+    if (e->waiter) wake_waiter(e, NULL, "closed", reason);
+    chunk *why = reason ? ws_msg_new(WS_TEXT, reason, strlen(reason)) : NULL;
+    room_call(e->caller, e->listener_ref, "socket_close", why, code);
+    chunk_unref(why);
 }
 
 static void free_handle(uv_handle_t *h) { free(h); }
@@ -149,7 +157,7 @@ static int l_socket_close(lua_State *L)
     luaL_argcheck(L, code == 1000 || (code >= 3000 && code <= 4999), 2, "close code must be 1000 or 3000-4999");
     if (!e || e->closed) return 0;
     e->closed = true;
-    if (e->waiter) wake_waiter(e, NULL, "closed");
+    if (e->waiter) wake_waiter(e, NULL, "closed", NULL);
     e->ops->close(e, code, reason, len > 123 ? 123 : len);
     return 0;
 }
@@ -157,7 +165,7 @@ static int l_socket_close(lua_State *L)
 static void on_receive_timeout(uv_timer_t *t)
 {
     endpoint *e = t->data;
-    if (e->waiter && e->caller) wake_waiter(e, NULL, "timeout");
+    if (e->waiter && e->caller) wake_waiter(e, NULL, "timeout", NULL);
 }
 
 /* core.socket_wait(handle [, timeout_ms]) -> message, or nil, "closed" /

@@ -36,9 +36,9 @@ struct endpoint {
 /* Fills e and pushes the Lua handle for it; the Lua socket object is at
  * listener_idx (it gets the events). Pins the caller room while open. */
 void endpoint_open(lua_State *L, endpoint *e, const endpoint_ops *ops, int listener_idx);
-/* The far side sent a message / closed. */
+/* The far side sent a message / closed (reason: why, or NULL). */
 void endpoint_deliver(endpoint *e, chunk *msg);
-void endpoint_closed(endpoint *e, int code);
+void endpoint_closed(endpoint *e, int code, const char *reason);
 /* Frees the endpoint's own resources (its timer). */
 void endpoint_cleanup(endpoint *e);
 

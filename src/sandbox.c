@@ -21,6 +21,7 @@
 #include "lua_bind.h"
 #include "lua_embedded.h"
 #include "fetch.h"
+#include "wsclient.h"
 #include "room.h"
 #include "worker.h"
 
@@ -218,6 +219,7 @@ static void preload_modules(lua_State *L)
     lua_storage_register(L);
     lua_party_register(L);
     lua_fetch_register(L);
+    lua_wsclient_register(L);
     lua_setfield(L, -2, "luaparty.core");
     lua_pop(L, 2);
 }

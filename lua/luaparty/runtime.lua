@@ -154,31 +154,7 @@ function Storage:getAlarm() return core.storage_get_alarm() end
 function Storage:deleteAlarm() core.storage_delete_alarm() end
 
 ---------------------------------------------------------------- cross-party
-local Socket = {}
-Socket.__index = Socket
-
-function Socket:send(message) return core.socket_send(self._h, message) end
-
-function Socket:close(code, reason)
-  if self.closed then return end
-  self.closed = true
-  core.socket_close(self._h, code, reason)
-  core.socket_release(self._h)
-end
-
---- socket:receive([timeout_ms]) -> message, or nil, "closed" / "timeout".
---- Suspends the callback until a message arrives.
-function Socket:receive(timeout)
-  local q = self._queue
-  if q.first <= q.last then
-    local m = q[q.first]
-    q[q.first] = nil
-    q.first = q.first + 1
-    return m
-  end
-  if self.closed then return nil, "closed" end
-  return core.socket_wait(self._h, timeout)
-end
+local Socket = luaparty._Socket
 
 local Stub = {}
 Stub.__index = Stub
@@ -200,7 +176,7 @@ end
 
 --- stub:socket([path]) -> a socket: send, receive, close, onmessage, onclose
 function Stub:socket(path)
-  local s = setmetatable({ _queue = { first = 1, last = 0 }, closed = false }, Socket)
+  local s = Socket.new()
   s._h = core.socket_open(self.party, self.id, path, s)
   return s
 end
@@ -215,8 +191,10 @@ function rt.socket_message(s, message)
   end
 end
 
-function rt.socket_close(s, _, code)
+function rt.socket_close(s, reason, code)
   s.closed = true
+  s.closeCode = code
+  s.closeReason = reason
   core.socket_release(s._h)
   if s.onclose then s.onclose(code) end
 end

@@ -1,0 +1,308 @@
+/* wsclient.c - luaparty.connect(url [, options]): a WebSocket client from a
+ * room to the network (ws:// and wss://), with the same socket shape as a
+ * cross-party socket (lua_socket.h): send, receive, close, onmessage,
+ * onclose. dial.c connects (and speaks TLS); this file does the opening
+ * handshake (checking Sec-WebSocket-Accept) and frames with wslay in client
+ * mode (masked frames, random masks). Messages sent before the handshake
+ * finished are queued and sent right after it. */
+#include "wsclient.h"
+#include "dial.h"
+#include "log.h"
+#include "lua_bind.h"
+#include "lua_socket.h"
+#include "room.h"
+#include "util.h"
+#include "worker.h"
+#include "ws.h"
+
+#include <lauxlib.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+#define MAX_HANDSHAKE 16384
+
+typedef struct wsclient {
+    endpoint ep;
+    dial *d;
+    url u;
+    char key[25];
+    char *extra_headers;          /* "name: value\r\n"... from options.headers */
+    buf hs;                       /* the handshake response, until its blank line */
+    bool open;
+    wslay_event_context_ptr ws;
+    const uint8_t *in;
+    size_t in_len;
+    chunk **queued;               /* sent before the handshake finished */
+    size_t nqueued;
+    size_t max_message;
+} wsclient;
+
+static wsclient *of_ep(endpoint *e) { return (wsclient *)e; }
+
+/* Ends the network side: no dial callback after this. */
+static void shut(wsclient *w, int code, const char *reason)
+{
+    if (w->d) dial_close(w->d);
+    w->d = NULL;
+    endpoint_closed(&w->ep, code, reason);
+}
+
+/* ---- wslay callbacks ---- */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags, void *ud)
+{
+    wsclient *w = ud;
+    if (!w->in_len) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = len < w->in_len ? len : w->in_len;
+    memcpy(data, w->in, n);
+    w->in += n;
+    w->in_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
+{
+    wsclient *w = ud;
+    if (!w->d || dial_send(w->d, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *mask, size_t len, void *ud)
+{
+    return RAND_bytes(mask, (int)len) == 1 ? 0 : -1;
+}
+
+static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
+{
+    wsclient *w = ud;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        chunk *msg = ws_msg_new(arg->opcode, arg->msg, arg->msg_length);
+        endpoint_deliver(&w->ep, msg);
+        chunk_unref(msg);
+    } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        endpoint_closed(&w->ep, arg->status_code ? arg->status_code : 1005, NULL);
+    }
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .genmask_callback = genmask_cb,
+    .on_msg_recv_callback = msg_cb,
+};
+
+static void queue(wsclient *w, chunk *msg)
+{
+    struct wslay_event_msg m = {msg->opcode, chunk_payload(msg), chunk_payload_len(msg)};
+    wslay_event_queue_msg(w->ws, &m);
+}
+
+/* After each exchange: send what wslay queued; finish when both sides closed. */
+static void pump(wsclient *w)
+{
+    if (!w->ws) return;
+    wslay_event_send(w->ws);
+    if (!wslay_event_want_read(w->ws) && !wslay_event_want_write(w->ws)) shut(w, 1000, NULL);
+}
+
+/* ---- handshake ---- */
+
+static bool header_is(const char *line, size_t len, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':') return false;
+    const char *v = line + n + 1;
+    while (*v == ' ' || *v == '\t') v++;
+    *value = v;
+    return true;
+}
+
+/* Checks the 101 response; returns NULL or why it is not one. */
+static const char *check_handshake(wsclient *w, const char *resp, size_t len)
+{
+    if (len < 12 || strncmp(resp, "HTTP/1.1 101", 12) != 0) return "the server did not switch protocols";
+    char accept[29];
+    ws_accept_key(w->key, accept);
+    for (const char *line = strstr(resp, "\r\n") + 2; line < resp + len;) {
+        const char *eol = strstr(line, "\r\n");
+        if (!eol || eol == line) break;
+        const char *v;
+        if (header_is(line, (size_t)(eol - line), "sec-websocket-accept", &v))
+            return (size_t)(eol - v) == 28 && memcmp(v, accept, 28) == 0 ? NULL : "wrong Sec-WebSocket-Accept";
+        line = eol + 2;
+    }
+    return "no Sec-WebSocket-Accept in the response";
+}
+
+static void on_open(dial *d)
+{
+    wsclient *w = dial_data(d);
+    uint8_t raw[16];
+    RAND_bytes(raw, sizeof raw);
+    EVP_EncodeBlock((unsigned char *)w->key, raw, sizeof raw);
+    buf b;
+    buf_init(&b);
+    bool v6 = strchr(w->u.host, ':') != NULL;
+    buf_printf(&b, "GET %s HTTP/1.1\r\nhost: %s%s%s:%d\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+                   "sec-websocket-key: %s\r\nsec-websocket-version: 13\r\nuser-agent: luaparty/" LUAPARTY_VERSION
+                   "\r\n%s\r\n",
+               w->u.target, v6 ? "[" : "", w->u.host, v6 ? "]" : "", w->u.port, w->key,
+               w->extra_headers ? w->extra_headers : "");
+    dial_send(d, b.data, b.len);
+    buf_free(&b);
+}
+
+static void feed_frames(wsclient *w, const char *data, size_t len)
+{
+    w->in = (const uint8_t *)data;
+    w->in_len = len;
+    if (wslay_event_recv(w->ws) != 0) {
+        shut(w, 1002, "protocol error from the server");
+        return;
+    }
+    pump(w);
+}
+
+static void on_data(dial *d, const char *data, size_t len)
+{
+    wsclient *w = dial_data(d);
+    if (w->open) {
+        feed_frames(w, data, len);
+        return;
+    }
+    buf_append(&w->hs, data, len);
+    char *end = memmem(w->hs.data, w->hs.len, "\r\n\r\n", 4);
+    if (!end) {
+        if (w->hs.len > MAX_HANDSHAKE) shut(w, 1002, "handshake response too large");
+        return;
+    }
+    size_t hlen = (size_t)(end + 4 - w->hs.data);
+    const char *why = check_handshake(w, w->hs.data, hlen);
+    if (why) {
+        shut(w, 1006, why);
+        return;
+    }
+    if (wslay_event_context_client_init(&w->ws, &callbacks, w) != 0) {
+        shut(w, 1006, "out of memory");
+        return;
+    }
+    wslay_event_config_set_max_recv_msg_length(w->ws, w->max_message);
+    w->open = true;
+    for (size_t i = 0; i < w->nqueued; i++) {
+        queue(w, w->queued[i]);
+        chunk_unref(w->queued[i]);
+    }
+    w->nqueued = 0;
+    size_t rest = w->hs.len - hlen;
+    if (rest) feed_frames(w, w->hs.data + hlen, rest); /* frames right behind the 101 */
+    else pump(w);
+}
+
+static void on_eof(dial *d)
+{
+    wsclient *w = dial_data(d);
+    shut(w, 1006, "the server closed the connection");
+}
+
+static void on_error(dial *d, const char *msg)
+{
+    wsclient *w = dial_data(d);
+    w->d = NULL; /* it closes itself */
+    if (w->ep.caller) log_warn("%s/%s: connect(%s:%d): %s", w->ep.caller->party->name, w->ep.caller->id, w->u.host,
+                               w->u.port, msg);
+    endpoint_closed(&w->ep, 1006, msg);
+}
+
+static const dial_events events = {on_open, on_data, on_eof, on_error};
+
+/* ---- the socket as Lua sees it ---- */
+
+static void ep_send(endpoint *e, chunk *msg)
+{
+    wsclient *w = of_ep(e);
+    if (!w->open) {
+        w->queued = xrealloc(w->queued, (w->nqueued + 1) * sizeof *w->queued);
+        w->queued[w->nqueued++] = chunk_ref(msg);
+        return;
+    }
+    queue(w, msg);
+    pump(w);
+}
+
+static void ep_close(endpoint *e, int code, const char *reason, size_t len)
+{
+    wsclient *w = of_ep(e);
+    if (!w->open) {
+        shut(w, code, NULL);
+        return;
+    }
+    wslay_event_queue_close(w->ws, (uint16_t)code, (const uint8_t *)reason, len);
+    pump(w); /* the server's close reply ends it (pump) */
+}
+
+static void ep_release(endpoint *e)
+{
+    wsclient *w = of_ep(e);
+    if (w->d) dial_close(w->d); /* no callback after this: safe to free now */
+    for (size_t i = 0; i < w->nqueued; i++) chunk_unref(w->queued[i]);
+    free(w->queued);
+    if (w->ws) wslay_event_context_free(w->ws);
+    endpoint_cleanup(&w->ep);
+    buf_free(&w->hs);
+    free(w->u.target);
+    free(w->extra_headers);
+    free(w);
+}
+
+static const endpoint_ops ws_ep_ops = {ep_send, ep_close, ep_release};
+
+/* core.ws_connect(url, headers, listener) -> handle */
+static int l_ws_connect(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const char *target = luaL_checkstring(L, 1);
+    http_headers h = {0};
+    lua_check_headers(L, 2, &h); /* may raise: nothing allocated yet */
+    luaL_checktype(L, 3, LUA_TTABLE);
+    url u;
+    const char *why = NULL;
+    if (dial_parse_url(target, &u, &why) != 0 || (!u.ws && (why = "use ws:// or wss:// (fetch is for http)"))) {
+        http_headers_free(&h);
+        free(u.target);
+        return luaL_error(L, "connect('%s'): %s", target, why);
+    }
+    if (!dial_allowed(r->owner->cfg, u.host)) {
+        http_headers_free(&h);
+        free(u.target);
+        return luaL_error(L, "connect to %s refused: the host is not in luaparty.outbound of partykit.json", u.host);
+    }
+    wsclient *w = xcalloc(1, sizeof *w);
+    w->u = u;
+    w->max_message = r->owner->cfg->max_message;
+    buf_init(&w->hs);
+    if (h.n) {
+        buf eh;
+        buf_init(&eh);
+        for (size_t i = 0; i < h.n; i++) buf_printf(&eh, "%s: %s\r\n", h.items[i].name, h.items[i].value);
+        w->extra_headers = buf_steal(&eh);
+    }
+    http_headers_free(&h);
+    endpoint_open(L, &w->ep, &ws_ep_ops, 3);
+    w->d = dial_new(r->owner->loop, u.host, u.port, u.tls, &events, w); /* may fail at once (on_error) */
+    return 1;
+}
+
+void lua_wsclient_register(lua_State *L)
+{
+    lua_pushcfunction(L, l_ws_connect);
+    lua_setfield(L, -2, "ws_connect");
+}
