@@ -61,7 +61,7 @@ struct call {
 struct out_conn {
     dial *d;
     char origin[300];
-    bool sent, keep_alive, complete;
+    bool sent, keep_alive, complete, too_large;
     llhttp_t parser;
     buf field, value;
     bool in_value;
@@ -208,15 +208,24 @@ static int r_headers_complete(llhttp_t *p)
     call *c = oc->c;
     if (!c) return HPE_USER;
     c->status = p->status_code;
-    if (p->content_length != UINT64_MAX && p->content_length > c->max_bytes) return HPE_USER;
-    return strcmp(c->method, "HEAD") == 0 ? 1 : 0; /* 1: no body follows */
+    if (c->status >= 100 && c->status < 200) return 0; /* interim: the real response follows */
+    if (strcmp(c->method, "HEAD") == 0) return 1;      /* 1: no body follows */
+    if (p->content_length != UINT64_MAX && p->content_length > c->max_bytes) {
+        oc->too_large = true;
+        return HPE_USER;
+    }
+    return 0;
 }
 
 static int r_body(llhttp_t *p, const char *at, size_t n)
 {
     out_conn *oc = conn_of(p);
     call *c = oc->c;
-    if (!c || c->res_body.len + n > c->max_bytes) return HPE_USER;
+    if (!c) return HPE_USER;
+    if (c->res_body.len + n > c->max_bytes) {
+        oc->too_large = true;
+        return HPE_USER;
+    }
     buf_append(&c->res_body, at, n);
     return 0;
 }
@@ -226,6 +235,11 @@ static void response_done(out_conn *oc);
 static int r_complete(llhttp_t *p)
 {
     out_conn *oc = conn_of(p);
+    if (oc->c && oc->c->status >= 100 && oc->c->status < 200) { /* 103 Early Hints etc.: skip it */
+        http_headers_free(&oc->c->res_headers);
+        oc->c->status = 0;
+        return 0;
+    }
     oc->keep_alive = llhttp_should_keep_alive(p);
     oc->complete = true; /* handled once llhttp_execute returned (feed_plain) */
     return HPE_PAUSED;
@@ -264,6 +278,53 @@ static out_conn *pool_take(const char *origin, uint64_t now)
     return NULL;
 }
 
+/* The absolute URL a Location header names, relative to the current one
+ * (RFC 3986 section 5.2, enough for what servers send). Caller frees. */
+static char *resolve_location(const url *base, const char *loc)
+{
+    buf b;
+    buf_init(&b);
+    if (strstr(loc, "://")) {
+        buf_appendstr(&b, loc);
+        return buf_steal(&b);
+    }
+    const char *scheme = base->tls ? "https" : "http";
+    if (loc[0] == '/' && loc[1] == '/') {
+        buf_printf(&b, "%s:%s", scheme, loc);
+        return buf_steal(&b);
+    }
+    bool v6 = strchr(base->host, ':') != NULL;
+    buf_printf(&b, "%s://%s%s%s:%d", scheme, v6 ? "[" : "", base->host, v6 ? "]" : "", base->port);
+    size_t origin_len = b.len;
+    if (loc[0] == '/') {
+        buf_appendstr(&b, loc);
+        return buf_steal(&b);
+    }
+    /* the base path up to its last '/', then the reference, then dot segments */
+    size_t plen = strcspn(base->target, "?");
+    while (plen > 0 && base->target[plen - 1] != '/') plen--;
+    buf_append(&b, base->target, plen ? plen : 1);
+    if (!plen) b.data[b.len - 1] = '/';
+    const char *q = strchr(loc, '?');
+    size_t seg_end = q ? (size_t)(q - loc) : strlen(loc);
+    for (const char *p = loc; p < loc + seg_end;) {
+        size_t n = strcspn(p, "/?");
+        if (p + n > loc + seg_end) n = (size_t)(loc + seg_end - p);
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (b.len > origin_len + 1) { /* drop the last segment */
+                b.len--;
+                while (b.len > origin_len + 1 && b.data[b.len - 1] != '/') b.len--;
+            }
+        } else if (!(n == 1 && p[0] == '.')) {
+            buf_append(&b, p, n);
+            if (p[n] == '/') buf_append(&b, "/", 1);
+        }
+        p += n + (p[n] == '/');
+    }
+    if (q) buf_appendstr(&b, q);
+    return buf_steal(&b);
+}
+
 static void response_done(out_conn *oc)
 {
     call *c = oc->c;
@@ -287,12 +348,12 @@ static void response_done(out_conn *oc)
     if (redirect && c->redirects < MAX_REDIRECTS) {
         url next;
         const char *why = NULL;
-        char abs[2048];
-        if (loc[0] == '/') snprintf(abs, sizeof abs, "%s://%s:%d%s", c->u.tls ? "https" : "http", c->u.host,
-                                    c->u.port, loc);
-        else snprintf(abs, sizeof abs, "%s", loc);
-        if (dial_parse_url(abs, &next, &why) != 0) {
-            call_fail(c, "bad redirect location '%s': %s", loc, why);
+        char *abs = resolve_location(&c->u, loc);
+        int bad = dial_parse_url(abs, &next, &why);
+        free(abs);
+        if (bad || next.ws) {
+            free(next.target);
+            call_fail(c, "bad redirect location '%s': %s", loc, why ? why : "not an http URL");
             return;
         }
         c->redirects++;
@@ -326,7 +387,7 @@ static void on_data(dial *d, const char *data, size_t len)
     }
     if (e == HPE_OK) return;
     call *c = oc->c;
-    if (e == HPE_USER) call_fail(c, "response from %s is larger than %zu bytes", c->u.host, c->max_bytes);
+    if (oc->too_large) call_fail(c, "response from %s is larger than %zu bytes", c->u.host, c->max_bytes);
     else call_fail(c, "bad HTTP response from %s: %s", c->u.host, llhttp_errno_name(e));
 }
 
@@ -334,10 +395,13 @@ static void on_eof(dial *d)
 {
     out_conn *oc = dial_data(d);
     call *c = oc->c;
-    if (c && oc->sent && llhttp_finish(&oc->parser) == HPE_OK && c->status) {
-        oc->keep_alive = false; /* a body that ends at EOF */
-        response_done(oc);
-        return;
+    if (c && oc->sent && c->status) {
+        llhttp_finish(&oc->parser); /* a body that ends at EOF completes here */
+        if (oc->complete) {
+            oc->keep_alive = false;
+            response_done(oc);
+            return;
+        }
     }
     if (c) call_fail(c, "%s:%d closed the connection before the response was complete", c->u.host, c->u.port);
     else conn_close(oc);
