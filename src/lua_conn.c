@@ -102,16 +102,22 @@ static int l_send(lua_State *L)
     return 1;
 }
 
+const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len)
+{
+    *code = (int)luaL_optinteger(L, idx, 1000);
+    const char *reason = luaL_optlstring(L, idx + 1, "", len);
+    luaL_argcheck(L, *code == 1000 || (*code >= 3000 && *code <= 4999), idx, "close code must be 1000 or 3000-4999");
+    luaL_argcheck(L, *len <= 123, idx + 1, "close reason is longer than 123 bytes");
+    return reason;
+}
+
 /* core.close(handle [, code [, reason]]) */
 static int l_close(lua_State *L)
 {
     lp_conn *c = check_conn(L, 1);
-    int code = (int)luaL_optinteger(L, 2, 1000);
-    size_t len = 0;
-    const char *reason = luaL_optlstring(L, 3, "", &len);
-    luaL_argcheck(L, code == 1000 || (code >= 3000 && code <= 4999), 2,
-                  "close code must be 1000 or 3000-4999");
-    luaL_argcheck(L, len <= 123, 3, "close reason is longer than 123 bytes");
+    int code;
+    size_t len;
+    const char *reason = lua_check_close(L, 2, &code, &len);
     if (c) room_output_close(c->room, c, code, reason, len);
     return 0;
 }

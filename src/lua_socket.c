@@ -151,14 +151,13 @@ static int l_socket_send(lua_State *L)
 static int l_socket_close(lua_State *L)
 {
     endpoint *e = check_socket(L, 1);
-    int code = (int)luaL_optinteger(L, 2, 1000);
-    size_t len = 0;
-    const char *reason = luaL_optlstring(L, 3, "", &len);
-    luaL_argcheck(L, code == 1000 || (code >= 3000 && code <= 4999), 2, "close code must be 1000 or 3000-4999");
+    int code;
+    size_t len;
+    const char *reason = lua_check_close(L, 2, &code, &len);
     if (!e || e->closed) return 0;
     e->closed = true;
     if (e->waiter) wake_waiter(e, NULL, "closed", NULL);
-    e->ops->close(e, code, reason, len > 123 ? 123 : len);
+    e->ops->close(e, code, reason, len);
     return 0;
 }
 

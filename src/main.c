@@ -15,6 +15,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,24 @@ static int parse_seconds(const char *s, uint64_t *ms)
     if (!*s || *end || v <= 0) return -1;
     *ms = (uint64_t)(v * 1000);
     return 0;
+}
+
+/* Options taking a string: one table instead of one branch each. */
+static bool set_string_option(config *cfg, const char *name, const char *v)
+{
+    static const struct { const char *name; size_t off; } opts[] = {
+        {"--host", offsetof(config, host)},         {"--persist", offsetof(config, persist_dir)},
+        {"--tls-cert", offsetof(config, tls_cert)}, {"--tls-key", offsetof(config, tls_key)},
+        {"--tls-ca", offsetof(config, tls_ca)},     {"--metrics", offsetof(config, metrics_addr)},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
+        if (strcmp(name, opts[i].name) != 0) continue;
+        char **field = (char **)((char *)cfg + opts[i].off);
+        free(*field);
+        *field = xstrdup(v);
+        return true;
+    }
+    return false;
 }
 
 /* Options taking a number: one table instead of one branch each. */
@@ -183,12 +202,8 @@ static int parse_args(config *cfg, int argc, char **argv, bool options_only)
                 return 2;
             }
             cfg->port = (int)p;
-        } else if (!strcmp(a, "--host")) {
-            free(cfg->host);
-            cfg->host = xstrdup(v);
-        } else if (!strcmp(a, "--persist")) {
-            free(cfg->persist_dir);
-            cfg->persist_dir = xstrdup(v);
+        } else if (set_string_option(cfg, a, v)) {
+            continue;
         } else if (!strcmp(a, "--log-level")) {
             int lvl = log_parse_level(v);
             if (lvl < 0) {
@@ -206,18 +221,6 @@ static int parse_args(config *cfg, int argc, char **argv, bool options_only)
             cfg->cpu_limit_ms = (uint64_t)ms;
         } else if ((rc = parse_number_option(cfg, a, v)) >= 0) {
             if (rc) return rc;
-        } else if (!strcmp(a, "--tls-cert")) {
-            free(cfg->tls_cert);
-            cfg->tls_cert = xstrdup(v);
-        } else if (!strcmp(a, "--tls-key")) {
-            free(cfg->tls_key);
-            cfg->tls_key = xstrdup(v);
-        } else if (!strcmp(a, "--tls-ca")) {
-            free(cfg->tls_ca);
-            cfg->tls_ca = xstrdup(v);
-        } else if (!strcmp(a, "--metrics")) {
-            free(cfg->metrics_addr);
-            cfg->metrics_addr = xstrdup(v);
         } else if (!strcmp(a, "--log-format")) {
             if (strcmp(v, "json") && strcmp(v, "text")) {
                 fprintf(stderr, "luaparty: --log-format %s: use text or json\n", v);

@@ -144,6 +144,16 @@ void storage_close(storage *s)
 
 const char *storage_path(const storage *s) { return s->path; }
 
+/* Ends a one-row query: 1 if it had a row, 0 if not, -1 on error. */
+static int finish_row(storage *s, sqlite3_stmt *st, int rc, const char **err)
+{
+    int result = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+    if (result < 0) *err = sqlite3_errmsg(s->db);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
 /* Runs a statement that returns no rows. */
 static int exec(storage *s, sqlite3_stmt *st, const char **err)
 {
@@ -175,17 +185,9 @@ int storage_get(storage *s, const char *party, const char *room, const char *key
     sqlite3_stmt *st = s->st[ST_GET];
     bind_room(st, party, room);
     sqlite3_bind_blob(st, 3, key, (int)klen, SQLITE_STATIC);
-    int rc = sqlite3_step(st), result = 0;
-    if (rc == SQLITE_ROW) {
-        buf_append(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-        result = 1;
-    } else if (rc != SQLITE_DONE) {
-        *err = sqlite3_errmsg(s->db);
-        result = -1;
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return result;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) buf_append(out, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    return finish_row(s, st, rc, err);
 }
 
 int storage_put(storage *s, const char *party, const char *room, const char *key, size_t klen, const void *val,
@@ -338,18 +340,12 @@ int storage_get_alarm(storage *s, const char *party, const char *room, int64_t *
 {
     sqlite3_stmt *st = s->st[ST_ALARM_GET];
     bind_room(st, party, room);
-    int rc = sqlite3_step(st), result = 0;
+    int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *at = sqlite3_column_int64(st, 0);
         if (retries) *retries = sqlite3_column_int(st, 1);
-        result = 1;
-    } else if (rc != SQLITE_DONE) {
-        *err = sqlite3_errmsg(s->db);
-        result = -1;
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return result;
+    return finish_row(s, st, rc, err);
 }
 
 int storage_next_alarm(storage *s, int64_t *at)
