@@ -324,7 +324,9 @@ int main(int argc, char **argv)
         config_free(&a.cfg);
         return 2;
     }
-    if (tls_client_init(a.cfg.tls_ca, &err) != 0) {
+    /* The system CA bundle is loaded on the first https fetch, not here: it
+     * takes tens of ms. A given --tls-ca is checked now, to fail early. */
+    if (a.cfg.tls_ca && tls_client_init(a.cfg.tls_ca, &err) != 0) {
         fprintf(stderr, "luaparty: %s\n", err);
         free(err);
         config_free(&a.cfg);
