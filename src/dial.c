@@ -143,11 +143,13 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     buf_init(&plain);
     int rc = tls_read(d->tls, b->base, (size_t)n, &plain, &d->pending);
     flush(d);
-    if (rc != TLS_OK) {
+    if (rc == TLS_ERR) {
         fail(d, "TLS with %s failed: %s", d->host, tls_error(d->tls));
     } else {
         if (!d->open && tls_ready(d->tls)) opened(d);
         if (plain.len && !d->closed) d->ev->on_data(d, plain.data, plain.len);
+        /* the data that came with the peer's close_notify is delivered first */
+        if (rc == TLS_CLOSED && !d->closed) d->ev->on_eof(d);
     }
     buf_free(&plain);
 }

@@ -284,7 +284,9 @@ static char *resolve_location(const url *base, const char *loc)
 {
     buf b;
     buf_init(&b);
-    if (strstr(loc, "://")) {
+    size_t slen = 0; /* an absolute URL starts with scheme "://" (RFC 3986 3.1) */
+    while (loc[slen] && (isalnum((unsigned char)loc[slen]) || strchr("+-.", loc[slen]))) slen++;
+    if (slen && isalpha((unsigned char)loc[0]) && strncmp(loc + slen, "://", 3) == 0) {
         buf_appendstr(&b, loc);
         return buf_steal(&b);
     }
@@ -297,6 +299,11 @@ static char *resolve_location(const url *base, const char *loc)
     buf_printf(&b, "%s://%s%s%s:%d", scheme, v6 ? "[" : "", base->host, v6 ? "]" : "", base->port);
     size_t origin_len = b.len;
     if (loc[0] == '/') {
+        buf_appendstr(&b, loc);
+        return buf_steal(&b);
+    }
+    if (loc[0] == '?') { /* same path, new query */
+        buf_append(&b, base->target, strcspn(base->target, "?"));
         buf_appendstr(&b, loc);
         return buf_steal(&b);
     }

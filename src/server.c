@@ -805,11 +805,12 @@ static void on_tls_read(client *c, const char *data, size_t len)
         out_push_raw(c, ch);
         chunk_unref(ch);
     }
-    if (rc != TLS_OK) {
+    if (rc == TLS_ERR) {
         log_debug("TLS handshake or record failed: %s", tls_error(c->tls));
         client_close_now(c);
-    } else if (plain.len) {
-        process(c, plain.data, plain.len);
+    } else {
+        if (plain.len) process(c, plain.data, plain.len);
+        if (rc == TLS_CLOSED && !uv_is_closing((uv_handle_t *)&c->tcp)) client_close_now(c);
     }
     buf_free(&plain);
     buf_free(&hs);

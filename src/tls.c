@@ -182,6 +182,7 @@ int tls_read(tls *t, const void *data, size_t len, buf *plain, buf *net_out)
             continue;
         }
         drain(t, net_out);
+        if (SSL_get_error(t->ssl, n) == SSL_ERROR_ZERO_RETURN) return TLS_CLOSED; /* close_notify */
         int rc = check(t, n);
         return rc == TLS_WANT ? TLS_OK : rc;
     }

@@ -27,13 +27,14 @@ tls *tls_server_new(void);
 tls *tls_client_new(const char *host);
 void tls_free(tls *t);
 
-enum { TLS_OK = 0, TLS_WANT = 1, TLS_ERR = -1 };
+enum { TLS_OK = 0, TLS_WANT = 1, TLS_CLOSED = 2, TLS_ERR = -1 };
 
 /* Runs the handshake as far as it can; ciphertext to send lands in `out`.
  * TLS_OK when done, TLS_WANT for more input, TLS_ERR (see tls_error). */
 int tls_handshake(tls *t, buf *out);
 /* Ciphertext from the network in; plaintext out. Handshake messages it
- * produces land in `net_out`. Returns TLS_OK, or TLS_ERR. */
+ * produces land in `net_out`. Returns TLS_OK, TLS_CLOSED (the peer ended
+ * the session; the plaintext before it is in `plain`), or TLS_ERR. */
 int tls_read(tls *t, const void *data, size_t len, buf *plain, buf *net_out);
 /* Plaintext in; ciphertext to send out. */
 int tls_write(tls *t, const void *data, size_t len, buf *net_out);
