@@ -410,6 +410,7 @@ int main(int argc, char **argv)
     uv_loop_close(loop);
     storage_close(a.store);
     config_free(&a.cfg);
+    sandbox_free_compiled();
     log_info("bye");
     return 0;
 }

@@ -14,8 +14,9 @@
  * error and carry on (the trick Redis uses for scripts).
  *
  * The party sees the standard libraries minus what reaches outside the room:
- * no io, no os.exit/execute/remove/rename/getenv/setlocale, no C modules,
- * no dofile/loadfile, and debug reduced to traceback. print goes to the log. */
+ * no io, ffi or jit (not even through require), no
+ * os.exit/execute/remove/rename/getenv/setlocale, no C modules, no
+ * dofile/loadfile, and debug reduced to traceback. print goes to the log. */
 #include "sandbox.h"
 #include "log.h"
 #include "lua_bind.h"
@@ -103,10 +104,59 @@ static int l_print(lua_State *L)
     return 0;
 }
 
+/* The runtime modules as stripped bytecode (no line info, no local names),
+ * made once per process: every room loads these, and their debug info
+ * would cost each room's heap a few KB for frames we hide from tracebacks
+ * anyway (room.c filters lua/luaparty/ frames). */
+typedef struct compiled {
+    char *code;
+    size_t len;
+} compiled;
+
+static compiled *compiled_modules;
+
+static void compile_embedded(void)
+{
+    size_t n = 0;
+    while (lua_embedded_modules[n].name) n++;
+    compiled_modules = xcalloc(n + 1, sizeof *compiled_modules);
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    for (size_t i = 0; i < n; i++) {
+        const lua_embedded_module *m = &lua_embedded_modules[i];
+        lua_getglobal(L, "string");
+        lua_getfield(L, -1, "dump");
+        if (luaL_loadbuffer(L, m->source, m->len, m->chunkname) == 0) {
+            lua_pushboolean(L, 1); /* strip */
+            if (lua_pcall(L, 2, 1, 0) == 0) {
+                size_t len;
+                const char *code = lua_tolstring(L, -1, &len);
+                compiled_modules[i].code = xmalloc(len);
+                memcpy(compiled_modules[i].code, code, len);
+                compiled_modules[i].len = len;
+            }
+        }
+        lua_settop(L, 0);
+    }
+    lua_close(L);
+}
+
+void sandbox_free_compiled(void)
+{
+    if (!compiled_modules) return;
+    for (size_t i = 0; lua_embedded_modules[i].name; i++) free(compiled_modules[i].code);
+    free(compiled_modules);
+    compiled_modules = NULL;
+}
+
 static int load_embedded(lua_State *L)
 {
     const lua_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
-    if (luaL_loadbuffer(L, m->source, m->len, m->chunkname) != 0) return lua_error(L);
+    if (!compiled_modules) compile_embedded();
+    const compiled *c = &compiled_modules[m - lua_embedded_modules];
+    int rc = c->code ? luaL_loadbuffer(L, c->code, c->len, m->chunkname)
+                     : luaL_loadbuffer(L, m->source, m->len, m->chunkname);
+    if (rc != 0) return lua_error(L);
     lua_pushstring(L, m->name);
     lua_call(L, 1, 1);
     return 1;
@@ -154,20 +204,62 @@ static void remove_field(lua_State *L, const char *table, const char *field)
     lua_pop(L, 1);
 }
 
+/* Opens only the libraries a party may use. io, ffi and (with a CPU limit)
+ * jit are never opened, so neither a global nor require can reach them. */
+static void open_libraries(lua_State *L, bool jit)
+{
+    static const luaL_Reg libs[] = {
+        {"", luaopen_base},          {LUA_LOADLIBNAME, luaopen_package}, {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math}, {LUA_OSLIBNAME, luaopen_os},
+        {LUA_BITLIBNAME, luaopen_bit},    {LUA_DBLIBNAME, luaopen_debug},  {LUA_JITLIBNAME, luaopen_jit},
+    };
+    size_t n = sizeof libs / sizeof *libs - (jit ? 0 : 1);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushcfunction(L, libs[i].func);
+        lua_pushstring(L, libs[i].name);
+        lua_call(L, 1, 0);
+    }
+    /* LuaJIT registers ffi in package.preload: take it out */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "ffi");
+    lua_pop(L, 2);
+}
+
+static void set_loaded(lua_State *L, const char *name)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getglobal(L, name);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 2);
+}
+
 static void restrict_libraries(lua_State *L, const room *r)
 {
     static const char *os_out[] = {"exit", "execute", "remove", "rename", "tmpname", "getenv", "setlocale"};
     for (size_t i = 0; i < sizeof os_out / sizeof *os_out; i++) remove_field(L, "os", os_out[i]);
     remove_field(L, "package", "loadlib");
     lua_pushnil(L);
-    lua_setglobal(L, "io");
-    lua_pushnil(L);
     lua_setglobal(L, "dofile");
     lua_pushnil(L);
     lua_setglobal(L, "loadfile");
     lua_pushnil(L);
-    lua_setglobal(L, "jit");
-    /* debug: only traceback survives */
+    lua_setglobal(L, "jit"); /* even with the JIT on, parties do not steer it */
+    set_loaded(L, "jit");
+    static const char *jit_modules[] = {"jit.opt", "jit.util", "jit.profile"};
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -2, "preload");
+    for (size_t i = 0; i < 3; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -3, jit_modules[i]);
+        lua_pushnil(L);
+        lua_setfield(L, -2, jit_modules[i]);
+    }
+    lua_pop(L, 3);
+    /* debug: only traceback survives, as a global and through require */
     lua_getglobal(L, "debug");
     lua_getfield(L, -1, "traceback");
     lua_newtable(L);
@@ -175,6 +267,7 @@ static void restrict_libraries(lua_State *L, const room *r)
     lua_setfield(L, -2, "traceback");
     lua_setglobal(L, "debug");
     lua_pop(L, 1);
+    set_loaded(L, "debug");
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
 
@@ -229,8 +322,9 @@ static int setup(lua_State *L)
 {
     room *r = lua_touserdata(L, 1);
     const config *cfg = r->owner->cfg;
-    luaL_openlibs(L);
-    /* After openlibs: opening the jit library switches the JIT on. */
+    /* Without the jit library the JIT never starts: the CPU limit's count
+     * hook needs the interpreter. --cpu-limit 0 opens it (JIT on). */
+    open_libraries(L, cfg->cpu_limit_ms == 0);
     if (cfg->cpu_limit_ms) luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     restrict_libraries(L, r);
     preload_modules(L);

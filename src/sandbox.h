@@ -25,4 +25,7 @@ struct worker;
 struct party;
 int sandbox_try_party(struct worker *w, struct party *p, char **err);
 
+/* Frees the runtime's compiled bytecode (at exit). */
+void sandbox_free_compiled(void);
+
 #endif

@@ -1,0 +1,21 @@
+// The sandbox: what a party can reach, through globals and through require,
+// with the JIT off (the default, CPU limit on) and on (--cpu-limit 0).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, httpRequest } from './lib/server.mjs';
+
+for (const args of [[], ['--cpu-limit', '0']]) {
+  test(`no io, ffi, jit, os.exit or loadfile; debug is only traceback (${args.join(' ') || 'defaults'})`, async () => {
+    const server = await startServer({ project: 'sandbox', args });
+    try {
+      const text = (await httpRequest(`${server.url}/parties/main/x`)).text;
+      const got = Object.fromEntries(text.split(' ').map((kv) => kv.split('=')));
+      for (const name of ['ffi', 'io', 'jit', 'jit.opt']) assert.equal(got[name], 'ERR', `require "${name}" must fail`);
+      assert.equal(got.debug, 'table[traceback]');
+      for (const name of ['string', 'cjson', 'luaparty', 'table', 'math', 'os', 'bit', 'coroutine']) assert.equal(got[name], 'table', name);
+      assert.match(text, /io=nil jit=nil os\.exit=nil loadfile=nil/);
+    } finally {
+      await server.stop();
+    }
+  });
+}
