@@ -9,7 +9,8 @@ for (const args of [[], ['--cpu-limit', '0']]) {
     const server = await startServer({ project: 'sandbox', args });
     try {
       const text = (await httpRequest(`${server.url}/parties/main/x`)).text;
-      const got = Object.fromEntries(text.split(' ').map((kv) => kv.split('=')));
+      const got = {}; // the first "name=..." of each name: require results come before the globals
+      for (const [k, v] of text.split(' ').map((kv) => kv.split('='))) if (!(k in got)) got[k] = v;
       for (const name of ['ffi', 'io', 'jit', 'jit.opt']) assert.equal(got[name], 'ERR', `require "${name}" must fail`);
       assert.equal(got.debug, 'table[traceback]');
       for (const name of ['string', 'cjson', 'luaparty', 'table', 'math', 'os', 'bit', 'coroutine']) assert.equal(got[name], 'table', name);
