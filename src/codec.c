@@ -5,8 +5,10 @@
  * of the tables on the current path instead of a Lua "seen" table. The
  * decoder treats its input as untrusted: every length is bounds-checked. */
 #include "codec.h"
+#include "util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct enc {
@@ -63,6 +65,22 @@ static void prepend_key(enc *e, lua_State *L, int key)
     e->where[n] = 0;
 }
 
+typedef struct pair_span {
+    size_t off, key_len, len;   /* in the table's scratch buffer */
+    const char *base;
+} pair_span;
+
+static int by_key(const void *a, const void *b)
+{
+    const pair_span *x = a, *y = b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->base + x->off, y->base + y->off, n);
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Pairs are written sorted by their encoded key, so a value always encodes
+ * to the same bytes, whatever order lua_next happens to walk the table in
+ * (it depends on insertion history and the state's hash seed). */
 static int encode_table(enc *e, int idx)
 {
     lua_State *L = e->L;
@@ -72,32 +90,52 @@ static int encode_table(enc *e, int idx)
     if (e->depth >= CODEC_MAX_DEPTH) return fail(e, "cannot store tables nested deeper than 1000 levels");
     if (!lua_checkstack(L, 4)) return fail(e, "value too deeply nested");
     e->path[e->depth++] = p;
-    size_t count = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        count++;
-        lua_pop(L, 1);
-    }
-    buf_append(e->out, "T", 1);
-    put_varint(e->out, count);
+    buf scratch, *out = e->out;
+    buf_init(&scratch);
+    pair_span *pairs = NULL;
+    size_t count = 0, cap = 0;
+    int rv = 0;
+    e->out = &scratch;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         int kt = lua_type(L, -2);
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER) {
             lua_pop(L, 2);
-            return fail(e, kt == LUA_TBOOLEAN ? "cannot store a table with a boolean key"
-                                              : "table keys must be strings or numbers");
+            rv = fail(e, kt == LUA_TBOOLEAN ? "cannot store a table with a boolean key"
+                                            : "table keys must be strings or numbers");
+            break;
         }
         int top = lua_gettop(L);
-        if (encode_value(e, top - 1) || encode_value(e, top)) {
+        size_t start = scratch.len;
+        if (encode_value(e, top - 1)) {
+            rv = -1;
+        } else {
+            size_t key_len = scratch.len - start;
+            if (encode_value(e, top)) rv = -1;
+            else {
+                if (count == cap) pairs = xrealloc(pairs, (cap = cap ? cap * 2 : 8) * sizeof *pairs);
+                pairs[count++] = (pair_span){start, key_len, scratch.len - start, NULL};
+            }
+        }
+        if (rv) {
             prepend_key(e, L, top - 1);
             lua_pop(L, 2);
-            return -1;
+            break;
         }
         lua_pop(L, 1);
     }
+    e->out = out;
+    if (rv == 0) {
+        for (size_t i = 0; i < count; i++) pairs[i].base = scratch.data;
+        if (count) qsort(pairs, count, sizeof *pairs, by_key);
+        buf_append(out, "T", 1);
+        put_varint(out, count);
+        for (size_t i = 0; i < count; i++) buf_append(out, scratch.data + pairs[i].off, pairs[i].len);
+    }
+    free(pairs);
+    buf_free(&scratch);
     e->depth--;
-    return 0;
+    return rv;
 }
 
 static int encode_value(enc *e, int idx)

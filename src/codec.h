@@ -4,7 +4,8 @@
  * Format: one tag byte per value. 'n' nil, 'f' false, 't' true,
  * 'd' number (8-byte IEEE-754 double, little endian: exact for integers up
  * to 2^53, -0, inf), 's' string (varint length + bytes, binary-safe),
- * 'T' table (varint pair count, then key, value, ...). */
+ * 'T' table (varint pair count, then key, value, ...; pairs sorted by the
+ * bytes of their encoded key, so equal values encode to equal bytes). */
 #ifndef LP_CODEC_H
 #define LP_CODEC_H
 

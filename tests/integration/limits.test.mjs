@@ -1,0 +1,447 @@
+// Limits a party or a client cannot get past (tests/projects/hardening):
+// CPU time and memory per callback step (the room is reset, other rooms and
+// the server go on), WebSocket message size (1009), UTF-8 in text frames
+// (1007), room id length (414), connections per room (503), and header
+// injection from a party's response.
+import { test, describe, before, after, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import {
+  startServer, wsConnect, closeAll, httpRequest, rawHttp, parseRawResponse, waitFor, PROJECTS,
+} from './lib/server.mjs';
+
+const PROJECT = 'hardening';
+const MAIN_LUA = fs.readFileSync(path.join(PROJECTS, PROJECT, 'parties/main.lua'), 'utf8').split('\n');
+/** Line number of the line holding `needle` in parties/main.lua. */
+function lineOf(needle) {
+  const i = MAIN_LUA.findIndex((l) => l.includes(needle));
+  assert.ok(i >= 0, `parties/main.lua contains ${needle}`);
+  return i + 1;
+}
+
+let clients = [];
+afterEach(async () => {
+  await closeAll(clients);
+  clients = [];
+});
+
+// Every server this file starts. One that ends with a non-zero code or a
+// signal without a test asking for it (a crash, a sanitizer report, a leak
+// report at shutdown) is reported after the test with its log tail.
+const started = [];
+async function start(opts) {
+  const s = await startServer(opts);
+  s.intentional = false;
+  s.exited.then((e) => { if (!s.intentional && (e.code !== 0 || e.signal)) s.died = e; });
+  s.kill = (sig) => { s.intentional = true; s.proc.kill(sig); };
+  started.push(s);
+  return s;
+}
+/** " (the server process exited ...)" if it died, to explain a failure; waits up to 1.5 s for the exit. */
+async function died(s) {
+  if (s.alive()) await Promise.race([s.exited, new Promise((r) => setTimeout(r, 1500))]);
+  await new Promise((r) => setImmediate(r));
+  return s.died ? ` (the server process exited by itself: code ${s.died.code}, signal ${s.died.signal})` : '';
+}
+async function reportDead() {
+  await new Promise((r) => setTimeout(r, 20));
+  for (const s of started) {
+    if (s.died && !s.reported) {
+      s.reported = true;
+      console.log(`\n[luaparty on port ${s.port} ended by itself or badly: code ${s.died.code}, signal ${s.died.signal}]\n` +
+        `${s.logs().slice(-5000)}\n[end of its log]`);
+    }
+  }
+}
+afterEach(reportDead);
+after(reportDead); // servers stopped by a suite's after hook (e.g. a leak report at exit)
+
+async function open(srv, p, opts) {
+  const c = await wsConnect(srv.wsUrl + p, opts);
+  clients.push(c);
+  return c;
+}
+
+async function count(srv, room) {
+  const r = await httpRequest(`${srv.url}/parties/main/${room}/count`);
+  assert.equal(r.status, 200, `count in ${room}: HTTP ${r.status} ${r.text}`);
+  return Number(r.text);
+}
+
+/** What onClose / onError stored for connection id (see parties/main.lua). */
+async function closedInfo(srv, room, id) {
+  const r = await httpRequest(`${srv.url}/parties/main/${room}/closed?id=${encodeURIComponent(id)}`);
+  assert.equal(r.status, 200);
+  return r.json();
+}
+
+function logTail(srv, n = 3000) { return srv.logs().slice(-n); }
+
+/** Waits (bounded) for a log line that contains every one of `parts`. */
+async function logLine(srv, parts, what, timeout = 3000) {
+  const has = () => srv.logs().split('\n').find((l) => parts.every((p) => l.includes(p)));
+  try {
+    return await waitFor(has, timeout, { what });
+  } catch {
+    return assert.fail(`no log line with ${parts.map((p) => JSON.stringify(p)).join(' and ')}; log tail:\n${logTail(srv)}`);
+  }
+}
+
+/**
+ * A raw WebSocket client over node:net (exact frames, no client-side checks).
+ * Resolves once the server answered 101; frames() / nextFrame() give the
+ * server's frames {fin, opcode, payload}.
+ */
+function rawWs(port, target, { timeout = 3000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    const key = crypto.randomBytes(16).toString('base64');
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    const frames = [];
+    const waiters = [];
+    let ended = false;
+    let resolveEnded;
+    const endedP = new Promise((r) => { resolveEnded = r; });
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`raw ws ${target}: no 101 within ${timeout} ms`)); }, timeout);
+    const parse = () => {
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1] & 0x7f;
+        let off = 2;
+        if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+        if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+        if (buf[1] & 0x80) off += 4; // servers must not mask; tolerate to report it
+        if (buf.length < off + len) return;
+        const f = { fin: !!(buf[0] & 0x80), opcode: buf[0] & 0x0f, masked: !!(buf[1] & 0x80), payload: buf.subarray(off, off + len) };
+        buf = buf.subarray(off + len);
+        const w = waiters.shift();
+        if (w) w.resolve(f); else frames.push(f);
+      }
+    };
+    sock.on('connect', () => {
+      sock.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    });
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!upgraded) {
+        const i = buf.indexOf('\r\n\r\n');
+        if (i < 0) return;
+        const head = buf.subarray(0, i).toString('latin1');
+        buf = buf.subarray(i + 4);
+        clearTimeout(timer);
+        if (!/^HTTP\/1\.1 101 /.test(head)) {
+          sock.destroy();
+          reject(new Error(`raw ws ${target}: ${head.split('\r\n')[0]}`));
+          return;
+        }
+        upgraded = true;
+        resolve(api);
+      }
+      parse();
+    });
+    const onEnd = () => {
+      if (ended) return;
+      ended = true;
+      resolveEnded(Date.now());
+      while (waiters.length) waiters.shift().reject(new Error('connection ended while waiting for a frame'));
+    };
+    sock.on('end', onEnd);
+    sock.on('close', onEnd);
+    sock.on('error', (e) => { if (!upgraded) { clearTimeout(timer); reject(e); } onEnd(); });
+    const api = {
+      sock,
+      ended: endedP,
+      send(opcode, payload, { fin = true, mask = true } = {}) {
+        const p = Buffer.from(payload);
+        const head = [(fin ? 0x80 : 0) | opcode];
+        const m = mask ? 0x80 : 0;
+        if (p.length < 126) head.push(m | p.length);
+        else if (p.length <= 0xffff) head.push(m | 126, p.length >> 8, p.length & 0xff);
+        else throw new Error('raw ws: payload too long for this helper');
+        let body = p;
+        const parts = [Buffer.from(head)];
+        if (mask) {
+          const k = crypto.randomBytes(4);
+          body = Buffer.from(p.map((b, i) => b ^ k[i % 4]));
+          parts.push(k);
+        }
+        parts.push(body);
+        sock.write(Buffer.concat(parts));
+      },
+      nextFrame(ms = 3000) {
+        if (frames.length) return Promise.resolve(frames.shift());
+        if (ended) return Promise.reject(new Error('connection already ended'));
+        return new Promise((res, rej) => {
+          const w = { resolve: (f) => { clearTimeout(t); res(f); }, reject: (e) => { clearTimeout(t); rej(e); } };
+          const t = setTimeout(() => {
+            const i = waiters.indexOf(w);
+            if (i >= 0) waiters.splice(i, 1);
+            rej(new Error(`no frame within ${ms} ms`));
+          }, ms);
+          waiters.push(w);
+        });
+      },
+      destroy() { sock.destroy(); },
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------
+
+describe('CPU time limit (--cpu-limit 500)', () => {
+  let srv;
+  let steady = 0;
+  before(async () => { srv = await start({ project: PROJECT, args: ['--cpu-limit', '500'] }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  /** Room "steady" is never reset: its instance counter goes on across every test. */
+  async function steadyCounts() {
+    steady++;
+    assert.equal(await count(srv, 'steady'), steady, 'the other room kept its state');
+  }
+
+  async function bomb(room, what, needle) {
+    await steadyCounts();
+    assert.equal(await count(srv, room), 1);
+    assert.equal(await count(srv, room), 2);
+    const t0 = Date.now();
+    const r = await httpRequest(`${srv.url}/parties/main/${room}/${what}`, { timeout: 8000 });
+    const ms = Date.now() - t0;
+    assert.equal(r.status, 500, `the aborted callback answers 500 (got ${r.status} ${r.text})`);
+    assert.ok(ms < 1500, `answered within 1.5 s (took ${ms} ms)`);
+    const line = await logLine(srv, [`parties/main.lua:${lineOf(needle)}:`, 'CPU time limit'],
+      'the CPU limit error with file:line in the log');
+    assert.match(line, new RegExp(`main/${room}`), 'the log line names the room');
+    assert.equal(await count(srv, room), 1, 'the same room answers again, from a fresh instance');
+    await steadyCounts();
+    assert.equal(srv.alive(), true, 'server still running');
+  }
+
+  test('while true do end in onRequest is aborted: 500, file:line logged, fresh room', { timeout: 15000 }, async () => {
+    await bomb('cpu-a', 'spin', 'BOMB: spin');
+  });
+
+  test('an infinite loop wrapped in pcall is aborted too', { timeout: 15000 }, async () => {
+    await bomb('cpu-b', 'spin-pcall', 'BOMB: spin-pcall');
+  });
+
+  test('an infinite loop in onMessage is aborted; the room resets (1011) and serves again', { timeout: 15000 }, async () => {
+    await steadyCounts();
+    const victim = await open(srv, '/parties/main/cpu-msg');
+    const bystander = await open(srv, '/parties/main/cpu-msg');
+    victim.send('count');
+    assert.equal(await victim.nextText(), '1');
+    const t0 = Date.now();
+    victim.send('spin');
+    const info = await victim.waitClosed(5000);
+    const ms = Date.now() - t0;
+    assert.ok(info, 'the room reset closed the socket');
+    assert.equal(info.code, 1011, `close code (reason "${info.reason}")`);
+    assert.ok(ms < 2000, `closed within 2 s (took ${ms} ms)`);
+    const b = await bystander.waitClosed(3000);
+    assert.ok(b && b.code === 1011, 'the reset closes every connection of that room with 1011');
+    await logLine(srv, [`parties/main.lua:${lineOf('BOMB: message-spin')}:`, 'CPU time limit'], 'the onMessage CPU error');
+    const again = await open(srv, '/parties/main/cpu-msg');
+    again.send('count');
+    assert.equal(await again.nextText(), '1', 'a fresh instance serves the room');
+    await steadyCounts();
+    assert.equal(srv.alive(), true);
+  });
+});
+
+describe('memory limit (--room-memory 33554432)', () => {
+  // One server per test: a bomb that takes the whole server down must not
+  // hide what the next one does. A generous CPU limit, so that the
+  // allocation (slow under ASan) runs into the memory limit first.
+  let srv;
+  let steady = 0;
+  beforeEach(async () => {
+    steady = 0;
+    srv = await start({ project: PROJECT, args: ['--room-memory', '33554432', '--cpu-limit', '10000'] });
+  });
+  afterEach(async () => { if (srv) await srv.stop(); });
+
+  async function steadyCounts() {
+    steady++;
+    assert.equal(await count(srv, 'steady'), steady, 'the other room kept its state');
+  }
+
+  async function bomb(room, what) {
+    await steadyCounts();
+    assert.equal(await count(srv, room), 1);
+    assert.equal(await count(srv, room), 2);
+    let r;
+    try {
+      r = await httpRequest(`${srv.url}/parties/main/${room}/${what}`, { timeout: 12000 });
+    } catch (e) {
+      assert.fail(`GET /parties/main/${room}/${what} got no response (${e.message})${await died(srv)}`);
+    }
+    assert.equal(r.status, 500, `the aborted callback answers 500 (got ${r.status} ${r.text.slice(0, 200)})`);
+    const line = await logLine(srv, [`main/${room}`, 'memory limit'], 'a memory limit error for the room');
+    assert.match(line, /memory limit/);
+    assert.equal(await count(srv, room), 1, 'the same room answers again, from a fresh instance');
+    await steadyCounts();
+    assert.equal(srv.alive(), true, 'server still running');
+  }
+
+  test('a table that grows without end is aborted at the room memory limit', { timeout: 20000 }, async () => {
+    await bomb('mem-a', 'alloc-table');
+  });
+
+  test('string.rep("x", 200 MiB) is aborted at the room memory limit', { timeout: 20000 }, async () => {
+    await bomb('mem-b', 'alloc-rep');
+  });
+});
+
+describe('messages, room ids and responses (default limits)', () => {
+  let srv;
+  before(async () => { srv = await start({ project: PROJECT }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  test('a 1 MiB message passes; 1 MiB + 1 closes with 1009 and onError/onClose run', { timeout: 15000 }, async () => {
+    const ok = await open(srv, '/parties/main/big?_pk=big-ok');
+    const exact = 'a'.repeat(1024 * 1024);
+    ok.send(exact);
+    const echo = await ok.nextText(5000);
+    assert.equal(echo.length, exact.length, 'a message of exactly 1 MiB is echoed');
+
+    const c = await open(srv, '/parties/main/big?_pk=big-1');
+    c.send('b'.repeat(1024 * 1024 + 1));
+    const info = await c.waitClosed(5000);
+    assert.ok(info, 'the socket was closed');
+    assert.equal(info.code, 1009, `close code (reason "${info.reason}")`);
+    await waitFor(async () => (await closedInfo(srv, 'big', 'big-1')).closed === 1, 3000, { what: 'onClose of big-1' })
+      .catch(async () => assert.fail(`onClose did not run: ${JSON.stringify(await closedInfo(srv, 'big', 'big-1'))}`));
+    const rec = await closedInfo(srv, 'big', 'big-1');
+    assert.match(String(rec.error), /too big/i, `onError got the reason: ${JSON.stringify(rec)}`);
+    ok.send('still here');
+    assert.equal(await ok.nextText(), 'still here', 'the other connection of the room is unaffected');
+  });
+
+  test('invalid UTF-8 in a text frame closes with 1007 and onClose runs', { timeout: 10000 }, async () => {
+    const ws = await rawWs(srv.port, '/parties/main/utf?_pk=u8-bad');
+    try {
+      ws.send(1, Buffer.from('héllo €𝄞', 'utf8'));
+      const f = await ws.nextFrame();
+      assert.equal(f.opcode, 1);
+      assert.equal(f.payload.toString('utf8'), 'héllo €𝄞', 'valid UTF-8 is echoed');
+      ws.send(1, Buffer.from([0x68, 0x69, 0xc3, 0x28])); // "hi" + a broken 2-byte sequence
+      let close;
+      for (let i = 0; i < 5 && !close; i++) {
+        const g = await ws.nextFrame(3000);
+        if (g.opcode === 8) close = g;
+      }
+      assert.ok(close, 'a close frame arrived');
+      assert.equal(close.masked, false, 'server frames are not masked');
+      assert.ok(close.payload.length >= 2, 'the close frame has a code');
+      assert.equal(close.payload.readUInt16BE(0), 1007, `close code (reason "${close.payload.subarray(2)}")`);
+      ws.send(8, Buffer.from([0x03, 0xef])); // answer the close (1007)
+      const endedAt = await Promise.race([ws.ended, new Promise((r) => setTimeout(() => r(null), 3000))]);
+      assert.ok(endedAt, 'the server closed the TCP connection');
+    } finally {
+      ws.destroy();
+    }
+    await waitFor(async () => (await closedInfo(srv, 'utf', 'u8-bad')).closed === 1, 3000, { what: 'onClose of u8-bad' });
+  });
+
+  test('room id of 257 bytes -> 414 (HTTP and upgrade); 256 bytes is served', { timeout: 10000 }, async () => {
+    const id256 = 'r'.repeat(256);
+    const ok = await httpRequest(`${srv.url}/parties/main/${id256}`);
+    assert.equal(ok.status, 200, `256-byte id: ${ok.status} ${ok.text.slice(0, 100)}`);
+    const long = await httpRequest(`${srv.url}/parties/main/${id256}x`);
+    assert.equal(long.status, 414);
+    const longAlias = await httpRequest(`${srv.url}/party/${'q'.repeat(300)}/count`);
+    assert.equal(longAlias.status, 414, '/party/:room alias too');
+    await assert.rejects(wsConnect(`${srv.wsUrl}/parties/main/${id256}x`, { timeout: 3000 }),
+      (e) => e.status === 414, 'an upgrade with a 257-byte room id is refused with 414');
+  });
+
+  test('a header value with CR LF from a party never reaches the wire as a header', { timeout: 10000 }, async () => {
+    const r = await rawHttp(srv.port,
+      `GET /parties/main/inj/inject HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+      { timeout: 3000 });
+    const res = parseRawResponse(r.data);
+    assert.ok(res.status, `a response arrived: ${JSON.stringify(r.text.slice(0, 200))}`);
+    const head = r.text.split('\r\n\r\n')[0];
+    assert.doesNotMatch(head, /(^|\n)\s*x-b\s*:/im, `no injected x-b header; head:\n${head}`);
+    assert.ok(!('x-b' in res.headers), 'no x-b header');
+    if (res.status === 200) assert.doesNotMatch(res.headers['x-a'] ?? '', /[\r\n]/);
+    else assert.equal(res.status, 500, `refused as a server error (got ${res.status})`);
+    // the server goes on serving
+    const again = await httpRequest(`${srv.url}/parties/main/inj/count`);
+    assert.equal(again.status, 200);
+  });
+});
+
+describe('--max-message 1000', () => {
+  let srv;
+  before(async () => { srv = await start({ project: PROJECT, args: ['--max-message', '1000'] }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  test('1000 bytes pass, 1001 bytes close with 1009 (text and binary)', { timeout: 10000 }, async () => {
+    const c = await open(srv, '/parties/main/mm?_pk=mm-text');
+    c.send('x'.repeat(1000));
+    assert.equal((await c.nextText()).length, 1000, 'exactly the limit is accepted');
+    c.send('x'.repeat(1001));
+    const info = await c.waitClosed(3000);
+    assert.ok(info, 'closed');
+    assert.equal(info.code, 1009);
+    const b = await open(srv, '/parties/main/mm?_pk=mm-bin');
+    b.send(Buffer.alloc(1001, 7));
+    const binfo = await b.waitClosed(3000);
+    assert.ok(binfo && binfo.code === 1009, `binary too: ${JSON.stringify(binfo)}`);
+    await waitFor(async () => (await closedInfo(srv, 'mm', 'mm-text')).closed === 1
+      && (await closedInfo(srv, 'mm', 'mm-bin')).closed === 1, 3000, { what: 'onClose of both' });
+  });
+
+  test('a fragmented message over the limit closes with 1009', { timeout: 10000 }, async () => {
+    const ws = await rawWs(srv.port, '/parties/main/mm?_pk=mm-frag');
+    try {
+      ws.send(1, 'a'.repeat(600), { fin: false });
+      ws.send(0, 'b'.repeat(600), { fin: true });
+      const f = await ws.nextFrame(3000);
+      assert.equal(f.opcode, 8, `a close frame (got opcode ${f.opcode})`);
+      assert.equal(f.payload.readUInt16BE(0), 1009);
+    } finally {
+      ws.destroy();
+    }
+  });
+});
+
+describe('--max-room-connections 3', () => {
+  let srv;
+  before(async () => { srv = await start({ project: PROJECT, args: ['--max-room-connections', '3'] }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  test('the 4th WebSocket of a room gets HTTP 503; other rooms and freed slots work', { timeout: 15000 }, async () => {
+    const three = [];
+    for (let i = 0; i < 3; i++) three.push(await open(srv, `/parties/main/full?_pk=f${i}`));
+    await assert.rejects(wsConnect(`${srv.wsUrl}/parties/main/full?_pk=f3`, { timeout: 3000 }),
+      (e) => e.status === 503, 'the 4th upgrade is refused with 503');
+    for (const c of three) {
+      c.send('ping');
+      assert.equal(await c.nextText(), 'ping', 'the three admitted sockets work');
+    }
+    const other = await open(srv, '/parties/main/not-full');
+    other.send('hi');
+    assert.equal(await other.nextText(), 'hi', 'another room is not affected');
+    const http = await httpRequest(`${srv.url}/parties/main/full/count`);
+    assert.equal(http.status, 200, 'HTTP requests to the full room are still served');
+
+    await three[0].closeAndWait();
+    const fourth = await waitFor(async () => {
+      try { return await wsConnect(`${srv.wsUrl}/parties/main/full?_pk=f4`, { timeout: 2000 }); } catch (e) {
+        if (e.status === 503) return null;
+        throw e;
+      }
+    }, 5000, { what: 'a free slot after one socket closed' });
+    clients.push(fourth);
+    fourth.send('in');
+    assert.equal(await fourth.nextText(), 'in');
+  });
+});
