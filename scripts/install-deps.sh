@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkg-config libluajit-5.1-dev libuv1-dev libwslay-dev
       node-llhttp lua-cjson lua-cjson-dev libsqlite3-dev libssl-dev)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(nodejs npm wrk valgrind clang sqlite3)
+  # test clients and tools: node for the clients, valgrind, clang (libFuzzer),
+  # chromium (end-to-end pages), luarocks + luajit (the rockspec), openssl (test certificates)
+  pkgs+=(nodejs npm wrk valgrind clang sqlite3 chromium fonts-dejavu-core luarocks luajit openssl)
 fi
 
 missing=()
@@ -25,6 +27,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
-  (cd tests && { [ -d node_modules/ws ] && [ -d node_modules/partysocket ]; } \
+  (cd tests && { [ -d node_modules/ws ] && [ -d node_modules/partysocket ] && [ -d node_modules/playwright-core ]; } \
      || npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -3,7 +3,9 @@
 # normal and an ASan+UBSan build, then runs
 #   1. the C unit tests (ASan+UBSan),
 #   2. the integration tests: real clients against the real ASan+UBSan binary,
-#   3. a valgrind run of the release binary: no leak at shutdown.
+#   3. a valgrind run of the release binary: no leak at shutdown,
+#   4. end-to-end pages in headless Chromium, the luarocks install, and a
+#      short libFuzzer run of each fuzz target.
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,7 @@ build() { # dir, extra cmake args...
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null &&
     cmake --build "$dir" -j"$jobs" >"$dir/build-output.log" 2>&1 || { cat "$dir/build-output.log"; return 1; }
 }
-build build || { echo "0 passed, 1 failed"; exit 1; }
+build build -DLUAPARTY_BENCH=ON || { echo "0 passed, 1 failed"; exit 1; }
 build build-asan -DLUAPARTY_SANITIZE=ON -DLUAPARTY_BENCH=OFF || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0
@@ -44,6 +46,18 @@ count build/test-logs/integration.log
 echo "== valgrind: no leak at shutdown"
 bash tests/valgrind.sh 2>&1 | tee build/test-logs/valgrind.log
 count build/test-logs/valgrind.log
+
+echo "== end to end: pages in headless Chromium"
+LUAPARTY_BIN=$root/build/luaparty node tests/e2e/run.mjs 2>&1 | tee build/test-logs/e2e.log
+count build/test-logs/e2e.log
+
+echo "== luarocks: the rockspec builds, installs and serves"
+bash tests/e2e/luarocks.sh 2>&1 | tee build/test-logs/luarocks.log
+count build/test-logs/luarocks.log
+
+echo "== fuzzing: HTTP, WebSocket frames, storage values (20 s each, plus the regressions)"
+bash scripts/fuzz --ci 2>&1 | tee build/test-logs/fuzz.log
+count build/test-logs/fuzz.log
 
 echo
 echo "$passed passed, $failed failed"

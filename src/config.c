@@ -143,7 +143,8 @@ static int add_party(config *cfg, const char *name, const char *script, char **e
     p->script = xstrdup(script);
     buf b;
     buf_init(&b);
-    buf_printf(&b, "%s/%s", cfg->dir, script);
+    if (script[0] == '/') buf_appendstr(&b, script); /* an absolute path is used as it is */
+    else buf_printf(&b, "%s/%s", cfg->dir, script);
     p->path = buf_steal(&b);
     buf_printf(&b, "@%s", script);
     p->chunkname = buf_steal(&b);
@@ -200,7 +201,8 @@ static int load_serve(lua_State *L, config *cfg, char **err)
     }
     if (path) {
         char joined[PATH_MAX * 2], real[PATH_MAX];
-        snprintf(joined, sizeof joined, "%s/%s", cfg->dir, path);
+        if (path[0] == '/') snprintf(joined, sizeof joined, "%s", path);
+        else snprintf(joined, sizeof joined, "%s/%s", cfg->dir, path);
         if (!realpath(joined, real)) return fail(err, "partykit.json: \"serve\": %s: %s", path, strerror(errno));
         cfg->serve_dir = xstrdup(real);
     }

@@ -44,6 +44,7 @@ static struct {
 static bool skip_dir(const char *name, const char *path);
 static void watch_tree(const char *dir, int depth);
 static void unwatch_all(void);
+static void watch_all(void);
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -76,9 +77,9 @@ static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int stat
         char path[4096];
         struct stat st;
         snprintf(path, sizeof path, "%s/%s", dir, file);
-        if ((events & UV_RENAME) && stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !skip_dir(file, path)) {
+        if ((events & UV_RENAME) && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && !skip_dir(file, path)) {
             unwatch_all();
-            watch_tree(R.cfg->dir, 0);
+            watch_all();
         }
         return;
     }
@@ -116,8 +117,8 @@ static void watch_tree(const char *dir, int depth)
     while ((e = readdir(d))) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (skip_dir(e->d_name, path) || stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        struct stat st; /* lstat: a symlinked folder may lead back into the tree */
+        if (skip_dir(e->d_name, path) || lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
         watch_tree(path, depth + 1);
     }
     closedir(d);
@@ -129,13 +130,31 @@ static void unwatch_all(void)
     R.nwatches = 0;
 }
 
+/* The project tree, plus the folder of every party script that lives
+ * outside it (shared parties such as ../../parties/presence.lua). */
+static void watch_all(void)
+{
+    watch_tree(R.cfg->dir, 0);
+    size_t n = strlen(R.cfg->dir);
+    for (size_t i = 0; i < R.cfg->nparties; i++) {
+        const char *path = R.cfg->parties[i]->path;
+        if (strncmp(path, R.cfg->dir, n) == 0 && path[n] == '/') continue;
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (!slash) continue;
+        *slash = 0;
+        watch_tree(dir, 4); /* that folder only, not below */
+    }
+}
+
 int reload_start(worker *w, config *cfg)
 {
     R.w = w;
     R.cfg = cfg;
     R.active = true;
     uv_timer_init(w->loop, &R.debounce);
-    watch_tree(cfg->dir, 0);
+    watch_all();
     return 0;
 }
 
@@ -295,7 +314,7 @@ void reload_apply(worker *w, config *cfg, bool modules)
     config_free_project(&next); /* the old ones */
     if (R.active) { /* new directories may hold new modules */
         unwatch_all();
-        watch_tree(cfg->dir, 0);
+        watch_all();
     }
     lp_metrics.reloads++;
     log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", swapped, swapped == 1 ? "y" : "ies",

@@ -77,6 +77,7 @@ struct client {
     size_t writing_n;          /* items in the uv_write in flight */
     bool writing, in_feed, shutdown_pending, shut, timer_on, upgraded, disconnected, dirty;
     bool partial;              /* part of a request has arrived (header timeout applies) */
+    char method[12], target[120]; /* the request being answered, for the dev log */
     uint64_t last_seen;        /* uv_now of the last bytes from the peer */
     int handles;               /* libuv handles not yet closed */
     client *prev, *next, *next_dirty;
@@ -430,8 +431,10 @@ static void send_response(client *c, const http_response *res, bool keep_alive, 
     chunk *ch = http_response_serialize(res, keep_alive, head);
     out_push(c, ch);
     chunk_unref(ch);
-    if (method && (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG))
-        log_info("%s %s %d (%.1f ms)", method, target, res->status, (double)(uv_hrtime() - start) / 1e6);
+    if (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG) {
+        if (method) log_info("%s %s %d (%.1f ms)", method, target, res->status, (double)(uv_hrtime() - start) / 1e6);
+        else log_info("%s %s %d", c->method[0] ? c->method : "-", c->target[0] ? c->target : "-", res->status);
+    }
     if (!keep_alive) client_finish(c);
     else arm_deadline(c, c->srv->cfg->keepalive_timeout_ms);
 }
@@ -606,7 +609,7 @@ static void on_decision(gatekeeper *g, http_response *res, http_headers *headers
         bool upgrade = a->kind == HOOK_BEFORE_CONNECT;
         bool head = strcmp(req->method, "HEAD") == 0;
         if (res) {
-            if (a->kind != HOOK_FETCH) add_cors(c->srv->cfg, res);
+            add_cors(c->srv->cfg, res);
             send_response(c, res, !upgrade && req->keep_alive, head, req->method, req->target, a->start);
         } else if (a->kind == HOOK_FETCH) {
             respond(c, 404, "Not found", !req->keep_alive);
@@ -765,6 +768,8 @@ static void feed(client *c, const char *data, size_t len)
             break;
         }
         http_request *req = http_parser_take(c->http);
+        snprintf(c->method, sizeof c->method, "%s", req->method);
+        snprintf(c->target, sizeof c->target, "%s", req->target);
         if (rv == HTTP_PARSE_UPGRADE) {
             handle_upgrade(c, req, data, len);
             len = 0;

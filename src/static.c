@@ -6,6 +6,7 @@
  * Files are read whole on the loop thread: this serves a project's page and
  * assets, not large downloads (files over 16 MiB are refused). */
 #include "static.h"
+#include "buf.h"
 #include "util.h"
 
 #include <errno.h>
@@ -69,6 +70,19 @@ http_response *static_serve(const config *cfg, const http_request *req)
     char path[PATH_MAX];
     struct stat st;
     bool found = resolve(cfg->serve_dir, rel, path, &st);
+    if (found && n > 1 && rel[n - 1] != '/' && strcmp(path + strlen(path) - 11, "/index.html") == 0 &&
+        !strstr(rel, "index.html")) {
+        /* a folder without its slash: redirect, so the page's relative links work */
+        http_response *res = http_response_new(301, NULL, NULL, 0);
+        buf loc;
+        buf_init(&loc);
+        buf_append(&loc, req->target, strcspn(req->target, "?#"));
+        buf_appendstr(&loc, "/");
+        buf_appendstr(&loc, req->target + strcspn(req->target, "?#"));
+        if (http_header_value_ok(loc.data, loc.len)) http_headers_add(&res->headers, "location", 8, loc.data, loc.len);
+        buf_free(&loc);
+        return res;
+    }
     if (!found && cfg->serve_spa) {
         /* a single-page app owns every path that is not a file */
         const char *base = strrchr(rel, '/');
@@ -81,7 +95,7 @@ http_response *static_serve(const config *cfg, const http_request *req)
              (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec);
     const char *inm = http_headers_get(&req->headers, "if-none-match");
     http_response *res;
-    if (inm && strstr(inm, etag)) {
+    if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
         res = http_response_new(304, NULL, NULL, 0);
     } else {
         /* HEAD reads the file too: its Content-Length is the body's */
