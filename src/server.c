@@ -78,6 +78,7 @@ struct client {
     bool writing, in_feed, shutdown_pending, shut, timer_on, upgraded, disconnected, dirty;
     bool partial;              /* part of a request has arrived (header timeout applies) */
     char method[12], target[120]; /* the request being answered, for the dev log */
+    bool over_limit;           /* accepted past --max-connections: gets a 503 */
     uint64_t last_seen;        /* uv_now of the last bytes from the peer */
     int handles;               /* libuv handles not yet closed */
     client *prev, *next, *next_dirty;
@@ -770,6 +771,12 @@ static void feed(client *c, const char *data, size_t len)
         http_request *req = http_parser_take(c->http);
         snprintf(c->method, sizeof c->method, "%s", req->method);
         snprintf(c->target, sizeof c->target, "%s", req->target);
+        if (c->over_limit) {
+            http_request_free(req);
+            respond(c, 503, "server is full", true);
+            len = 0;
+            break;
+        }
         if (rv == HTTP_PARSE_UPGRADE) {
             handle_upgrade(c, req, data, len);
             len = 0;
@@ -887,10 +894,9 @@ static void on_connection(uv_stream_t *ls, int status)
         client_close_now(c);
         return;
     }
-    if (s->nclients > s->cfg->max_connections) {
-        respond(c, 503, "server is full", true);
-        return;
-    }
+    /* Over the limit: answered 503 once its request is read (on TLS only
+     * then can anything be sent). */
+    c->over_limit = s->nclients > s->cfg->max_connections;
     arm_deadline(c, s->cfg->header_timeout_ms);
     resume_reading(c);
 }

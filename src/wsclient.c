@@ -169,6 +169,12 @@ static void feed_frames(wsclient *w, const char *data, size_t len)
         shut(w, 1002, "protocol error from the server");
         return;
     }
+    int sent = wslay_event_get_status_code_sent(w->ws);
+    if (sent == 1009 || sent == 1002 || sent == 1007) { /* wslay refused a frame and queued its close */
+        wslay_event_send(w->ws);
+        shut(w, sent, ws_close_reason(sent));
+        return;
+    }
     pump(w);
 }
 
