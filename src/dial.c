@@ -28,7 +28,7 @@ struct dial {
     tls *tls;
     buf pending;     /* ciphertext/plaintext waiting for the write in flight */
     buf wbuf;        /* bytes of the write in flight */
-    bool writing, open, closed, resolving;
+    bool writing, open, closed, resolving, ending;
 };
 
 static void fail(dial *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,6 +56,10 @@ void dial_close(dial *d)
 static void fail(dial *d, const char *fmt, ...)
 {
     if (d->closed) return;
+    if (d->ending) { /* nobody listens any more */
+        dial_close(d);
+        return;
+    }
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -70,12 +74,24 @@ static void fail(dial *d, const char *fmt, ...)
 
 static void flush(dial *d);
 
+void dial_end(dial *d)
+{
+    if (d->closed || d->ending) return;
+    d->ending = true; /* no callbacks from now on */
+    if (!d->writing && !d->pending.len) dial_close(d);
+}
+
 static void on_written(uv_write_t *req, int status)
 {
     dial *d = req->data;
     d->writing = false;
     d->wbuf.len = 0;
     if (d->closed) return;
+    if (d->ending) {
+        if (status < 0 || !d->pending.len) dial_close(d);
+        else flush(d);
+        return;
+    }
     if (status < 0) {
         fail(d, "writing to %s:%d failed: %s", d->host, d->port, uv_strerror(status));
         return;
@@ -127,6 +143,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     dial *d = s->data;
     if (n == 0 || d->closed) return;
+    if (d->ending) {
+        if (n < 0) dial_close(d);
+        return;
+    }
     if (n < 0) {
         if (n == UV_EOF && d->open) {
             d->ev->on_eof(d);

@@ -39,6 +39,8 @@ dial *dial_new(uv_loop_t *loop, const char *host, int port, bool tls, const dial
 int dial_send(dial *d, const void *data, size_t len);
 /* Closes; no callback runs after this, memory goes when the handle closed. */
 void dial_close(dial *d);
+/* Like dial_close, but what was queued with dial_send is written first. */
+void dial_end(dial *d);
 void *dial_data(const dial *d);
 bool dial_open(const dial *d);
 const char *dial_host(const dial *d);

@@ -28,7 +28,19 @@ typedef struct delivery {
     chunk *msg;            /* NULL: no message, see why */
     const char *why;       /* "closed" or "timeout" */
     char *reason;          /* for "closed": what happened, if known */
+    int code;              /* for "closed": the close code */
 } delivery;
+
+/* nil, "closed", reason, code: what receive() returns once closed */
+static int push_closed(lua_State *co, const char *reason, int code)
+{
+    lua_pushnil(co);
+    lua_pushliteral(co, "closed");
+    if (reason) lua_pushstring(co, reason);
+    else lua_pushnil(co);
+    lua_pushinteger(co, code);
+    return 4;
+}
 
 static int delivery_push(completion *c, lua_State *co)
 {
@@ -37,11 +49,10 @@ static int delivery_push(completion *c, lua_State *co)
         lua_push_message(co, d->msg);
         return 1;
     }
+    if (strcmp(d->why, "closed") == 0) return push_closed(co, d->reason, d->code);
     lua_pushnil(co);
     lua_pushstring(co, d->why);
-    if (!d->reason) return 2;
-    lua_pushstring(co, d->reason);
-    return 3;
+    return 2;
 }
 
 static void delivery_destroy(completion *c)
@@ -52,7 +63,7 @@ static void delivery_destroy(completion *c)
     free(d);
 }
 
-static void wake_waiter(endpoint *e, chunk *msg, const char *why, const char *reason)
+static void wake_waiter(endpoint *e, chunk *msg, const char *why, const char *reason, int code)
 {
     if (e->timer) uv_timer_stop(e->timer);
     delivery *d = xcalloc(1, sizeof *d);
@@ -61,6 +72,7 @@ static void wake_waiter(endpoint *e, chunk *msg, const char *why, const char *re
     d->msg = msg ? chunk_ref(msg) : NULL;
     d->why = why;
     d->reason = reason ? xstrdup(reason) : NULL;
+    d->code = code;
     struct task *t = e->waiter;
     e->waiter = NULL;
     room_resume(e->caller, t, &d->done);
@@ -69,7 +81,7 @@ static void wake_waiter(endpoint *e, chunk *msg, const char *why, const char *re
 void endpoint_deliver(endpoint *e, chunk *msg)
 {
     if (e->closed || !e->caller) return;
-    if (e->waiter) wake_waiter(e, msg, NULL, NULL);
+    if (e->waiter) wake_waiter(e, msg, NULL, NULL, 0);
     else room_call(e->caller, e->listener_ref, "socket_message", msg, 0);
 }
 
@@ -77,8 +89,10 @@ void endpoint_closed(endpoint *e, int code, const char *reason)
 {
     if (e->closed) return;
     e->closed = true;
+    e->close_code = code;
+    e->close_reason = reason ? xstrdup(reason) : NULL;
     if (!e->caller) return;
-    if (e->waiter) wake_waiter(e, NULL, "closed", reason);
+    if (e->waiter) wake_waiter(e, NULL, "closed", reason, code);
     chunk *why = reason ? ws_msg_new(WS_TEXT, reason, strlen(reason)) : NULL;
     room_call(e->caller, e->listener_ref, "socket_close", why, code);
     chunk_unref(why);
@@ -88,6 +102,8 @@ static void free_handle(uv_handle_t *h) { free(h); }
 
 void endpoint_cleanup(endpoint *e)
 {
+    free(e->close_reason);
+    e->close_reason = NULL;
     if (e->timer) uv_close((uv_handle_t *)e->timer, free_handle);
     e->timer = NULL;
 }
@@ -105,6 +121,8 @@ void endpoint_open(lua_State *L, endpoint *e, const endpoint_ops *ops, int liste
     e->waiter = NULL;
     e->timer = NULL;
     e->closed = false;
+    e->close_code = 0;
+    e->close_reason = NULL;
     lua_pushvalue(L, listener_idx);
     e->listener_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     r->pins++; /* an open socket keeps the caller loaded */
@@ -156,7 +174,8 @@ static int l_socket_close(lua_State *L)
     const char *reason = lua_check_close(L, 2, &code, &len);
     if (!e || e->closed) return 0;
     e->closed = true;
-    if (e->waiter) wake_waiter(e, NULL, "closed", NULL);
+    e->close_code = code;
+    if (e->waiter) wake_waiter(e, NULL, "closed", NULL, code);
     e->ops->close(e, code, reason, len);
     return 0;
 }
@@ -164,7 +183,7 @@ static int l_socket_close(lua_State *L)
 static void on_receive_timeout(uv_timer_t *t)
 {
     endpoint *e = t->data;
-    if (e->waiter && e->caller) wake_waiter(e, NULL, "timeout", NULL);
+    if (e->waiter && e->caller) wake_waiter(e, NULL, "timeout", NULL, 0);
 }
 
 /* core.socket_wait(handle [, timeout_ms]) -> message, or nil, "closed" /
@@ -174,11 +193,7 @@ static int l_socket_wait(lua_State *L)
     room *r = room_from_state(L);
     endpoint *e = check_socket(L, 1);
     lua_Number timeout = luaL_optnumber(L, 2, -1);
-    if (!e || e->closed) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
+    if (!e || e->closed) return push_closed(L, e ? e->close_reason : NULL, e ? e->close_code : 1006);
     if (e->waiter) return luaL_error(L, "another callback is already waiting in receive() on this socket");
     struct task *t = room_current_task(r);
     if (!t || room_task_thread(t) != L)

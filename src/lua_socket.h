@@ -31,6 +31,8 @@ struct endpoint {
     struct task *waiter;   /* a caller task blocked in receive() */
     uv_timer_t *timer;     /* receive(timeout); freed by its close callback */
     bool closed;
+    int close_code;        /* why it closed, once it has */
+    char *close_reason;
 };
 
 /* Fills e and pushes the Lua handle for it; the Lua socket object is at

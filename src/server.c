@@ -417,6 +417,8 @@ static void ws_feed(client *c, const uint8_t *data, size_t len)
     } else if (ws_session_finished(&c->ws)) {
         notify_room(c, c->ws.close_code ? c->ws.close_code : 1005, NULL);
         client_finish(c);
+    } else if (c->state == C_WS) {
+        ws_session_park(&c->ws); /* between messages: give the buffers back */
     }
 }
 

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,17 @@ int tls_server_init(const char *cert, const char *key, char **err)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     const char *bad = NULL;
+    const char *files[] = {cert, key};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(files[i], "r");
+        if (!f) {
+            snprintf(msg, sizeof msg, "TLS: %s: %s", files[i], strerror(errno));
+            SSL_CTX_free(ctx);
+            *err = xstrdup(msg);
+            return -1;
+        }
+        fclose(f);
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) bad = cert;
     else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) bad = key;
     else if (SSL_CTX_check_private_key(ctx) != 1) bad = key;

@@ -144,14 +144,63 @@ static const struct wslay_event_callbacks callbacks = {
     .on_msg_recv_callback = msg_cb,
 };
 
+static int unpark(ws_session *s)
+{
+    if (s->ctx) return 0;
+    if (wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) return -1;
+    wslay_event_config_set_max_recv_msg_length(s->ctx, s->max_message);
+    return 0;
+}
+
 int ws_session_init(ws_session *s, size_t max_message, const ws_events *ev, void *ud)
 {
     memset(s, 0, sizeof *s);
     s->ev = ev;
     s->ud = ud;
-    if (wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) return -1;
-    wslay_event_config_set_max_recv_msg_length(s->ctx, max_message);
-    return 0;
+    s->max_message = max_message;
+    return 0; /* the wslay context comes with the first byte (unpark) */
+}
+
+/* Follows frame boundaries in the bytes wslay is about to read: only the
+ * headers are looked at; wslay still does all the parsing and checking. */
+static void track(ws_session *s, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        if (s->payload_left) {
+            uint64_t n = s->payload_left < len ? s->payload_left : len;
+            s->payload_left -= n;
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        s->hdr[s->hdr_len++] = *p++;
+        len--;
+        if (s->hdr_len < 2) continue;
+        size_t need = 2 + ((s->hdr[1] & 0x80) ? 4 : 0);
+        uint8_t l7 = s->hdr[1] & 0x7f;
+        need += l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
+        if (s->hdr_len < need) continue;
+        uint64_t plen = l7;
+        if (l7 == 126) plen = (uint64_t)s->hdr[2] << 8 | s->hdr[3];
+        if (l7 == 127) {
+            plen = 0;
+            for (int i = 0; i < 8; i++) plen = plen << 8 | s->hdr[2 + i];
+        }
+        bool fin = s->hdr[0] & 0x80;
+        int opcode = s->hdr[0] & 0x0f;
+        if (opcode < 8) s->in_fragments = !fin; /* data or continuation; control frames never fragment */
+        s->payload_left = plen;
+        s->hdr_len = 0;
+    }
+}
+
+void ws_session_park(ws_session *s)
+{
+    if (!s->ctx || s->hdr_len || s->payload_left || s->in_fragments || s->close_code || s->protocol_error) return;
+    if (wslay_event_get_close_sent(s->ctx) || wslay_event_get_close_received(s->ctx)) return;
+    if (wslay_event_get_queued_msg_count(s->ctx)) return;
+    wslay_event_context_free(s->ctx);
+    s->ctx = NULL;
 }
 
 void ws_session_free(ws_session *s)
@@ -162,6 +211,8 @@ void ws_session_free(ws_session *s)
 
 int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
 {
+    if (unpark(s) != 0) return -1;
+    track(s, data, len);
     s->in = data;
     s->in_len = len;
     int rv = wslay_event_recv(s->ctx);
@@ -179,7 +230,7 @@ int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
 
 void ws_session_close(ws_session *s, int code, const char *reason, size_t len)
 {
-    if (wslay_event_get_close_sent(s->ctx)) return;
+    if (unpark(s) != 0 || wslay_event_get_close_sent(s->ctx)) return;
     if (len > 123) len = 123; /* a control frame payload is at most 125 bytes */
     wslay_event_queue_close(s->ctx, (uint16_t)code, (const uint8_t *)reason, len);
     wslay_event_send(s->ctx);
@@ -187,13 +238,14 @@ void ws_session_close(ws_session *s, int code, const char *reason, size_t len)
 
 bool ws_session_finished(const ws_session *s)
 {
-    return !wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx);
+    return s->ctx && !wslay_event_want_read(s->ctx) && !wslay_event_want_write(s->ctx);
 }
 
-bool ws_session_close_sent(const ws_session *s) { return wslay_event_get_close_sent(s->ctx) != 0; }
+bool ws_session_close_sent(const ws_session *s) { return s->ctx && wslay_event_get_close_sent(s->ctx) != 0; }
 
 void ws_session_ping(ws_session *s)
 {
+    if (unpark(s) != 0) return;
     struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"lp", 2};
     wslay_event_queue_msg(s->ctx, &m);
     wslay_event_send(s->ctx);

@@ -35,13 +35,19 @@ typedef struct ws_events {
 } ws_events;
 
 struct ws_session {
-    wslay_event_context_ptr ctx;
+    wslay_event_context_ptr ctx;   /* NULL while parked (see ws.c) */
     const ws_events *ev;
     void *ud;
+    size_t max_message;
     const uint8_t *in;
     size_t in_len;
     int close_code;          /* from the peer's close frame, 0 if none */
     bool protocol_error;     /* wslay rejected a frame */
+    /* where the incoming byte stream is, frame-wise (to know when parking is safe) */
+    uint8_t hdr[14];
+    size_t hdr_len;          /* header bytes of the current frame seen so far */
+    uint64_t payload_left;   /* payload bytes of the current frame still to come */
+    bool in_fragments;       /* a fragmented data message is in progress */
 };
 
 int ws_session_init(ws_session *s, size_t max_message, const ws_events *ev, void *ud);
@@ -54,6 +60,10 @@ void ws_session_close(ws_session *s, int code, const char *reason, size_t len);
 bool ws_session_finished(const ws_session *s);
 /* Why we closed with a protocol error code, for onError. */
 const char *ws_close_reason(int code);
+/* Frees the wslay context if the connection sits between messages (no
+ * partial frame, no fragmented message, no close under way); the next byte
+ * or call recreates it. An idle connection then costs ~9 KB less. */
+void ws_session_park(ws_session *s);
 /* Queues a ping (the peer's pong proves it is alive). */
 void ws_session_ping(ws_session *s);
 bool ws_session_close_sent(const ws_session *s);

@@ -4,7 +4,8 @@
  * onclose. dial.c connects (and speaks TLS); this file does the opening
  * handshake (checking Sec-WebSocket-Accept) and frames with wslay in client
  * mode (masked frames, random masks). Messages sent before the handshake
- * finished are queued and sent right after it. */
+ * finished are queued and sent right after it; close() before it aborts the
+ * connection, as a browser's WebSocket does. */
 #include "wsclient.h"
 #include "dial.h"
 #include "log.h"
@@ -38,14 +39,16 @@ typedef struct wsclient {
     chunk **queued;               /* sent before the handshake finished */
     size_t nqueued;
     size_t max_message;
+    char *host_header;            /* a Host given in options.headers */
 } wsclient;
 
 static wsclient *of_ep(endpoint *e) { return (wsclient *)e; }
 
-/* Ends the network side: no dial callback after this. */
+/* Ends the network side (after writing what is queued, e.g. our close
+ * frame): no dial callback after this. */
 static void shut(wsclient *w, int code, const char *reason)
 {
-    if (w->d) dial_close(w->d);
+    if (w->d) dial_end(w->d);
     w->d = NULL;
     endpoint_closed(&w->ep, code, reason);
 }
@@ -89,7 +92,14 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         endpoint_deliver(&w->ep, msg);
         chunk_unref(msg);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
-        endpoint_closed(&w->ep, arg->status_code ? arg->status_code : 1005, NULL);
+        /* the payload is the 2-byte code, then the reason */
+        char reason[124] = "";
+        if (arg->status_code && arg->msg_length > 2) {
+            size_t n = arg->msg_length - 2 < sizeof reason - 1 ? arg->msg_length - 2 : sizeof reason - 1;
+            memcpy(reason, arg->msg + 2, n);
+            reason[n] = 0;
+        }
+        endpoint_closed(&w->ep, arg->status_code ? arg->status_code : 1005, reason[0] ? reason : NULL);
     }
 }
 
@@ -152,11 +162,12 @@ static void on_open(dial *d)
     buf b;
     buf_init(&b);
     bool v6 = strchr(w->u.host, ':') != NULL;
-    buf_printf(&b, "GET %s HTTP/1.1\r\nhost: %s%s%s:%d\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
-                   "sec-websocket-key: %s\r\nsec-websocket-version: 13\r\nuser-agent: luaparty/" LUAPARTY_VERSION
-                   "\r\n%s\r\n",
-               w->u.target, v6 ? "[" : "", w->u.host, v6 ? "]" : "", w->u.port, w->key,
-               w->extra_headers ? w->extra_headers : "");
+    buf_printf(&b, "GET %s HTTP/1.1\r\n", w->u.target);
+    if (w->host_header) buf_printf(&b, "host: %s\r\n", w->host_header);
+    else buf_printf(&b, "host: %s%s%s:%d\r\n", v6 ? "[" : "", w->u.host, v6 ? "]" : "", w->u.port);
+    buf_printf(&b, "upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: %s\r\n"
+                   "sec-websocket-version: 13\r\nuser-agent: luaparty/" LUAPARTY_VERSION "\r\n%s\r\n",
+               w->key, w->extra_headers ? w->extra_headers : "");
     dial_send(d, b.data, b.len);
     buf_free(&b);
 }
@@ -169,9 +180,9 @@ static void feed_frames(wsclient *w, const char *data, size_t len)
         shut(w, 1002, "protocol error from the server");
         return;
     }
+    wslay_event_send(w->ws); /* wslay sets the code it sent only once it is sent */
     int sent = wslay_event_get_status_code_sent(w->ws);
-    if (sent == 1009 || sent == 1002 || sent == 1007) { /* wslay refused a frame and queued its close */
-        wslay_event_send(w->ws);
+    if (sent == 1009 || sent == 1002 || sent == 1007) { /* it refused a frame and closed */
         shut(w, sent, ws_close_reason(sent));
         return;
     }
@@ -247,8 +258,10 @@ static void ep_send(endpoint *e, chunk *msg)
 static void ep_close(endpoint *e, int code, const char *reason, size_t len)
 {
     wsclient *w = of_ep(e);
-    if (!w->open) {
-        shut(w, code, NULL);
+    if (!w->open) { /* as in browsers: closing before the handshake aborts it */
+        for (size_t i = 0; i < w->nqueued; i++) chunk_unref(w->queued[i]);
+        w->nqueued = 0;
+        shut(w, code, "closed before the handshake finished");
         return;
     }
     wslay_event_queue_close(w->ws, (uint16_t)code, (const uint8_t *)reason, len);
@@ -266,6 +279,7 @@ static void ep_release(endpoint *e)
     buf_free(&w->hs);
     free(w->u.target);
     free(w->extra_headers);
+    free(w->host_header);
     free(w);
 }
 
@@ -279,6 +293,12 @@ static int l_ws_connect(lua_State *L)
     http_headers h = {0};
     lua_check_headers(L, 2, &h); /* may raise: nothing allocated yet */
     luaL_checktype(L, 3, LUA_TTABLE);
+    static const char *reserved[] = {"upgrade", "connection", "sec-websocket-key", "sec-websocket-version"};
+    for (size_t i = 0; i < 4; i++)
+        if (http_headers_get(&h, reserved[i])) {
+            http_headers_free(&h);
+            return luaL_error(L, "connect: the %s header is set by luaparty, not by options.headers", reserved[i]);
+        }
     url u;
     const char *why = NULL;
     if (dial_parse_url(target, &u, &why) != 0 || (!u.ws && (why = "use ws:// or wss:// (fetch is for http)"))) {
@@ -298,7 +318,10 @@ static int l_ws_connect(lua_State *L)
     if (h.n) {
         buf eh;
         buf_init(&eh);
-        for (size_t i = 0; i < h.n; i++) buf_printf(&eh, "%s: %s\r\n", h.items[i].name, h.items[i].value);
+        for (size_t i = 0; i < h.n; i++) {
+            if (!strcmp(h.items[i].name, "host")) w->host_header = xstrdup(h.items[i].value);
+            else buf_printf(&eh, "%s: %s\r\n", h.items[i].name, h.items[i].value);
+        }
         w->extra_headers = buf_steal(&eh);
     }
     http_headers_free(&h);

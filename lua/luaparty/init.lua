@@ -106,8 +106,15 @@ function Socket:receive(timeout)
     q.first = q.first + 1
     return m
   end
-  if self.closed then return nil, "closed" end
-  return core.socket_wait(self._h, timeout)
+  local m, err, reason, code = core.socket_wait(self._h, timeout)
+  if m == nil and err == "closed" then
+    -- closed now, in this callback already (the close event comes later)
+    self.closed = true
+    self.closeCode = self.closeCode or code
+    self.closeReason = self.closeReason or reason
+    return nil, "closed", self.closeReason
+  end
+  return m, err
 end
 
 --- luaparty.connect(url [, {headers = {...}}]) -> a socket (ws:// or wss://):

@@ -824,3 +824,46 @@ TEST(ws_session_empty_feed)
     ws_session_free(&s); /* twice is harmless */
     cap_free(&c);
 }
+
+/* Parking: the wslay context is freed only between messages, and a parked
+ * session receives the next message as if nothing happened, even when the
+ * bytes arrive one at a time and a fragmented message spans the reads. */
+TEST(ws_session_parks_only_between_messages)
+{
+    buf in;
+    buf_init(&in);
+    client_frame(&in, true, WS_TEXT, "one", 3);
+    size_t first = in.len;
+    client_frame(&in, false, WS_TEXT, "tw", 2);
+    client_frame(&in, true, 0, "o", 1);
+    wscap c;
+    cap_init(&c);
+    ws_session s;
+    ws_session_init(&s, 1 << 20, &cap_events, &c);
+    ASSERT_EQ(ws_session_feed(&s, (const uint8_t *)in.data, first), 0);
+    ws_session_park(&s);
+    ASSERT(s.ctx == NULL); /* a whole message was read: parked */
+    for (size_t i = first; i < in.len; i++) {
+        ASSERT_EQ(ws_session_feed(&s, (const uint8_t *)in.data + i, 1), 0);
+        ws_session_park(&s);
+        if (i + 1 < in.len) ASSERT(s.ctx != NULL); /* mid-frame or mid-message: kept */
+    }
+    ASSERT(s.ctx == NULL);
+    ASSERT_EQ(c.nmsg, 2);
+    ASSERT_BYTES_EQ(c.msgs[0].data, c.msgs[0].len, "one", 3);
+    ASSERT_BYTES_EQ(c.msgs[1].data, c.msgs[1].len, "two", 3);
+    /* a parked session still answers a ping and a close */
+    buf more;
+    buf_init(&more);
+    client_frame(&more, true, WS_PING, "p", 1);
+    ASSERT_EQ(ws_session_feed(&s, (const uint8_t *)more.data, more.len), 0);
+    ASSERT_BYTES_EQ(c.out.data, c.out.len, "\x8a\x01p", 3);
+    ws_session_close(&s, 1000, "", 0);
+    ASSERT(ws_session_close_sent(&s));
+    ws_session_park(&s);
+    ASSERT(s.ctx != NULL); /* a close under way: never parked */
+    ws_session_free(&s);
+    cap_free(&c);
+    buf_free(&in);
+    buf_free(&more);
+}
