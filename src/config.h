@@ -24,6 +24,7 @@ enum {
     PARTY_HAS_BEFORE_REQUEST = 2,
     PARTY_HAS_FETCH = 4,
     PARTY_HAS_CRON = 8,
+    PARTY_HAS_SOCKET = 16,
 };
 
 typedef struct config {

@@ -731,6 +731,13 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
     route_parse(c->srv->cfg, req->target, &rt);
     const char *why = NULL;
     int bad = ws_check_upgrade(req, &why);
+    const party *main_party = c->srv->cfg->parties[0];
+    if (rt.kind == ROUTE_NOT_FOUND && !bad && (main_party->hooks & PARTY_HAS_SOCKET)) {
+        /* a WebSocket outside the parties: the main party's onSocket, in its lobby */
+        rt.kind = ROUTE_ROOM;
+        rt.party = main_party;
+        rt.room[0] = 0;
+    }
     if (route_error(c, &rt, true)) {
         http_request_free(req);
         return;
@@ -741,7 +748,7 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
         return;
     }
     buf_append(&c->pending_in, rest, rest_len); /* early frames wait for the 101 */
-    if (rt.party->hooks & PARTY_HAS_BEFORE_CONNECT) {
+    if ((rt.party->hooks & PARTY_HAS_BEFORE_CONNECT) && rt.room[0]) { /* not for onSocket */
         uv_read_stop((uv_stream_t *)&c->tcp);
         admit(c, req, HOOK_BEFORE_CONNECT, &rt);
     } else {

@@ -284,6 +284,7 @@ function rt.hooks()
   if class.onBeforeRequest then bits = bits + 2 end
   if class.onFetch then bits = bits + 4 end
   if class.onCron then bits = bits + 8 end
+  if class.onSocket then bits = bits + 16 end
   return bits
 end
 
@@ -330,6 +331,16 @@ function rt.alarm(retries)
   return call("onAlarm", { retryCount = retries, isRetry = retries > 0 })
 end
 
+-- The lobby (room id "") gets WebSockets for URLs outside the parties
+-- (main party only): the static onSocket(conn, lobby) sets conn.onmessage /
+-- conn.onclose handlers, as PartyKit's onSocket adds event listeners.
+local function is_lobby() return instance.room.id == "" end
+
+local function lobby_of(req)
+  return { party = party_info.name, env = instance.room.env, parties = instance.room.context.parties,
+           request = req }
+end
+
 function rt.connect(h, id, uri, req)
   setmetatable(req, Request)
   local conn = setmetatable({ _h = h, id = id, uri = uri, _tags = { [id] = true } }, Connection)
@@ -337,6 +348,10 @@ function rt.connect(h, id, uri, req)
   conns[h] = conn
   order[#order + 1] = h
   pos[h] = #order
+  if is_lobby() then
+    conn.request = req
+    return class.onSocket(conn, lobby_of(req))
+  end
   if class.getConnectionTags then
     local tags = class.getConnectionTags(instance, conn, ctx)
     if tags ~= nil then
@@ -352,7 +367,12 @@ end
 
 function rt.message(h, message)
   local conn = conns[h]
-  if conn then return call("onMessage", message, conn) end
+  if not conn then return end
+  if is_lobby() then
+    if conn.onmessage then return conn.onmessage(message) end
+    return
+  end
+  return call("onMessage", message, conn)
 end
 
 local function forget(h)
@@ -370,6 +390,11 @@ function rt.close(h, code, err)
   local conn = conns[h]
   if not conn then return end
   forget(h)
+  if is_lobby() then
+    if err ~= nil and conn.onerror then conn.onerror(err) end
+    if conn.onclose then return conn.onclose(code) end
+    return
+  end
   if err ~= nil and class.onError then call("onError", conn, err) end
   return call("onClose", conn)
 end

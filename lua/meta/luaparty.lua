@@ -215,6 +215,8 @@ function Room:getConnections(tag) end
 ---@field onBeforeRequest? fun(req: luaparty.Request, lobby: luaparty.Lobby): luaparty.Request|luaparty.Response|nil
 ---@field onFetch? fun(req: luaparty.Request, lobby: luaparty.Lobby): luaparty.Response|string|nil
 ---@field onCron? fun(cron: luaparty.Cron, lobby: luaparty.Lobby)
+---(main party) a WebSocket to a URL outside the parties; set conn.onmessage / conn.onclose
+---@field onSocket? fun(conn: luaparty.Connection, lobby: luaparty.Lobby)
 
 ---@class luaparty
 ---@field Response luaparty.ResponseModule

@@ -48,3 +48,16 @@ test('onFetch answers URLs outside the parties; nil means 404', async () => {
   assert.equal(other.status, 404);
   assert.ok(server.alive());
 });
+
+test('onSocket gets WebSockets to URLs outside the parties (no onBeforeConnect there)', async () => {
+  const c = await wsConnect(`${server.wsUrl}/live/feed`);
+  assert.equal((await c.next(3000)).data, 'hello from onSocket at /live/feed');
+  c.send('ping');
+  assert.equal((await c.next(3000)).data, 'lobby echo: ping');
+  c.close();
+  const { waitFor } = await import('./lib/server.mjs');
+  await waitFor(() => /onSocket connection closed 1005|onSocket connection closed 1000/.test(server.logs()), 3000,
+    { what: 'the onclose handler' });
+  // a party URL still needs its token
+  await assert.rejects(wsConnect(`${server.wsUrl}/parties/main/r9`), (e) => e.status === 401);
+});

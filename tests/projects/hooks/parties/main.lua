@@ -25,6 +25,17 @@ function P.onFetch(req, lobby)
   -- nil: 404
 end
 
+-- WebSockets to URLs outside the parties (like onFetch for HTTP)
+function P.onSocket(conn, lobby)
+  conn:send("hello from onSocket at " .. lobby.request.url:match("//[^/]+(/[^?]*)"))
+  conn.onmessage = function(message)
+    conn:send("lobby echo: " .. tostring(message))
+  end
+  conn.onclose = function(code)
+    print("onSocket connection closed " .. tostring(code))
+  end
+end
+
 function P:onConnect(conn, ctx)
   self.room.storage:put("connects", (self.room.storage:get("connects") or 0) + 1)
   conn:send("welcome " .. tostring(ctx.request.headers["x-user-id"]))
