@@ -1,5 +1,6 @@
 /* main.c - the luaparty command line: parse options, load the project, open
  * storage, listen, run the loop, and shut down cleanly on SIGINT/SIGTERM. */
+#include "buf.h"
 #include "config.h"
 #include "fetch.h"
 #include "init.h"
@@ -253,6 +254,20 @@ static void on_walk_close(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* Start-up failed after the loop was set up: report, close what exists. */
+static int abort_start(app *a, uv_loop_t *loop, int code, char *err)
+{
+    fprintf(stderr, "luaparty: %s\n", err);
+    free(err);
+    worker_close(&a->w);
+    uv_walk(loop, on_walk_close, NULL); /* the listener etc., if they were opened */
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    storage_close(a->store);
+    config_free(&a->cfg);
+    return code;
+}
+
 /* During shutdown: stop once every client is gone and no room has work
  * left (onClose callbacks and their cross-party calls have run and
  * committed), or when the grace period is over. */
@@ -347,31 +362,16 @@ int main(int argc, char **argv)
      * load stops start-up with file:line, not the first request. */
     for (size_t i = 0; i < a.cfg.nparties; i++) {
         if (sandbox_try_party(&a.w, a.cfg.parties[i], &err) != 0) {
-            fprintf(stderr, "luaparty: %s/partykit.json: party \"%s\": %s\n", a.cfg.dir, a.cfg.parties[i]->name, err);
+            buf b;
+            buf_init(&b);
+            buf_printf(&b, "%s/partykit.json: party \"%s\": %s", a.cfg.dir, a.cfg.parties[i]->name, err);
             free(err);
-            worker_close(&a.w);
-            uv_run(loop, UV_RUN_NOWAIT);
-            uv_loop_close(loop);
-            storage_close(a.store);
-            config_free(&a.cfg);
-            return 2;
+            return abort_start(&a, loop, 2, buf_steal(&b));
         }
     }
-    if (server_listen(&a.srv, &a.w, &err) != 0) {
-        fprintf(stderr, "luaparty: %s\n", err);
-        free(err);
-        worker_close(&a.w);
-        uv_run(loop, UV_RUN_NOWAIT);
-        uv_loop_close(loop);
-        storage_close(a.store);
-        config_free(&a.cfg);
-        return 1;
-    }
-    if (a.cfg.metrics_addr && metrics_listen(&a.w, &a.srv, a.cfg.metrics_addr, &err) != 0) {
-        fprintf(stderr, "luaparty: %s\n", err);
-        free(err);
-        return 1;
-    }
+    if (server_listen(&a.srv, &a.w, &err) != 0) return abort_start(&a, loop, 1, err);
+    if (a.cfg.metrics_addr && metrics_listen(&a.w, &a.srv, a.cfg.metrics_addr, &err) != 0)
+        return abort_start(&a, loop, 1, err);
     int port = server_port(&a.srv);
     log_info("%s: %zu part%s, storage in %s", a.cfg.name, a.cfg.nparties, a.cfg.nparties == 1 ? "y" : "ies",
              a.cfg.persist_dir);

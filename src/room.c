@@ -83,13 +83,19 @@ static void event_free(event *ev)
     free(ev);
 }
 
+/* An event that will never run: whoever waits on it gets a 503. */
+static void event_abandon(event *ev)
+{
+    if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
+    if (ev->gate) ev->gate->decide(ev->gate, http_response_new(503, "text/plain", "room closed", 11), NULL);
+    if (ev->done) ev->done->destroy(ev->done);
+    event_free(ev);
+}
+
 static void enqueue(room *r, event *ev)
 {
     if (r->state == ROOM_GONE) { /* shutting down: nobody will run it */
-        if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
-        if (ev->gate) ev->gate->decide(ev->gate, http_response_new(503, "text/plain", "shutting down", 13), NULL);
-        if (ev->done) ev->done->destroy(ev->done);
-        event_free(ev);
+        event_abandon(ev);
         return;
     }
     if (r->q_tail) r->q_tail->next = ev;
@@ -156,10 +162,7 @@ void room_unref(room *r)
     while (r->q_head) {
         event *ev = r->q_head;
         r->q_head = ev->next;
-        if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
-        if (ev->gate) ev->gate->decide(ev->gate, http_response_new(503, "text/plain", "room closed", 11), NULL);
-        if (ev->done) ev->done->destroy(ev->done);
-        event_free(ev);
+        event_abandon(ev);
     }
     while (r->held_head) {
         held *h = r->held_head;

@@ -100,18 +100,23 @@ chunk *ws_msg_new(int opcode, const void *payload, size_t len)
 
 /* ---- wslay callbacks ---- */
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags, void *ud)
+ssize_t ws_recv_from(wslay_event_context_ptr ctx, const uint8_t **in, size_t *in_len, uint8_t *data, size_t len)
 {
-    ws_session *s = ud;
-    if (!s->in_len) {
+    if (!*in_len) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = len < s->in_len ? len : s->in_len;
-    memcpy(data, s->in, n);
-    s->in += n;
-    s->in_len -= n;
+    size_t n = len < *in_len ? len : *in_len;
+    memcpy(data, *in, n);
+    *in += n;
+    *in_len -= n;
     return (ssize_t)n;
+}
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags, void *ud)
+{
+    ws_session *s = ud;
+    return ws_recv_from(ctx, &s->in, &s->in_len, data, len);
 }
 
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)

@@ -64,6 +64,10 @@ const char *ws_close_reason(int code);
  * partial frame, no fragmented message, no close under way); the next byte
  * or call recreates it. An idle connection then costs ~9 KB less. */
 void ws_session_park(ws_session *s);
+/* The body of a wslay recv callback reading from a (pointer, length) pair
+ * that the caller set before wslay_event_recv: copies what is there, or
+ * says WOULDBLOCK. Shared by the server session and the outbound client. */
+ssize_t ws_recv_from(wslay_event_context_ptr ctx, const uint8_t **in, size_t *in_len, uint8_t *data, size_t len);
 /* Queues a ping (the peer's pong proves it is alive). */
 void ws_session_ping(ws_session *s);
 bool ws_session_close_sent(const ws_session *s);

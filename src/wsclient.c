@@ -58,15 +58,7 @@ static void shut(wsclient *w, int code, const char *reason)
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *data, size_t len, int flags, void *ud)
 {
     wsclient *w = ud;
-    if (!w->in_len) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    size_t n = len < w->in_len ? len : w->in_len;
-    memcpy(data, w->in, n);
-    w->in += n;
-    w->in_len -= n;
-    return (ssize_t)n;
+    return ws_recv_from(ctx, &w->in, &w->in_len, data, len);
 }
 
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *ud)
