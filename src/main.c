@@ -46,6 +46,9 @@ static const char usage[] =
     "  --max-connections N       clients in total (default 100000)\n"
     "  --max-room-connections N  WebSockets per room (default 10000)\n"
     "  --ping-interval S         ping quiet WebSockets; drop them after 2 (default 30)\n"
+    "  --max-header N            HTTP header bytes (default 16384; more: 431)\n"
+    "  --max-body N              HTTP body bytes (default 8388608; more: 413)\n"
+    "  --max-output N            unsent bytes per client before it is dropped (default 16777216)\n"
     "  --header-timeout S        request headers must arrive within S (default 10)\n"
     "  --keepalive-timeout S     close idle keep-alive connections (default 60)\n"
     "  --metrics ADDR    serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464)\n"
@@ -57,9 +60,9 @@ static const char usage[] =
     "  --version         print the version\n"
     "\n"
     "Limits can also be set in partykit.json under \"luaparty\" (maxMessage, roomMemory,\n"
-    "maxValue, cpuLimit, maxConnections, maxRoomConnections, idleTimeout, pingInterval,\n"
-    "headerTimeout, keepaliveTimeout, fetchTimeout, fetchMaxBytes, outbound, cors);\n"
-    "the command line wins.\n";
+    "maxValue, cpuLimit, maxConnections, maxRoomConnections, maxHeader, maxBody, maxOutput,\n"
+    "idleTimeout, pingInterval, headerTimeout, keepaliveTimeout, fetchTimeout, fetchMaxBytes,\n"
+    "outbound, cors); the command line wins.\n";
 
 typedef struct app {
     config cfg;
@@ -117,6 +120,9 @@ static int parse_number_option(config *cfg, const char *name, const char *v)
         {"--max-value", &cfg->max_value, NULL, false},
         {"--max-connections", &cfg->max_connections, NULL, false},
         {"--max-room-connections", &cfg->max_room_connections, NULL, false},
+        {"--max-header", &cfg->max_header, NULL, false},
+        {"--max-body", &cfg->max_body, NULL, false},
+        {"--max-output", &cfg->max_output, NULL, false},
         {"--idle-timeout", NULL, &cfg->idle_timeout_ms, true},
         {"--ping-interval", NULL, &cfg->ping_interval_ms, true},
         {"--header-timeout", NULL, &cfg->header_timeout_ms, true},

@@ -52,3 +52,31 @@ test('disk full: clear error naming the file, acknowledged writes kept, other ro
     execFileSync('umount', ['-l', mnt]);
   }
 });
+
+test('a read-only storage directory: start-up refused with the file named, the data untouched', { timeout: 30000 }, async () => {
+  const mnt = mkTmp('luaparty-ro-');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+  let server;
+  try {
+    server = await startServer({ project: 'diskfull', persist: mnt });
+    const w = await wsConnect(`${server.wsUrl}/parties/main/w`);
+    w.send('1');
+    assert.equal((await w.next(3000)).data, 'ack 1');
+    await server.stop();
+    server = null;
+    const before = fs.readFileSync(path.join(mnt, 'luaparty.db'));
+    execFileSync('mount', ['-o', 'remount,ro', mnt]);
+    const { runExpectExit } = await import('./lib/server.mjs');
+    const r = await runExpectExit({ project: 'diskfull', persist: mnt });
+    assert.notEqual(r.code, 0, 'it must not start without writable storage');
+    assert.match(r.logs, new RegExp(`${path.join(mnt, 'luaparty.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(r.logs, /read-only|readonly|unable to open/i);
+    assert.deepEqual(fs.readFileSync(path.join(mnt, 'luaparty.db')), before, 'the database is unchanged');
+    execFileSync('mount', ['-o', 'remount,rw', mnt]);
+    server = await startServer({ project: 'diskfull', persist: mnt });
+    assert.equal((await httpRequest(`${server.url}/parties/main/w`)).text, '1', 'the write is still there');
+  } finally {
+    await server?.stop();
+    execFileSync('umount', ['-l', mnt]);
+  }
+});

@@ -867,3 +867,17 @@ TEST(ws_session_parks_only_between_messages)
     buf_free(&in);
     buf_free(&more);
 }
+
+/* A close frame with a code the peer may not send (999, or 1005 which only
+ * means "no code") is a protocol error: answered with 1002. */
+TEST(ws_session_bad_close_code_1002)
+{
+    int bad[] = {999, 1005, 1006, 5000};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        buf in;
+        buf_init(&in);
+        client_close(&in, bad[i], "");
+        expect_protocol_error(&in, 1002);
+        buf_free(&in);
+    }
+}
