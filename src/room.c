@@ -35,6 +35,7 @@ typedef struct task {
     gatekeeper *gate;       /* HOOK: who waits for the verdict */
     hook_kind hook;         /* HOOK: which one */
     bool suspended;         /* set by room_task_suspend before a yield */
+    bool reusable;          /* finished normally: its coroutine can run the next event */
     int64_t lease;          /* ALARM: the alarm time marking this run */
     struct task *prev, *next; /* the room's live tasks */
 } task;
@@ -315,7 +316,15 @@ static void task_free(task *t)
         t->conn->busy = false;
         conn_unref(t->conn);
     }
-    if (r->L) luaL_unref(r->L, LUA_REGISTRYINDEX, t->co_ref);
+    if (r->L && t->reusable && r->nspare < 8) {
+        /* a coroutine that returned is as good as a new one: keep it (a
+         * lua_newthread per event is a measurable part of a message's cost) */
+        lua_settop(t->co, 0);
+        r->spare[r->nspare] = t->co;
+        r->spare_ref[r->nspare++] = t->co_ref;
+    } else if (r->L) {
+        luaL_unref(r->L, LUA_REGISTRYINDEX, t->co_ref);
+    }
     free(t);
 }
 
@@ -452,6 +461,7 @@ static void step(room *r, task *t, int nargs)
         }
         if (st != 0) task_failed(t);
         else task_done(t);
+        t->reusable = st == 0;
         if (t->kind == EV_START && st != 0) r->starting = false; /* a failed onStart must not wedge the room */
         if (t->kind == EV_ALARM) alarm_finished(r, t->lease, st == 0);
         task_free(t);
@@ -480,8 +490,14 @@ static void dispatch(room *r, event *ev)
     r->tasks = t;
     t->kind = ev->kind;
     t->callback = ev->kind == EV_CALL ? "socket handler" : callback_name(ev->kind);
-    t->co = lua_newthread(L);
-    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (r->nspare) {
+        r->nspare--;
+        t->co = r->spare[r->nspare];
+        t->co_ref = r->spare_ref[r->nspare];
+    } else {
+        t->co = lua_newthread(L);
+        t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     if (ev->conn) {
         t->conn = ev->conn;
         conn_ref(t->conn);

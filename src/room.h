@@ -116,6 +116,9 @@ typedef struct room {
 
     int rt_ref;                   /* runtime table in the registry */
     struct task *tasks;           /* live tasks (running or suspended) */
+    lua_State *spare[8];          /* finished coroutines kept for the next events */
+    int spare_ref[8];
+    int nspare;
     int refs;                     /* registry + pending calls into the room */
 } room;
 
