@@ -26,53 +26,18 @@
 -- HTTP: GET /parties/chat/ROOM answers {"messages":[...]};
 --       POST {"name":..,"text":..} adds a message (e.g. from a bot) and answers it.
 local json = require "cjson"
-local Response = require("luaparty").Response
+local luaparty = require "luaparty"
+local Response = luaparty.Response
+-- from the core: the same UTF-8 check and query parsing the server uses
+local valid_utf8 = luaparty.validUtf8
+local query_param = luaparty.queryParam
 
 local PREFIX = "msg:"
 
 local function key_of(seq) return PREFIX .. string.format("%012d", seq) end
 
-local function valid_utf8(s)
-  local i, n = 1, #s
-  while i <= n do
-    local c = s:byte(i)
-    local len
-    if c < 0x80 then len = 1
-    elseif c >= 0xC2 and c <= 0xDF then len = 2
-    elseif c >= 0xE0 and c <= 0xEF then len = 3
-    elseif c >= 0xF0 and c <= 0xF4 then len = 4
-    else return false end
-    if i + len - 1 > n then return false end
-    for j = i + 1, i + len - 1 do
-      local b = s:byte(j)
-      if b < 0x80 or b > 0xBF then return false end
-    end
-    if len == 3 then
-      local b = s:byte(i + 1)
-      if (c == 0xE0 and b < 0xA0) or (c == 0xED and b > 0x9F) then return false end
-    elseif len == 4 then
-      local b = s:byte(i + 1)
-      if (c == 0xF0 and b < 0x90) or (c == 0xF4 and b > 0x8F) then return false end
-    end
-    i = i + len
-  end
-  return true
-end
 
-local function url_decode(s)
-  s = s:gsub("+", " ")
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
 
-local function query_param(url, key)
-  local q = url:match("%?([^#]*)")
-  if not q then return nil end
-  for pair in q:gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    if url_decode(k) == key then return url_decode(v) end
-  end
-  return nil
-end
 
 local function clean_name(name)
   if type(name) ~= "string" then return nil end

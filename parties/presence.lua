@@ -21,7 +21,11 @@
 -- example two tabs or a reconnect): that user joins once and leaves when the
 -- last of them closes.
 local json = require "cjson"
-local Response = require("luaparty").Response
+local luaparty = require "luaparty"
+local Response = luaparty.Response
+-- from the core: the same UTF-8 check and query parsing the server uses
+local valid_utf8 = luaparty.validUtf8
+local query_param = luaparty.queryParam
 
 local MAX_NAME = 64 -- bytes
 
@@ -33,32 +37,6 @@ local function encode_array(list)
 end
 
 -- true if s is valid UTF-8 (a browser drops a socket that receives bad text)
-local function valid_utf8(s)
-  local i, n = 1, #s
-  while i <= n do
-    local c = s:byte(i)
-    local len
-    if c < 0x80 then len = 1
-    elseif c >= 0xC2 and c <= 0xDF then len = 2
-    elseif c >= 0xE0 and c <= 0xEF then len = 3
-    elseif c >= 0xF0 and c <= 0xF4 then len = 4
-    else return false end
-    if i + len - 1 > n then return false end
-    for j = i + 1, i + len - 1 do
-      local b = s:byte(j)
-      if b < 0x80 or b > 0xBF then return false end
-    end
-    if len == 3 then
-      local b = s:byte(i + 1)
-      if (c == 0xE0 and b < 0xA0) or (c == 0xED and b > 0x9F) then return false end
-    elseif len == 4 then
-      local b = s:byte(i + 1)
-      if (c == 0xF0 and b < 0x90) or (c == 0xF4 and b > 0x8F) then return false end
-    end
-    i = i + len
-  end
-  return true
-end
 
 -- cuts s to at most max bytes without splitting a character
 local function truncate(s, max)
@@ -68,20 +46,7 @@ local function truncate(s, max)
   return s
 end
 
-local function url_decode(s)
-  s = s:gsub("+", " ")
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
 
-local function query_param(url, key)
-  local q = url:match("%?([^#]*)")
-  if not q then return nil end
-  for pair in q:gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    if url_decode(k) == key then return url_decode(v) end
-  end
-  return nil
-end
 
 -- a clean display name, or nil
 local function clean_name(name)

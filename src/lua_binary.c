@@ -5,6 +5,7 @@
  * and code can tell the two apart (luaparty.isBinary). tostring(b) or
  * b:bytes() give the raw bytes, #b their length. */
 #include "lua_bind.h"
+#include "util.h"
 
 #include <string.h>
 
@@ -81,6 +82,16 @@ static int b_eq(lua_State *L)
     return 1;
 }
 
+/* luaparty.validUtf8(s): true if s is well-formed UTF-8 (what a text frame
+ * must be) */
+static int l_valid_utf8(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_pushboolean(L, utf8_valid((const uint8_t *)s, len));
+    return 1;
+}
+
 void lua_binary_register(lua_State *L)
 {
     luaL_newmetatable(L, BINARY_MT);
@@ -99,4 +110,6 @@ void lua_binary_register(lua_State *L)
     lua_setfield(L, -2, "binary");
     lua_pushcfunction(L, l_is_binary);
     lua_setfield(L, -2, "isBinary");
+    lua_pushcfunction(L, l_valid_utf8);
+    lua_setfield(L, -2, "validUtf8");
 }

@@ -25,6 +25,7 @@ void lua_conn_register(lua_State *L);
 void lua_binary_register(lua_State *L);
 void lua_storage_register(lua_State *L);
 void lua_party_register(lua_State *L);
+void lua_request_register(lua_State *L);
 
 /* Connections: join creates the handle and pushes (handle, id, uri);
  * returns the number of values pushed. */

@@ -5,6 +5,7 @@
  * as three values (status, headers, body), already normalized there. */
 #include "lua_bind.h"
 #include "util.h"
+#include "router.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,28 @@ void lua_push_headers(lua_State *L, const http_headers *h)
         }
         lua_setfield(L, -2, h->items[i].name);
     }
+}
+
+/* luaparty.queryParam(url, name) -> the URL-decoded value, "" for a bare
+ * name, or nil: the same parsing the server uses for _pk. */
+static int l_query_param(lua_State *L)
+{
+    const char *url = luaL_checkstring(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    size_t cap = strlen(url) + 1;
+    char *out = lua_newuserdata(L, cap); /* GC-owned: a Lua error cannot leak it */
+    if (!query_param(url, name, out, cap)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushstring(L, out);
+    return 1;
+}
+
+void lua_request_register(lua_State *L)
+{
+    lua_pushcfunction(L, l_query_param);
+    lua_setfield(L, -2, "queryParam");
 }
 
 void lua_push_request(lua_State *L, const http_request *req)

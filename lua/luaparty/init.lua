@@ -12,6 +12,10 @@ local M = {}
 
 M.binary = core.binary
 M.isBinary = core.isBinary
+--- luaparty.validUtf8(s) -> true if s is well-formed UTF-8
+M.validUtf8 = core.validUtf8
+--- luaparty.queryParam(url, name) -> the URL-decoded value, or nil
+M.queryParam = core.queryParam
 
 -- Response.new / Response.json are constructors; a response's own methods
 -- (res:text(), res:json()) live in a separate metatable, as in JavaScript

@@ -33,6 +33,9 @@ Request.__index = Request
 
 function Request:text() return self.body end
 
+--- req:query(name) -> the URL-decoded query parameter, or nil
+function Request:query(name) return core.queryParam(self.url, name) end
+
 function Request:json()
   local ok, value = pcall(cjson.decode, self.body)
   if not ok then error("request body is not valid JSON: " .. tostring(value), 2) end

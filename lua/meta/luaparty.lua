@@ -20,6 +20,10 @@ local Request = {}
 function Request:text() end
 ---@return any
 function Request:json() end
+---The URL-decoded value of a query parameter, or nil.
+---@param name string
+---@return string|nil
+function Request:query(name) end
 
 ---@class luaparty.ResponseInit
 ---@field status? integer default 200
@@ -227,5 +231,12 @@ function luaparty.binary(bytes) end
 ---@param v any
 ---@return boolean
 function luaparty.isBinary(v) end
+---@param s string
+---@return boolean
+function luaparty.validUtf8(s) end
+---@param url string
+---@param name string
+---@return string|nil
+function luaparty.queryParam(url, name) end
 
 return luaparty

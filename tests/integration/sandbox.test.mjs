@@ -20,3 +20,13 @@ for (const args of [[], ['--cpu-limit', '0']]) {
     }
   });
 }
+
+test('luaparty.validUtf8, luaparty.queryParam and req:query', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    const text = (await httpRequest(`${server.url}/parties/main/x?helpers=1&name=Ann%20Lee`)).text;
+    assert.equal(text, 'true|false|Ann Lee|nil|two words');
+  } finally {
+    await server.stop();
+  }
+});

@@ -1,5 +1,13 @@
 local P = {}
 function P:onRequest(req)
+  if req:query("helpers") then
+    local luaparty = require "luaparty"
+    return table.concat({
+      tostring(luaparty.validUtf8("héllo")), tostring(luaparty.validUtf8("\xff\xfe")),
+      tostring(req:query("name")), tostring(req:query("missing")),
+      tostring(luaparty.queryParam("http://x/p?a=1&b=two%20words", "b")),
+    }, "|")
+  end
   local out = {}
   for _, name in ipairs({ "ffi", "io", "jit", "jit.opt", "os", "debug", "string", "cjson", "luaparty", "bit", "table", "math", "coroutine" }) do
     local ok, m = pcall(require, name)
