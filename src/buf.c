@@ -50,6 +50,17 @@ void buf_printf(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void buf_append_uint(buf *b, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + sizeof tmp - n, (size_t)n);
+}
+
 char *buf_steal(buf *b)
 {
     buf_reserve(b, 0);

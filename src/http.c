@@ -78,7 +78,9 @@ char *http_request_url(const http_request *r)
 {
     buf b;
     buf_init(&b);
-    buf_printf(&b, "http://%s%s", r->host ? r->host : "localhost", r->target);
+    buf_appendstr(&b, "http://");
+    buf_appendstr(&b, r->host ? r->host : "localhost");
+    buf_appendstr(&b, r->target);
     return buf_steal(&b);
 }
 
@@ -141,19 +143,32 @@ bool http_header_value_ok(const char *s, size_t len)
 
 chunk *http_response_serialize(const http_response *r, bool keep_alive, bool head_only)
 {
+    /* plain appends, not printf: this runs for every response */
     buf b;
     buf_init(&b);
-    buf_printf(&b, "HTTP/1.1 %d %s\r\n", r->status, http_status_text(r->status));
+    buf_reserve(&b, 128 + r->body.len);
+    buf_appendstr(&b, "HTTP/1.1 ");
+    buf_append_uint(&b, (uint64_t)r->status);
+    buf_append(&b, " ", 1);
+    buf_appendstr(&b, http_status_text(r->status));
+    buf_append(&b, "\r\n", 2);
     for (size_t i = 0; i < r->headers.n; i++) {
         const http_header *h = &r->headers.items[i];
         /* We own framing: a party cannot set these and break the stream. */
         if (!strcmp(h->name, "content-length") || !strcmp(h->name, "transfer-encoding") ||
             !strcmp(h->name, "connection"))
             continue;
-        buf_printf(&b, "%s: %s\r\n", h->name, h->value);
+        buf_appendstr(&b, h->name);
+        buf_append(&b, ": ", 2);
+        buf_appendstr(&b, h->value);
+        buf_append(&b, "\r\n", 2);
     }
     bool no_body = r->status == 204 || r->status == 304 || (r->status >= 100 && r->status < 200);
-    if (!no_body) buf_printf(&b, "content-length: %zu\r\n", r->body.len);
+    if (!no_body) {
+        buf_appendstr(&b, "content-length: ");
+        buf_append_uint(&b, r->body.len);
+        buf_append(&b, "\r\n", 2);
+    }
     if (!keep_alive) buf_appendstr(&b, "connection: close\r\n");
     buf_appendstr(&b, "\r\n");
     if (!head_only && !no_body) buf_append(&b, r->body.data, r->body.len);

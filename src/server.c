@@ -550,8 +550,10 @@ static void deliver_request(client *c, http_request *req, const route *rt)
     ce->head = strcmp(req->method, "HEAD") == 0;
     ce->keep_alive = req->keep_alive;
     ce->start = uv_hrtime();
-    ce->method = xstrdup(req->method);
-    ce->target = xstrdup(req->target);
+    if (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG) { /* only the request log needs them */
+        ce->method = xstrdup(req->method);
+        ce->target = xstrdup(req->target);
+    }
     c->ex = ce;
     room_request(r, req, &ce->ex);
 }
