@@ -243,8 +243,6 @@ dial *dial_new(uv_loop_t *loop, const char *host, int port, bool use_tls, const 
 
 void *dial_data(const dial *d) { return d->ud; }
 bool dial_open(const dial *d) { return d->open && !d->closed; }
-const char *dial_host(const dial *d) { return d->host; }
-int dial_port(const dial *d) { return d->port; }
 
 /* ---- URLs and the outbound allow-list ---- */
 

@@ -43,7 +43,5 @@ void dial_close(dial *d);
 void dial_end(dial *d);
 void *dial_data(const dial *d);
 bool dial_open(const dial *d);
-const char *dial_host(const dial *d);
-int dial_port(const dial *d);
 
 #endif

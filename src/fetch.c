@@ -29,8 +29,6 @@
 #define MAX_REDIRECTS 5
 #define POOL_IDLE_MS 30000
 
-struct task;
-lua_State *room_task_thread(struct task *t);
 
 typedef struct out_conn out_conn;
 typedef struct call call;

@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct task;
-lua_State *room_task_thread(struct task *t);
 
 /* The suspended task of the caller, or a Lua error if C cannot resume it. */
 static struct task *suspendable_task(lua_State *L, room *r, const char *what)

@@ -16,8 +16,6 @@
 
 #define SOCKET_MT "luaparty.socket"
 
-struct task;
-lua_State *room_task_thread(struct task *t);
 
 typedef struct socket_box {
     endpoint *e;

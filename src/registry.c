@@ -33,12 +33,6 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
     return r;
 }
 
-void registry_close_connections(worker *w, int code, const char *reason)
-{
-    dict_entry *e;
-    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) room_close_all(e->val, code, reason);
-}
-
 void registry_evict(worker *w, room *r, int code, const char *reason)
 {
     char key[1024];
@@ -79,7 +73,6 @@ static void drop(void *v)
 
 void registry_clear(worker *w) { dict_free(&w->rooms, drop); }
 
-size_t registry_count(const worker *w) { return w->rooms.count; }
 
 bool registry_quiet(worker *w)
 {

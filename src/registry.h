@@ -13,8 +13,6 @@
 /* Returns the live room (party, id), creating it on first use. NULL with
  * *err (caller frees) if its script fails to load. */
 room *registry_resolve(worker *w, const party *p, const char *id, char **err);
-/* Closes every connection with code/reason (e.g. 1001 on shutdown). */
-void registry_close_connections(worker *w, int code, const char *reason);
 /* Takes a room out of service now (the drain seam): closes its connections
  * with code/reason and unloads it; the next request makes a fresh one.
  * Used for idle unloading and for a room reset after a storage failure. */
@@ -23,7 +21,6 @@ void registry_evict(worker *w, room *r, int code, const char *reason);
 void registry_sweep(worker *w);
 /* Drops every room (shutdown). */
 void registry_clear(worker *w);
-size_t registry_count(const worker *w);
 /* True if no room has events queued, tasks suspended or output held. */
 bool registry_quiet(worker *w);
 

@@ -604,8 +604,6 @@ void room_task_suspend(task *t) { t->suspended = true; }
 
 lua_State *room_task_thread(task *t) { return t->co; }
 
-room *room_task_room(task *t) { return t->r; }
-
 void room_close_all(room *r, int code, const char *reason)
 {
     for (lp_conn *c = r->conns; c; c = c->next)

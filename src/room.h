@@ -161,6 +161,8 @@ void room_output_respond(room *r, exchange *ex, http_response *res);
 /* The task (coroutine) running now; C functions that suspend use it. */
 struct task *room_current_task(room *r);
 void room_task_suspend(struct task *t);
+/* The coroutine a task runs in (C functions check they are called from it). */
+lua_State *room_task_thread(struct task *t);
 room *room_from_state(lua_State *L);
 /* Closes every connection with code, e.g. 1001 on shutdown. */
 void room_close_all(room *r, int code, const char *reason);
