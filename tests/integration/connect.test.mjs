@@ -7,37 +7,24 @@
 // upgrade wrongly.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
+import { testCA } from './lib/certs.mjs';
 import { startServer, httpRequest, mkTmp, waitFor, projectDir, sleep } from './lib/server.mjs';
 
 // ---- certificates ----
 
 function makeCerts() {
-  const dir = mkTmp('luaparty-connect-tls-');
-  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', timeout: 10_000 });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
-    '-subj', '/CN=luaparty connect test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  const leaf = (name, san) => {
-    fs.writeFileSync(path.join(dir, `${name}.ext`),
-      `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`);
-    run(['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
-    run(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
-    return { key: fs.readFileSync(path.join(dir, `${name}.key`)), cert: fs.readFileSync(path.join(dir, `${name}.pem`)) };
-  };
+  const ca = testCA('connect');
   return {
-    dir,
-    caFile: path.join(dir, 'ca.pem'),
-    good: leaf('localhost', 'DNS:localhost,IP:127.0.0.1'),
-    wrong: leaf('wrong.test', 'DNS:wrong.test'),
+    dir: ca.dir,
+    caFile: ca.caFile,
+    good: ca.leaf('localhost', 'localhost', 'DNS:localhost,IP:127.0.0.1'),
+    wrong: ca.leaf('wrong.test', 'wrong.test', 'DNS:wrong.test'),
   };
 }
 

@@ -12,7 +12,7 @@
 // bounded waits and cleanup.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -25,6 +25,7 @@ import PartySocket from 'partysocket';
 import {
   BIN, REPO, EXAMPLES, mkTmp, sleep, waitFor, rawHttp, runExpectExit, startServer,
 } from './lib/server.mjs';
+import { testCA } from './lib/certs.mjs';
 
 const MULTIPARTY = path.join(EXAMPLES, 'multiparty');
 const BENCH = path.join(REPO, 'bench', 'project');
@@ -35,35 +36,14 @@ const ACTIVE = '/parties/connections/active-connections';
 let certs;
 
 function makeCerts() {
-  const dir = mkTmp('luaparty-tls-certs-');
-  const run = (args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe', timeout: 10_000 });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2',
-    '-subj', '/CN=luaparty tls test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  const leaf = (name, cn, san) => {
-    fs.writeFileSync(path.join(dir, `${name}.ext`),
-      `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n`);
-    run(['req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
-    run(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
-      '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`]);
-    const cert = fs.readFileSync(path.join(dir, `${name}.pem`));
-    return {
-      certFile: path.join(dir, `${name}.pem`),
-      keyFile: path.join(dir, `${name}.key`),
-      cert,
-      key: fs.readFileSync(path.join(dir, `${name}.key`)),
-      fingerprint: new crypto.X509Certificate(cert).fingerprint256,
-    };
-  };
-  run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', 'stray.key']);
+  const ca = testCA('tls');
   return {
-    dir,
-    ca: fs.readFileSync(path.join(dir, 'ca.pem')),
-    first: leaf('first', 'localhost', 'DNS:localhost,IP:127.0.0.1'),
-    second: leaf('second', 'localhost (renewed)', 'DNS:localhost,IP:127.0.0.1'),
-    wrongName: leaf('wrong', 'wrong.test', 'DNS:wrong.test'),
-    strayKeyFile: path.join(dir, 'stray.key'), // matches none of the certificates
+    dir: ca.dir,
+    ca: ca.ca,
+    first: ca.leaf('first', 'localhost', 'DNS:localhost,IP:127.0.0.1'),
+    second: ca.leaf('second', 'localhost (renewed)', 'DNS:localhost,IP:127.0.0.1'),
+    wrongName: ca.leaf('wrong', 'wrong.test', 'DNS:wrong.test'),
+    strayKeyFile: ca.strayKeyFile(),
   };
 }
 
