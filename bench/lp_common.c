@@ -245,3 +245,16 @@ void lp_hist_free(lp_hist *h) {
   free(h->b);
   h->b = NULL;
 }
+
+ssize_t lp_ws_recv_from(wslay_event_context_ptr ctx, const uint8_t **in, size_t *in_len, uint8_t *buf,
+                        size_t len) {
+  if (*in_len == 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    return -1;
+  }
+  size_t n = len < *in_len ? len : *in_len;
+  memcpy(buf, *in, n);
+  *in += n;
+  *in_len -= n;
+  return (ssize_t)n;
+}

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
+#include <wslay/wslay.h>
 
 #define LP_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -44,6 +45,10 @@ long lp_raise_nofile(long want);
 
 /* out must hold 29 bytes: base64(SHA-1(key + GUID)) + NUL. */
 void lp_ws_accept(const char *key, size_t key_len, char out[29]);
+/* The body of a wslay recv callback that reads from (*in, *in_len), set by
+ * the caller before wslay_event_recv; WOULDBLOCK when they are used up. */
+ssize_t lp_ws_recv_from(wslay_event_context_ptr ctx, const uint8_t **in, size_t *in_len, uint8_t *buf,
+                        size_t len);
 
 /* Server resident set size in KiB from /proc/<pid>/status, -1 if gone. */
 long lp_read_rss_kb(int pid);

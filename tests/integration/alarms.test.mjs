@@ -2,39 +2,12 @@
 // timing, clearing, retry with backoff, room.id/context.parties inside onAlarm,
 // unloaded rooms and server restarts (tests/projects/storage/parties/alarm.lua:
 // onAlarm records its run in the storage key "fired").
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, httpRequest, mkTmp, sleep, waitFor } from './lib/server.mjs';
+import { mkTmp, sleep, waitFor } from './lib/server.mjs';
+import { storageProject } from './lib/storage-project.mjs';
 
-const PROJECT = 'storage';
-const servers = [];
-
-/** httpRequest, and if it fails, say whether the server is still running and show its log. */
-async function req(srv, url, opts) {
-  try {
-    return await httpRequest(url, opts);
-  } catch (e) {
-    e.message += `\nserver ${srv.alive() ? 'still running' : `exited: ${JSON.stringify(srv.exitInfo)}`}` +
-      `\nlog tail:\n${srv.logs().slice(-2000)}`;
-    throw e;
-  }
-}
-after(async () => { for (const s of servers) await s.stop(); });
-
-async function start({ persist, args = [] } = {}) {
-  const s = await startServer({ project: PROJECT, persist, args });
-  servers.push(s);
-  return s;
-}
-
-async function cmd(srv, room, body, party = 'alarm') {
-  const r = await req(srv, `${srv.url}/parties/${party}/${room}`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 200, `${party}/${room} ${JSON.stringify(body)} -> ${r.status} ${r.text}` +
-    `\nlog tail:\n${srv.logs().slice(-1500)}`);
-  return r.json();
-}
+const { req, start, cmd } = storageProject('alarm');
 
 /** GET alarm/<room>: {fired, firedCount, starts, alarm, room}. */
 async function state(srv, room) {

@@ -3,45 +3,18 @@
 // limits, idle room unloading and unusable storage directories.
 // Parties: tests/projects/storage (kv.lua drives storage from POSTed JSON
 // commands; checks JSON cannot express run in Lua and return a verdict).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  startServer, runExpectExit, httpRequest, wsConnect, closeAll, mkTmp, sleep,
+  runExpectExit, wsConnect, closeAll, mkTmp, sleep,
 } from './lib/server.mjs';
+import { storageProject } from './lib/storage-project.mjs';
 
 const PROJECT = 'storage';
-const servers = [];
-
-/** httpRequest, and if it fails, say whether the server is still running and show its log. */
-async function req(srv, url, opts) {
-  try {
-    return await httpRequest(url, opts);
-  } catch (e) {
-    e.message += `\nserver ${srv.alive() ? 'still running' : `exited: ${JSON.stringify(srv.exitInfo)}`}` +
-      `\nlog tail:\n${srv.logs().slice(-2000)}`;
-    throw e;
-  }
-}
-after(async () => { for (const s of servers) await s.stop(); });
-
-async function start({ persist, args = [] } = {}) {
-  const s = await startServer({ project: PROJECT, persist, args });
-  servers.push(s);
-  return s;
-}
-
-/** POSTs a JSON command to /parties/<party>/<room>; asserts 200, returns the JSON answer. */
-async function cmd(srv, room, body, party = 'kv') {
-  const r = await req(srv, `${srv.url}/parties/${party}/${room}`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 200, `${party}/${room} ${JSON.stringify(body).slice(0, 200)} -> ${r.status} ${r.text}` +
-    `\nlog tail:\n${srv.logs().slice(-1500)}`);
-  return r.json();
-}
+const { req, start, cmd } = storageProject('kv');
 
 const hex = (s) => Buffer.from(s, 'utf8').toString('hex');
 /** A list() answer as an array of entries (lua-cjson encodes an empty table as {}). */
