@@ -6,7 +6,9 @@
  * future and committed, then its room is woken with that lease. If the
  * process dies during onAlarm, the lease makes it fire again (at least once,
  * as Durable Objects promise); when onAlarm ends, the alarm is cleared only
- * if it still holds the lease, so an alarm set by onAlarm itself stays. */
+ * if it still holds the lease, so an alarm set by onAlarm itself stays.
+ * With several workers the timer runs on worker 0, which wakes each room on
+ * the worker that owns it. */
 #include "alarm.h"
 #include "log.h"
 #include "registry.h"
@@ -37,6 +39,22 @@ static void collect(void *ud, const char *party_name, const char *room_id, int64
     if (l->n < BATCH) l->items[l->n++] = (due){xstrdup(party_name), xstrdup(room_id), retries};
 }
 
+typedef struct wake {
+    int64_t lease;
+    int retries;
+    char *where;   /* party/room, for the log */
+} wake;
+
+/* On the room's owner: run its onAlarm (the lease is already stored). */
+static void wake_room(room *r, void *arg, const char *err)
+{
+    wake *k = arg;
+    if (r) room_alarm(r, k->lease, k->retries);
+    else log_error("alarm of %s cannot run: %s", k->where, err); /* the lease retries it */
+    free(k->where);
+    free(k);
+}
+
 static void on_timer(uv_timer_t *t)
 {
     worker *w = t->data;
@@ -52,25 +70,32 @@ static void on_timer(uv_timer_t *t)
     for (int i = 0; i < l.n; i++) {
         due *d = &l.items[i];
         const party *p = config_party(w->cfg, d->party, strlen(d->party));
-        char *rerr = NULL;
-        room *r = p ? registry_resolve(w, p, d->room, &rerr) : NULL;
-        if (r) {
-            room_alarm(r, lease, d->retries);
-        } else {
-            /* the party is gone from partykit.json, or its script fails */
-            log_error("alarm of %s/%s cannot run: %s", d->party, d->room, p ? rerr : "no such party");
-            if (!p) storage_delete_alarm(s, d->party, d->room, &err);
+        if (p) {
+            wake *k = xmalloc(sizeof *k);
+            buf where;
+            buf_init(&where);
+            buf_printf(&where, "%s/%s", d->party, d->room);
+            *k = (wake){lease, d->retries, buf_steal(&where)};
+            registry_with_room(w, p, d->room, wake_room, k);
+        } else { /* the party is gone from partykit.json */
+            log_error("alarm of %s/%s cannot run: no such party", d->party, d->room);
+            storage_delete_alarm(s, d->party, d->room, &err);
             storage_commit(s, NULL, NULL);
         }
-        free(rerr);
         free(d->party);
         free(d->room);
     }
     alarm_reschedule(w);
 }
 
+static void reschedule_job(worker *w, void *arg) { alarm_reschedule(w); }
+
 void alarm_reschedule(worker *w)
 {
+    if (w->index != 0) { /* the one alarm timer lives on worker 0 */
+        worker_post(w->all[0], reschedule_job, NULL);
+        return;
+    }
     int64_t at;
     if (!storage_next_alarm(w->store, &at)) {
         uv_timer_stop(&w->alarm_timer);

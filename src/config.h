@@ -64,6 +64,7 @@ typedef struct config {
     uint64_t keepalive_timeout_ms; /* idle keep-alive connections are closed after this */
     uint64_t ping_interval_ms;  /* WebSocket pings to find dead peers */
     size_t max_connections;  /* clients in total */
+    size_t workers;          /* event loop threads; 0: 1 in dev, one per core in serve */
     size_t max_room_connections; /* WebSockets per room */
     uint64_t fetch_timeout_ms; /* outbound fetch, per call */
     size_t fetch_max_bytes;  /* outbound fetch response size */

@@ -65,7 +65,7 @@ int cron_parse(const char *expr, cron_entry *e, const char **why)
         }
         if (field(p, n, lo[i], hi[i], &bits[i], &any[i]) != 0) {
             static const char *names[] = {"minute", "hour", "day-of-month", "month", "day-of-week"};
-            static char msg[64];
+            static _Thread_local char msg[64];
             snprintf(msg, sizeof msg, "bad %s field", names[i]);
             *why = msg;
             return -1;

@@ -128,7 +128,7 @@ int dial_send(dial *d, const void *data, size_t len)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
-    static char slab[65536]; /* one loop thread: each read is consumed at once */
+    static _Thread_local char slab[65536]; /* one per worker thread: each read is consumed at once */
     b->base = slab;
     b->len = sizeof slab;
 }

@@ -68,7 +68,7 @@ struct out_conn {
     out_conn *prev, *next;  /* every live connection */
 };
 
-static out_conn *conns;
+static _Thread_local out_conn *conns; /* each worker keeps its own pool */
 
 static void call_fail(call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void conn_close(out_conn *oc);
@@ -528,5 +528,4 @@ void fetch_shutdown(void)
         if (oc->c) call_fail(oc->c, "the server is shutting down"); /* closes oc */
         else conn_close(oc);
     }
-    tls_client_free();
 }

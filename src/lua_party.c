@@ -17,6 +17,7 @@
 #include "ws.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,7 @@ typedef struct fetch_call {
     room *caller;
     struct task *task;
     http_response *res;
+    char *err;             /* the target room could not start */
 } fetch_call;
 
 static void fetch_respond(exchange *ex, http_response *res)
@@ -75,9 +77,21 @@ static void fetch_respond(exchange *ex, http_response *res)
     room_resume(fc->caller, fc->task, &fc->done);
 }
 
+static void fetch_fail(exchange *ex, const char *err)
+{
+    fetch_call *fc = (fetch_call *)ex;
+    fc->err = xstrdup(err);
+    room_resume(fc->caller, fc->task, &fc->done);
+}
+
 static int fetch_push(completion *c, lua_State *co)
 {
     fetch_call *fc = (fetch_call *)((char *)c - offsetof(fetch_call, done));
+    if (fc->err) {
+        lua_pushnil(co);
+        lua_pushstring(co, fc->err);
+        return 2;
+    }
     lua_pushinteger(co, fc->res->status);
     lua_push_headers(co, &fc->res->headers);
     lua_pushlstring(co, fc->res->body.data ? fc->res->body.data : "", fc->res->body.len);
@@ -88,12 +102,14 @@ static void fetch_destroy(completion *c)
 {
     fetch_call *fc = (fetch_call *)((char *)c - offsetof(fetch_call, done));
     http_response_free(fc->res);
+    free(fc->err);
     room_unref(fc->caller);
     free(fc);
 }
 
 /* core.fetch(party, id, method, path, headers, body) -> status, headers, body
- * or nil, error. Suspends the calling coroutine until the answer. */
+ * or nil, error. Suspends the calling coroutine until the answer, which may
+ * come from a room on another worker. */
 static int l_fetch(lua_State *L)
 {
     room *r = room_from_state(L);
@@ -121,70 +137,161 @@ static int l_fetch(lua_State *L)
     req->host = xstrdup(r->owner->authority);
     if (body) buf_append(&req->body, body, blen);
 
-    char *err = NULL;
-    room *dest = registry_resolve(r->owner, p, id, &err);
-    if (!dest) {
-        http_request_free(req);
-        lua_pushnil(L);
-        lua_pushfstring(L, "fetch to %s/%s failed: %s", p->name, id, err);
-        free(err);
-        return 2;
-    }
     fetch_call *fc = xcalloc(1, sizeof *fc);
     fc->ex.respond = fetch_respond;
+    fc->ex.fail = fetch_fail;
     fc->done.push = fetch_push;
     fc->done.destroy = fetch_destroy;
     fc->caller = r;
     r->refs++;
     fc->task = t;
-    room_request(dest, req, &fc->ex);
     room_task_suspend(t);
+    registry_request(r->owner, p, id, req, &fc->ex);
     return lua_yield(L, 0);
 }
 
-/* ---- socket: a pipe between two rooms ---- */
+/* ---- socket: a pipe between two rooms ----
+ *
+ * The caller's side (near) and the target room's side (far) may live on
+ * two workers. Every crossing goes through hop(), which calls at once when
+ * both are on one worker and posts a job otherwise; messages are copied
+ * when they cross (chunk refcounts are not atomic). The pipe is freed when
+ * both sides and every hop in flight have let go. */
 
 typedef struct pipe_conn {
-    lp_conn conn;          /* the connection as the target room sees it */
-    endpoint ep;           /* the socket as the caller sees it */
+    lp_conn conn;          /* the connection as the target room sees it (far) */
+    endpoint ep;           /* the socket as the caller sees it (near) */
+    worker *near, *far;
+    atomic_int refs;       /* near side + far side + hops in flight */
+    bool far_closed;       /* far only: the target room was told it closed */
+    http_request *upgrade; /* until the target room has it */
+    const party *party;
 } pipe_conn;
+
+typedef void (*pipe_step)(pipe_conn *p, chunk *msg, int code);
+
+typedef struct hop_job {
+    pipe_conn *p;
+    pipe_step fn;
+    chunk *msg;
+    int code;
+} hop_job;
 
 static pipe_conn *pipe_of_ep(endpoint *e) { return (pipe_conn *)((char *)e - offsetof(pipe_conn, ep)); }
 
+static void pipe_unref(pipe_conn *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1) return;
+    http_request_free(p->upgrade);
+    free(p->ep.close_reason);
+    conn_cleanup(&p->conn);
+    free(p);
+}
+
+static void hop_run(worker *w, void *arg)
+{
+    hop_job *h = arg;
+    (void)w;
+    h->fn(h->p, h->msg, h->code);
+    if (h->msg) chunk_unref(h->msg);
+    pipe_unref(h->p);
+    free(h);
+}
+
+/* Runs fn on `to`'s side of the pipe (see the section comment). */
+static void hop(pipe_conn *p, worker *to, pipe_step fn, chunk *msg, int code)
+{
+    if (p->near == p->far) {
+        fn(p, msg, code);
+        return;
+    }
+    atomic_fetch_add(&p->refs, 1);
+    hop_job *h = xmalloc(sizeof *h);
+    *h = (hop_job){p, fn, msg ? ws_msg_new(msg->opcode, chunk_payload(msg), chunk_payload_len(msg)) : NULL, code};
+    worker_post(to, hop_run, h);
+}
+
+/* near side */
+static void near_deliver(pipe_conn *p, chunk *msg, int code) { endpoint_deliver(&p->ep, msg); }
+static void near_closed(pipe_conn *p, chunk *why, int code)
+{
+    char *reason = why ? strndup((const char *)chunk_payload(why), chunk_payload_len(why)) : NULL;
+    endpoint_closed(&p->ep, code, reason);
+    free(reason);
+}
+
+/* far side */
+static void far_message(pipe_conn *p, chunk *msg, int code) { room_message(&p->conn, msg); }
+static void far_disconnect(pipe_conn *p, chunk *msg, int code)
+{
+    if (p->far_closed) return;
+    p->far_closed = true;
+    room_disconnect(&p->conn, code, NULL);
+}
+static void far_release(pipe_conn *p, chunk *msg, int code) { conn_unref(&p->conn); }
+
 /* The target room sent on its connection: to the caller. */
-static void pipe_send(lp_conn *c, chunk *msg) { endpoint_deliver(&((pipe_conn *)c)->ep, msg); }
+static void pipe_send(lp_conn *c, chunk *msg)
+{
+    pipe_conn *p = (pipe_conn *)c;
+    hop(p, p->near, near_deliver, msg, 0);
+}
 
 /* The target room closed its connection. */
 static void pipe_close(lp_conn *c, int code, const char *reason, size_t len)
 {
     pipe_conn *p = (pipe_conn *)c;
-    if (p->ep.closed) return;
-    endpoint_closed(&p->ep, code, NULL);
+    if (p->far_closed) return;
+    p->far_closed = true;
+    hop(p, p->near, near_closed, NULL, code);
     room_disconnect(c, code, NULL);
 }
 
-static void pipe_destroy(lp_conn *c)
-{
-    pipe_conn *p = (pipe_conn *)c;
-    endpoint_cleanup(&p->ep);
-    conn_cleanup(c);
-    free(p);
-}
+static void pipe_destroy(lp_conn *c) { pipe_unref((pipe_conn *)c); }
 
 static const conn_ops pipe_conn_ops = {pipe_send, pipe_close, pipe_destroy};
 
 /* The caller sent: an onMessage in the target room. */
-static void ep_send(endpoint *e, chunk *msg) { room_message(&pipe_of_ep(e)->conn, msg); }
+static void ep_send(endpoint *e, chunk *msg)
+{
+    pipe_conn *p = pipe_of_ep(e);
+    hop(p, p->far, far_message, msg, 0);
+}
 
 /* The caller closed: onClose in the target room. */
 static void ep_close(endpoint *e, int code, const char *reason, size_t len)
 {
-    room_disconnect(&pipe_of_ep(e)->conn, code, NULL);
+    pipe_conn *p = pipe_of_ep(e);
+    hop(p, p->far, far_disconnect, NULL, code);
 }
 
-static void ep_release(endpoint *e) { conn_unref(&pipe_of_ep(e)->conn); }
+static void ep_release(endpoint *e)
+{
+    pipe_conn *p = pipe_of_ep(e);
+    endpoint_cleanup(e);
+    hop(p, p->far, far_release, NULL, 0);
+    pipe_unref(p);
+}
 
 static const endpoint_ops pipe_ep_ops = {ep_send, ep_close, ep_release};
+
+/* On the target's worker: join the target room, or tell the caller why not. */
+static void pipe_join(room *dest, void *arg, const char *err)
+{
+    pipe_conn *p = arg;
+    if (dest) {
+        http_request *req = p->upgrade;
+        p->upgrade = NULL;
+        room_connect(dest, &p->conn, req);
+    } else {
+        log_error("socket to %s: cannot start the room: %s", p->conn.uri, err);
+        p->far_closed = true;
+        chunk *why = ws_msg_new(WS_TEXT, "room failed to start", 20);
+        hop(p, p->near, near_closed, why, 1011);
+        chunk_unref(why);
+    }
+    pipe_unref(p); /* the reference of the join in flight */
+}
 
 /* core.socket_open(party, id, path, listener) -> handle */
 static int l_socket_open(lua_State *L)
@@ -196,12 +303,14 @@ static int l_socket_open(lua_State *L)
     luaL_argcheck(L, !*path || *path == '/' || *path == '?', 3, "path must start with '/' or '?'");
     luaL_checktype(L, 4, LUA_TTABLE);
 
-    char *err = NULL;
-    room *dest = registry_resolve(r->owner, p, id, &err);
-    if (!dest) {
-        lua_pushfstring(L, "socket to %s/%s failed: %s", p->name, id, err);
-        free(err);
-        return lua_error(L);
+    worker *far = registry_owner(r->owner, p, id);
+    if (far == r->owner) { /* here a room that cannot start is an error now */
+        char *err = NULL;
+        if (!registry_resolve(far, p, id, &err)) {
+            lua_pushfstring(L, "socket to %s/%s failed: %s", p->name, id, err);
+            free(err);
+            return lua_error(L);
+        }
     }
     char *target = target_of(p, id, path);
     http_request *req = http_request_new("GET", target);
@@ -213,8 +322,13 @@ static int l_socket_open(lua_State *L)
     pipe_conn *pc = xcalloc(1, sizeof *pc);
     conn_init(&pc->conn, &pipe_conn_ops, conn_id, uri); /* its reference belongs to the Lua handle */
     free(uri);
+    pc->near = r->owner;
+    pc->far = far;
+    atomic_init(&pc->refs, 3); /* near, far, and the join below */
+    pc->upgrade = req;
+    pc->party = p;
     endpoint_open(L, &pc->ep, &pipe_ep_ops, 4);
-    room_connect(dest, &pc->conn, req);
+    registry_with_room(r->owner, p, id, pipe_join, pc);
     return 1;
 }
 

@@ -43,6 +43,8 @@ static const char usage[] =
     "  --idle-timeout S  unload rooms idle for S seconds (default 60; decimals allowed)\n"
     "  --storage-sync M  normal (survives a process crash) or full (fsync: survives power loss)\n"
     "  --cpu-limit MS    CPU time per callback step (default 1000; 0 = no limit, JIT on)\n"
+    "  --workers N       event loop threads; each room lives on one (default: 1 in dev,\n"
+    "                    one per core in serve)\n"
     "  --max-connections N       clients in total (default 100000)\n"
     "  --max-room-connections N  WebSockets per room (default 10000)\n"
     "  --ping-interval S         ping quiet WebSockets; drop them after 2 (default 30)\n"
@@ -64,14 +66,26 @@ static const char usage[] =
     "idleTimeout, pingInterval, headerTimeout, keepaliveTimeout, fetchTimeout, fetchMaxBytes,\n"
     "outbound, cors); the command line wins.\n";
 
-typedef struct app {
-    config cfg;
-    storage *store;
+/* One worker and what it owns: its loop (the default loop for worker 0,
+ * which also takes the signals), its storage connection and its clients. */
+typedef struct slot {
     worker w;
     server srv;
-    uv_signal_t sigint, sigterm, sighup;
+    storage *store;
+    uv_loop_t *loop;
+    uv_loop_t own_loop;
+    uv_thread_t thread;
     uv_timer_t grace;
     uint64_t grace_end;
+    bool listening;
+} slot;
+
+typedef struct app {
+    config cfg;
+    size_t nslots;
+    slot *slots;
+    worker **workers;       /* w->all */
+    uv_signal_t sigint, sigterm, sighup;
     int signals;
 } app;
 
@@ -119,6 +133,7 @@ static int parse_number_option(config *cfg, const char *name, const char *v)
         {"--room-memory", &cfg->room_memory, NULL, false},
         {"--max-value", &cfg->max_value, NULL, false},
         {"--max-connections", &cfg->max_connections, NULL, false},
+        {"--workers", &cfg->workers, NULL, false},
         {"--max-room-connections", &cfg->max_room_connections, NULL, false},
         {"--max-header", &cfg->max_header, NULL, false},
         {"--max-body", &cfg->max_body, NULL, false},
@@ -260,32 +275,60 @@ static void on_walk_close(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-/* Start-up failed after the loop was set up: report, close what exists. */
-static int abort_start(app *a, uv_loop_t *loop, int code, char *err)
+/* Closes every handle of a slot's loop, runs the close callbacks, frees the
+ * loop. The worker's rooms are dropped first. */
+static void close_loop(slot *sl)
+{
+    worker_close(&sl->w);
+    uv_walk(sl->loop, on_walk_close, NULL);
+    uv_run(sl->loop, UV_RUN_DEFAULT);
+    uv_loop_close(sl->loop);
+}
+
+static void free_slots(app *a)
+{
+    for (size_t i = 0; i < a->nslots; i++) {
+        worker_free(&a->slots[i].w);
+        storage_close(a->slots[i].store);
+    }
+    free(a->slots);
+    free(a->workers);
+}
+
+/* Start-up failed before any thread started: report, close what exists. */
+static int abort_start(app *a, int code, char *err)
 {
     fprintf(stderr, "luaparty: %s\n", err);
     free(err);
-    worker_close(&a->w);
-    uv_walk(loop, on_walk_close, NULL); /* the listener etc., if they were opened */
-    uv_run(loop, UV_RUN_DEFAULT);
-    uv_loop_close(loop);
-    storage_close(a->store);
+    for (size_t i = 0; i < a->nslots; i++) close_loop(&a->slots[i]);
+    free_slots(a);
     config_free(&a->cfg);
+    sandbox_free_compiled();
     return code;
 }
 
-/* During shutdown: stop once every client is gone and no room has work
- * left (onClose callbacks and their cross-party calls have run and
- * committed), or when the grace period is over. */
+/* During shutdown: a worker stops once every client of it is gone and no
+ * room of it has work left (onClose callbacks and their cross-party calls
+ * have run and committed), or when the grace period is over. */
 static void on_drain_check(uv_timer_t *t)
 {
-    app *a = t->data;
-    bool done = server_clients(&a->srv) == 0 && registry_quiet(&a->w);
-    if (done || uv_now(t->loop) >= a->grace_end) {
+    slot *sl = t->data;
+    bool done = server_clients(&sl->srv) == 0 && registry_quiet(&sl->w);
+    if (done || uv_now(t->loop) >= sl->grace_end) {
         if (!done) log_warn("shutdown grace period over: closing what is left");
         uv_timer_stop(t);
         uv_stop(t->loop);
     }
+}
+
+/* On each worker's own thread: stop accepting, close clients, drain. */
+static void begin_shutdown(worker *w, void *arg)
+{
+    slot *sl = arg;
+    w->stopping = true;
+    server_shutdown(&sl->srv);
+    sl->grace_end = uv_now(w->loop) + 5000;
+    uv_timer_start(&sl->grace, on_drain_check, 10, 10);
 }
 
 /* SIGHUP: load the certificate and key again (renewed certificates need
@@ -311,10 +354,63 @@ static void on_signal(uv_signal_t *sig, int signum)
         exit(1);
     }
     log_info("shutting down (%s): closing connections", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    a->w.stopping = true;
-    server_shutdown(&a->srv);
-    a->grace_end = uv_now(sig->loop) + 5000;
-    uv_timer_start(&a->grace, on_drain_check, 10, 10);
+    for (size_t i = 1; i < a->nslots; i++) worker_post(&a->slots[i].w, begin_shutdown, &a->slots[i]);
+    begin_shutdown(&a->slots[0].w, &a->slots[0]);
+}
+
+/* After a worker's loop stopped: close its clients (their rooms run
+ * onClose), then everything else, on the worker's own thread. */
+static void finish_slot(slot *sl)
+{
+    fetch_shutdown();
+    server_free(&sl->srv);
+    uv_run(sl->loop, UV_RUN_NOWAIT);
+    close_loop(sl);
+}
+
+static void worker_thread(void *arg)
+{
+    slot *sl = arg;
+    lp_metrics_here = &sl->w.stats;
+    uv_run(sl->loop, UV_RUN_DEFAULT);
+    finish_slot(sl);
+}
+
+static size_t default_workers(const config *cfg)
+{
+    if (cfg->dev) return 1; /* one loop: logs in order, as partykit dev */
+    unsigned n = uv_available_parallelism();
+    return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+/* Opens each worker's storage connection and loop. */
+static int make_slots(app *a, char **err)
+{
+    a->nslots = a->cfg.workers ? a->cfg.workers : default_workers(&a->cfg);
+    a->slots = xcalloc(a->nslots, sizeof *a->slots);
+    a->workers = xcalloc(a->nslots, sizeof *a->workers);
+    for (size_t i = 0; i < a->nslots; i++) {
+        slot *sl = &a->slots[i];
+        sl->store = storage_open(a->cfg.persist_dir, a->cfg.storage_sync_full, err);
+        if (!sl->store) {
+            a->nslots = i;
+            return -1;
+        }
+        if (i == 0) {
+            sl->loop = uv_default_loop();
+        } else {
+            uv_loop_init(&sl->own_loop);
+            sl->loop = &sl->own_loop;
+        }
+        worker_init(&sl->w, sl->loop, &a->cfg, sl->store);
+        sl->w.index = (int)i;
+        sl->w.nworkers = (int)a->nslots;
+        sl->w.all = a->workers;
+        a->workers[i] = &sl->w;
+        uv_timer_init(sl->loop, &sl->grace);
+        sl->grace.data = sl;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -353,34 +449,41 @@ int main(int argc, char **argv)
         config_free(&a.cfg);
         return 2;
     }
-    a.store = storage_open(a.cfg.persist_dir, a.cfg.storage_sync_full, &err);
-    if (!a.store) {
+    if (make_slots(&a, &err) != 0) {
         fprintf(stderr, "luaparty: %s\n", err);
         free(err);
+        for (size_t i = 0; i < a.nslots; i++) close_loop(&a.slots[i]);
+        free_slots(&a);
         config_free(&a.cfg);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    uv_loop_t *loop = uv_default_loop();
-    worker_init(&a.w, loop, &a.cfg, a.store);
+    sandbox_prepare();
+    slot *first = &a.slots[0];
+    lp_metrics_here = &first->w.stats;
     uint64_t t0 = uv_hrtime();
     /* Run every party's top-level code once now: a script that fails to
      * load stops start-up with file:line, not the first request. */
     for (size_t i = 0; i < a.cfg.nparties; i++) {
-        if (sandbox_try_party(&a.w, a.cfg.parties[i], &err) != 0) {
+        if (sandbox_try_party(&first->w, a.cfg.parties[i], &err) != 0) {
             buf b;
             buf_init(&b);
             buf_printf(&b, "%s/partykit.json: party \"%s\": %s", a.cfg.dir, a.cfg.parties[i]->name, err);
             free(err);
-            return abort_start(&a, loop, 2, buf_steal(&b));
+            return abort_start(&a, 2, buf_steal(&b));
         }
     }
-    if (server_listen(&a.srv, &a.w, &err) != 0) return abort_start(&a, loop, 1, err);
-    if (a.cfg.metrics_addr && metrics_listen(&a.w, &a.srv, a.cfg.metrics_addr, &err) != 0)
-        return abort_start(&a, loop, 1, err);
-    int port = server_port(&a.srv);
+    for (size_t i = 0; i < a.nslots; i++) {
+        if (server_listen(&a.slots[i].srv, &a.slots[i].w, i ? &first->srv : NULL, &err) != 0)
+            return abort_start(&a, 1, err);
+        worker_start_timers(&a.slots[i].w);
+    }
+    if (a.cfg.metrics_addr && metrics_listen(&first->w, a.cfg.metrics_addr, &err) != 0)
+        return abort_start(&a, 1, err);
+    int port = server_port(&first->srv);
     log_info("%s: %zu part%s, storage in %s", a.cfg.name, a.cfg.nparties, a.cfg.nparties == 1 ? "y" : "ies",
              a.cfg.persist_dir);
+    if (a.nslots > 1) log_info("%zu workers (event loop threads)", a.nslots);
     if (a.cfg.dev)
         for (size_t i = 0; i < a.cfg.nparties; i++)
             log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", a.cfg.parties[i]->name, a.cfg.host, port,
@@ -388,6 +491,7 @@ int main(int argc, char **argv)
     log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on %s://%s:%d (ready in %.1f ms)",
             a.cfg.tls_cert ? "https" : "http", a.cfg.host, port, (double)(uv_hrtime() - t0) / 1e6);
 
+    uv_loop_t *loop = first->loop;
     uv_signal_init(loop, &a.sigint);
     uv_signal_init(loop, &a.sigterm);
     a.sigint.data = a.sigterm.data = &a;
@@ -396,25 +500,19 @@ int main(int argc, char **argv)
     uv_signal_init(loop, &a.sighup);
     a.sighup.data = &a;
     uv_signal_start(&a.sighup, on_sighup, SIGHUP);
-    uv_timer_init(loop, &a.grace);
-    a.grace.data = &a;
 
-    if (a.cfg.watch) reload_start(&a.w, &a.cfg);
+    if (a.cfg.watch) reload_start(&first->w, &a.cfg);
+    for (size_t i = 1; i < a.nslots; i++) uv_thread_create(&a.slots[i].thread, worker_thread, &a.slots[i]);
 
     uv_run(loop, UV_RUN_DEFAULT);
 
     reload_stop();
     metrics_close();
-    fetch_shutdown();
+    finish_slot(first);
+    for (size_t i = 1; i < a.nslots; i++) uv_thread_join(&a.slots[i].thread);
+    free_slots(&a);
     tls_server_free();
-    /* Let room onClose callbacks of the last connections run, then free. */
-    server_free(&a.srv);
-    uv_run(loop, UV_RUN_NOWAIT);
-    worker_close(&a.w);
-    uv_walk(loop, on_walk_close, NULL);
-    uv_run(loop, UV_RUN_DEFAULT);
-    uv_loop_close(loop);
-    storage_close(a.store);
+    tls_client_free();
     config_free(&a.cfg);
     sandbox_free_compiled();
     log_info("bye");

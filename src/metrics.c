@@ -14,20 +14,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-metrics lp_metrics;
+static metrics outside_workers; /* counts of threads that are not workers (none today) */
+_Thread_local metrics *lp_metrics_here = &outside_workers;
 
 static const double bucket_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01};
 
 void metrics_commit_observed(uint64_t ns, int status)
 {
-    metrics *m = &lp_metrics;
-    m->commits++;
-    if (status != 0) m->commit_failures++;
+    METRIC_ADD(commits, 1);
+    if (status != 0) METRIC_ADD(commit_failures, 1);
+    METRIC_ADD(commit_ns_sum, ns);
     double secs = (double)ns / 1e9;
-    m->commit_seconds_sum += secs;
     size_t i = 0;
     while (i < 7 && secs > bucket_le[i]) i++;
-    m->commit_us_buckets[i]++;
+    METRIC_ADD(commit_us_buckets[i], 1);
+}
+
+/* Every worker's counters, summed. */
+static void sum_counters(worker *w, metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    for (int i = 0; i < w->nworkers; i++) {
+        const uint64_t *from = (const uint64_t *)&w->all[i]->stats;
+        uint64_t *to = (uint64_t *)m;
+        for (size_t k = 0; k < sizeof *m / sizeof(uint64_t); k++) to[k] += __atomic_load_n(&from[k], __ATOMIC_RELAXED);
+    }
 }
 
 static void counter(buf *b, const char *name, const char *help, uint64_t v)
@@ -40,27 +51,38 @@ static void gauge(buf *b, const char *name, const char *help, double v)
     buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.0f\n", name, help, name, name, v);
 }
 
-void metrics_render(worker *w, server *s, buf *b)
+/* Gauges are read from the registries of all workers: the others are
+ * paused for the few microseconds that takes (worker.h), so no room is read
+ * while its owner changes it. */
+void metrics_render(worker *w, buf *b)
 {
-    const metrics *m = &lp_metrics;
+    metrics sum;
+    sum_counters(w, &sum);
+    const metrics *m = &sum;
     const config *cfg = w->cfg;
-    size_t conns = 0, mem = 0;
+    size_t conns = 0, mem = 0, clients = 0;
+    worker_pause_others(w);
     buf_appendstr(b, "# HELP luaparty_rooms Live rooms per party.\n# TYPE luaparty_rooms gauge\n");
     for (size_t i = 0; i < cfg->nparties; i++) {
         size_t n = 0;
-        dict_entry *e;
-        for (size_t j = 0; (e = dict_next(&w->rooms, &j));) {
-            room *r = e->val;
-            if (r->party != cfg->parties[i]) continue;
-            if (r->id[0]) n++; /* the lobby "" is not a room */
-            conns += r->nconns;
-            mem += r->mem_used;
+        for (int k = 0; k < w->nworkers; k++) {
+            dict_entry *e;
+            for (size_t j = 0; (e = dict_next(&w->all[k]->rooms, &j));) {
+                room *r = e->val;
+                if (r->party != cfg->parties[i]) continue;
+                if (r->id[0]) n++; /* the lobby "" is not a room */
+                conns += r->nconns;
+                mem += r->mem_used;
+            }
         }
         buf_printf(b, "luaparty_rooms{party=\"%s\"} %zu\n", cfg->parties[i]->name, n);
     }
+    for (int k = 0; k < w->nworkers; k++) clients += server_clients(w->all[k]->srv);
+    worker_resume_others(w);
     gauge(b, "luaparty_connections", "Open WebSocket connections joined to rooms.", (double)conns);
-    gauge(b, "luaparty_clients", "Open TCP clients (HTTP and WebSocket).", (double)server_clients(s));
+    gauge(b, "luaparty_clients", "Open TCP clients (HTTP and WebSocket).", (double)clients);
     gauge(b, "luaparty_lua_memory_bytes", "Lua heap in use, all rooms.", (double)mem);
+    gauge(b, "luaparty_workers", "Worker threads (event loops).", (double)w->nworkers);
     counter(b, "luaparty_connections_opened_total", "WebSocket connections accepted.", m->connections_opened);
     counter(b, "luaparty_messages_in_total", "WebSocket messages received.", m->messages_in);
     counter(b, "luaparty_messages_out_total", "WebSocket messages sent.", m->messages_out);
@@ -84,7 +106,7 @@ void metrics_render(worker *w, server *s, buf *b)
     }
     buf_printf(b, "luaparty_storage_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)m->commits);
     buf_printf(b, "luaparty_storage_commit_seconds_sum %.6f\nluaparty_storage_commit_seconds_count %llu\n",
-               m->commit_seconds_sum, (unsigned long long)m->commits);
+               (double)m->commit_ns_sum / 1e9, (unsigned long long)m->commits);
     counter(b, "luaparty_reloads_total", "Hot reloads applied.", m->reloads);
 }
 
@@ -93,7 +115,6 @@ void metrics_render(worker *w, server *s, buf *b)
 static struct {
     uv_tcp_t listener;
     worker *w;
-    server *s;
     bool on;
 } E;
 
@@ -142,7 +163,7 @@ static void scrape_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     buf body;
     buf_init(&body);
     bool ok = strncmp(sc->in, "GET /metrics ", 13) == 0 || strncmp(sc->in, "GET /metrics?", 13) == 0;
-    if (ok) metrics_render(E.w, E.s, &body);
+    if (ok) metrics_render(E.w, &body);
     else buf_appendstr(&body, "Not found: try /metrics\n");
     buf_printf(&sc->out, "HTTP/1.1 %s\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: %zu\r\n"
                          "connection: close\r\n\r\n",
@@ -168,7 +189,7 @@ static void on_scrape(uv_stream_t *ls, int status)
     uv_read_start((uv_stream_t *)&sc->tcp, scrape_alloc, scrape_read);
 }
 
-int metrics_listen(worker *w, server *s, const char *addr, char **err)
+int metrics_listen(worker *w, const char *addr, char **err)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');
@@ -185,7 +206,6 @@ int metrics_listen(worker *w, server *s, const char *addr, char **err)
         return -1;
     }
     E.w = w;
-    E.s = s;
     uv_tcp_init(w->loop, &E.listener);
     int rc = uv_tcp_bind(&E.listener, (struct sockaddr *)&sa, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&E.listener, 64, on_scrape);

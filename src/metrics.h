@@ -15,18 +15,24 @@ typedef struct metrics {
     uint64_t callback_errors;
     uint64_t commits, commit_failures;
     uint64_t commit_us_buckets[8];   /* <=100us,250,500,1ms,2.5,5,10,+Inf */
-    double commit_seconds_sum;
+    uint64_t commit_ns_sum;
     uint64_t reloads;
     uint64_t connections_opened;
 } metrics;
 
-/* One set per process today; per worker once there are several. */
-extern metrics lp_metrics;
+/* Each worker counts into its own set (worker.stats); this points at the
+ * running thread's. Only that thread writes it, so a bump is a relaxed load
+ * and store (plain instructions, no lock); /metrics reads every worker's
+ * with relaxed loads and sums them. */
+extern _Thread_local metrics *lp_metrics_here;
+#define METRIC_ADD(field, n)                                                                                     \
+    __atomic_store_n(&lp_metrics_here->field, __atomic_load_n(&lp_metrics_here->field, __ATOMIC_RELAXED) + (n), \
+                     __ATOMIC_RELAXED)
 
 void metrics_commit_observed(uint64_t ns, int status);
-void metrics_render(struct worker *w, struct server *s, buf *out);
+void metrics_render(struct worker *w, buf *out);
 /* Listens on "host:port". Returns 0, or -1 with *err (caller frees). */
-int metrics_listen(struct worker *w, struct server *s, const char *addr, char **err);
+int metrics_listen(struct worker *w, const char *addr, char **err);
 void metrics_close(void);
 
 #endif

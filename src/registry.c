@@ -1,5 +1,10 @@
-/* registry.c - rooms by (party, id). Keys are "party\0id": the NUL cannot
- * occur in a party name, so two different pairs never share a key. */
+/* registry.c - rooms by (party, id), and which worker owns them.
+ *
+ * Keys are "party\0id": the NUL cannot occur in a party name, so two
+ * different pairs never share a key. Placement is a hash of the same key
+ * modulo the worker count; calls into a room of another worker travel as
+ * jobs (worker_post) and their answers come back the same way, so a room's
+ * Lua state is only ever touched by its owner's thread. */
 #include "registry.h"
 #include "log.h"
 
@@ -16,6 +21,18 @@ static size_t make_key(char *out, size_t cap, const char *pname, const char *id)
     return pl + 1 + il;
 }
 
+worker *registry_owner(worker *w, const party *p, const char *id)
+{
+    if (w->nworkers < 2 || !id[0]) return w;
+    uint32_t h = 2166136261u; /* FNV-1a over "party\0id" */
+    for (const char *s = p->name;; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+        if (!*s) break;
+    }
+    for (const char *s = id; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return w->all[h % (uint32_t)w->nworkers];
+}
+
 room *registry_resolve(worker *w, const party *p, const char *id, char **err)
 {
     char key[1024];
@@ -29,8 +46,117 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
     r = room_create(w, p, id, err);
     if (!r) return NULL;
     dict_upsert(&w->rooms, key, klen, NULL)->val = r;
+    if (id[0]) w->nrooms++;
     room_start(r);
     return r;
+}
+
+/* ---- calls into rooms of other workers ---- */
+
+typedef struct visit {
+    const party *p;
+    char *id;
+    registry_visit fn;
+    void *arg;
+} visit;
+
+static void visit_here(worker *w, const party *p, const char *id, registry_visit fn, void *arg)
+{
+    char *err = NULL;
+    room *r = registry_resolve(w, p, id, &err);
+    fn(r, arg, r ? NULL : err);
+    free(err);
+}
+
+static void visit_job(worker *w, void *arg)
+{
+    visit *v = arg;
+    visit_here(w, v->p, v->id, v->fn, v->arg);
+    free(v->id);
+    free(v);
+}
+
+void registry_with_room(worker *w, const party *p, const char *id, registry_visit fn, void *arg)
+{
+    worker *owner = registry_owner(w, p, id);
+    if (owner == w) {
+        visit_here(w, p, id, fn, arg);
+        return;
+    }
+    visit *v = xmalloc(sizeof *v);
+    *v = (visit){p, xstrdup(id), fn, arg};
+    worker_post(owner, visit_job, v);
+}
+
+/* A request on its way to a room: the exchange the room answers lives on
+ * the room's worker and sends the answer back to the asker's. */
+typedef struct forward {
+    exchange ex;           /* what the room answers (owner's thread) */
+    worker *origin;
+    exchange *asker;       /* the original exchange (origin's thread) */
+    http_request *req;
+    http_response *res;
+    char *err;
+} forward;
+
+static void answer_job(worker *w, void *arg)
+{
+    forward *f = arg;
+    (void)w;
+    if (f->err) {
+        if (f->asker->fail) f->asker->fail(f->asker, f->err);
+        else f->asker->respond(f->asker, http_response_new(500, "text/plain", "Internal Server Error", 21));
+    } else {
+        f->asker->respond(f->asker, f->res);
+    }
+    free(f->err);
+    free(f);
+}
+
+static void forward_respond(exchange *ex, http_response *res)
+{
+    forward *f = (forward *)ex;
+    f->res = res;
+    worker_post(f->origin, answer_job, f);
+}
+
+static void forward_visit(room *r, void *arg, const char *err)
+{
+    forward *f = arg;
+    if (!r) {
+        http_request_free(f->req);
+        f->err = xstrdup(err);
+        worker_post(f->origin, answer_job, f);
+        return;
+    }
+    room_request(r, f->req, &f->ex);
+}
+
+static void local_visit(room *r, void *arg, const char *err)
+{
+    forward *f = arg; /* only req and asker are used here */
+    if (r) {
+        room_request(r, f->req, f->asker);
+    } else {
+        http_request_free(f->req);
+        if (f->asker->fail) f->asker->fail(f->asker, err);
+        else f->asker->respond(f->asker, http_response_new(500, "text/plain", "Internal Server Error", 21));
+    }
+}
+
+void registry_request(worker *w, const party *p, const char *id, http_request *req, exchange *ex)
+{
+    if (registry_owner(w, p, id) == w) {
+        forward local = {.asker = ex, .req = req};
+        visit_here(w, p, id, local_visit, &local);
+        return;
+    }
+    forward *f = xcalloc(1, sizeof *f);
+    f->ex.respond = forward_respond;
+    f->origin = w;
+    f->asker = ex;
+    f->req = req;
+    registry_with_room(w, p, id, forward_visit, f);
 }
 
 void registry_evict(worker *w, room *r, int code, const char *reason)
@@ -39,6 +165,7 @@ void registry_evict(worker *w, room *r, int code, const char *reason)
     size_t klen = make_key(key, sizeof key, r->party->name, r->id);
     if (dict_get(&w->rooms, key, klen) != r) return;
     dict_remove(&w->rooms, key, klen);
+    if (r->id[0]) w->nrooms--;
     log_debug("room %s/%s unloaded (%s)", r->party->name, r->id, reason);
     /* Draining: its connections close (their onClose still runs); the room
      * is freed when the last reference (a connection) goes. */
@@ -71,7 +198,11 @@ static void drop(void *v)
     room_unref(r);
 }
 
-void registry_clear(worker *w) { dict_free(&w->rooms, drop); }
+void registry_clear(worker *w)
+{
+    dict_free(&w->rooms, drop);
+    w->nrooms = 0;
+}
 
 
 bool registry_quiet(worker *w)

@@ -10,9 +10,24 @@
 #include "room.h"
 #include "worker.h"
 
-/* Returns the live room (party, id), creating it on first use. NULL with
- * *err (caller frees) if its script fails to load. */
+/* The worker that owns room (party, id): a hash of both, so a room always
+ * lands on the same worker while the worker count stays. A lobby (id "")
+ * holds no state: every worker has its own. */
+worker *registry_owner(worker *w, const party *p, const char *id);
+
+/* Returns the live room (party, id) of this worker, creating it on first
+ * use. NULL with *err (caller frees) if its script fails to load. Only for
+ * rooms w owns (registry_owner), which every caller below makes sure of. */
 room *registry_resolve(worker *w, const party *p, const char *id, char **err);
+
+/* Runs fn(room, arg, NULL) on the owner's thread with the live room (now,
+ * if w owns it), or fn(NULL, arg, error) there if it cannot start. */
+typedef void (*registry_visit)(room *r, void *arg, const char *err);
+void registry_with_room(worker *w, const party *p, const char *id, registry_visit fn, void *arg);
+
+/* Hands req to room (party, id) wherever it lives; ex is answered on w's
+ * thread (see exchange in room.h). Takes req. */
+void registry_request(worker *w, const party *p, const char *id, http_request *req, exchange *ex);
 /* Takes a room out of service now (the drain seam): closes its connections
  * with code/reason and unloads it; the next request makes a fresh one.
  * Used for idle unloading and for a room reset after a storage failure. */

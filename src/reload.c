@@ -167,36 +167,64 @@ void reload_stop(void)
     uv_close((uv_handle_t *)&R.debounce, NULL);
 }
 
-/* Queues a reload in every live room of p (code and/or env). */
-static size_t reload_rooms(worker *w, const party *p, bool code, bool env)
+/* The live rooms of one worker that belong to p (all rooms if p is NULL). */
+static size_t rooms_of(worker *w, const party *p, room ***list)
 {
     size_t n = 0;
     dict_entry *e;
-    room **list = NULL;
+    *list = NULL;
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
         room *r = e->val;
         if (p && r->party != p) continue;
-        list = xrealloc(list, (n + 1) * sizeof *list);
-        list[n++] = r;
+        *list = xrealloc(*list, (n + 1) * sizeof **list);
+        (*list)[n++] = r;
     }
-    for (size_t i = 0; i < n; i++) room_reload(list[i], code, env);
-    free(list);
     return n;
+}
+
+typedef struct change {
+    const party *p;
+    bool code, env, retire;
+} change;
+
+/* On the worker that owns the rooms: queue a reload (code and/or env) in
+ * each, or close them all if the party was removed. */
+static void apply_change(worker *w, void *arg)
+{
+    change *c = arg;
+    room **list;
+    size_t n = rooms_of(w, c->p, &list);
+    for (size_t i = 0; i < n; i++) {
+        if (c->retire) registry_evict(w, list[i], 1012, "party removed from partykit.json");
+        else room_reload(list[i], c->code, c->env);
+    }
+    free(list);
+    free(c);
+}
+
+/* Applies a change to p's rooms on every worker: here at once, elsewhere
+ * as a job (their rooms run only on their own thread). The others are
+ * paused, so their registries can be counted. Returns the room count. */
+static size_t change_rooms(worker *w, const party *p, bool code, bool env, bool retire)
+{
+    size_t total = 0;
+    for (int k = 0; k < w->nworkers; k++) {
+        worker *to = w->all[k];
+        room **list;
+        total += rooms_of(to, p, &list);
+        free(list);
+        change *c = xmalloc(sizeof *c);
+        *c = (change){p, code, env, retire};
+        if (to == w) apply_change(w, c);
+        else worker_post(to, apply_change, c);
+    }
+    return total;
 }
 
 static void retire(worker *w, config *cfg, party *p)
 {
     p->removed = true;
-    dict_entry *e;
-    room **list = NULL;
-    size_t n = 0;
-    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
-        if (((room *)e->val)->party != p) continue;
-        list = xrealloc(list, (n + 1) * sizeof *list);
-        list[n++] = e->val;
-    }
-    for (size_t i = 0; i < n; i++) registry_evict(w, list[i], 1012, "party removed from partykit.json");
-    free(list);
+    size_t n = change_rooms(w, p, false, false, true);
     cfg->retired = xrealloc(cfg->retired, (cfg->nretired + 1) * sizeof *cfg->retired);
     cfg->retired[cfg->nretired++] = p;
     log_info("party %s removed (%zu room%s closed)", p->name, n, n == 1 ? "" : "s");
@@ -238,6 +266,8 @@ void reload_apply(worker *w, config *cfg, bool modules)
         config_free_project(&next);
         return;
     }
+    /* Every other worker waits while the shared config changes. */
+    worker_pause_others(w);
     bool env_changed = strcmp(cfg->vars_json, next.vars_json) != 0;
     if (env_changed) {
         free(cfg->vars_json);
@@ -277,7 +307,7 @@ void reload_apply(worker *w, config *cfg, bool modules)
             np->source = np->bytecode = np->script = np->path = np->chunkname = NULL;
             swapped++;
         }
-        if (changed || env_changed) rooms += reload_rooms(w, cur, changed, env_changed);
+        if (changed || env_changed) rooms += change_rooms(w, cur, changed, env_changed, false);
         merged[i] = cur;
     }
     /* Parties gone from partykit.json. */
@@ -312,11 +342,12 @@ void reload_apply(worker *w, config *cfg, bool modules)
     next.crons = old_crons;
     next.ncrons = old_ncrons;
     config_free_project(&next); /* the old ones */
+    worker_resume_others(w);
     if (R.active) { /* new directories may hold new modules */
         unwatch_all();
         watch_all();
     }
-    lp_metrics.reloads++;
+    METRIC_ADD(reloads, 1);
     log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", swapped, swapped == 1 ? "y" : "ies",
              env_changed ? " and vars" : "", (double)(uv_hrtime() - t0) / 1e6, rooms, rooms == 1 ? "" : "s");
 }

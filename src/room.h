@@ -24,8 +24,12 @@ struct task;
 /* An HTTP request waiting for its response: a socket or a suspended fetch. */
 typedef struct exchange exchange;
 struct exchange {
-    /* Takes ownership of res. Called once. */
+    /* Takes ownership of res. Called once, on the thread of the worker that
+     * made the request (registry_request), whichever worker owns the room. */
     void (*respond)(exchange *ex, http_response *res);
+    /* Optional: the room could not be started (its script fails to load);
+     * called instead of respond. Without it the request gets a 500. */
+    void (*fail)(exchange *ex, const char *err);
 };
 
 /* The verdict of a party's static hook (onBeforeConnect, onBeforeRequest,

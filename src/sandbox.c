@@ -141,6 +141,11 @@ static void compile_embedded(void)
     lua_close(L);
 }
 
+void sandbox_prepare(void)
+{
+    if (!compiled_modules) compile_embedded();
+}
+
 void sandbox_free_compiled(void)
 {
     if (!compiled_modules) return;
@@ -152,7 +157,6 @@ void sandbox_free_compiled(void)
 static int load_embedded(lua_State *L)
 {
     const lua_embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
-    if (!compiled_modules) compile_embedded();
     const compiled *c = &compiled_modules[m - lua_embedded_modules];
     int rc = c->code ? luaL_loadbuffer(L, c->code, c->len, m->chunkname)
                      : luaL_loadbuffer(L, m->source, m->len, m->chunkname);

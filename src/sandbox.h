@@ -26,6 +26,9 @@ struct party;
 int sandbox_try_party(struct worker *w, struct party *p, char **err);
 
 /* Frees the runtime's compiled bytecode (at exit). */
+/* Compiles the embedded runtime once, before any worker thread starts
+ * (every room state loads it from there). */
+void sandbox_prepare(void);
 void sandbox_free_compiled(void);
 
 #endif

@@ -24,8 +24,16 @@
 #include "tls.h"
 #include "ws.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Clients of every worker, for --max-connections (a process-wide limit). */
+static atomic_size_t total_clients;
 
 enum client_state { C_HTTP, C_WS, C_CLOSING };
 
@@ -41,6 +49,7 @@ typedef struct client_exchange {
     bool keep_alive;
     uint64_t start;
     char *method, *target;
+    char *room_name;     /* party/room, for the log if it cannot start */
 } client_exchange;
 
 /* Something the client waits for before it reads on (a static hook, a
@@ -79,6 +88,10 @@ struct client {
     bool partial;              /* part of a request has arrived (header timeout applies) */
     char method[12], target[120]; /* the request being answered, for the dev log */
     bool over_limit;           /* accepted past --max-connections: gets a 503 */
+    http_request *moving;      /* on its way to the worker that owns its room */
+    worker *move_to;
+    bool move_upgrade;
+    int moved_fd;
     uint64_t last_seen;        /* uv_now of the last bytes from the peer */
     int handles;               /* libuv handles not yet closed */
     client *prev, *next, *next_dirty;
@@ -104,6 +117,7 @@ static void client_maybe_free(client *c)
         free(c->http);
     }
     buf_free(&c->pending_in);
+    http_request_free(c->moving);
     if (c->upgraded) {
         ws_session_free(&c->ws);
         conn_cleanup(&c->conn);
@@ -149,6 +163,7 @@ static void client_close_now(client *c)
     notify_room(c, 1006, NULL);
     c->state = C_CLOSING;
     unlink_client(c);
+    atomic_fetch_sub_explicit(&total_clients, 1, memory_order_relaxed);
     if (c->timer_on) {
         uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -258,6 +273,7 @@ static size_t gather(client *c, uv_buf_t *bufs, size_t max)
 }
 
 static void flush(client *c);
+static void move_now(client *c);
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
@@ -333,6 +349,7 @@ static void flush(client *c)
         return;
     }
     if (c->shutdown_pending) start_shutdown(c);
+    else if (c->moving) move_now(c);
 }
 
 static void on_prepare(uv_prepare_t *h)
@@ -363,8 +380,8 @@ static void ws_conn_send(lp_conn *conn, chunk *msg)
 {
     client *c = (client *)conn;
     if (c->state != C_WS || ws_session_close_sent(&c->ws)) return;
-    lp_metrics.messages_out++;
-    lp_metrics.bytes_out += chunk_payload_len(msg);
+    METRIC_ADD(messages_out, 1);
+    METRIC_ADD(bytes_out, chunk_payload_len(msg));
     out_push(c, msg);
     if (c->out_bytes > c->srv->cfg->max_output) {
         log_warn("%s/%s: dropping connection %s: it stopped reading (%zu bytes queued)", conn->room->party->name,
@@ -387,8 +404,8 @@ static const conn_ops ws_conn_ops = {ws_conn_send, ws_conn_close, ws_conn_destro
 static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
 {
     client *c = ud;
-    lp_metrics.messages_in++;
-    lp_metrics.bytes_in += len;
+    METRIC_ADD(messages_in, 1);
+    METRIC_ADD(bytes_in, len);
     chunk *msg = ws_msg_new(opcode, data, len);
     room_message(&c->conn, msg);
     chunk_unref(msg);
@@ -430,7 +447,7 @@ static void send_response(client *c, const http_response *res, bool keep_alive, 
                           const char *target, uint64_t start)
 {
     if (c->srv->w->stopping) keep_alive = false; /* shutting down: last answer */
-    if (res->status >= 100 && res->status < 600) lp_metrics.http_status[res->status]++;
+    if (res->status >= 100 && res->status < 600) METRIC_ADD(http_status[res->status], 1);
     chunk *ch = http_response_serialize(res, keep_alive, head);
     out_push(c, ch);
     chunk_unref(ch);
@@ -450,7 +467,7 @@ static void respond(client *c, int status, const char *body, bool close)
 }
 
 /* A request is with a room or a hook: input waits. */
-static bool busy(const client *c) { return c->ex || c->wait; }
+static bool busy(const client *c) { return c->ex || c->wait || c->moving; }
 
 /* An answer came after feed() returned: go on with the pipelined bytes. */
 static void continue_input(client *c)
@@ -504,6 +521,7 @@ static void exchange_respond(exchange *ex, http_response *res)
     http_response_free(res);
     free(ce->method);
     free(ce->target);
+    free(ce->room_name);
     free(ce);
 }
 
@@ -535,17 +553,29 @@ static bool route_error(client *c, const route *rt, bool close)
     return true;
 }
 
-/* Hands an HTTP request to its room (onRequest). */
+static void exchange_fail(exchange *ex, const char *err)
+{
+    client_exchange *ce = (client_exchange *)ex;
+    client *c = ce->c;
+    log_error("%s: cannot start the room: %s", ce->room_name, err);
+    if (c) {
+        c->ex = NULL;
+        respond(c, 500, c->srv->cfg->dev ? err : "Internal Server Error", !ce->keep_alive);
+        continue_input(c);
+    }
+    free(ce->method);
+    free(ce->target);
+    free(ce->room_name);
+    free(ce);
+}
+
+/* Hands an HTTP request to its room (onRequest), on whichever worker. */
 static void deliver_request(client *c, http_request *req, const route *rt)
 {
-    room *r = resolve(c, rt->party, rt->room, !req->keep_alive);
-    if (!r) {
-        http_request_free(req);
-        return;
-    }
     if (c->timer_on) uv_timer_stop(&c->timer); /* the room takes its time */
     client_exchange *ce = xcalloc(1, sizeof *ce);
     ce->ex.respond = exchange_respond;
+    ce->ex.fail = exchange_fail;
     ce->c = c;
     ce->head = strcmp(req->method, "HEAD") == 0;
     ce->keep_alive = req->keep_alive;
@@ -554,8 +584,12 @@ static void deliver_request(client *c, http_request *req, const route *rt)
         ce->method = xstrdup(req->method);
         ce->target = xstrdup(req->target);
     }
+    buf name;
+    buf_init(&name);
+    buf_printf(&name, "%s/%s", rt->party->name, rt->room);
+    ce->room_name = buf_steal(&name);
     c->ex = ce;
-    room_request(r, req, &ce->ex);
+    registry_request(c->srv->w, rt->party, rt->room, req, &ce->ex);
 }
 
 /* Completes a WebSocket upgrade: 101, then the room's onConnect. Bytes that
@@ -589,7 +623,7 @@ static void deliver_upgrade(client *c, http_request *req, const route *rt)
     c->state = C_WS;
     if (c->timer_on) uv_timer_stop(&c->timer);
     if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt->party->name, rt->room, id);
-    lp_metrics.connections_opened++;
+    METRIC_ADD(connections_opened, 1);
     room_connect(r, &c->conn, req);
     buf early = c->pending_in;
     buf_init(&c->pending_in);
@@ -758,6 +792,98 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
     }
 }
 
+/* ---- moving a client to the worker that owns its room ---- */
+
+/* True if req is for a room another worker owns and the client should
+ * follow it there: always for a WebSocket (it stays with its room), and for
+ * HTTP when nothing is queued for it (else the request is forwarded). */
+static bool belongs_elsewhere(client *c, const http_request *req, bool upgrade)
+{
+    worker *w = c->srv->w;
+    if (w->nworkers < 2) return false;
+    route rt;
+    route_parse(c->srv->cfg, req->target, &rt);
+    if (rt.kind != ROUTE_ROOM || !rt.room[0] || registry_owner(w, rt.party, rt.room) == w) return false;
+    if (upgrade) return true;
+    return !c->dirty && !c->writing && c->out_n == 0;
+}
+
+static void moved_closed(uv_handle_t *h);
+
+/* Starts the move: input stops; once queued output is written (flush),
+ * move_now hands the socket over. */
+static void move(client *c, http_request *req, bool upgrade)
+{
+    route rt;
+    route_parse(c->srv->cfg, req->target, &rt);
+    c->moving = req;
+    c->move_upgrade = upgrade;
+    c->move_to = registry_owner(c->srv->w, rt.party, rt.room);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->timer_on) uv_timer_stop(&c->timer);
+    if (!c->dirty && !c->writing && c->out_n == 0) move_now(c);
+}
+
+/* The socket leaves this loop: a duplicate of its descriptor travels, the
+ * handles are closed here (which takes it out of this loop's epoll set)
+ * and the client is posted to its new worker once they are. Every other
+ * field (parser, TLS session, early bytes) is plain memory and goes along. */
+static void move_now(client *c)
+{
+    int fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (c->moved_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        log_warn("cannot hand a connection to its room's worker: %s", strerror(errno));
+        client_close_now(c);
+        return;
+    }
+    unlink_client(c);
+    if (c->timer_on) {
+        c->timer_on = false;
+        uv_close((uv_handle_t *)&c->timer, moved_closed);
+    }
+    uv_close((uv_handle_t *)&c->tcp, moved_closed);
+}
+
+static void arrive(worker *w, void *arg);
+
+static void moved_closed(uv_handle_t *h)
+{
+    client *c = h->data;
+    if (--c->handles == 0) worker_post(c->move_to, arrive, c);
+}
+
+/* On the new worker: open the socket in this loop and handle the request
+ * as if it had been read here. */
+static void arrive(worker *w, void *arg)
+{
+    client *c = arg;
+    server *s = w->srv;
+    c->srv = s;
+    uv_tcp_init(w->loop, &c->tcp);
+    c->tcp.data = c;
+    c->handles = 1;
+    c->next = s->clients;
+    if (s->clients) s->clients->prev = c;
+    s->clients = c;
+    s->nclients++;
+    c->last_seen = uv_now(w->loop);
+    if (uv_tcp_open(&c->tcp, c->moved_fd) != 0) {
+        close(c->moved_fd);
+        client_close_now(c);
+        return;
+    }
+    if (w->stopping) {
+        client_close_now(c);
+        return;
+    }
+    http_request *req = c->moving;
+    c->moving = NULL;
+    c->move_to = NULL;
+    if (c->move_upgrade) handle_upgrade(c, req, NULL, 0);
+    else handle_request(c, req);
+    continue_input(c);
+}
+
 static void feed(client *c, const char *data, size_t len)
 {
     c->in_feed = true;
@@ -785,6 +911,12 @@ static void feed(client *c, const char *data, size_t len)
         if (c->over_limit) {
             http_request_free(req);
             respond(c, 503, "server is full", true);
+            len = 0;
+            break;
+        }
+        if (belongs_elsewhere(c, req, rv == HTTP_PARSE_UPGRADE)) {
+            buf_append(&c->pending_in, data, len);
+            move(c, req, rv == HTTP_PARSE_UPGRADE);
             len = 0;
             break;
         }
@@ -900,6 +1032,7 @@ static void on_connection(uv_stream_t *ls, int status)
     if (s->clients) s->clients->prev = c;
     s->clients = c;
     s->nclients++;
+    size_t total = atomic_fetch_add_explicit(&total_clients, 1, memory_order_relaxed) + 1;
     c->last_seen = uv_now(ls->loop);
     if (s->w->stopping) {
         client_close_now(c);
@@ -907,7 +1040,7 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     /* Over the limit: answered 503 once its request is read (on TLS only
      * then can anything be sent). */
-    c->over_limit = s->nclients > s->cfg->max_connections;
+    c->over_limit = total > s->cfg->max_connections;
     arm_deadline(c, s->cfg->header_timeout_ms);
     resume_reading(c);
 }
@@ -933,12 +1066,17 @@ static void on_ping_timer(uv_timer_t *t)
 
 size_t server_clients(const server *s) { return s->nclients; }
 
-int server_listen(server *s, worker *w, char **err)
+static char *listen_error(const config *cfg, int rc)
 {
-    const config *cfg = w->cfg;
-    memset(s, 0, offsetof(server, rbuf));
-    s->w = w;
-    s->cfg = cfg;
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+    return buf_steal(&b);
+}
+
+/* Binds host:port for the first worker. */
+static int bind_listener(server *s, const config *cfg, char **err)
+{
     struct sockaddr_storage addr;
     int rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
     if (rc != 0) rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
@@ -949,15 +1087,44 @@ int server_listen(server *s, worker *w, char **err)
         *err = buf_steal(&b);
         return -1;
     }
-    uv_tcp_init(w->loop, &s->listener);
-    s->listener.data = s;
     rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc != 0) *err = listen_error(cfg, rc);
+    return rc ? -1 : 0;
+}
+
+/* Other workers listen on a duplicate of the first one's socket: each loop
+ * polls it and whichever wakes first accepts. (SO_REUSEPORT would spread
+ * connections evenly, but would also let a second server on the same port
+ * silently take half of them.) */
+static int share_listener(server *s, const server *first, const config *cfg, char **err)
+{
+    int fd;
+    int rc = uv_fileno((const uv_handle_t *)&first->listener, &fd);
+    int copy = rc == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (copy < 0) {
+        *err = listen_error(cfg, rc ? rc : -errno);
+        return -1;
+    }
+    rc = uv_tcp_open(&s->listener, copy);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
     if (rc != 0) {
-        buf b;
-        buf_init(&b);
-        buf_printf(&b, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
-        *err = buf_steal(&b);
+        if (uv_fileno((const uv_handle_t *)&s->listener, &fd) != 0) close(copy);
+        *err = listen_error(cfg, rc);
+    }
+    return rc ? -1 : 0;
+}
+
+int server_listen(server *s, worker *w, const server *first, char **err)
+{
+    const config *cfg = w->cfg;
+    memset(s, 0, offsetof(server, rbuf));
+    s->w = w;
+    s->cfg = cfg;
+    w->srv = s;
+    uv_tcp_init(w->loop, &s->listener);
+    s->listener.data = s;
+    if ((first ? share_listener(s, first, cfg, err) : bind_listener(s, cfg, err)) != 0) {
         uv_close((uv_handle_t *)&s->listener, NULL);
         return -1;
     }
@@ -1002,6 +1169,14 @@ void server_free(server *s)
         next = c->next;
         client_close_now(c);
     }
+    /* The flusher runs no more: clients on its list must not wait for it
+     * to be freed (their queued output is not sent; they are closing). */
+    for (client *c = s->dirty, *next; c; c = next) {
+        next = c->next_dirty;
+        c->dirty = false;
+        client_maybe_free(c);
+    }
+    s->dirty = NULL;
     if (!uv_is_closing((uv_handle_t *)&s->flusher)) uv_close((uv_handle_t *)&s->flusher, NULL);
     if (!uv_is_closing((uv_handle_t *)&s->pinger)) uv_close((uv_handle_t *)&s->pinger, NULL);
 }

@@ -20,8 +20,9 @@ typedef struct server {
     char rbuf[65536];        /* one read slab: reads are consumed synchronously */
 } server;
 
-/* Binds host:port (0 = any free port). Returns 0, or -1 with *err set. */
-int server_listen(server *s, worker *w, char **err);
+/* Binds host:port (0 = any free port), or with first != NULL listens on
+ * the same socket as another worker's server. Returns 0, or -1 with *err. */
+int server_listen(server *s, worker *w, const server *first, char **err);
 int server_port(server *s);
 /* Stops accepting and starts closing every client (WebSockets with 1001). */
 void server_shutdown(server *s);

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,7 +23,11 @@ struct tls {
     char error[256];
 };
 
+/* Shared by every worker: sessions are made under the lock, because SIGHUP
+ * swaps server_ctx and the first https fetch creates client_ctx, from
+ * whichever thread. A session holds its own reference to its context. */
 static SSL_CTX *client_ctx, *server_ctx;
+static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int tls_server_init(const char *cert, const char *key, char **err)
 {
@@ -57,8 +62,10 @@ int tls_server_init(const char *cert, const char *key, char **err)
         *err = xstrdup(msg);
         return -1;
     }
+    pthread_mutex_lock(&ctx_lock);
     if (server_ctx) SSL_CTX_free(server_ctx); /* live sessions keep their own reference */
     server_ctx = ctx;
+    pthread_mutex_unlock(&ctx_lock);
     return 0;
 }
 
@@ -83,7 +90,9 @@ static tls *session(SSL_CTX *ctx)
 
 tls *tls_server_new(void)
 {
+    pthread_mutex_lock(&ctx_lock);
     tls *t = session(server_ctx);
+    pthread_mutex_unlock(&ctx_lock);
     SSL_set_accept_state(t->ssl);
     return t;
 }
@@ -120,14 +129,15 @@ void tls_client_free(void)
 
 tls *tls_client_new(const char *host)
 {
-    if (!client_ctx) {
-        char *err = NULL;
-        if (tls_client_init(NULL, &err) != 0) {
-            free(err);
-            return NULL;
-        }
+    pthread_mutex_lock(&ctx_lock);
+    char *err = NULL;
+    if (!client_ctx && tls_client_init(NULL, &err) != 0) {
+        pthread_mutex_unlock(&ctx_lock);
+        free(err);
+        return NULL;
     }
     tls *t = session(client_ctx);
+    pthread_mutex_unlock(&ctx_lock);
     SSL_set_connect_state(t->ssl);
     X509_VERIFY_PARAM *param = SSL_get0_param(t->ssl);
     /* an IP literal is checked against the certificate's IP addresses and

@@ -1,16 +1,28 @@
-/* worker.c - the loop owner: runs rooms whose events were deferred.
+/* worker.c - the loop owner: runs rooms whose events were deferred, and
+ * jobs other workers post to it.
  *
  * Events that arrive from socket callbacks run at once (no Lua is on the C
  * stack then). Events raised while Lua code runs (one room fetching another,
  * a broadcast to a cross-party socket) are deferred to the idle handle, so
- * one room's Lua never runs nested inside another's. */
+ * one room's Lua never runs nested inside another's.
+ *
+ * Jobs from other threads go through a mutex-protected FIFO and a uv_async
+ * wakeup; the whole list is taken at once, so the lock is held for a pointer
+ * swap, not for the work. */
 #include "worker.h"
 #include "alarm.h"
 #include "cron.h"
 #include "registry.h"
 #include "room.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+struct worker_job {
+    worker_job *next;
+    worker_job_fn fn;
+    void *arg;
+};
 
 static void run_queue(uv_idle_t *h)
 {
@@ -29,6 +41,83 @@ static void run_queue(uv_idle_t *h)
     uv_idle_stop(&w->runner);
 }
 
+static void run_jobs(uv_async_t *h)
+{
+    worker *w = h->data;
+    for (;;) {
+        pthread_mutex_lock(&w->jobs_lock);
+        worker_job *j = w->jobs_head;
+        w->jobs_head = w->jobs_tail = NULL;
+        pthread_mutex_unlock(&w->jobs_lock);
+        if (!j) return;
+        while (j) {
+            worker_job *next = j->next;
+            j->fn(w, j->arg);
+            free(j);
+            j = next;
+        }
+    }
+}
+
+void worker_post(worker *to, worker_job_fn fn, void *arg)
+{
+    worker_job *j = xmalloc(sizeof *j);
+    j->next = NULL;
+    j->fn = fn;
+    j->arg = arg;
+    pthread_mutex_lock(&to->jobs_lock);
+    if (to->jobs_tail) to->jobs_tail->next = j;
+    else to->jobs_head = j;
+    to->jobs_tail = j;
+    pthread_mutex_unlock(&to->jobs_lock);
+    uv_async_send(&to->wakeup);
+}
+
+/* ---- stop-the-world (hot reload of shared config) ---- */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int parked;
+    bool hold;
+} pause_state = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+
+static void park(worker *w, void *arg)
+{
+    (void)w;
+    (void)arg;
+    pthread_mutex_lock(&pause_state.lock);
+    pause_state.parked++;
+    pthread_cond_broadcast(&pause_state.cond);
+    while (pause_state.hold) pthread_cond_wait(&pause_state.cond, &pause_state.lock);
+    pause_state.parked--;
+    pthread_cond_broadcast(&pause_state.cond);
+    pthread_mutex_unlock(&pause_state.lock);
+}
+
+void worker_pause_others(worker *w)
+{
+    if (w->nworkers < 2) return;
+    pthread_mutex_lock(&pause_state.lock);
+    pause_state.hold = true;
+    pthread_mutex_unlock(&pause_state.lock);
+    for (int i = 0; i < w->nworkers; i++)
+        if (w->all[i] != w) worker_post(w->all[i], park, NULL);
+    pthread_mutex_lock(&pause_state.lock);
+    while (pause_state.parked < w->nworkers - 1) pthread_cond_wait(&pause_state.cond, &pause_state.lock);
+    pthread_mutex_unlock(&pause_state.lock);
+}
+
+void worker_resume_others(worker *w)
+{
+    if (w->nworkers < 2) return;
+    pthread_mutex_lock(&pause_state.lock);
+    pause_state.hold = false;
+    pthread_cond_broadcast(&pause_state.cond);
+    while (pause_state.parked > 0) pthread_cond_wait(&pause_state.cond, &pause_state.lock);
+    pthread_mutex_unlock(&pause_state.lock);
+}
+
 static void sweep(uv_timer_t *t) { registry_sweep(t->data); }
 
 int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *store)
@@ -37,18 +126,32 @@ int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *s
     w->loop = loop;
     w->cfg = cfg;
     w->store = store;
+    w->nworkers = 1;
+    w->all = NULL;
     dict_init(&w->rooms);
     uv_idle_init(loop, &w->runner);
     w->runner.data = w;
+    pthread_mutex_init(&w->jobs_lock, NULL);
+    uv_async_init(loop, &w->wakeup, run_jobs);
+    w->wakeup.data = w;
+    uv_unref((uv_handle_t *)&w->wakeup); /* jobs alone do not keep the loop alive */
     uv_timer_init(loop, &w->sweeper);
     w->sweeper.data = w;
     uint64_t every = cfg->idle_timeout_ms / 4;
     if (every < 20) every = 20;
     if (every > 5000) every = 5000;
     uv_timer_start(&w->sweeper, sweep, every, every);
+    return 0;
+}
+
+/* Alarms and crons run on worker 0 only: one timer for the whole process,
+ * the due rooms are woken on their owners (alarm.c). Called once every
+ * worker knows the others. */
+void worker_start_timers(worker *w)
+{
+    if (w->index != 0) return;
     alarm_start(w);
     cron_start(w);
-    return 0;
 }
 
 void worker_schedule(worker *w, room *r)
@@ -68,11 +171,29 @@ void worker_schedule(worker *w, room *r)
 
 void worker_close(worker *w)
 {
+    run_jobs(&w->wakeup);
     run_queue(&w->runner);
     registry_clear(w);
-    alarm_stop(w);
-    cron_stop(w);
+    if (w->index == 0 && w->alarm_timer.loop) {
+        alarm_stop(w);
+        cron_stop(w);
+    }
     uv_timer_stop(&w->sweeper);
     uv_close((uv_handle_t *)&w->sweeper, NULL);
     uv_close((uv_handle_t *)&w->runner, NULL);
+    uv_close((uv_handle_t *)&w->wakeup, NULL);
+}
+
+/* After the loop has closed: jobs posted since are dropped with their memory
+ * owners gone; only the queue itself is freed here. */
+void worker_free(worker *w)
+{
+    worker_job *j = w->jobs_head;
+    while (j) {
+        worker_job *next = j->next;
+        free(j);
+        j = next;
+    }
+    w->jobs_head = w->jobs_tail = NULL;
+    pthread_mutex_destroy(&w->jobs_lock);
 }

@@ -1,38 +1,70 @@
 /* worker.h - the owner of an event loop and of every room that lives on it.
  *
- * One worker today. Everything that reaches a room (a socket event, a
- * cross-party call) goes through the room's owner, so running one worker per
- * thread later means replacing worker_schedule's in-loop queue with a
- * cross-thread one, not rewriting rooms. */
+ * With --workers N there are N workers, one per thread, each with its own
+ * loop, listener handle, storage connection and rooms. A room belongs to
+ * exactly one worker (placement.c), so its lua_State is only ever touched by
+ * that worker's thread. Workers talk only through worker_post: a job queued
+ * for another worker runs on that worker's thread, in order. */
 #ifndef LP_WORKER_H
 #define LP_WORKER_H
 
 #include "config.h"
+#include "metrics.h"
 #include "util.h"
+#include <pthread.h>
 #include <uv.h>
 
 struct room;
 struct storage;
+struct worker;
+struct server;
+
+typedef void (*worker_job_fn)(struct worker *w, void *arg);
+typedef struct worker_job worker_job;
 
 typedef struct worker {
     uv_loop_t *loop;
     const config *cfg;
     struct storage *store;
+    int index;                      /* 0..nworkers-1; worker 0 runs alarms, crons, reload */
+    int nworkers;
+    struct worker **all;            /* every worker, by index (shared, read-only) */
     dict rooms;                     /* "party\0room" -> room* (registry.c) */
+    size_t nrooms;                  /* rooms other than lobbies (metrics) */
     struct room *runq_head, *runq_tail; /* rooms with deferred events */
     uv_idle_t runner;               /* drains runq without blocking in poll */
     uv_timer_t alarm_timer;         /* alarm.c */
     uv_timer_t sweeper;             /* unloads idle rooms */
     uv_timer_t cron_timer;          /* cron.c */
     int lua_depth;                  /* >0 while a Lua callback runs */
+    struct server *srv;             /* the clients of this worker (server.c) */
     char authority[300];            /* host:port of the listener, for in-process URLs */
     bool stopping;
+
+    /* jobs from other workers */
+    uv_async_t wakeup;
+    pthread_mutex_t jobs_lock;
+    worker_job *jobs_head, *jobs_tail;
+    metrics stats;                  /* this worker's counters (metrics.c sums them) */
 } worker;
 
 int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *store);
+/* Starts alarms and crons on worker 0 (after w->all is set). */
+void worker_start_timers(worker *w);
 void worker_close(worker *w);
+/* Frees what worker_close left (the job queue), once the loop is closed. */
+void worker_free(worker *w);
 /* Run the room's queued events now if no Lua code is on the stack, else on
  * the next loop turn. Never runs one room's Lua from inside another's. */
 void worker_schedule(worker *w, struct room *r);
+
+/* Runs fn(to, arg) on `to`'s thread, after the jobs posted before it.
+ * Callable from any thread. */
+void worker_post(worker *to, worker_job_fn fn, void *arg);
+/* Stop-the-world for changes to shared state (the config on hot reload):
+ * every other worker parks between two loop iterations until
+ * worker_resume_others. Called by worker 0 only. */
+void worker_pause_others(worker *w);
+void worker_resume_others(worker *w);
 
 #endif

@@ -45,6 +45,8 @@ export function mkTmp(prefix = 'luaparty-test-') {
 function spawnLuaparty(project, persist, args) {
   const dir = projectDir(project);
   const argv = ['dev', dir, '--port', '0', '--host', '127.0.0.1', '--persist', persist, ...args];
+  // LUAPARTY_TEST_WORKERS=N runs every test against N workers (scripts/test.sh runs the suite with 2).
+  if (process.env.LUAPARTY_TEST_WORKERS && !args.includes('--workers')) argv.push('--workers', process.env.LUAPARTY_TEST_WORKERS);
   if (!fs.existsSync(BIN)) {
     throw new Error(`luaparty binary not found at ${BIN} (set LUAPARTY_BIN or build it)`);
   }
