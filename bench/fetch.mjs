@@ -163,8 +163,10 @@ function P:onRequest(req)
 end
 return P
 `);
+  // --workers 1: serve defaults to one worker per core; this is a one-loop
+  // figure (luaparty pinned to one CPU), as before workers existed.
   const [lcmd, largs] = pin(0, bin, ['serve', project, '--port', '0', '--host', '127.0.0.1',
-    '--persist', path.join(tmp, 'persist'), '--log-level', 'warn']);
+    '--persist', path.join(tmp, 'persist'), '--log-level', 'warn', '--workers', '1']);
   const lp = spawn(lcmd, largs, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(lp);
   let lpLog = '';

@@ -11,8 +11,17 @@
  *   idle       Opens connections in steps (--steps 1000,10000), holds them,
  *              and reads the server's VmRSS (--pid): RSS per connection =
  *              (rss_after - rss_before) / n.
+ *   http       N keep-alive HTTP/1.1 connections, one GET in flight on
+ *              each (no pipelining, like wrk). Reports requests/s, p50/p99
+ *              latency (send -> end of response) and non-2xx answers.
  *   startup    Spawns the command after "--" repeatedly, times until it
  *              prints "listening on http://", and reads its RSS.
+ *
+ * Rooms (--rooms K, any mode but startup): connection i uses the URL
+ * --path with "-<i mod K>" appended (PATH-0 .. PATH-(K-1)); the query, if
+ * any, is kept after the suffix. With K = 1 (the default) every connection
+ * uses --path as given. A connection keeps its room for its whole life, so
+ * on a multi-worker luaparty each one settles on its room's worker.
  *
  * Every run prints one line "RESULT mode=... key=value ..." on stdout.
  * Every loop is bounded in time (--duration, --timeout) and count (--max-msgs).
@@ -42,9 +51,9 @@
 
 #include "lp_common.h"
 
-enum { M_ECHO, M_BCAST, M_IDLE, M_STARTUP };
+enum { M_ECHO, M_BCAST, M_IDLE, M_STARTUP, M_HTTP };
 enum { S_NEW, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_DEAD };
-enum { R_ECHO, R_SENDER, R_RECEIVER, R_IDLE };
+enum { R_ECHO, R_SENDER, R_RECEIVER, R_IDLE, R_HTTP };
 
 #define MIN_SIZE 27
 #define RING 65536u
@@ -64,6 +73,9 @@ typedef struct conn {
   char accept[40];
   size_t accept_len;
   uint64_t sent, recvd;
+  uint64_t t_req; /* http: when the request in flight was sent */
+  char *req;      /* http: the request bytes */
+  size_t req_len;
 } conn;
 
 static struct {
@@ -96,7 +108,7 @@ static int target_open; /* connections wanted in this phase */
 static int next_start;  /* next index to connect */
 static int pending, n_open, n_failed;
 static void (*on_all_open)(void);
-static llhttp_settings_t http_settings;
+static llhttp_settings_t http_settings, resp_settings;
 static struct wslay_event_callbacks ws_callbacks;
 static char read_slab[65536];
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -107,7 +119,7 @@ static int finished;
 static uint64_t t_start, t_warm, t_end, t_last_recv;
 static int stopping;
 static lp_hist hist;
-static uint64_t total_sent, total_recv, window_recv, bad_msgs, unexpected;
+static uint64_t total_sent, total_recv, window_recv, bad_msgs, unexpected, non2xx;
 static long long cpu0_us, cpu1_us;
 static struct rusage ru0, ru1;
 static uint64_t t_meas0, t_meas1;
@@ -206,6 +218,7 @@ static int send_msg(conn *c, uint64_t seq) {
 /* ---- connection plumbing ---------------------------------------------- */
 
 static void conn_fail(conn *c);
+static void http_read(conn *c, const uv_buf_t *buf, ssize_t nread);
 
 static void pump(conn *c) {
   if (c->state == S_DEAD || c->io.closing)
@@ -361,6 +374,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
   if (nread == 0 || c->state == S_DEAD)
     return;
+  if (cfg.mode == M_HTTP) {
+    http_read(c, buf, nread);
+    return;
+  }
   if (c->state == S_HANDSHAKE) {
     llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)nread);
     if (e == HPE_OK)
@@ -444,10 +461,54 @@ static int on_h_value(llhttp_t *p, const char *at, size_t len) {
 }
 
 static void path_for(int i, char *out, size_t cap) {
-  if (cfg.rooms > 1)
-    snprintf(out, cap, "%s-%d", cfg.path, i % cfg.rooms);
-  else
+  if (cfg.rooms > 1) {
+    const char *q = strchr(cfg.path, '?');
+    int plen = q ? (int)(q - cfg.path) : (int)strlen(cfg.path);
+    snprintf(out, cap, "%.*s-%d%s", plen, cfg.path, i % cfg.rooms, q ? q : "");
+  } else {
     snprintf(out, cap, "%s", cfg.path);
+  }
+}
+
+/* ---- http mode -------------------------------------------------------- */
+
+static int http_send(conn *c) {
+  if (lp_io_append(&c->io, c->req, c->req_len) != 0)
+    return -1;
+  c->t_req = lp_now_ns();
+  c->sent++;
+  total_sent++;
+  return 0;
+}
+
+static int on_resp_complete(llhttp_t *p) {
+  conn *c = p->data;
+  uint64_t now = lp_now_ns();
+  c->recvd++;
+  total_recv++;
+  if (p->status_code < 200 || p->status_code > 299)
+    non2xx++;
+  if (now >= t_warm && c->t_req >= t_warm && now <= t_end) {
+    lp_hist_add(&hist, (now - c->t_req) / 1000u);
+    window_recv++;
+  }
+  t_last_recv = now;
+  if (!stopping && (cfg.max_msgs <= 0 || (long long)total_sent < cfg.max_msgs)) {
+    if (http_send(c) != 0)
+      return -1; /* the caller fails the connection */
+  }
+  return 0;
+}
+
+static void http_read(conn *c, const uv_buf_t *buf, ssize_t nread) {
+  llhttp_errno_t e = llhttp_execute(&c->parser, buf->base, (size_t)nread);
+  if (e != HPE_OK) {
+    if (!finished && !stopping)
+      WARN("bad HTTP response on conn %d (%s)\n", c->id, llhttp_errno_name(e));
+    conn_fail(c);
+    return;
+  }
+  pump(c);
 }
 
 static void on_connect(uv_connect_t *req, int status) {
@@ -461,6 +522,22 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   uv_tcp_nodelay(&c->io.tcp, 1);
+  if (cfg.mode == M_HTTP) {
+    char path[512], req_s[1024];
+    path_for(c->id, path, sizeof path);
+    int n = snprintf(req_s, sizeof req_s, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n", path,
+                     cfg.host, cfg.port);
+    c->req = malloc((size_t)n);
+    if (!c->req)
+      die("out of memory");
+    memcpy(c->req, req_s, (size_t)n);
+    c->req_len = (size_t)n;
+    llhttp_init(&c->parser, HTTP_RESPONSE, &resp_settings);
+    c->parser.data = c;
+    uv_read_start((uv_stream_t *)&c->io.tcp, on_alloc, on_read);
+    became_open(c);
+    return;
+  }
   c->state = S_HANDSHAKE;
   unsigned char raw[16];
   for (int i = 0; i < 16; i += 8) {
@@ -571,7 +648,7 @@ static void on_phase_timer(uv_timer_t *t) {
 }
 
 static int drained(void) {
-  if (cfg.mode == M_ECHO)
+  if (cfg.mode == M_ECHO || cfg.mode == M_HTTP)
     return total_recv >= total_sent;
   return deliveries_total >= (uint64_t)next_seq * (uint64_t)cfg.receivers;
 }
@@ -584,7 +661,8 @@ static void on_tick(uv_timer_t *t) {
       finish();
     return;
   }
-  if (cfg.mode == M_ECHO && cfg.max_msgs > 0 && (long long)total_sent >= cfg.max_msgs &&
+  if ((cfg.mode == M_ECHO || cfg.mode == M_HTTP) && cfg.max_msgs > 0 &&
+      (long long)total_sent >= cfg.max_msgs &&
       total_recv >= total_sent) {
     t_end = now;
     stop_phase();
@@ -646,6 +724,29 @@ static void echo_go(void) {
     for (int w = 0; w < cfg.window; w++)
       if (cfg.max_msgs <= 0 || (long long)total_sent < cfg.max_msgs)
         send_msg(c, c->sent);
+    pump(c);
+  }
+}
+
+/* http */
+static void http_go(void) {
+  if (n_open == 0)
+    die("no connection could be opened");
+  start_timers();
+  if (cfg.warmup > 0)
+    uv_timer_start(&warm_timer, on_warm, (uint64_t)(cfg.warmup * 1000), 0);
+  else
+    meas_begin();
+  for (int i = 0; i < nconns; i++) {
+    conn *c = &conns[i];
+    if (c->state != S_OPEN)
+      continue;
+    if (cfg.max_msgs <= 0 || (long long)total_sent < cfg.max_msgs) {
+      if (http_send(c) != 0) {
+        conn_fail(c);
+        continue;
+      }
+    }
     pump(c);
   }
 }
@@ -767,16 +868,25 @@ static void finish(void) {
   if (finished)
     return;
   finished = 1;
-  if (cfg.mode == M_ECHO || cfg.mode == M_BCAST) {
+  if (cfg.mode == M_ECHO || cfg.mode == M_BCAST || cfg.mode == M_HTTP) {
     uint64_t end = t_end;
     if (t_meas1 && t_meas1 < end)
       end = t_meas1;
     double dur = end > t_warm ? secs(end - t_warm) : 0;
-    if (cfg.mode == M_ECHO) {
-      printf("RESULT mode=echo label=%s conns=%d window=%d size=%d secs=%.2f msgs=%llu "
+    if (cfg.mode == M_HTTP) {
+      printf("RESULT mode=http label=%s conns=%d rooms=%d secs=%.2f requests=%llu "
+             "req_per_s=%.0f p50_us=%llu p99_us=%llu max_us=%llu non2xx=%llu lost=%llu "
+             "failed=%d",
+             cfg.label, n_open, cfg.rooms, dur, (unsigned long long)window_recv,
+             dur > 0 ? (double)window_recv / dur : 0,
+             (unsigned long long)lp_hist_pct(&hist, 50), (unsigned long long)lp_hist_pct(&hist, 99),
+             (unsigned long long)hist.max, (unsigned long long)non2xx,
+             (unsigned long long)(total_sent - total_recv), n_failed);
+    } else if (cfg.mode == M_ECHO) {
+      printf("RESULT mode=echo label=%s conns=%d rooms=%d window=%d size=%d secs=%.2f msgs=%llu "
              "msgs_per_s=%.0f p50_us=%llu p99_us=%llu max_us=%llu lost=%llu bad=%llu "
              "failed=%d",
-             cfg.label, n_open, cfg.window, cfg.size, dur, (unsigned long long)window_recv,
+             cfg.label, n_open, cfg.rooms, cfg.window, cfg.size, dur, (unsigned long long)window_recv,
              dur > 0 ? (double)window_recv / dur : 0,
              (unsigned long long)lp_hist_pct(&hist, 50), (unsigned long long)lp_hist_pct(&hist, 99),
              (unsigned long long)hist.max, (unsigned long long)(total_sent - total_recv),
@@ -911,16 +1021,16 @@ static int run_startup(void) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: lp_loadgen --mode echo|broadcast|idle|startup [options] [-- cmd args]\n"
+          "usage: lp_loadgen --mode echo|broadcast|idle|http|startup [options] [-- cmd args]\n"
           "  --host H (127.0.0.1)  --port N  --path /p (/)\n"
-          "  --conns N (50)        echo: sockets\n"
+          "  --conns N (50)        echo: sockets; http: keep-alive connections\n"
           "  --window W (8)        messages (echo, per socket) / broadcasts in flight\n"
           "  --size S (64)         message bytes (>= %d)\n"
           "  --duration D (5)      measured seconds, after --warmup (0.5; 0 with --max-msgs)\n"
-          "  --max-msgs M (0=inf)  stop after M messages sent (echo) / broadcasts\n"
+          "  --max-msgs M (0=inf)  stop after M messages sent (echo) / broadcasts / requests (http)\n"
           "  --receivers R (200)   broadcast receivers\n"
           "  --steps a,b (1000,10000)  idle: cumulative connection counts\n"
-          "  --rooms K (1)         spread sockets over PATH-0..PATH-(K-1)\n"
+          "  --rooms K (1)         connection i uses PATH-<i mod K> (echo, broadcast, idle, http)\n"
           "  --pid P               server pid (RSS, CPU time from /proc)\n"
           "  --hold-ms (1000)  --settle-ms (300)  --grace S (2)  --timeout S (60)\n"
           "  --max-pending N (128) concurrent connects/handshakes\n"
@@ -970,6 +1080,8 @@ int main(int argc, char **argv) {
         cfg.mode = M_IDLE;
       else if (!strcmp(v, "startup"))
         cfg.mode = M_STARTUP;
+      else if (!strcmp(v, "http"))
+        cfg.mode = M_HTTP;
       else
         usage();
     } else if (!strcmp(a, "--host"))
@@ -1044,7 +1156,7 @@ int main(int argc, char **argv) {
   if (cfg.rooms < 1)
     cfg.rooms = 1;
 
-  if (cfg.mode == M_ECHO)
+  if (cfg.mode == M_ECHO || cfg.mode == M_HTTP)
     nconns = cfg.conns;
   else if (cfg.mode == M_BCAST)
     nconns = cfg.receivers + 1;
@@ -1072,6 +1184,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nconns; i++) {
     conns[i].id = i;
     conns[i].role = cfg.mode == M_ECHO    ? R_ECHO
+                    : cfg.mode == M_HTTP  ? R_HTTP
                     : cfg.mode == M_IDLE  ? R_IDLE
                     : i == 0              ? R_SENDER
                                           : R_RECEIVER;
@@ -1093,6 +1206,8 @@ int main(int argc, char **argv) {
   ws_callbacks.send_callback = ws_send;
   ws_callbacks.genmask_callback = ws_genmask;
   ws_callbacks.on_msg_recv_callback = on_ws_msg;
+  llhttp_settings_init(&resp_settings);
+  resp_settings.on_message_complete = on_resp_complete;
 
   loop = uv_default_loop();
   uv_timer_init(loop, &phase_timer);
@@ -1106,6 +1221,8 @@ int main(int argc, char **argv) {
 
   if (cfg.mode == M_ECHO) {
     open_until(nconns, echo_go);
+  } else if (cfg.mode == M_HTTP) {
+    open_until(nconns, http_go);
   } else if (cfg.mode == M_BCAST) {
     open_until(nconns, bcast_go);
   } else {

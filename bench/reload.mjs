@@ -130,8 +130,10 @@ function connect(port, i) {
 
 async function main() {
   if (!fs.existsSync(BIN)) throw new Error(`luaparty binary not found at ${BIN}`);
+  // --workers 1: serve defaults to one worker per core; the reload time is one
+  // event loop's (all 1,000 rooms on it), as before workers existed.
   const argv = ['serve', projectDir, '--watch', '--port', '0', '--host', '127.0.0.1', '--persist', persistDir,
-    '--log-level', 'info'];
+    '--log-level', 'info', '--workers', '1'];
   proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.on('data', (d) => { log += d; });
   proc.stderr.on('data', (d) => { log += d; });

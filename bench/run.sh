@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # luaparty benchmark suite: luaparty vs a raw C server (same C libraries, no
-# Lua) vs Node + ws. One command; the whole run is bounded (about 2-3 minutes,
-# hard stop at --budget seconds, 240 by default).
+# Lua) vs Node + ws, then luaparty's scaling over worker threads (--workers 1
+# vs 2). One command; the whole run is bounded (about 3 minutes, hard stop at
+# --budget seconds, 300 by default).
 #
-#   bench/run.sh [--only luaparty,raw,node] [--duration S] [--out DIR] [--no-build]
+#   bench/run.sh [--only luaparty,raw,node,scaling] [--no-scaling] [--duration S]
+#                [--budget S] [--out DIR] [--no-build]
 #
+# --only takes any of luaparty, raw, node (the comparison table) and scaling
+# (the workers section, luaparty only); all four by default. --no-scaling
+# drops the scaling section; --only scaling runs it alone.
 # Env: BUILD=<build dir> (default <repo>/build), LUAPARTY=<binary>
 # (default $BUILD/luaparty).
 set -u
@@ -12,9 +17,9 @@ set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 LUAPARTY=${LUAPARTY:-$BUILD/luaparty}
-ONLY=luaparty,raw,node
+ONLY=luaparty,raw,node,scaling
 DUR=5          # seconds per load test (warm-up included)
-BUDGET=240     # hard stop for the whole run, seconds
+BUDGET=300     # hard stop for the whole run, seconds
 OUT=""
 DO_BUILD=1
 
@@ -25,7 +30,8 @@ while [ $# -gt 0 ]; do
     --budget) BUDGET=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --no-build) DO_BUILD=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --no-scaling) ONLY=$(tr ',' '\n' <<<"$ONLY" | grep -vx scaling | paste -sd, -); shift ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -74,11 +80,14 @@ command -v wrk >/dev/null || { log "run.sh: wrk not installed (apt-get install w
 
 # ---------------------------------------------------------------- CPU pinning
 # 2 cores: server on CPU 0, load generator (lp_loadgen, wrk) on CPU 1.
+# The scaling section pins nothing apart: server and load generator both get
+# CPUs 0 and 1 (PIN_BOTH), so 2 workers can use both cores.
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  PIN_SRV="taskset -c 0"; PIN_CLI="taskset -c 1"
+  PIN_SRV="taskset -c 0"; PIN_CLI="taskset -c 1"; PIN_BOTH="taskset -c 0,1"
 else
-  PIN_SRV=""; PIN_CLI=""
+  PIN_SRV=""; PIN_CLI=""; PIN_BOTH=""
 fi
+PIN_LG=$PIN_CLI   # the load generator's pinning for the current section
 
 # How busy the machine is without us: other load makes req/s noisy (server
 # CPU per op is the steadier figure). Sampled over 1 s from /proc/stat.
@@ -93,8 +102,13 @@ IDLE_BEFORE=$(cpu_idle_pct)
 
 # ---------------------------------------------------------------- servers
 SERVERS=()
+SCALING=0
 for s in ${ONLY//,/ }; do
   case "$s" in
+    scaling)
+      if [ -x "$LUAPARTY" ]; then SCALING=1
+      else log "SKIP scaling: $LUAPARTY not found (server not built yet)"
+           echo "scaling skipped: $LUAPARTY not found" >> "$PROBLEMS"; fi ;;
     luaparty)
       if [ -x "$LUAPARTY" ]; then SERVERS+=(luaparty)
       else log "SKIP luaparty: $LUAPARTY not found (server not built yet)"
@@ -108,16 +122,34 @@ for s in ${ONLY//,/ }; do
     *) log "run.sh: unknown server $s"; exit 2 ;;
   esac
 done
-[ ${#SERVERS[@]} -gt 0 ] || { log "run.sh: nothing to run"; exit 1; }
+[ ${#SERVERS[@]} -gt 0 ] || [ "$SCALING" = 1 ] || { log "run.sh: nothing to run"; exit 1; }
 
 LP_LOGFLAG=(--log-level warn)
+# `luaparty serve` starts one worker (event loop thread) per core by default.
+# Everything in the comparison table is a single-loop figure, set against the
+# single-threaded raw C server and Node's single JS thread: startup time and
+# base RSS (a second worker adds a thread, a loop and a storage connection),
+# idle RSS per connection, HTTP/echo/broadcast throughput and CPU per op (on
+# one pinned core, 2 workers would only add hand-overs between them). So the
+# table runs luaparty with --workers 1; the scaling section sets 1 and 2
+# itself. A binary without --workers is single-threaded anyway.
+LP_WORKERS=()
+if [ -x "$LUAPARTY" ] && "$LUAPARTY" --help 2>&1 | grep -q -- '--workers'; then
+  LP_WORKERS=(--workers 1)
+fi
 PERSIST_N=0
-server_cmd() { # NAME -> prints nothing; fills CMD array
+server_cmd() { # NAME -> prints nothing; fills CMD array and CMD_PIN
+  CMD_PIN=$PIN_SRV
   case "$1" in
-    luaparty)
+    luaparty|luaparty-w*)
       PERSIST_N=$((PERSIST_N + 1))
       mkdir -p "$OUT/persist-$PERSIST_N"
-      CMD=("$LUAPARTY" serve "$ROOT/bench/project" --port 0 --persist "$OUT/persist-$PERSIST_N" "${LP_LOGFLAG[@]}") ;;
+      CMD=("$LUAPARTY" serve "$ROOT/bench/project" --port 0 --persist "$OUT/persist-$PERSIST_N" "${LP_LOGFLAG[@]}")
+      if [ "$1" = luaparty ]; then
+        CMD+=("${LP_WORKERS[@]}")
+      else # scaling: luaparty-wN = N workers over CPUs 0-1
+        CMD+=(--workers "${1#luaparty-w}"); CMD_PIN=$PIN_BOTH
+      fi ;;
     raw) CMD=("$RAW" --port 0) ;;
     node) CMD=(node "$ROOT/bench/node-ws-server.mjs" --port 0) ;;
   esac
@@ -150,7 +182,7 @@ start_server() { # NAME
     server_cmd "$1"
     SRV_ERR=$OUT/$1.stderr.$((${#STARTED_PIDS[@]} + 1)).log
     : > "$SRV_ERR"
-    $PIN_SRV "${CMD[@]}" >"$SRV_ERR" 2>&1 &
+    $CMD_PIN "${CMD[@]}" >"$SRV_ERR" 2>&1 &
     SRV_PID=$!
     STARTED_PIDS+=("$SRV_PID")
     local i
@@ -163,7 +195,7 @@ start_server() { # NAME
     done
     if [ -n "$SRV_PORT" ]; then return 0; fi
     stop_server
-    if [ "$1" = luaparty ] && [ "$try" = 1 ] && grep -qi "log-level" "$SRV_ERR"; then
+    if [ "${1%-w*}" = luaparty ] && [ "$try" = 1 ] && grep -qi "log-level" "$SRV_ERR"; then
       log "run.sh: luaparty does not accept --log-level; retrying without it"
       LP_LOGFLAG=(); continue
     fi
@@ -246,13 +278,18 @@ t_http() {
   code=$(tail -n1 <<<"$body"); body=$(head -n -1 <<<"$body")
   echo "$srv GET $path -> $code $body" >> "$OUT/http-check.txt"
   [ "$code" = 200 ] || problem "$srv: GET $path answered '$code' body '$(head -c 200 <<<"$body")'"
-  local c0 c1 w
-  c0=$(cpu_us "$SRV_PID")
-  w=$(timeout $((DUR + 10)) $PIN_CLI wrk -t1 -c50 -d"${DUR}s" --latency "$url" 2>&1)
-  c1=$(cpu_us "$SRV_PID")
-  echo "$w" > "$OUT/$srv.wrk.txt"
+  run_wrk "$srv" http "$srv.wrk.txt" "$url"
+}
+
+run_wrk() { # SERVER TEST OUTFILE URL [wrk args after the URL]: wrk -t1 -c50 for DUR s
+  local srv=$1 test=$2 file=$3; shift 3
+  local c0 c1 w t0 t1
+  c0=$(cpu_us "$SRV_PID"); t0=$(date +%s%N)
+  w=$(timeout $((DUR + 10)) $PIN_LG wrk -t1 -c50 -d"${DUR}s" --latency "$@" 2>&1)
+  c1=$(cpu_us "$SRV_PID"); t1=$(date +%s%N)
+  echo "$w" > "$OUT/$file"
   local line
-  line=$(awk -v c0="${c0:-0}" -v c1="${c1:-0}" '
+  line=$(awk -v c0="${c0:-0}" -v c1="${c1:-0}" -v wall="$(( (t1 - t0) / 1000 ))" '
     function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000;
                      if (v ~ /s$/) return v * 1000000; return v + 0 }
     /^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) }
@@ -262,21 +299,22 @@ t_http() {
     /Socket errors/ { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
     END { printf "RESULT mode=http requests=%d req_per_s=%.0f p50_us=%.0f p99_us=%.0f non2xx=%d socket_errors=%d",
                  n, rps, p50, p99, bad, err;
-          if (n > 0 && c1 > c0) printf " server_cpu_us_per_op=%.2f", (c1 - c0) / n }' <<<"$w")
-  record "$srv" http "$line"
-  grep -q 'non2xx=0 socket_errors=0' <<<"$line" || problem "$srv http: $line"
+          if (n > 0 && c1 > c0) printf " server_cpu_us_per_op=%.2f", (c1 - c0) / n;
+          if (wall > 0 && c1 >= c0) printf " server_cpu_pct=%.0f", 100 * (c1 - c0) / wall }' <<<"$w")
+  record "$srv" "$test" "$line"
+  grep -q 'non2xx=0 socket_errors=0' <<<"$line" || problem "$srv $test: $line"
 }
 
 run_lg() { # SERVER TEST args...
   local srv=$1 test=$2; shift 2
   local out
-  out=$(timeout $((DUR + 30)) $PIN_CLI $LG --port "$SRV_PORT" --pid "$SRV_PID" --label "$srv" "$@" 2>>"$OUT/$srv.loadgen.log")
+  out=$(timeout $((DUR + 30)) $PIN_LG $LG --port "$SRV_PORT" --pid "$SRV_PID" --label "$srv" "$@" 2>>"$OUT/$srv.loadgen.log")
   local rc=$?
   [ -n "$out" ] || { problem "$srv $test: no result (loadgen exit $rc): $(tail -c 300 "$OUT/$srv.loadgen.log" | tr '\n' ' ')"; return; }
   while IFS= read -r l; do
     case "$l" in RESULT*) record "$srv" "$test" "$l" ;; esac
   done <<<"$out"
-  if grep -qE ' (lost|failed|bad|timed_out|echoed_to_sender)=[1-9]|server_alive=0|error=' <<<"$out"; then
+  if grep -qE ' (lost|failed|bad|timed_out|echoed_to_sender|non2xx)=[1-9]|server_alive=0|error=' <<<"$out"; then
     problem "$srv $test: $(grep RESULT <<<"$out" | tr '\n' ' ')"
   fi
 }
@@ -326,6 +364,72 @@ for srv in "${SERVERS[@]}"; do
   fi
 done
 
+# ---------------------------------------------------------------- scaling
+# luaparty alone, --workers 1 vs --workers 2, on CPUs 0-1 with the load
+# generator on the same two CPUs (nothing pinned apart). The load is spread
+# over 64 rooms so that both workers get some (a room lives on one worker);
+# the single-room echo shows what happens when it is not. Both servers run
+# side by side (an idle server costs nothing) and each test runs on 1 worker
+# then 2 right after, so a change in background load hits both alike.
+SCALE_K=64
+s_echo() { # rooms: 256 sockets x 8 in flight, 64 B, socket i in room s-(i mod K)
+  run_lg "$1" s_echo --mode echo --path /parties/main/s --rooms "$SCALE_K" --conns 256 --window 8 \
+    --size 64 --warmup 0.5 --duration "$(awk -v d="$DUR" 'BEGIN{print d - 0.5}')" --timeout $((DUR + 20))
+}
+s_echo1() { # the same echo, all 256 sockets in one room
+  run_lg "$1" s_echo1 --mode echo --path /parties/main/solo --conns 256 --window 8 \
+    --size 64 --warmup 0.5 --duration "$(awk -v d="$DUR" 'BEGIN{print d - 0.5}')" --timeout $((DUR + 20))
+}
+s_http() { # 50 keep-alive connections, connection i always asks room r-(i mod K)
+  run_lg "$1" s_http --mode http --path /parties/http/r --rooms "$SCALE_K" --conns 50 \
+    --warmup 0.5 --duration "$(awk -v d="$DUR" 'BEGIN{print d - 0.5}')" --timeout $((DUR + 20))
+}
+s_wrk() { # wrk -t1 -c50, request n asks room q-(n mod K): connections hop rooms
+  run_wrk "$1" s_wrk "$1.wrk-rooms.txt" "http://127.0.0.1:$SRV_PORT/" -s "$ROOT/bench/wrk-rooms.lua" \
+    -- "$SCALE_K" /parties/http/q-
+}
+SCALE_TESTS=(s_echo s_echo1 s_http s_wrk)
+declare -A SC_PID SC_PORT SC_ERR
+if [ "$SCALING" = 1 ]; then
+  if [ -z "$PIN_BOTH" ]; then
+    problem "scaling skipped: needs 2 CPUs and taskset"
+  elif [ "$(left)" -lt $(( 8 * (DUR + 3) + 10 )) ]; then
+    problem "scaling skipped: budget exhausted ($(left) s left)"
+  else
+    log "== scaling (luaparty --workers 1 vs 2, server and load generator on CPUs 0-1)"
+    PIN_LG=$PIN_BOTH
+    for w in 1 2; do
+      if start_server "luaparty-w$w"; then
+        SC_PID[$w]=$SRV_PID; SC_PORT[$w]=$SRV_PORT; SC_ERR[$w]=$SRV_ERR
+        record "luaparty-w$w" base "RESULT mode=base threads=$(ls /proc/$SRV_PID/task | wc -l) rss_kb_after_start=$(awk '/^VmRSS/{print $2}' /proc/$SRV_PID/status)"
+        log "   luaparty --workers $w listening on port $SRV_PORT (pid $SRV_PID)"
+      fi
+    done
+    for t in "${SCALE_TESTS[@]}"; do
+      for w in 1 2; do
+        [ -n "${SC_PID[$w]:-}" ] || continue
+        if [ "$(left)" -lt $((DUR + 15)) ]; then problem "budget exhausted before scaling $t ($w workers)"; break 2; fi
+        SRV_PID=${SC_PID[$w]}; SRV_PORT=${SC_PORT[$w]}; SRV_ERR=${SC_ERR[$w]}; SRV_NAME=luaparty-w$w
+        "$t" "luaparty-w$w"
+        alive_check "scaling $t" || SC_PID[$w]=""
+      done
+    done
+    for w in 1 2; do
+      [ -n "${SC_PID[$w]:-}" ] || continue
+      SRV_PID=${SC_PID[$w]}; SRV_NAME=luaparty-w$w
+      record "luaparty-w$w" base "RESULT mode=after_load threads=$(ls /proc/$SRV_PID/task | wc -l)"
+      stop_server
+    done
+    PIN_LG=$PIN_CLI
+    # A server log line at warn or above during the scaling tests is worth a look.
+    for w in 1 2; do
+      [ -n "${SC_ERR[$w]:-}" ] || continue
+      n=$(grep -cvE 'listening on|workers \(event loop threads\)' "${SC_ERR[$w]}")
+      [ "$n" -gt 0 ] && problem "luaparty --workers $w logged $n line(s) during scaling: $(grep -vE 'listening on' "${SC_ERR[$w]}" | head -3 | tr '\n' ' ')"
+    done
+  fi
+fi
+
 # ---------------------------------------------------------------- table
 get() { # SERVER TEST KEY
   awk -v s="$1" -v t="$2" -v k="$3" '$1 == s && $2 == t {
@@ -374,7 +478,19 @@ row_mib() {
   fmt_row "$label" "${v[@]}"
 }
 
+srow() { # LABEL TEST KEY [flag]: luaparty-w1, luaparty-w2 and their ratio
+  local label=$1 test=$2 key=$3 fl=${4:-} a b r
+  a=$(get luaparty-w1 "$test" "$key"); b=$(get luaparty-w2 "$test" "$key")
+  r=$(awk -v x="$a" -v y="$b" 'BEGIN{ if (x != "" && y != "" && x + 0 != 0) printf "%.2f", y / x; else printf "-" }')
+  if [ -n "$fl" ]; then
+    [ -n "$a" ] && a="$a$(flag luaparty-w1 "$test")"
+    [ -n "$b" ] && b="$b$(flag luaparty-w2 "$test")"
+  fi
+  printf '| %-56s | %10s | %10s | %7s |\n' "$label" "${a:--}" "${b:--}" "$r"
+}
+
 {
+  if [ ${#SERVERS[@]} -gt 0 ]; then
   echo
   echo "luaparty benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, server pinned: ${PIN_SRV:-no}, ${DUR}s per load test, machine ${IDLE_BEFORE}% idle before the run)"
   printf '| %-44s | %12s | %12s | %12s | %8s | %9s |\n' figure luaparty "raw C" node "lp/raw" "lp/node"
@@ -406,6 +522,46 @@ row_mib() {
   row_mib "RSS after the load tests (MiB)" base rss_kb
   echo
   echo "* = the load generator used >= 90% of its CPU: the figure is client-bound (a floor, not the server's ceiling)."
+  echo "luaparty runs with --workers 1 here: every figure above is one event loop (see the scaling table for 2)."
+  fi
+  if [ "$SCALING" = 1 ] && grep -q '^luaparty-w' "$RESULTS"; then
+  echo
+  echo "Scaling: luaparty serve --workers 1 vs --workers 2 ($(date -u +%Y-%m-%dT%H:%M:%SZ), ${DUR}s per load test)"
+  echo "Not pinned apart: the server may use CPUs 0-1, and the load generator (one thread) shares those same 2 CPUs,"
+  echo "so 2 workers cannot reach 2x here; 'server CPU %' shows how much of the 2 cores the server got (100 = one core)."
+  printf '| %-56s | %10s | %10s | %7s |\n' figure "1 worker" "2 workers" "2w/1w"
+  printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..58})" "$(printf -- '-%.0s' {1..12})" \
+    "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..9})"
+  srow "echo, $SCALE_K rooms (256 sockets x 8, 64 B): round trips/s" s_echo msgs_per_s 1
+  srow "echo, $SCALE_K rooms: p50 round trip (us)" s_echo p50_us
+  srow "echo, $SCALE_K rooms: p99 round trip (us)" s_echo p99_us
+  srow "echo, $SCALE_K rooms: server CPU (us/msg)" s_echo server_cpu_us_per_op
+  srow "echo, $SCALE_K rooms: server CPU %" s_echo server_cpu_pct
+  srow "echo, $SCALE_K rooms: load generator CPU %" s_echo client_cpu_pct
+  srow "echo, 1 room (same 256 sockets x 8): round trips/s" s_echo1 msgs_per_s 1
+  srow "echo, 1 room: p50 round trip (us)" s_echo1 p50_us
+  srow "echo, 1 room: p99 round trip (us)" s_echo1 p99_us
+  srow "echo, 1 room: server CPU (us/msg)" s_echo1 server_cpu_us_per_op
+  srow "echo, 1 room: server CPU %" s_echo1 server_cpu_pct
+  srow "HTTP, $SCALE_K rooms, 1 room per connection: req/s" s_http req_per_s 1
+  srow "HTTP, $SCALE_K rooms, 1 room per connection: p50 (us)" s_http p50_us
+  srow "HTTP, $SCALE_K rooms, 1 room per connection: p99 (us)" s_http p99_us
+  srow "HTTP, $SCALE_K rooms, 1 room per connection: CPU (us/req)" s_http server_cpu_us_per_op
+  srow "HTTP, $SCALE_K rooms, 1 room per connection: server CPU %" s_http server_cpu_pct
+  srow "HTTP, $SCALE_K rooms, next room each request (wrk): req/s" s_wrk req_per_s
+  srow "HTTP, $SCALE_K rooms, next room each request: p50 (us)" s_wrk p50_us
+  srow "HTTP, $SCALE_K rooms, next room each request: p99 (us)" s_wrk p99_us
+  srow "HTTP, $SCALE_K rooms, next room each request: CPU (us/req)" s_wrk server_cpu_us_per_op
+  srow "HTTP, $SCALE_K rooms, next room each request: server CPU %" s_wrk server_cpu_pct
+  srow "server threads" base threads
+  echo
+  echo "echo: lp_loadgen --rooms $SCALE_K, socket i in room s-(i mod $SCALE_K). 1 room: every socket in one room, which lives on"
+  echo "one worker, so a second worker cannot help (ratio ~1). HTTP, 1 room per connection: lp_loadgen --mode http, 50"
+  echo "keep-alive connections, connection i always asks /parties/http/r-(i mod $SCALE_K), so each settles on its room's"
+  echo "worker. HTTP, next room each request: wrk -t1 -c50 -s bench/wrk-rooms.lua, request n asks q-(n mod $SCALE_K), so"
+  echo "with 2 workers about half the requests arrive on a connection held by the other worker and move it there."
+  echo "Ratios are 2 workers / 1 worker: above 1 is better for rates, worse for latency and CPU."
+  fi
   echo "Raw RESULT lines: $RESULTS"
   if [ -s "$PROBLEMS" ]; then echo "Problems seen:"; sed 's/^/  - /' "$PROBLEMS"; fi
   echo "Total time: $((SECONDS - T0)) s"

@@ -17,8 +17,11 @@ for (const f of [bin, raw]) if (!fs.existsSync(f)) { console.error(`missing ${f}
 
 async function luaparty() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lp-storage-bench-'));
-  // --cpu-limit 0: the JIT on and no per-callback limit (one callback does N puts)
-  const p = spawn(bin, ['serve', path.join(root, 'bench/storage'), '--port', '0', '--persist', dir, '--cpu-limit', '0', '--log-level', 'warn']);
+  // --cpu-limit 0: the JIT on and no per-callback limit (one callback does N puts).
+  // --workers 1: one room, one loop, as before workers existed (serve defaults
+  // to one worker per core, each with its own SQLite connection).
+  const p = spawn(bin, ['serve', path.join(root, 'bench/storage'), '--port', '0', '--persist', dir, '--cpu-limit', '0',
+    '--log-level', 'warn', '--workers', '1']);
   let log = '';
   p.stderr.on('data', (d) => { log += d; });
   const port = await new Promise((resolve, reject) => {

@@ -95,7 +95,10 @@ const cert = makeCert();
 
 async function startServer(tls) {
   const persist = fs.mkdtempSync(path.join(tmp, 'persist-'));
-  const argv = ['serve', project, '--port', '0', '--host', '127.0.0.1', '--persist', persist, '--log-level', 'warn'];
+  // --workers 1: serve defaults to one worker per core; the ws/wss figures are
+  // one event loop's, as before workers existed (bench/run.sh does the same).
+  const argv = ['serve', project, '--port', '0', '--host', '127.0.0.1', '--persist', persist, '--log-level', 'warn',
+    '--workers', '1'];
   if (tls) argv.push('--tls-cert', cert.cert, '--tls-key', cert.key);
   const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(proc);

@@ -3,6 +3,8 @@
 # normal and an ASan+UBSan build, then runs
 #   1. the C unit tests (ASan+UBSan),
 #   2. the integration tests: real clients against the real ASan+UBSan binary,
+#      once with one worker (dev's default) and once with --workers 2, then
+#      once more with --workers 2 against a ThreadSanitizer build,
 #   3. a valgrind run of the release binary: no leak at shutdown,
 #   4. end-to-end pages in headless Chromium, the luarocks install, and a
 #      short libFuzzer run of each fuzz target.
@@ -21,6 +23,7 @@ build() { # dir, extra cmake args...
 }
 build build -DLUAPARTY_BENCH=ON || { echo "0 passed, 1 failed"; exit 1; }
 build build-asan -DLUAPARTY_SANITIZE=ON -DLUAPARTY_BENCH=OFF || { echo "0 passed, 1 failed"; exit 1; }
+build build-tsan -DLUAPARTY_TSAN=ON -DLUAPARTY_BENCH=OFF || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0 failed=0
 count() { # reads "N passed, N failed" from a log into the totals
@@ -42,6 +45,16 @@ count build/test-logs/unit.log
 echo "== integration tests (real clients, ASan+UBSan server)"
 LUAPARTY_BIN=$root/build-asan/luaparty node tests/integration/run.mjs 2>&1 | tee build/test-logs/integration.log
 count build/test-logs/integration.log
+
+echo "== integration tests again, every server with --workers 2 (ASan+UBSan)"
+LUAPARTY_TEST_WORKERS=2 LUAPARTY_BIN=$root/build-asan/luaparty node tests/integration/run.mjs 2>&1 |
+  tee build/test-logs/integration-workers.log
+count build/test-logs/integration-workers.log
+
+echo "== integration tests with --workers 2 under ThreadSanitizer (a data race fails the test)"
+TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0" LUAPARTY_TEST_WORKERS=2 \
+  LUAPARTY_BIN=$root/build-tsan/luaparty node tests/integration/run.mjs 2>&1 | tee build/test-logs/integration-tsan.log
+count build/test-logs/integration-tsan.log
 
 echo "== valgrind: no leak at shutdown"
 bash tests/valgrind.sh 2>&1 | tee build/test-logs/valgrind.log

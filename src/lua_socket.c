@@ -211,6 +211,27 @@ static int l_socket_wait(lua_State *L)
     return lua_yield(L, 0);
 }
 
+/* core.socket_handoff(handle, message) -> true if a receive() was waiting
+ * and now gets the message. A message reaches Lua as a queued event; a
+ * receive() that started after it was queued (the queue looked empty then)
+ * is waiting in C, and must get it rather than time out. */
+static int l_socket_handoff(lua_State *L)
+{
+    endpoint *e = check_socket(L, 1);
+    size_t len;
+    int opcode;
+    const char *data = lua_check_message(L, 2, &len, &opcode);
+    if (!e || !e->waiter || !e->caller) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    chunk *msg = ws_msg_new(opcode, data, len);
+    wake_waiter(e, msg, NULL, NULL, 0);
+    chunk_unref(msg);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.socket_release(handle): the socket is closed; let its object go. */
 static int l_socket_release(lua_State *L)
 {
@@ -233,6 +254,7 @@ void lua_socket_register(lua_State *L)
                                    {"socket_close", l_socket_close},
                                    {"socket_wait", l_socket_wait},
                                    {"socket_release", l_socket_release},
+                                   {"socket_handoff", l_socket_handoff},
                                    {NULL, NULL}};
     luaL_register(L, NULL, fns);
 }

@@ -80,6 +80,8 @@ typedef struct slot {
     bool listening;
 } slot;
 
+#define MAX_WORKERS 256
+
 typedef struct app {
     config cfg;
     size_t nslots;
@@ -92,6 +94,7 @@ typedef struct app {
 static int parse_size(const char *s, size_t *out)
 {
     char *end;
+    if (*s < '0' || *s > '9') return -1; /* strtoull would take "-1" as 2^64-1 */
     unsigned long long v = strtoull(s, &end, 10);
     if (!*s || *end || v == 0) return -1;
     *out = (size_t)v;
@@ -380,7 +383,7 @@ static size_t default_workers(const config *cfg)
 {
     if (cfg->dev) return 1; /* one loop: logs in order, as partykit dev */
     unsigned n = uv_available_parallelism();
-    return n < 1 ? 1 : n > 64 ? 64 : n;
+    return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : n;
 }
 
 /* Opens each worker's storage connection and loop. */
@@ -430,6 +433,11 @@ int main(int argc, char **argv)
         return 2;
     }
     parse_args(&a.cfg, argc, argv, true);
+    if (a.cfg.workers > MAX_WORKERS) {
+        fprintf(stderr, "luaparty: --workers %zu: at most %d\n", a.cfg.workers, MAX_WORKERS);
+        config_free(&a.cfg);
+        return 2;
+    }
     if ((a.cfg.tls_cert != NULL) != (a.cfg.tls_key != NULL)) {
         fprintf(stderr, "luaparty: --tls-cert and --tls-key go together\n");
         config_free(&a.cfg);

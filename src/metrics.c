@@ -77,7 +77,16 @@ void metrics_render(worker *w, buf *b)
         }
         buf_printf(b, "luaparty_rooms{party=\"%s\"} %zu\n", cfg->parties[i]->name, n);
     }
-    for (int k = 0; k < w->nworkers; k++) clients += server_clients(w->all[k]->srv);
+    buf_appendstr(b, "# HELP luaparty_worker_rooms Live rooms per worker (placement by party/room hash).\n"
+                     "# TYPE luaparty_worker_rooms gauge\n");
+    for (int k = 0; k < w->nworkers; k++) buf_printf(b, "luaparty_worker_rooms{worker=\"%d\"} %zu\n", k, w->all[k]->nrooms);
+    buf_appendstr(b, "# HELP luaparty_worker_clients Open TCP clients per worker.\n"
+                     "# TYPE luaparty_worker_clients gauge\n");
+    for (int k = 0; k < w->nworkers; k++) {
+        size_t n = server_clients(w->all[k]->srv);
+        clients += n;
+        buf_printf(b, "luaparty_worker_clients{worker=\"%d\"} %zu\n", k, n);
+    }
     worker_resume_others(w);
     gauge(b, "luaparty_connections", "Open WebSocket connections joined to rooms.", (double)conns);
     gauge(b, "luaparty_clients", "Open TCP clients (HTTP and WebSocket).", (double)clients);

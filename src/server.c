@@ -879,6 +879,10 @@ static void arrive(worker *w, void *arg)
     http_request *req = c->moving;
     c->moving = NULL;
     c->move_to = NULL;
+    /* Read as a fresh client does: bytes that come while the request is
+     * answered wait in pending_in (process), and the closing sequence
+     * needs to see the peer's EOF. */
+    resume_reading(c);
     if (c->move_upgrade) handle_upgrade(c, req, NULL, 0);
     else handle_request(c, req);
     continue_input(c);

@@ -2,6 +2,7 @@
 # Runs the release binary under valgrind through a short workout (HTTP,
 # WebSocket echo, cross-party fetch and socket, storage), stops it with
 # SIGTERM, and checks it exits 0 with nothing definitely or indirectly lost.
+# Two workers, so the cross-worker paths (moved clients, posted jobs) are in it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=${LUAPARTY_BIN_RELEASE:-build/luaparty}
@@ -11,7 +12,7 @@ passed=0 failed=0
 check() { if eval "$2"; then echo "ok   $1"; passed=$((passed+1)); else echo "FAIL $1"; failed=$((failed+1)); fi; }
 
 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
-  --log-file="$tmp/vg.log" "$bin" serve tests/projects/workout --port 0 --persist "$tmp/data" \
+  --log-file="$tmp/vg.log" "$bin" serve tests/projects/workout --workers 2 --port 0 --persist "$tmp/data" \
   >"$tmp/out.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do grep -q 'listening on' "$tmp/out.log" && break; sleep 0.2; done

@@ -187,7 +187,7 @@ end
 function rt.socket_message(s, message)
   if s.onmessage then
     s.onmessage(message)
-  else
+  elseif not core.socket_handoff(s._h, message) then -- else a receive() was waiting: it has it
     local q = s._queue
     q.last = q.last + 1
     q[q.last] = message
