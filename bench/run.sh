@@ -5,11 +5,12 @@
 # --budget seconds, 300 by default).
 #
 #   bench/run.sh [--only luaparty,raw,node,scaling] [--no-scaling] [--duration S]
-#                [--budget S] [--out DIR] [--no-build]
+#                [--scale-rounds N] [--budget S] [--out DIR] [--no-build]
 #
 # --only takes any of luaparty, raw, node (the comparison table) and scaling
 # (the workers section, luaparty only); all four by default. --no-scaling
-# drops the scaling section; --only scaling runs it alone.
+# drops the scaling section; --only scaling runs it alone. --scale-rounds N
+# (2): scaling runs each test N times per worker count and keeps the best.
 # Env: BUILD=<build dir> (default <repo>/build), LUAPARTY=<binary>
 # (default $BUILD/luaparty).
 set -u
@@ -20,6 +21,7 @@ LUAPARTY=${LUAPARTY:-$BUILD/luaparty}
 ONLY=luaparty,raw,node,scaling
 DUR=5          # seconds per load test (warm-up included)
 BUDGET=300     # hard stop for the whole run, seconds
+SCALE_ROUNDS=2 # scaling: rounds per test, the best rate counts
 OUT=""
 DO_BUILD=1
 
@@ -28,10 +30,11 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --duration) DUR=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
+    --scale-rounds) SCALE_ROUNDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --no-build) DO_BUILD=0; shift ;;
     --no-scaling) ONLY=$(tr ',' '\n' <<<"$ONLY" | grep -vx scaling | paste -sd, -); shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -281,11 +284,12 @@ t_http() {
   run_wrk "$srv" http "$srv.wrk.txt" "$url"
 }
 
-run_wrk() { # SERVER TEST OUTFILE URL [wrk args after the URL]: wrk -t1 -c50 for DUR s
+WRK_CONNS=50
+run_wrk() { # SERVER TEST OUTFILE URL [wrk args after the URL]: wrk -t1 -c$WRK_CONNS for DUR s
   local srv=$1 test=$2 file=$3; shift 3
   local c0 c1 w t0 t1
   c0=$(cpu_us "$SRV_PID"); t0=$(date +%s%N)
-  w=$(timeout $((DUR + 10)) $PIN_LG wrk -t1 -c50 -d"${DUR}s" --latency "$@" 2>&1)
+  w=$(timeout $((DUR + 10)) $PIN_LG wrk -t1 -c"$WRK_CONNS" -d"${DUR}s" --latency "$@" 2>&1)
   c1=$(cpu_us "$SRV_PID"); t1=$(date +%s%N)
   echo "$w" > "$OUT/$file"
   local line
@@ -346,7 +350,7 @@ for srv in "${SERVERS[@]}"; do
   t_startup "$srv"
   if ! start_server "$srv"; then continue; fi
   log "   $srv listening on port $SRV_PORT (pid $SRV_PID)"
-  record "$srv" base "RESULT mode=base rss_kb_after_start=$(awk '/^VmRSS/{print $2}' /proc/$SRV_PID/status)"
+  record "$srv" base "RESULT mode=base rss_kb_after_start=$(awk '/^VmRSS/{print $2}' /proc/$SRV_PID/status) threads=$(ls /proc/$SRV_PID/task | wc -l)"
   t_http "$srv"; alive_check http
   ensure_server "$srv" && { t_echo "$srv"; alive_check echo; }
   ensure_server "$srv" && { t_bcast "$srv" 200; alive_check "broadcast 200"; }
@@ -370,33 +374,47 @@ done
 # over 64 rooms so that both workers get some (a room lives on one worker);
 # the single-room echo shows what happens when it is not. Both servers run
 # side by side (an idle server costs nothing) and each test runs on 1 worker
-# then 2 right after, so a change in background load hits both alike.
+# and on 2 right after each other (2 first in even rounds), so a change in
+# background load hits both alike. With --scale-rounds N (2 by default) each
+# figure is taken from the round with the best rate: background load only
+# ever lowers a rate. machine_busy_pct is the whole machine (/proc/stat, all
+# CPUs, kernel networking included) during the test: near 100 means the two
+# cores were full, so the ratio is what the machine allows.
 SCALE_K=64
+SC_TAG=""
+s_dur() { awk -v d="$DUR" 'BEGIN{print d - 0.5}'; }
 s_echo() { # rooms: 256 sockets x 8 in flight, 64 B, socket i in room s-(i mod K)
-  run_lg "$1" s_echo --mode echo --path /parties/main/s --rooms "$SCALE_K" --conns 256 --window 8 \
-    --size 64 --warmup 0.5 --duration "$(awk -v d="$DUR" 'BEGIN{print d - 0.5}')" --timeout $((DUR + 20))
+  run_lg "$1" "s_echo$SC_TAG" --mode echo --path /parties/main/s --rooms "$SCALE_K" --conns 256 --window 8 \
+    --size 64 --warmup 0.5 --duration "$(s_dur)" --timeout $((DUR + 20))
 }
 s_echo1() { # the same echo, all 256 sockets in one room
-  run_lg "$1" s_echo1 --mode echo --path /parties/main/solo --conns 256 --window 8 \
-    --size 64 --warmup 0.5 --duration "$(awk -v d="$DUR" 'BEGIN{print d - 0.5}')" --timeout $((DUR + 20))
+  run_lg "$1" "s_echo1$SC_TAG" --mode echo --path /parties/main/solo --conns 256 --window 8 \
+    --size 64 --warmup 0.5 --duration "$(s_dur)" --timeout $((DUR + 20))
 }
-s_http() { # 50 keep-alive connections, connection i always asks room r-(i mod K)
-  run_lg "$1" s_http --mode http --path /parties/http/r --rooms "$SCALE_K" --conns 50 \
-    --warmup 0.5 --duration "$(awk -v d="$DUR" 'BEGIN{print d - 0.5}')" --timeout $((DUR + 20))
+s_http() { # K keep-alive connections, connection i always asks room r-i
+  run_lg "$1" "s_http$SC_TAG" --mode http --path /parties/http/r --rooms "$SCALE_K" --conns "$SCALE_K" \
+    --warmup 0.5 --duration "$(s_dur)" --timeout $((DUR + 20))
 }
-s_wrk() { # wrk -t1 -c50, request n asks room q-(n mod K): connections hop rooms
-  run_wrk "$1" s_wrk "$1.wrk-rooms.txt" "http://127.0.0.1:$SRV_PORT/" -s "$ROOT/bench/wrk-rooms.lua" \
-    -- "$SCALE_K" /parties/http/q-
+s_wrk() { # wrk -t1 -cK, request n asks room q-(n mod K): connections hop rooms
+  WRK_CONNS=$SCALE_K run_wrk "$1" "s_wrk$SC_TAG" "$1.wrk-rooms$SC_TAG.txt" "http://127.0.0.1:$SRV_PORT/" \
+    -s "$ROOT/bench/wrk-rooms.lua" -- "$SCALE_K" /parties/http/q-
 }
 SCALE_TESTS=(s_echo s_echo1 s_http s_wrk)
+declare -A SC_RATE=([s_echo]=msgs_per_s [s_echo1]=msgs_per_s [s_http]=req_per_s [s_wrk]=req_per_s)
 declare -A SC_PID SC_PORT SC_ERR
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6 }' /proc/stat; }
+thread_ticks() { # PID -> utime+stime of each thread, in /proc/PID/task order
+  local t; for t in /proc/"$1"/task/*; do awk '{ sub(/.*\) /, ""); printf "%d ", $12 + $13 }' "$t/stat" 2>/dev/null; done
+}
 if [ "$SCALING" = 1 ]; then
+  need=$(( SCALE_ROUNDS * ${#SCALE_TESTS[@]} * 2 * (DUR + 2) + 10 ))
   if [ -z "$PIN_BOTH" ]; then
     problem "scaling skipped: needs 2 CPUs and taskset"
-  elif [ "$(left)" -lt $(( 8 * (DUR + 3) + 10 )) ]; then
-    problem "scaling skipped: budget exhausted ($(left) s left)"
+  elif [ "$(left)" -lt "$need" ]; then
+    problem "scaling skipped: $(left) s of budget left, it needs about $need"
   else
-    log "== scaling (luaparty --workers 1 vs 2, server and load generator on CPUs 0-1)"
+    log "== scaling (luaparty --workers 1 vs 2, server and load generator on CPUs 0-1, $SCALE_ROUNDS round(s))"
+    SC_IDLE=$(cpu_idle_pct)
     PIN_LG=$PIN_BOTH
     for w in 1 2; do
       if start_server "luaparty-w$w"; then
@@ -405,13 +423,39 @@ if [ "$SCALING" = 1 ]; then
         log "   luaparty --workers $w listening on port $SRV_PORT (pid $SRV_PID)"
       fi
     done
-    for t in "${SCALE_TESTS[@]}"; do
-      for w in 1 2; do
-        [ -n "${SC_PID[$w]:-}" ] || continue
-        if [ "$(left)" -lt $((DUR + 15)) ]; then problem "budget exhausted before scaling $t ($w workers)"; break 2; fi
-        SRV_PID=${SC_PID[$w]}; SRV_PORT=${SC_PORT[$w]}; SRV_ERR=${SC_ERR[$w]}; SRV_NAME=luaparty-w$w
-        "$t" "luaparty-w$w"
-        alive_check "scaling $t" || SC_PID[$w]=""
+    for r in $(seq 1 "$SCALE_ROUNDS"); do
+      SC_TAG=".r$r"
+      order="1 2"; [ $((r % 2)) = 0 ] && order="2 1"
+      for t in "${SCALE_TESTS[@]}"; do
+        for w in $order; do
+          [ -n "${SC_PID[$w]:-}" ] || continue
+          if [ "$(left)" -lt $((DUR + 15)) ]; then problem "budget exhausted before scaling $t ($w workers, round $r)"; break 3; fi
+          SRV_PID=${SC_PID[$w]}; SRV_PORT=${SC_PORT[$w]}; SRV_ERR=${SC_ERR[$w]}; SRV_NAME=luaparty-w$w
+          read -r tot0 idle0 < <(cpu_ticks); th0=$(thread_ticks "$SRV_PID")
+          "$t" "luaparty-w$w"
+          read -r tot1 idle1 < <(cpu_ticks); th1=$(thread_ticks "$SRV_PID")
+          # The machine's load during the test, and how the server's CPU time
+          # split over its threads (percent of it), go on the line just recorded.
+          if [ "$(tail -n1 "$RESULTS" | cut -d' ' -f1-2)" = "luaparty-w$w $t$SC_TAG" ] && [ $((tot1 - tot0)) -gt 0 ]; then
+            split=$(awk -v a="$th0" -v b="$th1" 'BEGIN { n = split(a, x, " "); m = split(b, y, " ");
+              if (n != m) exit; for (i = 1; i <= n; i++) { d[i] = y[i] - x[i]; s += d[i] }
+              if (s <= 0) exit; for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? "/" : ""), 100 * d[i] / s }')
+            sed -i "\$ s|\$| machine_busy_pct=$(( 100 - 100 * (idle1 - idle0) / (tot1 - tot0) ))${split:+ thread_split_pct=$split}|" "$RESULTS"
+          fi
+          alive_check "scaling $t" || SC_PID[$w]=""
+        done
+      done
+    done
+    SC_TAG=""
+    # Each figure from the round with the best rate (same round for all of a test's figures).
+    for w in 1 2; do
+      for t in "${SCALE_TESTS[@]}"; do
+        best=$(awk -v s="luaparty-w$w" -v t="$t" -v k="${SC_RATE[$t]}" '
+          $1 == s && index($2, t ".r") == 1 && $2 ~ /\.r[0-9]+$/ {
+            v = ""; for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) v = kv[2] + 0 }
+            if (v != "" && (b == "" || v > bv)) { bv = v; b = $0; sub(/^[^ ]+ [^ ]+ /, "", b) } }
+          END { print b }' "$RESULTS")
+        [ -n "$best" ] && record "luaparty-w$w" "$t" "$best rounds=$SCALE_ROUNDS"
       done
     done
     for w in 1 2; do
@@ -424,8 +468,8 @@ if [ "$SCALING" = 1 ]; then
     # A server log line at warn or above during the scaling tests is worth a look.
     for w in 1 2; do
       [ -n "${SC_ERR[$w]:-}" ] || continue
-      n=$(grep -cvE 'listening on|workers \(event loop threads\)' "${SC_ERR[$w]}")
-      [ "$n" -gt 0 ] && problem "luaparty --workers $w logged $n line(s) during scaling: $(grep -vE 'listening on' "${SC_ERR[$w]}" | head -3 | tr '\n' ' ')"
+      n=$(grep -cv 'listening on' "${SC_ERR[$w]}")
+      [ "$n" -gt 0 ] && problem "luaparty --workers $w logged $n line(s) during scaling: $(grep -v 'listening on' "${SC_ERR[$w]}" | head -3 | tr '\n' ' ')"
     done
   fi
 fi
@@ -478,10 +522,11 @@ row_mib() {
   fmt_row "$label" "${v[@]}"
 }
 
-srow() { # LABEL TEST KEY [flag]: luaparty-w1, luaparty-w2 and their ratio
+srow() { # LABEL TEST KEY [flag|noratio]: luaparty-w1, luaparty-w2 and their ratio
   local label=$1 test=$2 key=$3 fl=${4:-} a b r
   a=$(get luaparty-w1 "$test" "$key"); b=$(get luaparty-w2 "$test" "$key")
-  r=$(awk -v x="$a" -v y="$b" 'BEGIN{ if (x != "" && y != "" && x + 0 != 0) printf "%.2f", y / x; else printf "-" }')
+  [ "$fl" = noratio ] && { fl=""; r=-; }
+  [ -n "${r:-}" ] || r=$(awk -v x="$a" -v y="$b" 'BEGIN{ if (x != "" && y != "" && x + 0 != 0) printf "%.2f", y / x; else printf "-" }')
   if [ -n "$fl" ]; then
     [ -n "$a" ] && a="$a$(flag luaparty-w1 "$test")"
     [ -n "$b" ] && b="$b$(flag luaparty-w2 "$test")"
@@ -526,7 +571,7 @@ srow() { # LABEL TEST KEY [flag]: luaparty-w1, luaparty-w2 and their ratio
   fi
   if [ "$SCALING" = 1 ] && grep -q '^luaparty-w' "$RESULTS"; then
   echo
-  echo "Scaling: luaparty serve --workers 1 vs --workers 2 ($(date -u +%Y-%m-%dT%H:%M:%SZ), ${DUR}s per load test)"
+  echo "Scaling: luaparty serve --workers 1 vs --workers 2 ($(date -u +%Y-%m-%dT%H:%M:%SZ), ${DUR}s per load test, best of $SCALE_ROUNDS round(s), machine ${SC_IDLE:-?}% idle before)"
   echo "Not pinned apart: the server may use CPUs 0-1, and the load generator (one thread) shares those same 2 CPUs,"
   echo "so 2 workers cannot reach 2x here; 'server CPU %' shows how much of the 2 cores the server got (100 = one core)."
   printf '| %-56s | %10s | %10s | %7s |\n' figure "1 worker" "2 workers" "2w/1w"
@@ -538,28 +583,35 @@ srow() { # LABEL TEST KEY [flag]: luaparty-w1, luaparty-w2 and their ratio
   srow "echo, $SCALE_K rooms: server CPU (us/msg)" s_echo server_cpu_us_per_op
   srow "echo, $SCALE_K rooms: server CPU %" s_echo server_cpu_pct
   srow "echo, $SCALE_K rooms: load generator CPU %" s_echo client_cpu_pct
+  srow "echo, $SCALE_K rooms: whole machine busy % (2 CPUs)" s_echo machine_busy_pct
+  srow "echo, $SCALE_K rooms: server CPU split over threads %" s_echo thread_split_pct noratio
   srow "echo, 1 room (same 256 sockets x 8): round trips/s" s_echo1 msgs_per_s 1
   srow "echo, 1 room: p50 round trip (us)" s_echo1 p50_us
   srow "echo, 1 room: p99 round trip (us)" s_echo1 p99_us
   srow "echo, 1 room: server CPU (us/msg)" s_echo1 server_cpu_us_per_op
   srow "echo, 1 room: server CPU %" s_echo1 server_cpu_pct
+  srow "echo, 1 room: server CPU split over threads %" s_echo1 thread_split_pct noratio
   srow "HTTP, $SCALE_K rooms, 1 room per connection: req/s" s_http req_per_s 1
   srow "HTTP, $SCALE_K rooms, 1 room per connection: p50 (us)" s_http p50_us
   srow "HTTP, $SCALE_K rooms, 1 room per connection: p99 (us)" s_http p99_us
   srow "HTTP, $SCALE_K rooms, 1 room per connection: CPU (us/req)" s_http server_cpu_us_per_op
   srow "HTTP, $SCALE_K rooms, 1 room per connection: server CPU %" s_http server_cpu_pct
+  srow "HTTP, $SCALE_K rooms, 1 room per connection: machine busy %" s_http machine_busy_pct
+  srow "HTTP, $SCALE_K rooms, 1 room per connection: CPU split %" s_http thread_split_pct noratio
   srow "HTTP, $SCALE_K rooms, next room each request (wrk): req/s" s_wrk req_per_s
   srow "HTTP, $SCALE_K rooms, next room each request: p50 (us)" s_wrk p50_us
   srow "HTTP, $SCALE_K rooms, next room each request: p99 (us)" s_wrk p99_us
   srow "HTTP, $SCALE_K rooms, next room each request: CPU (us/req)" s_wrk server_cpu_us_per_op
   srow "HTTP, $SCALE_K rooms, next room each request: server CPU %" s_wrk server_cpu_pct
+  srow "HTTP, $SCALE_K rooms, next room each request: CPU split %" s_wrk thread_split_pct noratio
   srow "server threads" base threads
   echo
   echo "echo: lp_loadgen --rooms $SCALE_K, socket i in room s-(i mod $SCALE_K). 1 room: every socket in one room, which lives on"
-  echo "one worker, so a second worker cannot help (ratio ~1). HTTP, 1 room per connection: lp_loadgen --mode http, 50"
-  echo "keep-alive connections, connection i always asks /parties/http/r-(i mod $SCALE_K), so each settles on its room's"
-  echo "worker. HTTP, next room each request: wrk -t1 -c50 -s bench/wrk-rooms.lua, request n asks q-(n mod $SCALE_K), so"
-  echo "with 2 workers about half the requests arrive on a connection held by the other worker and move it there."
+  echo "one worker, so a second worker cannot help (ratio ~1). HTTP, 1 room per connection: lp_loadgen --mode http, $SCALE_K"
+  echo "keep-alive connections, connection i always asks /parties/http/r-i, so each settles on its room's worker."
+  echo "HTTP, next room each request: wrk -t1 -c$SCALE_K -s bench/wrk-rooms.lua, request n asks q-(n mod $SCALE_K), so with"
+  echo "2 workers about half the requests arrive on a connection held by the other worker and move it there."
+  echo "CPU split: each server thread's share of the server's CPU time during the test (1 worker: 100; 2 workers: a/b)."
   echo "Ratios are 2 workers / 1 worker: above 1 is better for rates, worse for latency and CPU."
   fi
   echo "Raw RESULT lines: $RESULTS"

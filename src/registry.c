@@ -30,6 +30,14 @@ worker *registry_owner(worker *w, const party *p, const char *id)
         if (!*s) break;
     }
     for (const char *s = id; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    /* FNV's low bits depend only on the bytes' low bits (with 2 workers the
+     * owner would be the parity of the odd bytes: "a", "c", "e" together):
+     * mix every bit into every other before taking the modulo. */
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
     return w->all[h % (uint32_t)w->nworkers];
 }
 

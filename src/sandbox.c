@@ -389,6 +389,11 @@ int sandbox_open_room(room *r, char **err)
     int rc = lua_cpcall(r->L, setup, r);
     sandbox_leave(r);
     sandbox_disarm(r);
+    /* Loading made garbage (compiler temporaries, the chunk's strings): a
+     * full collection now, while it is small, keeps an idle room at its
+     * live size instead of waiting for the next GC cycle that an idle room
+     * may never reach. */
+    if (rc == 0) lua_gc(r->L, LUA_GCCOLLECT, 0);
     if (rc != 0) {
         const char *msg = lua_tostring(r->L, -1);
         *err = xstrdup(msg ? msg : "error while loading the party");

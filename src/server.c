@@ -91,6 +91,7 @@ struct client {
     http_request *moving;      /* on its way to the worker that owns its room */
     worker *move_to;
     bool move_upgrade;
+    bool moved;                /* has moved once (HTTP moves at most once) */
     int moved_fd;
     uint64_t last_seen;        /* uv_now of the last bytes from the peer */
     int handles;               /* libuv handles not yet closed */
@@ -795,12 +796,15 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
 /* ---- moving a client to the worker that owns its room ---- */
 
 /* True if req is for a room another worker owns and the client should
- * follow it there: always for a WebSocket (it stays with its room), and for
- * HTTP when nothing is queued for it (else the request is forwarded). */
+ * follow it there: always for a WebSocket (it stays with its room). An HTTP
+ * connection moves at most once, for its first room, and only when nothing
+ * is queued for it; after that its requests to other workers' rooms are
+ * forwarded (bench/run.sh: a connection that moved for every request cost
+ * ~5 us a request). */
 static bool belongs_elsewhere(client *c, const http_request *req, bool upgrade)
 {
     worker *w = c->srv->w;
-    if (w->nworkers < 2) return false;
+    if (w->nworkers < 2 || (!upgrade && c->moved)) return false;
     route rt;
     route_parse(c->srv->cfg, req->target, &rt);
     if (rt.kind != ROUTE_ROOM || !rt.room[0] || registry_owner(w, rt.party, rt.room) == w) return false;
@@ -817,6 +821,7 @@ static void move(client *c, http_request *req, bool upgrade)
     route rt;
     route_parse(c->srv->cfg, req->target, &rt);
     c->moving = req;
+    c->moved = true;
     c->move_upgrade = upgrade;
     c->move_to = registry_owner(c->srv->w, rt.party, rt.room);
     uv_read_stop((uv_stream_t *)&c->tcp);

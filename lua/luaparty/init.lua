@@ -6,10 +6,16 @@
 -- Response.new(body [, {status=, headers=}]), Response.json(value [, init]),
 -- luaparty.binary(str) / luaparty.isBinary(v) for binary WebSocket messages.
 local core = require "luaparty.core"
-local cjson = require "cjson"
+-- cjson is loaded on first use: a room that never touches JSON saves ~5 KB.
+local cjson_module
+local function cjson()
+  if not cjson_module then cjson_module = require "cjson" end
+  return cjson_module
+end
 
 local M = {}
 
+M._cjson = cjson -- for luaparty.runtime
 M.binary = core.binary
 M.isBinary = core.isBinary
 --- luaparty.validUtf8(s) -> true if s is well-formed UTF-8
@@ -72,13 +78,13 @@ function Response.json(value, init)
   init = init or {}
   local headers = lower_headers(init.headers, 2)
   headers["content-type"] = headers["content-type"] or "application/json"
-  return Response.new(cjson.encode(value), { status = init.status, headers = headers })
+  return Response.new(cjson().encode(value), { status = init.status, headers = headers })
 end
 
 function response_methods:text() return self.body end
 
 function response_methods:json()
-  local ok, value = pcall(cjson.decode, self.body)
+  local ok, value = pcall(cjson().decode, self.body)
   if not ok then error("response body is not valid JSON: " .. tostring(value), 2) end
   return value
 end

@@ -12,7 +12,7 @@
 -- built on the small C API in luaparty.core.
 local core = require "luaparty.core"
 local luaparty = require "luaparty"
-local cjson = require "cjson"
+local cjson = luaparty._cjson -- cjson(), loaded on first use (init.lua)
 local Response = luaparty.Response
 
 local rt = {}
@@ -22,6 +22,7 @@ local rt = {}
 local builtin = { ["luaparty.runtime"] = true }
 for name in pairs(package.loaded) do builtin[name] = true end
 local instance          -- the party object: self in every callback
+local party_info        -- id, name, env_json, parties (rt.init)
 local class             -- the table the party script returned
 local conns = {}        -- handle -> connection object
 local order = {}        -- handles of open connections (array)
@@ -37,7 +38,7 @@ function Request:text() return self.body end
 function Request:query(name) return core.queryParam(self.url, name) end
 
 function Request:json()
-  local ok, value = pcall(cjson.decode, self.body)
+  local ok, value = pcall(cjson().decode, self.body)
   if not ok then error("request body is not valid JSON: " .. tostring(value), 2) end
   return value
 end
@@ -225,6 +226,14 @@ end
 ---------------------------------------------------------------- room
 local Room = {}
 Room.__index = Room
+-- room.env is decoded from the project's vars when first read (most rooms
+-- never read it; decoding needs cjson). A reload that changes vars sets it.
+local env
+setmetatable(Room, { __index = function(_, k)
+  if k ~= "env" then return nil end
+  if env == nil then env = cjson().decode(party_info.env_json) end
+  return env
+end })
 
 --- room:broadcast(message [, without_ids])
 function Room:broadcast(message, without) core.broadcast(message, without) end
@@ -261,16 +270,12 @@ local function call(name, ...)
   if f then return f(instance, ...) end
 end
 
-local party_info
-
 function rt.init(party_class, info)
   class = party_class
   party_info = info
-  local env = cjson.decode(info.env_json)
   local room = setmetatable({
     id = info.id,
     name = info.name,
-    env = env,
     storage = setmetatable({}, Storage),
     context = { parties = make_parties(info.parties) },
   }, Room)
@@ -319,7 +324,7 @@ end
 --- vars (or nil). The instance (self and its fields) and the connections
 --- stay; only the methods change. onReload runs after the swap.
 function rt.reload(chunk, env_json)
-  if env_json then instance.room.env = cjson.decode(env_json) end
+  if env_json then instance.room.env = cjson().decode(env_json) end
   if not chunk then return end
   for name in pairs(package.loaded) do
     if not builtin[name] then package.loaded[name] = nil end
