@@ -4,12 +4,14 @@
 # vs 2). One command; the whole run is bounded (about 3 minutes, hard stop at
 # --budget seconds, 300 by default).
 #
-#   bench/run.sh [--only luaparty,raw,node,scaling] [--no-scaling] [--duration S]
-#                [--scale-rounds N] [--budget S] [--out DIR] [--no-build]
+#   bench/run.sh [--only luaparty,raw,node,scaling,rooms] [--no-scaling] [--with-rooms]
+#                [--duration S] [--scale-rounds N] [--budget S] [--out DIR] [--no-build]
 #
-# --only takes any of luaparty, raw, node (the comparison table) and scaling
-# (the workers section, luaparty only); all four by default. --no-scaling
-# drops the scaling section; --only scaling runs it alone. --scale-rounds N
+# --only takes any of luaparty, raw, node (the comparison table), scaling
+# (the workers section, luaparty only) and rooms (bench/rooms.mjs: memory per
+# room at 1k/10k/100k rooms, about 70 s, not in the default set); the first
+# four by default. --no-scaling drops the scaling section; --only scaling runs
+# it alone. --with-rooms adds the rooms section. --scale-rounds N
 # (2): scaling runs each test N times per worker count and keeps the best.
 # Env: BUILD=<build dir> (default <repo>/build), LUAPARTY=<binary>
 # (default $BUILD/luaparty).
@@ -33,8 +35,9 @@ while [ $# -gt 0 ]; do
     --scale-rounds) SCALE_ROUNDS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --no-build) DO_BUILD=0; shift ;;
+    --with-rooms) ONLY="$ONLY,rooms"; shift ;;
     --no-scaling) ONLY=$(tr ',' '\n' <<<"$ONLY" | grep -vx scaling | paste -sd, -); shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -106,6 +109,7 @@ IDLE_BEFORE=$(cpu_idle_pct)
 # ---------------------------------------------------------------- servers
 SERVERS=()
 SCALING=0
+ROOMS=0
 for s in ${ONLY//,/ }; do
   case "$s" in
     scaling)
@@ -116,6 +120,13 @@ for s in ${ONLY//,/ }; do
       if [ -x "$LUAPARTY" ]; then SERVERS+=(luaparty)
       else log "SKIP luaparty: $LUAPARTY not found (server not built yet)"
            echo "luaparty skipped: $LUAPARTY not found" >> "$PROBLEMS"; fi ;;
+    rooms)
+      if [ ! -x "$LUAPARTY" ]; then log "SKIP rooms: $LUAPARTY not found (server not built yet)"
+           echo "rooms skipped: $LUAPARTY not found" >> "$PROBLEMS"
+      elif ! command -v node >/dev/null ||
+           { [ ! -d "$ROOT/bench/node_modules/ws" ] && [ ! -d "$ROOT/tests/node_modules/ws" ]; }; then
+        log "SKIP rooms: node or npm ws missing (cd bench && npm install --no-audit --no-fund)"
+      else ROOMS=1; fi ;;
     raw) SERVERS+=(raw) ;;
     node)
       if command -v node >/dev/null &&
@@ -125,7 +136,7 @@ for s in ${ONLY//,/ }; do
     *) log "run.sh: unknown server $s"; exit 2 ;;
   esac
 done
-[ ${#SERVERS[@]} -gt 0 ] || [ "$SCALING" = 1 ] || { log "run.sh: nothing to run"; exit 1; }
+[ ${#SERVERS[@]} -gt 0 ] || [ "$SCALING" = 1 ] || [ "$ROOMS" = 1 ] || { log "run.sh: nothing to run"; exit 1; }
 
 LP_LOGFLAG=(--log-level warn)
 # `luaparty serve` starts one worker (event loop thread) per core by default.
@@ -474,6 +485,25 @@ if [ "$SCALING" = 1 ]; then
   fi
 fi
 
+# ---------------------------------------------------------------- rooms
+# bench/rooms.mjs on fresh servers (--workers 1): 1k, 10k, 100k rooms made by
+# one HTTP GET each, then 1k and 10k rooms with one WebSocket each; VmRSS and
+# the Lua heap per room, and whether they grow linearly. About 70 s here.
+if [ "$ROOMS" = 1 ]; then
+  if [ "$(left)" -lt 90 ]; then
+    problem "rooms skipped: $(left) s of budget left, it needs about 90"
+  else
+    log "== rooms (bench/rooms.mjs --with-conns)"
+    RB=$(( $(left) - 10 )); [ "$RB" -gt 240 ] && RB=240
+    LUAPARTY=$LUAPARTY timeout $((RB + 20)) node "$ROOT/bench/rooms.mjs" --with-conns --budget "$RB" \
+      >"$OUT/rooms.txt" 2>"$OUT/rooms.log"
+    rc=$?
+    while IFS= read -r l; do record luaparty roomsmem "$l"; done < <(grep '^RESULT' "$OUT/rooms.txt")
+    grep '^PROBLEM: ' "$OUT/rooms.txt" | sed 's/^PROBLEM: /rooms: /' >> "$PROBLEMS"
+    [ "$rc" -gt 2 ] && problem "rooms: bench/rooms.mjs exit status $rc (see $OUT/rooms.log)"
+  fi
+fi
+
 # ---------------------------------------------------------------- table
 get() { # SERVER TEST KEY
   awk -v s="$1" -v t="$2" -v k="$3" '$1 == s && $2 == t {
@@ -613,6 +643,10 @@ srow() { # LABEL TEST KEY [flag|noratio]: luaparty-w1, luaparty-w2 and their rat
   echo "2 workers about half the requests arrive on a connection held by the other worker and move it there."
   echo "CPU split: each server thread's share of the server's CPU time during the test (1 worker: 100; 2 workers: a/b)."
   echo "Ratios are 2 workers / 1 worker: above 1 is better for rates, worse for latency and CPU."
+  fi
+  if [ "$ROOMS" = 1 ] && grep -q '^luaparty rooms benchmark' "$OUT/rooms.txt" 2>/dev/null; then
+    echo
+    awk '/^luaparty rooms benchmark/ { on = 1 } /^(Problems seen|Total time)/ { on = 0 } on' "$OUT/rooms.txt"
   fi
   echo "Raw RESULT lines: $RESULTS"
   if [ -s "$PROBLEMS" ]; then echo "Problems seen:"; sed 's/^/  - /' "$PROBLEMS"; fi

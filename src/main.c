@@ -77,7 +77,6 @@ typedef struct slot {
     uv_thread_t thread;
     uv_timer_t grace;
     uint64_t grace_end;
-    bool listening;
 } slot;
 
 #define MAX_WORKERS 256
@@ -310,15 +309,19 @@ static int abort_start(app *a, int code, char *err)
     return code;
 }
 
-/* During shutdown: a worker stops once every client of it is gone and no
- * room of it has work left (onClose callbacks and their cross-party calls
- * have run and committed), or when the grace period is over. */
+/* During shutdown: the workers stop together, once every client of every
+ * worker is gone and no room has work left (onClose callbacks and their
+ * cross-party calls have run and committed), or when the grace period is
+ * over. */
 static void on_drain_check(uv_timer_t *t)
 {
     slot *sl = t->data;
-    bool done = server_clients(&sl->srv) == 0 && registry_quiet(&sl->w);
+    worker *w = &sl->w;
+    atomic_store(&w->drained, server_clients(&sl->srv) == 0 && registry_quiet(w) && !worker_has_jobs(w));
+    bool done = true;
+    for (int i = 0; i < w->nworkers; i++) done &= atomic_load(&w->all[i]->drained);
     if (done || uv_now(t->loop) >= sl->grace_end) {
-        if (!done) log_warn("shutdown grace period over: closing what is left");
+        if (!done && w->index == 0) log_warn("shutdown grace period over: closing what is left");
         uv_timer_stop(t);
         uv_stop(t->loop);
     }
@@ -361,22 +364,47 @@ static void on_signal(uv_signal_t *sig, int signum)
     begin_shutdown(&a->slots[0].w, &a->slots[0]);
 }
 
-/* After a worker's loop stopped: close its clients (their rooms run
- * onClose), then everything else, on the worker's own thread. */
-static void finish_slot(slot *sl)
-{
-    fetch_shutdown();
-    server_free(&sl->srv);
-    uv_run(sl->loop, UV_RUN_NOWAIT);
-    close_loop(sl);
-}
-
 static void worker_thread(void *arg)
 {
     slot *sl = arg;
     lp_metrics_here = &sl->w.stats;
     uv_run(sl->loop, UV_RUN_DEFAULT);
-    finish_slot(sl);
+    fetch_shutdown(); /* its keep-alive pool belongs to this thread */
+}
+
+/* Runs every loop without blocking, in rounds, until no worker has a job
+ * waiting: what one worker's teardown posts to another (a room's onClose
+ * closing a cross-party socket) is handled, not dropped. */
+static void settle(app *a)
+{
+    for (int round = 0; round < 1000; round++) {
+        bool pending = false;
+        for (size_t i = 0; i < a->nslots; i++) {
+            lp_metrics_here = &a->slots[i].w.stats;
+            uv_run(a->slots[i].loop, UV_RUN_NOWAIT);
+        }
+        for (size_t i = 0; i < a->nslots; i++) pending |= worker_has_jobs(&a->slots[i].w);
+        if (!pending && round > 0) break;
+    }
+    lp_metrics_here = &a->slots[0].w.stats;
+}
+
+/* Every loop has stopped and every worker thread has exited: the teardown
+ * runs here, on the main thread, one loop at a time (a loop may be run by
+ * any thread, one at a time), so workers never wait on each other. Clients
+ * close first (their rooms run onClose), then the rooms, then the handles. */
+static void teardown(app *a)
+{
+    for (size_t i = 0; i < a->nslots; i++) server_free(&a->slots[i].srv);
+    settle(a);
+    for (size_t i = 0; i < a->nslots; i++) {
+        lp_metrics_here = &a->slots[i].w.stats;
+        worker_close(&a->slots[i].w);
+    }
+    settle(a);
+    for (size_t i = 0; i < a->nslots; i++) uv_walk(a->slots[i].loop, on_walk_close, NULL);
+    for (size_t i = 0; i < a->nslots; i++) uv_run(a->slots[i].loop, UV_RUN_DEFAULT);
+    for (size_t i = 0; i < a->nslots; i++) uv_loop_close(a->slots[i].loop);
 }
 
 static size_t default_workers(const config *cfg)
@@ -394,7 +422,7 @@ static int make_slots(app *a, char **err)
     a->workers = xcalloc(a->nslots, sizeof *a->workers);
     for (size_t i = 0; i < a->nslots; i++) {
         slot *sl = &a->slots[i];
-        sl->store = storage_open(a->cfg.persist_dir, a->cfg.storage_sync_full, err);
+        sl->store = (i ? storage_open_again : storage_open)(a->cfg.persist_dir, a->cfg.storage_sync_full, err);
         if (!sl->store) {
             a->nslots = i;
             return -1;
@@ -516,8 +544,9 @@ int main(int argc, char **argv)
 
     reload_stop();
     metrics_close();
-    finish_slot(first);
+    fetch_shutdown();
     for (size_t i = 1; i < a.nslots; i++) uv_thread_join(&a.slots[i].thread);
+    teardown(&a);
     free_slots(&a);
     tls_server_free();
     tls_client_free();

@@ -70,6 +70,10 @@ typedef struct visit {
 
 static void visit_here(worker *w, const party *p, const char *id, registry_visit fn, void *arg)
 {
+    if (w->closed) { /* shutdown: its rooms are gone and none may start */
+        fn(NULL, arg, "the server is shutting down");
+        return;
+    }
     char *err = NULL;
     room *r = registry_resolve(w, p, id, &err);
     fn(r, arg, r ? NULL : err);

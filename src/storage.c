@@ -12,6 +12,8 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <time.h>
 #include <sys/stat.h>
 
 enum {
@@ -59,7 +61,30 @@ struct storage {
     char *path;
     sqlite3_stmt *st[ST_COUNT];
     bool in_batch;
+    struct timespec busy_since;  /* when the current wait for the write lock began */
 };
+
+/* With several workers, another connection may hold the write lock for
+ * one room's callback step (microseconds). SQLite's own busy handler
+ * sleeps 1, 2, 5, ... ms, which would stall this worker's whole loop far
+ * longer than the lock is held: yield the CPU instead, then wait in 100 us
+ * naps, and give up after 5 s as before (the commit then fails cleanly). */
+static int on_busy(void *ud, int count)
+{
+    storage *s = ud;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (count == 0) s->busy_since = now;
+    double waited = (double)(now.tv_sec - s->busy_since.tv_sec) + (double)(now.tv_nsec - s->busy_since.tv_nsec) / 1e9;
+    if (waited > 5.0) return 0;
+    if (count < 100) {
+        sched_yield();
+    } else {
+        struct timespec nap = {0, 100000};
+        nanosleep(&nap, NULL);
+    }
+    return 1;
+}
 
 static int mkdirs(const char *dir)
 {
@@ -91,7 +116,9 @@ static char *errorf(const char *path, const char *what, const char *detail)
     return buf_steal(&b);
 }
 
-storage *storage_open(const char *dir, bool sync_full, char **err)
+/* first: the first connection checks the file and creates the schema; the
+ * others (one per worker) only open it. */
+static storage *open_db(const char *dir, bool sync_full, bool first, char **err)
 {
     if (mkdirs(dir) != 0) {
         *err = errorf(dir, "cannot create the directory", strerror(errno));
@@ -107,12 +134,14 @@ storage *storage_open(const char *dir, bool sync_full, char **err)
         storage_close(s);
         return NULL;
     }
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_handler(s->db, on_busy, s);
     /* quick_check reads every page: a corrupt file is refused here, at
      * start-up, not discovered by the first unlucky room. */
     const char *setup[] = {"PRAGMA quick_check", "PRAGMA journal_mode=WAL",
                            sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", schema};
-    for (size_t i = 0; i < sizeof setup / sizeof *setup; i++) {
+    enum { CHECK = 0, SCHEMA = 3 };
+    size_t from = first ? CHECK : CHECK + 1, to = first ? SCHEMA + 1 : SCHEMA; /* the others: pragmas only */
+    for (size_t i = from; i < to; i++) {
         char *msg = NULL;
         int rc = sqlite3_exec(s->db, setup[i], NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
@@ -130,6 +159,13 @@ storage *storage_open(const char *dir, bool sync_full, char **err)
         }
     }
     return s;
+}
+
+storage *storage_open(const char *dir, bool sync_full, char **err) { return open_db(dir, sync_full, true, err); }
+
+storage *storage_open_again(const char *dir, bool sync_full, char **err)
+{
+    return open_db(dir, sync_full, false, err);
 }
 
 void storage_close(storage *s)

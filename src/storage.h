@@ -21,6 +21,9 @@ typedef struct storage storage;
  * Returns NULL with *err (caller frees) naming the file if it cannot be
  * used; we never start empty over data we cannot read. */
 storage *storage_open(const char *dir, bool sync_full, char **err);
+/* Another connection to the database storage_open opened (one per worker):
+ * no integrity check, no schema. */
+storage *storage_open_again(const char *dir, bool sync_full, char **err);
 void storage_close(storage *s);
 const char *storage_path(const storage *s);
 

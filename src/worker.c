@@ -73,6 +73,14 @@ void worker_post(worker *to, worker_job_fn fn, void *arg)
     uv_async_send(&to->wakeup);
 }
 
+bool worker_has_jobs(worker *w)
+{
+    pthread_mutex_lock(&w->jobs_lock);
+    bool any = w->jobs_head != NULL;
+    pthread_mutex_unlock(&w->jobs_lock);
+    return any;
+}
+
 /* ---- stop-the-world (hot reload of shared config) ---- */
 
 static struct {
@@ -169,11 +177,15 @@ void worker_schedule(worker *w, room *r)
     uv_idle_start(&w->runner, run_queue);
 }
 
+/* Drops every room. The wakeup stays open: during teardown other workers
+ * may still post here (main.c runs every loop until no job is left, then
+ * closes every handle). */
 void worker_close(worker *w)
 {
     run_jobs(&w->wakeup);
     run_queue(&w->runner);
     registry_clear(w);
+    w->closed = true;
     if (w->index == 0 && w->alarm_timer.loop) {
         alarm_stop(w);
         cron_stop(w);
@@ -181,7 +193,6 @@ void worker_close(worker *w)
     uv_timer_stop(&w->sweeper);
     uv_close((uv_handle_t *)&w->sweeper, NULL);
     uv_close((uv_handle_t *)&w->runner, NULL);
-    uv_close((uv_handle_t *)&w->wakeup, NULL);
 }
 
 /* After the loop has closed: jobs posted since are dropped with their memory

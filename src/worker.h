@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "util.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 struct room;
@@ -40,6 +41,8 @@ typedef struct worker {
     struct server *srv;             /* the clients of this worker (server.c) */
     char authority[300];            /* host:port of the listener, for in-process URLs */
     bool stopping;
+    bool closed;                    /* worker_close ran: no room may start now */
+    atomic_bool drained;            /* shutdown: no client, no room work, no job */
 
     /* jobs from other workers */
     uv_async_t wakeup;
@@ -61,6 +64,8 @@ void worker_schedule(worker *w, struct room *r);
 /* Runs fn(to, arg) on `to`'s thread, after the jobs posted before it.
  * Callable from any thread. */
 void worker_post(worker *to, worker_job_fn fn, void *arg);
+/* True if jobs are queued for w (shutdown: is everything handled?). */
+bool worker_has_jobs(worker *w);
 /* Stop-the-world for changes to shared state (the config on hot reload):
  * every other worker parks between two loop iterations until
  * worker_resume_others. Called by worker 0 only. */
