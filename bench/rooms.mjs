@@ -317,7 +317,9 @@ async function loadWs() {
 }
 
 // File descriptors: every WebSocket is one fd here and one in the server
-// (which inherits this process's limit). Ephemeral ports bound them too.
+// (which inherits this process's limit; node itself raises its soft limit to
+// the hard one at start, so the hard limit is what counts). Ephemeral ports
+// bound them too.
 function fdCheck(max) {
   const lim = fs.readFileSync('/proc/self/limits', 'utf8');
   const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(lim);
@@ -330,10 +332,11 @@ function fdCheck(max) {
   } catch { /* not Linux */ }
   const need = max + 256;
   const fit = Math.min(soft - 256, ports - 256);
-  log(`   fd limit (ulimit -n): soft ${soft}, hard ${hard}; ephemeral ports: ${ports}; ${max} sockets need about ${need} fds per process`);
+  log(`   fd limit (node raises its soft limit to the hard one at start; the server inherits it): soft ${soft}, hard ${hard}; ephemeral ports: ${ports}; ${max} sockets need about ${need} fds per process`);
   if (need > soft) {
     problem(`ulimit -n is ${soft}, too low for ${max} WebSockets (this process and the server each need about ${need} fds);` +
-      ` raise it first (ulimit -n ${Math.min(hard, Math.max(need, 20000))}${hard < need ? `; the hard limit ${hard} is too low as well` : ''}).` +
+      (hard < need ? ` the hard limit is ${hard} too: raise it as root (ulimit -Hn, limits.conf or LimitNOFILE), then ulimit -n ${need}.`
+        : ` raise it first (ulimit -n ${Math.min(hard, Math.max(need, 20000))}).`) +
       ` Only conn steps up to ${Math.max(0, fit)} will run`);
   }
   if (need > ports) problem(`only ${ports} ephemeral ports (net.ipv4.ip_local_port_range), too few for ${max} WebSockets`);

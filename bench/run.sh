@@ -9,7 +9,7 @@
 #
 # --only takes any of luaparty, raw, node (the comparison table), scaling
 # (the workers section, luaparty only) and rooms (bench/rooms.mjs: memory per
-# room at 1k/10k/100k rooms, about 70 s, not in the default set); the first
+# room at 1k/10k/100k rooms, about 40 s, not in the default set); the first
 # four by default. --no-scaling drops the scaling section; --only scaling runs
 # it alone. --with-rooms adds the rooms section. --scale-rounds N
 # (2): scaling runs each test N times per worker count and keeps the best.
@@ -488,7 +488,7 @@ fi
 # ---------------------------------------------------------------- rooms
 # bench/rooms.mjs on fresh servers (--workers 1): 1k, 10k, 100k rooms made by
 # one HTTP GET each, then 1k and 10k rooms with one WebSocket each; VmRSS and
-# the Lua heap per room, and whether they grow linearly. About 70 s here.
+# the Lua heap per room, and whether they grow linearly. About 40 s here.
 if [ "$ROOMS" = 1 ]; then
   if [ "$(left)" -lt 90 ]; then
     problem "rooms skipped: $(left) s of budget left, it needs about 90"
