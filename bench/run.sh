@@ -640,7 +640,8 @@ srow() { # LABEL TEST KEY [flag|noratio]: luaparty-w1, luaparty-w2 and their rat
   echo "one worker, so a second worker cannot help (ratio ~1). HTTP, 1 room per connection: lp_loadgen --mode http, $SCALE_K"
   echo "keep-alive connections, connection i always asks /parties/http/r-i, so each settles on its room's worker."
   echo "HTTP, next room each request: wrk -t1 -c$SCALE_K -s bench/wrk-rooms.lua, request n asks q-(n mod $SCALE_K), so with"
-  echo "2 workers about half the requests arrive on a connection held by the other worker and move it there."
+  echo "2 workers about half the requests are for a room of the other worker: a connection moves at most once, after"
+  echo "that those requests are forwarded to the room's worker and the answer comes back (two cross-thread hops)."
   echo "CPU split: each server thread's share of the server's CPU time during the test (1 worker: 100; 2 workers: a/b)."
   echo "Ratios are 2 workers / 1 worker: above 1 is better for rates, worse for latency and CPU."
   fi

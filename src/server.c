@@ -915,8 +915,8 @@ static void feed(client *c, const char *data, size_t len)
             break;
         }
         http_request *req = http_parser_take(c->http);
-        snprintf(c->method, sizeof c->method, "%s", req->method);
-        snprintf(c->target, sizeof c->target, "%s", req->target);
+        str_copy(c->method, sizeof c->method, req->method);
+        str_copy(c->target, sizeof c->target, req->target);
         if (c->over_limit) {
             http_request_free(req);
             respond(c, 503, "server is full", true);

@@ -286,3 +286,10 @@ dict_entry *dict_next(const dict *d, size_t *i)
         if (d->slots[*i].key) return &d->slots[(*i)++];
     return NULL;
 }
+
+void str_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}

@@ -54,4 +54,8 @@ void *dict_remove(dict *d, const char *key, size_t klen);
 /* Iteration: for (size_t i = 0; (e = dict_next(d, &i)); ) */
 dict_entry *dict_next(const dict *d, size_t *i);
 
+/* Copies src into dst[cap], cut to fit, always terminated (no printf:
+ * the request path runs this for every request). */
+void str_copy(char *dst, size_t cap, const char *src);
+
 #endif
