@@ -708,8 +708,8 @@ static void on_warm(uv_timer_t *t) {
   meas_begin();
 }
 
-/* echo */
-static void echo_go(void) {
+/* The measurement starts after the warm-up (or at once without one). */
+static void begin_run(void) {
   if (n_open == 0)
     die("no connection could be opened");
   start_timers();
@@ -717,6 +717,11 @@ static void echo_go(void) {
     uv_timer_start(&warm_timer, on_warm, (uint64_t)(cfg.warmup * 1000), 0);
   else
     meas_begin();
+}
+
+/* echo */
+static void echo_go(void) {
+  begin_run();
   for (int i = 0; i < nconns; i++) {
     conn *c = &conns[i];
     if (c->state != S_OPEN)
@@ -730,13 +735,7 @@ static void echo_go(void) {
 
 /* http */
 static void http_go(void) {
-  if (n_open == 0)
-    die("no connection could be opened");
-  start_timers();
-  if (cfg.warmup > 0)
-    uv_timer_start(&warm_timer, on_warm, (uint64_t)(cfg.warmup * 1000), 0);
-  else
-    meas_begin();
+  begin_run();
   for (int i = 0; i < nconns; i++) {
     conn *c = &conns[i];
     if (c->state != S_OPEN)

@@ -89,54 +89,11 @@ function response_methods:json()
   return value
 end
 
--- A socket: to another room (room.context.parties.x:get(id):socket()) or
--- to the network (luaparty.connect). Events arrive through the runtime.
-local Socket = {}
-Socket.__index = Socket
-M._Socket = Socket
-
-function Socket.new() return setmetatable({ _queue = { first = 1, last = 0 }, closed = false }, Socket) end
-
-function Socket:send(message) return core.socket_send(self._h, message) end
-
-function Socket:close(code, reason)
-  if self.closed then return end
-  self.closed = true
-  core.socket_close(self._h, code, reason)
-  core.socket_release(self._h)
-end
-
---- socket:receive([timeout_ms]) -> message, or nil, "closed" / "timeout"
---- (after "closed", a third value may say why). Suspends the callback.
-function Socket:receive(timeout)
-  local q = self._queue
-  if q.first <= q.last then
-    local m = q[q.first]
-    q[q.first] = nil
-    q.first = q.first + 1
-    return m
-  end
-  local m, err, reason, code = core.socket_wait(self._h, timeout)
-  if m == nil and err == "closed" then
-    -- closed now, in this callback already (the close event comes later)
-    self.closed = true
-    self.closeCode = self.closeCode or code
-    self.closeReason = self.closeReason or reason
-    return nil, "closed", self.closeReason
-  end
-  return m, err
-end
-
 --- luaparty.connect(url [, {headers = {...}}]) -> a socket (ws:// or wss://):
 --- send(msg), receive([timeout_ms]), close([code, reason]), onmessage, onclose;
---- s.closeCode / s.closeReason say why it closed.
-function M.connect(url, options)
-  if type(url) ~= "string" then error("connect(url [, options]): url must be a string", 2) end
-  options = options or {}
-  local s = Socket.new()
-  s._h = core.ws_connect(url, options.headers, s)
-  return s
-end
+--- s.closeCode / s.closeReason say why it closed. (luaparty/socket.lua, loaded
+--- on first use.)
+function M.connect(url, options) return require("luaparty.socket").connect(url, options) end
 
 --- luaparty.fetch(url [, {method=, headers=, body=, timeout=}]) -> Response
 --- Outbound HTTP(S); suspends only the calling callback. Also the global fetch.

@@ -7,9 +7,14 @@
 --   message(h, msg)              onMessage
 --   close(h, code, err)          onError (if err) + onClose
 --   request(req) -> status, headers, body     onRequest
---   socket_message / socket_close             cross-party socket events
--- Here the PartyKit objects (room, connection, request, storage, stubs) are
--- built on the small C API in luaparty.core.
+--   socket_message / socket_close             socket events (luaparty/socket.lua)
+--   hooks() / hook(kind, req, room_id)        static hooks (luaparty/hooks.lua)
+-- Here the PartyKit objects (room, connection, request, storage) are built
+-- on the small C API in luaparty.core. What most rooms never use (stubs for
+-- other parties, sockets, static hooks, storage lists and transactions)
+-- lives in modules loaded the first time a room needs them ("parts"): every
+-- function costs each room's Lua state memory, and there can be 100,000
+-- rooms (bench/rooms.mjs).
 local core = require "luaparty.core"
 local luaparty = require "luaparty"
 local cjson = luaparty._cjson -- cjson(), loaded on first use (init.lua)
@@ -28,9 +33,27 @@ local conns = {}        -- handle -> connection object
 local order = {}        -- handles of open connections (array)
 local pos = {}          -- handle -> index in order, so removal is O(1)
 
+-- What the parts see of this module (kept up to date by init and reload).
+local shared = {}
+
+--- part(name): the functions of a part, loading it on first use. A part is
+--- a module returning function(shared) -> its functions (or those directly).
+local parts = {}
+local function part(name)
+  local p = parts[name]
+  if not p then
+    p = require(name)
+    if type(p) == "function" then p = p(shared) end
+    parts[name] = p
+    builtin[name] = true -- a reload keeps it
+  end
+  return p
+end
+
 ---------------------------------------------------------------- requests
 local Request = {}
 Request.__index = Request
+shared.Request, shared.Response = Request, Response
 
 function Request:text() return self.body end
 
@@ -104,124 +127,15 @@ function Storage:delete(key)
   return core.storage_delete(key)
 end
 
--- The result of list(): an array of {key =, value =} in key order, with
--- entries:pairs() iterating key, value in that order and entries:get(key).
-local Entries = {}
-Entries.__index = Entries
-
-function Entries:pairs()
-  local i = 0
-  return function()
-    i = i + 1
-    local e = self[i]
-    if e then return e.key, e.value end
-  end
-end
-
-function Entries:get(key)
-  for i = 1, #self do if self[i].key == key then return self[i].value end end
-end
-
---- storage:list({prefix=, start=, startAfter=, ["end"]=, reverse=, limit=}) -> Entries
-function Storage:list(options)
-  return setmetatable(core.storage_list(options), Entries)
-end
-
---- storage:deleteAll(): every key and the alarm
-function Storage:deleteAll() core.storage_delete_all() end
-
--- A transaction hands the same API to fn; an error inside it, or
--- txn:rollback(), undoes every write it made.
-local Txn = setmetatable({}, { __index = Storage })
-Txn.__index = Txn
-function Txn:rollback() self._rollback = true end
-
---- storage:transaction(function(txn) ... end) -> what fn returned
-function Storage:transaction(fn)
-  if type(fn) ~= "function" then error("storage:transaction(fn): fn must be a function", 2) end
-  local txn = setmetatable({ _rollback = false }, Txn)
-  core.storage_txn_begin()
-  local result = { pcall(fn, txn) }
-  local ok = table.remove(result, 1)
-  core.storage_txn_end(ok and not txn._rollback)
-  if not ok then error(result[1], 0) end
-  return unpack(result)
-end
-
---- storage:sync(): writes are committed at the end of every callback step,
---- and anything sent after a write waits for it, so there is nothing to wait for.
-function Storage:sync() end
-
---- storage:setAlarm(epoch_ms) (a new alarm replaces the old), getAlarm(), deleteAlarm()
-function Storage:setAlarm(at) core.storage_set_alarm(at) end
-function Storage:getAlarm() return core.storage_get_alarm() end
-function Storage:deleteAlarm() core.storage_delete_alarm() end
-
----------------------------------------------------------------- cross-party
-local Socket = luaparty._Socket
-
-local Stub = {}
-Stub.__index = Stub
-
---- stub:fetch([path,] [init]) -> Response. init = {method=, headers=, body=}
-function Stub:fetch(path, init)
-  if type(path) == "table" then path, init = nil, path end
-  init = init or {}
-  local body = init.body
-  if body ~= nil and type(body) ~= "string" and not core.isBinary(body) then
-    error("fetch: body must be a string or Binary, got " .. type(body), 2)
-  end
-  local status, headers, text = core.fetch(self.party, self.id, init.method and init.method:upper() or "GET",
-    path, init.headers, body)
-  if not status then error(headers, 2) end
-  return setmetatable({ status = status, headers = headers, body = text, ok = status >= 200 and status < 300 },
-    luaparty._response_mt)
-end
-
---- stub:socket([path]) -> a socket: send, receive, close, onmessage, onclose
-function Stub:socket(path)
-  local s = Socket.new()
-  s._h = core.socket_open(self.party, self.id, path, s)
-  return s
-end
-
-function rt.socket_message(s, message)
-  if s.onmessage then
-    s.onmessage(message)
-  elseif not core.socket_handoff(s._h, message) then -- else a receive() was waiting: it has it
-    local q = s._queue
-    q.last = q.last + 1
-    q[q.last] = message
-  end
-end
-
-function rt.socket_close(s, reason, code)
-  s.closed = true
-  s.closeCode = code
-  s.closeReason = reason
-  core.socket_release(s._h)
-  if s.onclose then s.onclose(code) end
-end
-
-local function make_parties(names)
-  local known = {}
-  for _, n in ipairs(names) do known[n] = true end
-  return setmetatable({}, {
-    __index = function(t, name)
-      if not known[name] then
-        error("unknown party '" .. tostring(name) .. "' (this project has: " .. table.concat(names, ", ") .. ")", 2)
-      end
-      local party = {
-        get = function(_, id)
-          if type(id) ~= "string" or id == "" then error("get(id): id must be a non-empty string", 2) end
-          return setmetatable({ party = name, id = id }, Stub)
-        end,
-      }
-      rawset(t, name, party)
-      return party
-    end,
-  })
-end
+-- The rest of the storage API (list, transaction, alarms, ...) is loaded
+-- the first time a room uses it (luaparty/storage.lua): most rooms never
+-- do, and each function costs every room's Lua state memory.
+shared.Storage = Storage
+setmetatable(Storage, { __index = function(_, k)
+  setmetatable(Storage, nil)
+  for name, f in pairs(part("luaparty.storage")) do Storage[name] = f end
+  return rawget(Storage, k)
+end })
 
 ---------------------------------------------------------------- room
 local Room = {}
@@ -277,48 +191,19 @@ function rt.init(party_class, info)
     id = info.id,
     name = info.name,
     storage = setmetatable({}, Storage),
-    context = { parties = make_parties(info.parties) },
+    context = setmetatable({}, { __index = function(t, k)
+      if k ~= "parties" then return nil end
+      local parties = part("luaparty.parties").make(info.parties)
+      rawset(t, "parties", parties)
+      return parties
+    end }),
   }, Room)
   -- Methods come from the class through __index, so a reload can swap them.
   instance = setmetatable({ room = room }, { __index = function(_, k) return class[k] end })
+  shared.class, shared.instance, shared.info = class, instance, info
 end
 
 function rt.start() return call("onStart") end
-
---- Which static hooks the party defines, as the C bit set PARTY_HAS_*.
-function rt.hooks()
-  local bits = 0
-  if class.onBeforeConnect then bits = bits + 1 end
-  if class.onBeforeRequest then bits = bits + 2 end
-  if class.onFetch then bits = bits + 4 end
-  if class.onCron then bits = bits + 8 end
-  if class.onSocket then bits = bits + 16 end
-  return bits
-end
-
-local hook_names = { [0] = "onBeforeConnect", [1] = "onBeforeRequest", [2] = "onFetch", [3] = "onCron" }
-
---- A static hook, run in the party's lobby before any room is touched:
---- class.onBeforeConnect(req, lobby) / onBeforeRequest(req, lobby) /
---- onFetch(req, lobby). Returns "pass", "request", headers or
---- "response", status, headers, body.
-function rt.hook(kind, req, room_id)
-  setmetatable(req, Request)
-  local name = hook_names[kind]
-  local lobby = { id = room_id, party = party_info.name, env = instance.room.env,
-                  parties = instance.room.context.parties }
-  if name == "onFetch" or name == "onCron" then lobby.id = nil end
-  if name == "onCron" then
-    class.onCron({ name = room_id, cron = req.headers["x-cron"], scheduledTime = os.time() * 1000 }, lobby)
-    return "pass"
-  end
-  local result = class[name](req, lobby)
-  if result == nil then return "pass" end
-  if type(result) == "string" then result = Response.new(result) end
-  if Response.is(result) then return "response", result.status, result.headers, result.body end
-  if getmetatable(result) == Request then return "request", result.headers end
-  error(name .. " must return nil, the request, or a Response (got " .. type(result) .. ")", 0)
-end
 
 --- A hot reload: chunk is the party's new code (or nil), env_json the new
 --- vars (or nil). The instance (self and its fields) and the connections
@@ -332,6 +217,7 @@ function rt.reload(chunk, env_json)
   local new = chunk()
   if type(new) ~= "table" then error("the party script must return a table of callbacks", 0) end
   class = new
+  shared.class = new
   return call("onReload")
 end
 
@@ -425,5 +311,18 @@ function rt.request(req)
   end
   return normalize(call("onRequest", req))
 end
+
+-- Entry points only some rooms need come from their parts on first call.
+local entry_part = {
+  socket_message = "luaparty.socket", socket_close = "luaparty.socket",
+  hooks = "luaparty.hooks", hook = "luaparty.hooks",
+}
+setmetatable(rt, { __index = function(t, k)
+  local name = entry_part[k]
+  if not name then return nil end
+  local f = part(name)[k]
+  rawset(t, k, f)
+  return f
+end })
 
 return rt
