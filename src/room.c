@@ -173,6 +173,7 @@ void room_unref(room *r)
         free_held(h);
     }
     if (r->L) lua_close(r->L);
+    arena_release(&r->heap);
     free(r->id);
     free(r);
 }

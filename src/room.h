@@ -11,6 +11,7 @@
 #ifndef LP_ROOM_H
 #define LP_ROOM_H
 
+#include "arena.h"
 #include "buf.h"
 #include "config.h"
 #include "conn.h"
@@ -91,6 +92,7 @@ typedef struct room {
     lua_State *L;
     room_state state;
     size_t mem_used, mem_limit;   /* Lua heap accounting (sandbox.c) */
+    arena heap;                   /* where the Lua heap lives (arena.c) */
     bool in_user_code;            /* the cap applies only while party code runs */
     uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime) */
     room_limit limit_hit;         /* set when a step ran into a limit */

@@ -3,8 +3,10 @@
  * The state uses our allocator with the room as its userdata: that gives a
  * hard per-room memory cap (an allocation past it fails with "not enough
  * memory" inside that room only) and lets any C function find its room from
- * the state (room_from_state). See shared notes: glibc malloc also uses far
- * less RSS per state than LuaJIT's built-in per-state arena.
+ * the state (room_from_state). Blocks come from the room's arena (arena.c):
+ * small objects from slabs, which also makes closing a room cheap; glibc
+ * malloc for the rest (it uses far less RSS per state than LuaJIT's own
+ * per-state allocator).
  *
  * CPU limit: a count hook checks a deadline every few thousand VM
  * instructions. Count hooks do not run inside JIT-compiled traces, so room
@@ -18,6 +20,7 @@
  * os.exit/execute/remove/rename/getenv/setlocale, no C modules, no
  * dofile/loadfile, and debug reduced to traceback. print goes to the log. */
 #include "sandbox.h"
+#include "arena.h"
 #include "log.h"
 #include "lua_bind.h"
 #include "lua_embedded.h"
@@ -39,7 +42,7 @@ static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     room *r = ud;
     if (nsize == 0) {
-        free(ptr);
+        arena_realloc(&r->heap, ptr, osize, 0);
         r->mem_used -= osize;
         return NULL;
     }
@@ -51,7 +54,7 @@ static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         r->limit_hit = LIMIT_MEMORY;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p = arena_realloc(&r->heap, ptr, osize, nsize);
     if (p) r->mem_used = r->mem_used - osize + nsize;
     return p;
 }
@@ -398,6 +401,7 @@ int sandbox_open_room(room *r, char **err)
         const char *msg = lua_tostring(r->L, -1);
         *err = xstrdup(msg ? msg : "error while loading the party");
         lua_close(r->L);
+        arena_release(&r->heap);
         r->L = NULL;
         return -1;
     }
@@ -418,5 +422,6 @@ int sandbox_try_party(worker *w, party *p, char **err)
     lua_getfield(L, -1, "hooks");
     p->hooks = lua_pcall(L, 0, 1, 0) == 0 ? (unsigned)lua_tointeger(L, -1) : 0;
     lua_close(L);
+    arena_release(&probe.heap);
     return 0;
 }
