@@ -256,6 +256,7 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
         {"keepaliveTimeout", offsetof(config, keepalive_timeout_ms), 1},
         {"fetchTimeout", offsetof(config, fetch_timeout_ms), 1},
         {"fetchMaxBytes", offsetof(config, fetch_max_bytes), 0},
+        {"workers", offsetof(config, workers), 0},
     };
     lua_getfield(L, 1, "luaparty");
     if (lua_isnil(L, -1)) {

@@ -64,7 +64,7 @@ static const char usage[] =
     "Limits can also be set in partykit.json under \"luaparty\" (maxMessage, roomMemory,\n"
     "maxValue, cpuLimit, maxConnections, maxRoomConnections, maxHeader, maxBody, maxOutput,\n"
     "idleTimeout, pingInterval, headerTimeout, keepaliveTimeout, fetchTimeout, fetchMaxBytes,\n"
-    "outbound, cors); the command line wins.\n";
+    "outbound, cors, workers); the command line wins.\n";
 
 /* One worker and what it owns: its loop (the default loop for worker 0,
  * which also takes the signals), its storage connection and its clients. */

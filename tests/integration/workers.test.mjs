@@ -5,9 +5,11 @@
 // shows the placement, and that the process-wide limits stay process-wide.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import {
-  startServer, httpRequest, wsConnect, waitFor, closeAll, mkTmp,
+  startServer, httpRequest, wsConnect, waitFor, closeAll, mkTmp, projectDir,
 } from './lib/server.mjs';
 
 const servers = [];
@@ -179,6 +181,24 @@ test('SIGTERM with WebSockets open on both workers: 1001 to every client, exit 0
   assert.equal(r.code, 0, s.logs().slice(-2000));
   const infos = await Promise.all(clients.map((c) => c.closed));
   assert.ok(infos.every((i) => i.code === 1001), JSON.stringify(infos.map((i) => i.code)));
+});
+
+test('"luaparty": {"workers": 3} in partykit.json sets the worker count; --workers wins', async () => {
+  const dir = mkTmp('luaparty-workers-json-');
+  fs.cpSync(projectDir('workers'), dir, { recursive: true });
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'partykit.json'), 'utf8'));
+  cfg.luaparty = { workers: 3 };
+  fs.writeFileSync(path.join(dir, 'partykit.json'), JSON.stringify(cfg));
+  const forced = process.env.LUAPARTY_TEST_WORKERS; // the suite's --workers would win over the file
+  delete process.env.LUAPARTY_TEST_WORKERS;
+  const a = await startServer({ project: dir }).finally(() => {
+    if (forced !== undefined) process.env.LUAPARTY_TEST_WORKERS = forced;
+  });
+  servers.push(a);
+  assert.match(a.logs(), /3 workers \(event loop threads\)/);
+  const b = await startServer({ project: dir, args: ['--workers', '2'] });
+  servers.push(b);
+  assert.match(b.logs(), /2 workers \(event loop threads\)/);
 });
 
 test('bad --workers values are refused with a clear message', async () => {
