@@ -11,7 +11,12 @@
  *
  * Closing: we never close a socket with unread data in it (the kernel would
  * answer with RST and the peer would lose our close frame). We shut down the
- * write side, read until EOF, and bound that with a timer. */
+ * write side, read until EOF, and bound that with a timer.
+ *
+ * Workers: each worker has its own server (clients, flusher, pinger) on the
+ * shared listening socket. A client whose request is for a room of another
+ * worker moves there (move/move_now/arrive), so a WebSocket always lives on
+ * its room's worker; see README "Workers". */
 #include "server.h"
 #include "http.h"
 #include "log.h"
