@@ -11,6 +11,7 @@ typedef struct server {
     uv_tcp_t listener;
     uv_prepare_t flusher;    /* writes queued output before each poll */
     uv_timer_t pinger;       /* pings idle WebSockets, drops dead ones */
+    uv_timer_t parker;       /* frees the WebSocket parsers of quiet clients */
     worker *w;
     const config *cfg;
     client *clients;         /* every open client */

@@ -88,6 +88,19 @@ test('a fragmented text message is reassembled', { timeout: 10000 }, async () =>
   assert.equal(m.data, 'fragmented');
 });
 
+test('quiet sockets give their parser back after a second: a message split across that, and later ones, arrive whole', { timeout: 15000 }, async () => {
+  const c = await join('echo-park');
+  c.send('before');
+  assert.equal((await c.next()).data, 'before');
+  c.ws.send('half of ', { fin: false }); // the park sweep must not drop a message half-read
+  await new Promise((r) => setTimeout(r, 2300));
+  c.ws.send('a message', { fin: true });
+  assert.equal((await c.next()).data, 'half of a message');
+  await new Promise((r) => setTimeout(r, 2300)); // now quiet between messages: parked
+  c.send('after');
+  assert.equal((await c.next()).data, 'after');
+});
+
 test('a burst of 200 messages is echoed completely and in order', { timeout: 15000 }, async () => {
   const c = await join('echo-burst');
   for (let i = 0; i < 200; i++) {
