@@ -42,16 +42,13 @@ static void collect(void *ud, const char *party_name, const char *room_id, int64
 typedef struct wake {
     int64_t lease;
     int retries;
-    char *where;   /* party/room, for the log */
 } wake;
 
 /* On the room's owner: run its onAlarm (the lease is already stored). */
 static void wake_room(room *r, void *arg, const char *err)
 {
     wake *k = arg;
-    if (r) room_alarm(r, k->lease, k->retries);
-    else log_error("alarm of %s cannot run: %s", k->where, err); /* the lease retries it */
-    free(k->where);
+    if (r) room_alarm(r, k->lease, k->retries); /* else the registry logged why; the lease retries it */
     free(k);
 }
 
@@ -72,10 +69,7 @@ static void on_timer(uv_timer_t *t)
         const party *p = config_party(w->cfg, d->party, strlen(d->party));
         if (p) {
             wake *k = xmalloc(sizeof *k);
-            buf where;
-            buf_init(&where);
-            buf_printf(&where, "%s/%s", d->party, d->room);
-            *k = (wake){lease, d->retries, buf_steal(&where)};
+            *k = (wake){lease, d->retries};
             registry_with_room(w, p, d->room, wake_room, k);
         } else { /* the party is gone from partykit.json */
             log_error("alarm of %s/%s cannot run: no such party", d->party, d->room);

@@ -284,8 +284,7 @@ static void pipe_join(room *dest, void *arg, const char *err)
         p->upgrade = NULL;
         room_connect(dest, &p->conn, req);
     } else {
-        log_error("socket to %s: cannot start the room: %s", p->conn.uri, err);
-        p->far_closed = true;
+        p->far_closed = true; /* the registry logged why */
         chunk *why = ws_msg_new(WS_TEXT, "room failed to start", 20);
         hop(p, p->near, near_closed, why, 1011);
         chunk_unref(why);

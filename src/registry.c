@@ -52,7 +52,10 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
     room *r = dict_get(&w->rooms, key, klen);
     if (r) return r;
     r = room_create(w, p, id, err);
-    if (!r) return NULL;
+    if (!r) {
+        log_error("%s/%s: cannot start the room: %s", p->name, id, *err); /* here, for every caller */
+        return NULL;
+    }
     dict_upsert(&w->rooms, key, klen, NULL)->val = r;
     if (id[0]) w->nrooms++;
     room_start(r);

@@ -56,7 +56,6 @@ typedef struct client_exchange {
     bool keep_alive;
     uint64_t start;
     char *method, *target;
-    char *room_name;     /* party/room, for the log if it cannot start */
 } client_exchange;
 
 /* Something the client waits for before it reads on (a static hook, a
@@ -530,7 +529,6 @@ static void exchange_respond(exchange *ex, http_response *res)
     http_response_free(res);
     free(ce->method);
     free(ce->target);
-    free(ce->room_name);
     free(ce);
 }
 
@@ -539,7 +537,6 @@ static room *resolve(client *c, const party *p, const char *id, bool close)
     char *err = NULL;
     room *r = registry_resolve(c->srv->w, p, id, &err);
     if (!r) {
-        log_error("%s/%s: cannot start the room: %s", p->name, id, err);
         respond(c, 500, c->srv->cfg->dev ? err : "Internal Server Error", close);
         free(err);
     }
@@ -565,8 +562,7 @@ static bool route_error(client *c, const route *rt, bool close)
 static void exchange_fail(exchange *ex, const char *err)
 {
     client_exchange *ce = (client_exchange *)ex;
-    client *c = ce->c;
-    log_error("%s: cannot start the room: %s", ce->room_name, err);
+    client *c = ce->c; /* the registry logged why */
     if (c) {
         c->ex = NULL;
         respond(c, 500, c->srv->cfg->dev ? err : "Internal Server Error", !ce->keep_alive);
@@ -574,7 +570,6 @@ static void exchange_fail(exchange *ex, const char *err)
     }
     free(ce->method);
     free(ce->target);
-    free(ce->room_name);
     free(ce);
 }
 
@@ -593,10 +588,6 @@ static void deliver_request(client *c, http_request *req, const route *rt)
         ce->method = xstrdup(req->method);
         ce->target = xstrdup(req->target);
     }
-    buf name;
-    buf_init(&name);
-    buf_printf(&name, "%s/%s", rt->party->name, rt->room);
-    ce->room_name = buf_steal(&name);
     c->ex = ce;
     registry_request(c->srv->w, rt->party, rt->room, req, &ce->ex);
 }
