@@ -496,6 +496,18 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     sandbox_prepare();
     slot *first = &a.slots[0];
+    uv_loop_t *loop = first->loop;
+    /* Signals are caught from here on: one sent as soon as "listening" is
+     * printed must not meet the default action (SIGHUP would kill us). They
+     * are handled once the loop runs. */
+    uv_signal_init(loop, &a.sigint);
+    uv_signal_init(loop, &a.sigterm);
+    a.sigint.data = a.sigterm.data = &a;
+    uv_signal_start(&a.sigint, on_signal, SIGINT);
+    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_init(loop, &a.sighup);
+    a.sighup.data = &a;
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
     lp_metrics_here = &first->w.stats;
     uint64_t t0 = uv_hrtime();
     /* Run every party's top-level code once now: a script that fails to
@@ -526,16 +538,6 @@ int main(int argc, char **argv)
                      a.cfg.parties[i]->name, a.cfg.parties[i]->script);
     log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on %s://%s:%d (ready in %.1f ms)",
             a.cfg.tls_cert ? "https" : "http", a.cfg.host, port, (double)(uv_hrtime() - t0) / 1e6);
-
-    uv_loop_t *loop = first->loop;
-    uv_signal_init(loop, &a.sigint);
-    uv_signal_init(loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_init(loop, &a.sighup);
-    a.sighup.data = &a;
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 
     if (a.cfg.watch) reload_start(&first->w, &a.cfg);
     for (size_t i = 1; i < a.nslots; i++) uv_thread_create(&a.slots[i].thread, worker_thread, &a.slots[i]);
