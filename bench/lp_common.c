@@ -258,3 +258,10 @@ ssize_t lp_ws_recv_from(wslay_event_context_ptr ctx, const uint8_t **in, size_t 
   *in_len -= n;
   return (ssize_t)n;
 }
+
+void lp_append_capped(char *dst, size_t *len, size_t cap, const char *at, size_t n) {
+  if (*len + n > cap - 1)
+    n = cap - 1 - *len;
+  memcpy(dst + *len, at, n);
+  *len += n;
+}

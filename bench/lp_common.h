@@ -39,6 +39,10 @@ void lp_io_free(lp_io *io);
 
 uint64_t lp_now_ns(void);
 
+/* Appends at[0..n) to dst (holding *len bytes of cap), cut so that a NUL
+ * still fits: an llhttp field callback may come in pieces. */
+void lp_append_capped(char *dst, size_t *len, size_t cap, const char *at, size_t n);
+
 /* Raises RLIMIT_NOFILE to at least `want` if it can (hard limit too when
  * privileged). Returns the resulting soft limit. */
 long lp_raise_nofile(long want);

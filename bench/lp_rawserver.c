@@ -291,11 +291,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   conn *c = p->data;
-  size_t n = len;
-  if (c->field_len + n > sizeof c->field - 1)
-    n = sizeof c->field - 1 - c->field_len;
-  memcpy(c->field + c->field_len, at, n);
-  c->field_len += n;
+  lp_append_capped(c->field, &c->field_len, sizeof c->field, at, len);
   return 0;
 }
 

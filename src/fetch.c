@@ -79,15 +79,7 @@ static void start_call(call *c);
 static int call_push(completion *done, lua_State *co)
 {
     call *c = (call *)((char *)done - offsetof(call, done));
-    if (c->error) {
-        lua_pushnil(co);
-        lua_pushstring(co, c->error);
-        return 2;
-    }
-    lua_pushinteger(co, c->status);
-    lua_push_headers(co, &c->res_headers);
-    lua_pushlstring(co, c->res_body.data ? c->res_body.data : "", c->res_body.len);
-    return 3;
+    return lua_push_fetch_result(co, c->error, c->status, &c->res_headers, &c->res_body);
 }
 
 static void free_timer(uv_handle_t *h) { free(h); }

@@ -47,6 +47,9 @@ const char *lua_check_message(lua_State *L, int idx, size_t *len, int *opcode);
 /* Requests and responses. */
 void lua_push_request(lua_State *L, const http_request *req);
 void lua_push_headers(lua_State *L, const http_headers *h);
+/* What a suspended fetch resumes with: nil, err; or status, headers, body.
+ * Returns the number of values pushed. */
+int lua_push_fetch_result(lua_State *L, const char *err, int status, const http_headers *h, const buf *body);
 /* Reads (status, headers, body) at idx..idx+2 as returned by the runtime.
  * Returns NULL with *err set (caller frees) if they are malformed. */
 http_response *lua_to_response(lua_State *L, int idx, char **err);

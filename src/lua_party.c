@@ -87,15 +87,8 @@ static void fetch_fail(exchange *ex, const char *err)
 static int fetch_push(completion *c, lua_State *co)
 {
     fetch_call *fc = (fetch_call *)((char *)c - offsetof(fetch_call, done));
-    if (fc->err) {
-        lua_pushnil(co);
-        lua_pushstring(co, fc->err);
-        return 2;
-    }
-    lua_pushinteger(co, fc->res->status);
-    lua_push_headers(co, &fc->res->headers);
-    lua_pushlstring(co, fc->res->body.data ? fc->res->body.data : "", fc->res->body.len);
-    return 3;
+    if (fc->err) return lua_push_fetch_result(co, fc->err, 0, NULL, NULL);
+    return lua_push_fetch_result(co, NULL, fc->res->status, &fc->res->headers, &fc->res->body);
 }
 
 static void fetch_destroy(completion *c)

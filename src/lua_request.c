@@ -28,6 +28,19 @@ void lua_push_headers(lua_State *L, const http_headers *h)
     }
 }
 
+int lua_push_fetch_result(lua_State *L, const char *err, int status, const http_headers *h, const buf *body)
+{
+    if (err) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushinteger(L, status);
+    lua_push_headers(L, h);
+    lua_pushlstring(L, body->data ? body->data : "", body->len);
+    return 3;
+}
+
 /* luaparty.queryParam(url, name) -> the URL-decoded value, "" for a bare
  * name, or nil: the same parsing the server uses for _pk. */
 static int l_query_param(lua_State *L)

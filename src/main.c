@@ -485,14 +485,7 @@ int main(int argc, char **argv)
         config_free(&a.cfg);
         return 2;
     }
-    if (make_slots(&a, &err) != 0) {
-        fprintf(stderr, "luaparty: %s\n", err);
-        free(err);
-        for (size_t i = 0; i < a.nslots; i++) close_loop(&a.slots[i]);
-        free_slots(&a);
-        config_free(&a.cfg);
-        return 1;
-    }
+    if (make_slots(&a, &err) != 0) return abort_start(&a, 1, err);
     signal(SIGPIPE, SIG_IGN);
     sandbox_prepare();
     slot *first = &a.slots[0];

@@ -19,6 +19,8 @@ typedef struct metrics {
     uint64_t reloads;
     uint64_t connections_opened;
 } metrics;
+/* Only uint64_t counters: metrics.c sums the workers' sets as arrays. */
+_Static_assert(sizeof(metrics) % sizeof(uint64_t) == 0, "metrics holds uint64_t counters only");
 
 /* Each worker counts into its own set (worker.stats); this points at the
  * running thread's. Only that thread writes it, so a bump is a relaxed load

@@ -71,14 +71,22 @@ typedef struct visit {
     void *arg;
 } visit;
 
+/* A room of this worker, or NULL with *err (caller frees): its script
+ * fails to load, or the worker is shutting down (its rooms are gone and
+ * none may start). */
+static room *resolve_here(worker *w, const party *p, const char *id, char **err)
+{
+    if (w->closed) {
+        *err = xstrdup("the server is shutting down");
+        return NULL;
+    }
+    return registry_resolve(w, p, id, err);
+}
+
 static void visit_here(worker *w, const party *p, const char *id, registry_visit fn, void *arg)
 {
-    if (w->closed) { /* shutdown: its rooms are gone and none may start */
-        fn(NULL, arg, "the server is shutting down");
-        return;
-    }
     char *err = NULL;
-    room *r = registry_resolve(w, p, id, &err);
+    room *r = resolve_here(w, p, id, &err);
     fn(r, arg, r ? NULL : err);
     free(err);
 }
@@ -114,16 +122,19 @@ typedef struct forward {
     char *err;
 } forward;
 
+/* The room could not start: the asker's fail, or a plain 500. */
+static void answer_failure(exchange *asker, const char *err)
+{
+    if (asker->fail) asker->fail(asker, err);
+    else asker->respond(asker, http_response_new(500, "text/plain", "Internal Server Error", 21));
+}
+
 static void answer_job(worker *w, void *arg)
 {
     forward *f = arg;
     (void)w;
-    if (f->err) {
-        if (f->asker->fail) f->asker->fail(f->asker, f->err);
-        else f->asker->respond(f->asker, http_response_new(500, "text/plain", "Internal Server Error", 21));
-    } else {
-        f->asker->respond(f->asker, f->res);
-    }
+    if (f->err) answer_failure(f->asker, f->err);
+    else f->asker->respond(f->asker, f->res);
     free(f->err);
     free(f);
 }
@@ -147,23 +158,18 @@ static void forward_visit(room *r, void *arg, const char *err)
     room_request(r, f->req, &f->ex);
 }
 
-static void local_visit(room *r, void *arg, const char *err)
-{
-    forward *f = arg; /* only req and asker are used here */
-    if (r) {
-        room_request(r, f->req, f->asker);
-    } else {
-        http_request_free(f->req);
-        if (f->asker->fail) f->asker->fail(f->asker, err);
-        else f->asker->respond(f->asker, http_response_new(500, "text/plain", "Internal Server Error", 21));
-    }
-}
-
 void registry_request(worker *w, const party *p, const char *id, http_request *req, exchange *ex)
 {
     if (registry_owner(w, p, id) == w) {
-        forward local = {.asker = ex, .req = req};
-        visit_here(w, p, id, local_visit, &local);
+        char *err = NULL;
+        room *r = resolve_here(w, p, id, &err);
+        if (r) {
+            room_request(r, req, ex);
+        } else {
+            http_request_free(req);
+            answer_failure(ex, err);
+        }
+        free(err);
         return;
     }
     forward *f = xcalloc(1, sizeof *f);

@@ -146,6 +146,15 @@ static void ws_conn_destroy(lp_conn *conn)
     client_maybe_free(c);
 }
 
+static void link_client(server *s, client *c)
+{
+    c->srv = s;
+    c->next = s->clients;
+    if (s->clients) s->clients->prev = c;
+    s->clients = c;
+    s->nclients++;
+}
+
 static void unlink_client(client *c)
 {
     server *s = c->srv;
@@ -794,35 +803,34 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
 
 /* ---- moving a client to the worker that owns its room ---- */
 
-/* True if req is for a room another worker owns and the client should
- * follow it there: always for a WebSocket (it stays with its room). An HTTP
- * connection moves at most once, for its first room, and only when nothing
- * is queued for it; after that its requests to other workers' rooms are
- * forwarded (bench/run.sh: a connection that moved for every request cost
- * ~5 us a request). */
-static bool belongs_elsewhere(client *c, const http_request *req, bool upgrade)
+/* The worker the client should follow req to, or NULL to stay: a
+ * WebSocket always goes to its room's worker (it stays with its room). An
+ * HTTP connection moves at most once, for its first room, and only when
+ * nothing is queued for it; after that its requests to other workers' rooms
+ * are forwarded (bench/run.sh: a connection that moved for every request
+ * cost ~5 us a request). */
+static worker *belongs_elsewhere(client *c, const http_request *req, bool upgrade)
 {
     worker *w = c->srv->w;
-    if (w->nworkers < 2 || (!upgrade && c->moved)) return false;
+    if (w->nworkers < 2 || (!upgrade && c->moved)) return NULL;
+    if (!upgrade && (c->dirty || c->writing || c->out_n)) return NULL;
     route rt;
     route_parse(c->srv->cfg, req->target, &rt);
-    if (rt.kind != ROUTE_ROOM || !rt.room[0] || registry_owner(w, rt.party, rt.room) == w) return false;
-    if (upgrade) return true;
-    return !c->dirty && !c->writing && c->out_n == 0;
+    if (rt.kind != ROUTE_ROOM || !rt.room[0]) return NULL;
+    worker *owner = registry_owner(w, rt.party, rt.room);
+    return owner == w ? NULL : owner;
 }
 
 static void moved_closed(uv_handle_t *h);
 
 /* Starts the move: input stops; once queued output is written (flush),
  * move_now hands the socket over. */
-static void move(client *c, http_request *req, bool upgrade)
+static void move(client *c, http_request *req, bool upgrade, worker *to)
 {
-    route rt;
-    route_parse(c->srv->cfg, req->target, &rt);
     c->moving = req;
     c->moved = true;
     c->move_upgrade = upgrade;
-    c->move_to = registry_owner(c->srv->w, rt.party, rt.room);
+    c->move_to = to;
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (c->timer_on) uv_timer_stop(&c->timer);
     if (!c->dirty && !c->writing && c->out_n == 0) move_now(c);
@@ -862,14 +870,10 @@ static void arrive(worker *w, void *arg)
 {
     client *c = arg;
     server *s = w->srv;
-    c->srv = s;
+    link_client(s, c);
     uv_tcp_init(w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
-    c->next = s->clients;
-    if (s->clients) s->clients->prev = c;
-    s->clients = c;
-    s->nclients++;
     c->last_seen = uv_now(w->loop);
     if (uv_tcp_open(&c->tcp, c->moved_fd) != 0) {
         close(c->moved_fd);
@@ -922,9 +926,10 @@ static void feed(client *c, const char *data, size_t len)
             len = 0;
             break;
         }
-        if (belongs_elsewhere(c, req, rv == HTTP_PARSE_UPGRADE)) {
+        worker *owner = belongs_elsewhere(c, req, rv == HTTP_PARSE_UPGRADE);
+        if (owner) {
             buf_append(&c->pending_in, data, len);
-            move(c, req, rv == HTTP_PARSE_UPGRADE);
+            move(c, req, rv == HTTP_PARSE_UPGRADE, owner);
             len = 0;
             break;
         }
@@ -1036,10 +1041,7 @@ static void on_connection(uv_stream_t *ls, int status)
     http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body});
     c->state = C_HTTP;
     buf_init(&c->pending_in);
-    c->next = s->clients;
-    if (s->clients) s->clients->prev = c;
-    s->clients = c;
-    s->nclients++;
+    link_client(s, c);
     size_t total = atomic_fetch_add_explicit(&total_clients, 1, memory_order_relaxed) + 1;
     c->last_seen = uv_now(ls->loop);
     if (s->w->stopping) {
