@@ -61,8 +61,7 @@ struct out_conn {
     char origin[300];
     bool sent, keep_alive, complete, too_large;
     llhttp_t parser;
-    buf field, value;
-    bool in_value;
+    header_asm head;        /* the response header being read */
     call *c;                /* the call using it, NULL while idle */
     uint64_t idle_since;
     out_conn *prev, *next;  /* every live connection */
@@ -166,35 +165,26 @@ static void send_request(out_conn *oc)
 
 static out_conn *conn_of(llhttp_t *p) { return p->data; }
 
-static void flush_header(out_conn *oc)
-{
-    if (oc->field.len && oc->c)
-        http_headers_add(&oc->c->res_headers, oc->field.data, oc->field.len, oc->value.data ? oc->value.data : "",
-                         oc->value.len);
-    oc->field.len = oc->value.len = 0;
-    oc->in_value = false;
-}
+/* Headers go to the call; with no call left (it gave up) they are dropped. */
+static http_headers *headers_of(out_conn *oc) { return oc->c ? &oc->c->res_headers : NULL; }
 
 static int r_field(llhttp_t *p, const char *at, size_t n)
 {
     out_conn *oc = conn_of(p);
-    if (oc->in_value) flush_header(oc);
-    buf_append(&oc->field, at, n);
+    header_asm_field(&oc->head, headers_of(oc), at, n);
     return 0;
 }
 
 static int r_value(llhttp_t *p, const char *at, size_t n)
 {
-    out_conn *oc = conn_of(p);
-    oc->in_value = true;
-    buf_append(&oc->value, at, n);
+    header_asm_value(&conn_of(p)->head, at, n);
     return 0;
 }
 
 static int r_headers_complete(llhttp_t *p)
 {
     out_conn *oc = conn_of(p);
-    flush_header(oc);
+    header_asm_flush(&oc->head, headers_of(oc));
     call *c = oc->c;
     if (!c) return HPE_USER;
     c->status = p->status_code;
@@ -251,8 +241,7 @@ static void conn_close(out_conn *oc)
     else conns = oc->next;
     if (oc->next) oc->next->prev = oc->prev;
     if (oc->d) dial_close(oc->d); /* no callback comes after this */
-    buf_free(&oc->field);
-    buf_free(&oc->value);
+    header_asm_free(&oc->head);
     free(oc);
 }
 
@@ -426,8 +415,7 @@ static void conn_new(uv_loop_t *loop, const char *origin, call *c)
     snprintf(oc->origin, sizeof oc->origin, "%s", origin);
     llhttp_init(&oc->parser, HTTP_RESPONSE, &response_settings);
     oc->parser.data = oc;
-    buf_init(&oc->field);
-    buf_init(&oc->value);
+    header_asm_init(&oc->head);
     oc->c = c;
     c->conn = oc;
     oc->next = conns;

@@ -29,6 +29,39 @@ const char *http_headers_get(const http_headers *h, const char *name)
     return NULL;
 }
 
+void header_asm_init(header_asm *a)
+{
+    buf_init(&a->field);
+    buf_init(&a->value);
+    a->in_value = false;
+}
+
+void header_asm_free(header_asm *a)
+{
+    buf_free(&a->field);
+    buf_free(&a->value);
+}
+
+void header_asm_flush(header_asm *a, http_headers *into)
+{
+    if (a->field.len && into)
+        http_headers_add(into, a->field.data, a->field.len, a->value.data ? a->value.data : "", a->value.len);
+    a->field.len = a->value.len = 0;
+    a->in_value = false;
+}
+
+void header_asm_field(header_asm *a, http_headers *into, const char *at, size_t n)
+{
+    if (a->in_value) header_asm_flush(a, into);
+    buf_append(&a->field, at, n);
+}
+
+void header_asm_value(header_asm *a, const char *at, size_t n)
+{
+    a->in_value = true;
+    buf_append(&a->value, at, n);
+}
+
 void http_headers_free(http_headers *h)
 {
     for (size_t i = 0; i < h->n; i++) {
@@ -201,8 +234,8 @@ static int on_message_begin(llhttp_t *p)
     http_parser *hp = hp_of(p);
     hp->req = http_request_new(NULL, NULL);
     hp->header_bytes = 0;
-    hp->url.len = hp->field.len = hp->value.len = 0;
-    hp->in_value = false;
+    hp->url.len = 0;
+    header_asm_flush(&hp->head, NULL);
     return 0;
 }
 
@@ -214,24 +247,11 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
     return 0;
 }
 
-static void flush_header(http_parser *hp)
-{
-    if (!hp->field.len) return;
-    http_request *r = hp->req;
-    http_headers_add(&r->headers, hp->field.data, hp->field.len, hp->value.data ? hp->value.data : "",
-                     hp->value.len);
-    if (str_ieqn(hp->field.data, hp->field.len, "host") && !r->host)
-        r->host = xstrndup(hp->value.data ? hp->value.data : "", hp->value.len);
-    hp->field.len = hp->value.len = 0;
-    hp->in_value = false;
-}
-
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     http_parser *hp = hp_of(p);
     if (count_header_bytes(hp, n)) return HPE_USER;
-    if (hp->in_value) flush_header(hp);
-    buf_append(&hp->field, at, n);
+    header_asm_field(&hp->head, &hp->req->headers, at, n);
     return 0;
 }
 
@@ -239,16 +259,17 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     http_parser *hp = hp_of(p);
     if (count_header_bytes(hp, n)) return HPE_USER;
-    hp->in_value = true;
-    buf_append(&hp->value, at, n);
+    header_asm_value(&hp->head, at, n);
     return 0;
 }
 
 static int on_headers_complete(llhttp_t *p)
 {
     http_parser *hp = hp_of(p);
-    flush_header(hp);
     http_request *r = hp->req;
+    header_asm_flush(&hp->head, &r->headers);
+    const char *host = http_headers_get(&r->headers, "host"); /* the first Host, if any */
+    if (host && !r->host) r->host = xstrdup(host);
     free(r->method);
     r->method = xstrdup(llhttp_method_name((llhttp_method_t)p->method));
     free(r->target);
@@ -315,8 +336,7 @@ void http_parser_init(http_parser *hp, http_limits limits)
     llhttp_init(&hp->p, HTTP_REQUEST, &settings);
     hp->p.data = hp;
     hp->limits = limits;
-    buf_init(&hp->field);
-    buf_init(&hp->value);
+    header_asm_init(&hp->head);
     buf_init(&hp->url);
 }
 
@@ -324,8 +344,7 @@ void http_parser_free(http_parser *hp)
 {
     http_request_free(hp->req);
     hp->req = NULL;
-    buf_free(&hp->field);
-    buf_free(&hp->value);
+    header_asm_free(&hp->head);
     buf_free(&hp->url);
 }
 

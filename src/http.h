@@ -66,12 +66,28 @@ typedef struct http_limits {
     size_t max_body_bytes;
 } http_limits;
 
+/* A header line as llhttp hands it over: the name, then the value, each
+ * possibly in several pieces. Both parsers (requests here, fetch's
+ * responses in fetch.c) assemble their headers with it. */
+typedef struct header_asm {
+    buf field, value;
+    bool in_value;
+} header_asm;
+
+void header_asm_init(header_asm *a);
+void header_asm_free(header_asm *a);
+/* A piece of a name: a name after a value first completes that header. */
+void header_asm_field(header_asm *a, http_headers *into, const char *at, size_t n);
+void header_asm_value(header_asm *a, const char *at, size_t n);
+/* Completes the pending header into `into` (NULL: drops it) and resets. */
+void header_asm_flush(header_asm *a, http_headers *into);
+
 typedef struct http_parser {
     llhttp_t p;
     http_request *req;
     http_limits limits;
-    buf field, value, url;
-    bool in_value;
+    header_asm head;
+    buf url;
     size_t header_bytes;
     int error_status;
     const char *error_reason;
