@@ -21,28 +21,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { repo, BIN, WebSocket, opt } from './common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..');
-const require = createRequire(import.meta.url);
-let WebSocket;
-try { WebSocket = require('ws'); } catch {
-  WebSocket = createRequire(path.join(repo, 'tests/package.json'))('ws');
-}
-
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const ROOMS = opt('rooms', 1000);
 const RUNS = opt('runs', 5);
 const BATCH = opt('batch', 50);
 const TOTAL_MS = 60_000;
-const BIN = process.env.LUAPARTY_BIN ? path.resolve(process.env.LUAPARTY_BIN) : path.join(repo, 'build/luaparty');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const median = (xs) => {

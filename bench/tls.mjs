@@ -30,30 +30,15 @@ import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { repo, BIN, WebSocket, opt } from './common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..');
-const require = createRequire(import.meta.url);
-let WebSocket;
-try { WebSocket = require('ws'); } catch {
-  WebSocket = createRequire(path.join(repo, 'tests/package.json'))('ws');
-}
-
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const DURATION = opt('duration', 5);
 const CONNS = opt('conns', 20);
 const WINDOW = opt('window', 8);
 const SIZE = Math.max(16, opt('size', 64));
 const ROUNDS = Math.max(1, opt('rounds', 1));
 const WARMUP_MS = 500;
-const BIN = process.env.LUAPARTY_BIN ? path.resolve(process.env.LUAPARTY_BIN) : path.join(repo, 'build/luaparty');
 const TOTAL_MS = ROUNDS * (4 * DURATION * 1000 + 30_000);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -75,7 +60,7 @@ if (!fs.existsSync(BIN)) {
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'luaparty-tls-bench-'));
 const project = path.join(tmp, 'project');
-fs.cpSync(path.join(here, 'project'), project, { recursive: true });
+fs.cpSync(path.join(repo, 'bench/project'), project, { recursive: true });
 
 function makeCert() {
   const run = (a) => execFileSync('openssl', a, { cwd: tmp, stdio: 'pipe', timeout: 10_000 });
