@@ -1036,7 +1036,7 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (tls_server_enabled()) c->tls = tls_server_new();
+    if (s->cfg->tls_cert) c->tls = tls_server_new(); /* serving TLS is decided at start-up */
     c->http = xmalloc(sizeof *c->http);
     http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body});
     c->state = C_HTTP;

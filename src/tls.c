@@ -69,14 +69,6 @@ int tls_server_init(const char *cert, const char *key, char **err)
     return 0;
 }
 
-bool tls_server_enabled(void)
-{
-    pthread_mutex_lock(&ctx_lock);
-    bool on = server_ctx != NULL;
-    pthread_mutex_unlock(&ctx_lock);
-    return on;
-}
-
 void tls_server_free(void)
 {
     pthread_mutex_lock(&ctx_lock);

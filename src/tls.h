@@ -18,7 +18,6 @@ void tls_client_free(void);
  * (SIGHUP) it replaces them: new connections use the new ones. Returns 0,
  * or -1 with *err (caller frees) naming the file. */
 int tls_server_init(const char *cert, const char *key, char **err);
-bool tls_server_enabled(void);
 void tls_server_free(void);
 /* A server session for one accepted connection. */
 tls *tls_server_new(void);
