@@ -24,9 +24,11 @@
 #include "worker.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_WATCHES 256
 #define DEBOUNCE_MS 40
@@ -111,8 +113,17 @@ static void watch_tree(const char *dir, int depth)
     }
     R.watches[R.nwatches++] = h;
     if (depth >= 4) return;
-    DIR *d = opendir(dir);
-    if (!d) return;
+    /* open + fdopendir rather than opendir: ThreadSanitizer sees open()
+     * give out the fd number, not opendir. libuv closes sockets with a raw
+     * syscall it cannot see either, so a number a worker's socket just
+     * released looked like a race between that socket's last read and our
+     * closedir (CI, --workers 2 under TSan). */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
     struct dirent *e;
     while ((e = readdir(d))) {
         char path[4096];
