@@ -201,24 +201,15 @@ static int project_searcher(lua_State *L)
     return 1;
 }
 
-static void remove_field(lua_State *L, const char *table, const char *field)
-{
-    lua_getglobal(L, table);
-    if (lua_istable(L, -1)) {
-        lua_pushnil(L);
-        lua_setfield(L, -2, field);
-    }
-    lua_pop(L, 1);
-}
 
 /* Opens only the libraries a party may use. io, ffi and (with a CPU limit)
- * jit are never opened, so neither a global nor require can reach them. */
+ * jit are never opened, so neither a global nor require can reach them.
+ * math, bit, os and debug are opened on first use (lazy_libs below). */
 static void open_libraries(lua_State *L, bool jit)
 {
     static const luaL_Reg libs[] = {
-        {"", luaopen_base},          {LUA_LOADLIBNAME, luaopen_package}, {LUA_TABLIBNAME, luaopen_table},
-        {LUA_STRLIBNAME, luaopen_string}, {LUA_MATHLIBNAME, luaopen_math}, {LUA_OSLIBNAME, luaopen_os},
-        {LUA_BITLIBNAME, luaopen_bit},    {LUA_DBLIBNAME, luaopen_debug},  {LUA_JITLIBNAME, luaopen_jit},
+        {"", luaopen_base},        {LUA_LOADLIBNAME, luaopen_package}, {LUA_TABLIBNAME, luaopen_table},
+        {LUA_STRLIBNAME, luaopen_string}, {LUA_JITLIBNAME, luaopen_jit},
     };
     size_t n = sizeof libs / sizeof *libs - (jit ? 0 : 1);
     for (size_t i = 0; i < n; i++) {
@@ -234,6 +225,23 @@ static void open_libraries(lua_State *L, bool jit)
     lua_pop(L, 2);
 }
 
+/* Libraries most parties never touch, opened the first time party code
+ * names one: as a global (the __index of _G's metatable), through require
+ * (project_searcher) or, before a setmetatable on _G replaces that
+ * __index, all of them. Opened up front they cost every room's Lua state
+ * ~7 KB, and there can be 100,000 rooms. Party code sees no difference
+ * except rawget(_G, "math") being nil before first use. Each opener
+ * registers the global and package.loaded entry and returns the table. */
+static void remove_field(lua_State *L, const char *table, const char *field)
+{
+    lua_getglobal(L, table);
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, field);
+    }
+    lua_pop(L, 1);
+}
+
 static void set_loaded(lua_State *L, const char *name)
 {
     lua_getglobal(L, "package");
@@ -243,10 +251,131 @@ static void set_loaded(lua_State *L, const char *name)
     lua_pop(L, 2);
 }
 
-static void restrict_libraries(lua_State *L, const room *r)
+static int open_os(lua_State *L)
 {
     static const char *os_out[] = {"exit", "execute", "remove", "rename", "tmpname", "getenv", "setlocale"};
-    for (size_t i = 0; i < sizeof os_out / sizeof *os_out; i++) remove_field(L, "os", os_out[i]);
+    lua_pushcfunction(L, luaopen_os);
+    lua_pushliteral(L, LUA_OSLIBNAME);
+    lua_call(L, 1, 0);
+    for (size_t i = 0; i < sizeof os_out / sizeof *os_out; i++) remove_field(L, LUA_OSLIBNAME, os_out[i]);
+    lua_getglobal(L, LUA_OSLIBNAME);
+    return 1;
+}
+
+/* debug: only traceback, as a global and through require */
+static int open_debug(lua_State *L)
+{
+    lua_pushcfunction(L, luaopen_debug);
+    lua_pushliteral(L, LUA_DBLIBNAME);
+    lua_call(L, 1, 1);
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, -2, "traceback");
+    lua_setfield(L, -2, "traceback");
+    lua_setglobal(L, LUA_DBLIBNAME);
+    set_loaded(L, LUA_DBLIBNAME);
+    lua_getglobal(L, LUA_DBLIBNAME);
+    return 1;
+}
+
+static int open_plain(lua_State *L, lua_CFunction open, const char *name)
+{
+    lua_pushcfunction(L, open);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+static int open_math(lua_State *L) { return open_plain(L, luaopen_math, LUA_MATHLIBNAME); }
+static int open_bit(lua_State *L) { return open_plain(L, luaopen_bit, LUA_BITLIBNAME); }
+
+static const luaL_Reg lazy_libs[] = {
+    {LUA_MATHLIBNAME, open_math}, {LUA_BITLIBNAME, open_bit}, {LUA_OSLIBNAME, open_os}, {LUA_DBLIBNAME, open_debug},
+};
+#define NLAZY (sizeof lazy_libs / sizeof *lazy_libs)
+
+static const luaL_Reg *lazy_lib(const char *name)
+{
+    for (size_t i = 0; name && i < NLAZY; i++)
+        if (strcmp(name, lazy_libs[i].name) == 0) return &lazy_libs[i];
+    return NULL;
+}
+
+/* The library, opened now unless it already is (while require runs a
+ * loader, package.loaded holds its sentinel there, not a table). */
+static void push_lazy_lib(lua_State *L, const luaL_Reg *lib)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, -1, lib->name);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    if (lua_istable(L, -1)) return;
+    lua_pop(L, 1);
+    lua_pushcfunction(L, lib->func);
+    lua_call(L, 0, 1);
+}
+
+/* _G's __index: (t, key) */
+static int lazy_global(lua_State *L)
+{
+    const luaL_Reg *lib = lua_type(L, 2) == LUA_TSTRING ? lazy_lib(lua_tostring(L, 2)) : NULL;
+    if (!lib) return 0;
+    push_lazy_lib(L, lib);
+    return 1;
+}
+
+/* require's searcher for them, before project_searcher: (name) -> loader */
+static int lazy_loader(lua_State *L)
+{
+    push_lazy_lib(L, lua_touserdata(L, lua_upvalueindex(1)));
+    return 1;
+}
+
+static int lazy_searcher(lua_State *L)
+{
+    const luaL_Reg *lib = lazy_lib(luaL_checkstring(L, 1));
+    if (!lib) return 0;
+    lua_pushlightuserdata(L, (void *)lib);
+    lua_pushcclosure(L, lazy_loader, 1);
+    return 1;
+}
+
+/* setmetatable(t, mt), replacing the global: a metatable set on _G
+ * replaces the lazy __index, so every library is opened first. Otherwise
+ * base setmetatable's checks and result; the runtime keeps the builtin
+ * (runtime.lua and init.lua cache it). */
+static int guarded_setmetatable(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argcheck(L, lua_isnoneornil(L, 2) || lua_istable(L, 2), 2, "nil or table expected");
+    if (luaL_getmetafield(L, 1, "__metatable")) return luaL_error(L, "cannot change a protected metatable");
+    if (lua_rawequal(L, 1, LUA_GLOBALSINDEX)) {
+        for (size_t i = 0; i < NLAZY; i++) {
+            push_lazy_lib(L, &lazy_libs[i]);
+            lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static void install_lazy_libs(lua_State *L)
+{
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, lazy_global);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, LUA_GLOBALSINDEX);
+}
+
+/* After the runtime loaded (it keeps the builtin setmetatable). */
+static void guard_setmetatable(lua_State *L)
+{
+    lua_pushcfunction(L, guarded_setmetatable);
+    lua_setglobal(L, "setmetatable");
+}
+
+static void restrict_libraries(lua_State *L, const room *r)
+{
     remove_field(L, "package", "loadlib");
     lua_pushnil(L);
     lua_setglobal(L, "dofile");
@@ -266,15 +395,7 @@ static void restrict_libraries(lua_State *L, const room *r)
         lua_setfield(L, -2, jit_modules[i]);
     }
     lua_pop(L, 3);
-    /* debug: only traceback survives, as a global and through require */
-    lua_getglobal(L, "debug");
-    lua_getfield(L, -1, "traceback");
-    lua_newtable(L);
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "traceback");
-    lua_setglobal(L, "debug");
-    lua_pop(L, 1);
-    set_loaded(L, "debug");
+    install_lazy_libs(L);
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");
 
@@ -289,19 +410,33 @@ static void restrict_libraries(lua_State *L, const room *r)
     if (lua_istable(L, -1)) {
         lua_pushnil(L);
         lua_rawseti(L, -2, 4);
-        lua_pushnil(L);
-        lua_rawseti(L, -2, 3);
         lua_pushcfunction(L, project_searcher);
+        lua_rawseti(L, -2, 3);
+        lua_pushcfunction(L, lazy_searcher);
         lua_rawseti(L, -2, 2);
     }
     lua_pop(L, 2);
+}
+
+/* require "cjson": lua-cjson keeps a 1 KB encode buffer per state by
+ * default, malloc'ed outside the room's heap; a buffer per encode instead
+ * (glibc hands the same block back) saves each room that uses JSON that
+ * kilobyte. */
+static int open_cjson(lua_State *L)
+{
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    lua_getfield(L, -1, "encode_keep_buffer");
+    lua_pushboolean(L, 0);
+    lua_call(L, 1, 0);
+    return 1;
 }
 
 static void preload_modules(lua_State *L)
 {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_cjson);
+    lua_pushcfunction(L, open_cjson);
     lua_setfield(L, -2, "cjson");
     for (const lua_embedded_module *m = lua_embedded_modules; m->name; m++) {
         lua_pushlightuserdata(L, (void *)m);
@@ -348,6 +483,7 @@ static int setup(lua_State *L)
     lua_getfield(L, -1, "fetch");
     lua_setglobal(L, "fetch");
     lua_pop(L, 1);
+    guard_setmetatable(L);
 
     const party *p = r->party;
     if (luaL_loadbuffer(L, p->bytecode, p->bytecode_len, p->chunkname) != 0) return lua_error(L);

@@ -6,6 +6,9 @@
 -- Response.new(body [, {status=, headers=}]), Response.json(value [, init]),
 -- luaparty.binary(str) / luaparty.isBinary(v) for binary WebSocket messages.
 local core = require "luaparty.core"
+-- The builtin, not the global the sandbox later wraps (src/sandbox.c: a
+-- setmetatable on _G first opens the lazy libraries); this is the hot path.
+local setmetatable = setmetatable
 -- cjson is loaded on first use: a room that never touches JSON saves ~5 KB.
 local cjson_module
 local function cjson()

@@ -16,6 +16,9 @@
 -- function costs each room's Lua state memory, and there can be 100,000
 -- rooms (bench/rooms.mjs).
 local core = require "luaparty.core"
+-- The builtin, not the global the sandbox later wraps (src/sandbox.c: a
+-- setmetatable on _G first opens the lazy libraries); this is the hot path.
+local setmetatable = setmetatable
 local luaparty = require "luaparty"
 local cjson = luaparty._cjson -- cjson(), loaded on first use (init.lua)
 local Response = luaparty.Response

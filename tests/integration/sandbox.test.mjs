@@ -21,6 +21,26 @@ for (const args of [[], ['--cpu-limit', '0']]) {
   });
 }
 
+test('math, bit, os and debug open on first use, as globals and through require, the same tables', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    const text = (await httpRequest(`${server.url}/parties/main/lazy-g?lazy=global`)).text;
+    assert.equal(text, 'true|2|2|number|nil|nil|true|true|true|function|nil|true|nil');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a strict-mode metatable set on _G keeps math, bit, os and debug reachable', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    const res = await httpRequest(`${server.url}/parties/main/lazy-s?lazy=strict`);
+    assert.equal(res.text, '7|3|function|nil|function|false|undefined global undefined_thing');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('luaparty.validUtf8, luaparty.queryParam and req:query', async () => {
   const server = await startServer({ project: 'sandbox' });
   try {
