@@ -112,7 +112,7 @@ room *room_create(worker *w, const party *p, const char *id, char **err)
     r->party = p;
     r->id = xstrdup(id);
     r->mem_limit = w->cfg->room_memory;
-    r->rt_ref = LUA_NOREF;
+    r->rt_ref = r->message_ref = r->request_ref = LUA_NOREF;
     r->refs = 1;
     r->last_active = uv_now(w->loop);
     r->state = ROOM_ACTIVATING;
@@ -470,6 +470,16 @@ static void step(room *r, task *t, int nargs)
     commit(r); /* a callback boundary: see the file comment */
 }
 
+/* The runtime's function for an event (runtime.lua), pushed on co. The two
+ * that run per message and per request come from registry references
+ * taken at start-up instead: a field lookup by name hashes the name. */
+static void push_entry(room *r, lua_State *co, const char *name)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, r->rt_ref);
+    lua_getfield(co, -1, name);
+    lua_remove(co, -2);
+}
+
 static void dispatch(room *r, event *ev)
 {
     lua_State *L = r->L;
@@ -505,26 +515,25 @@ static void dispatch(room *r, event *ev)
         t->conn->busy = true;
     }
     lua_State *co = t->co;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, r->rt_ref);
     int nargs = 0;
     switch (ev->kind) {
     case EV_START:
-        lua_getfield(co, -1, "start");
+        push_entry(r, co, "start");
         break;
     case EV_CONNECT:
-        lua_getfield(co, -1, "connect");
+        push_entry(r, co, "connect");
         nargs = lua_conn_join(co, r, ev->conn);
         lua_push_request(co, ev->req);
         nargs++;
         break;
     case EV_MESSAGE:
-        lua_getfield(co, -1, "message");
+        lua_rawgeti(co, LUA_REGISTRYINDEX, r->message_ref);
         lua_conn_push(co, ev->conn);
         lua_push_message(co, ev->msg);
         nargs = 2;
         break;
     case EV_CLOSE:
-        lua_getfield(co, -1, "close");
+        push_entry(r, co, "close");
         lua_conn_push(co, ev->conn);
         lua_pushinteger(co, ev->code);
         if (ev->error) lua_pushstring(co, ev->error);
@@ -533,13 +542,13 @@ static void dispatch(room *r, event *ev)
         lua_conn_leave(co, r, ev->conn);
         break;
     case EV_REQUEST:
-        lua_getfield(co, -1, "request");
+        lua_rawgeti(co, LUA_REGISTRYINDEX, r->request_ref);
         lua_push_request(co, ev->req);
         t->ex = ev->ex;
         nargs = 1;
         break;
     case EV_CALL:
-        lua_getfield(co, -1, ev->error);
+        push_entry(r, co, ev->error);
         lua_rawgeti(co, LUA_REGISTRYINDEX, ev->ref);
         if (ev->msg) lua_push_message(co, ev->msg);
         else lua_pushnil(co);
@@ -547,14 +556,14 @@ static void dispatch(room *r, event *ev)
         nargs = 3;
         break;
     case EV_ALARM:
-        lua_getfield(co, -1, "alarm");
+        push_entry(r, co, "alarm");
         lua_pushinteger(co, ev->code);
         t->lease = ev->lease;
         r->alarm_lease = ev->lease;
         nargs = 1;
         break;
     case EV_RELOAD:
-        lua_getfield(co, -1, "reload");
+        push_entry(r, co, "reload");
         if (!(ev->code & 1)) lua_pushnil(co);
         else if (luaL_loadbuffer(co, r->party->bytecode, r->party->bytecode_len, r->party->chunkname) != 0)
             lua_pushnil(co); /* cannot happen: the bytecode was made from a good load */
@@ -563,7 +572,7 @@ static void dispatch(room *r, event *ev)
         nargs = 2;
         break;
     case EV_HOOK:
-        lua_getfield(co, -1, "hook");
+        push_entry(r, co, "hook");
         lua_pushinteger(co, ev->code);
         lua_push_request(co, ev->req);
         lua_pushstring(co, ev->error);
@@ -574,7 +583,6 @@ static void dispatch(room *r, event *ev)
     case EV_RESUME:
         break;
     }
-    lua_remove(co, -(nargs + 2)); /* the runtime table */
     event_free(ev);
     step(r, t, nargs);
 }

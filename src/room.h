@@ -121,6 +121,7 @@ typedef struct room {
     int pins;                     /* open cross-party sockets: keep the room loaded */
 
     int rt_ref;                   /* runtime table in the registry */
+    int message_ref, request_ref; /* its message and request functions */
     struct task *tasks;           /* live tasks (running or suspended) */
     lua_State *spare[8];          /* finished coroutines kept for the next events */
     int spare_ref[8];

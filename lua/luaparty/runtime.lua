@@ -262,14 +262,16 @@ function rt.connect(h, id, uri, req)
   return call("onConnect", conn, ctx)
 end
 
+-- Once per message: no helper calls, no varargs.
 function rt.message(h, message)
   local conn = conns[h]
   if not conn then return end
-  if is_lobby() then
+  if instance.room.id == "" then -- the lobby
     if conn.onmessage then return conn.onmessage(message) end
     return
   end
-  return call("onMessage", message, conn)
+  local f = class.onMessage
+  if f then return f(instance, message, conn) end
 end
 
 local function forget(h)
