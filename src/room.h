@@ -94,7 +94,8 @@ typedef struct room {
     size_t mem_used, mem_limit;   /* Lua heap accounting (sandbox.c) */
     arena heap;                   /* where the Lua heap lives (arena.c) */
     bool in_user_code;            /* the cap applies only while party code runs */
-    uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime) */
+    uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime; sandbox.c) */
+    bool hooked, hook_tripped;    /* the CPU hook is set; it runs on every instruction */
     room_limit limit_hit;         /* set when a step ran into a limit */
     const char *reset_reason;     /* reset the room once the current run ends */
     size_t attached;              /* connections given to the room and not yet freed */

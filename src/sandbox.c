@@ -59,9 +59,16 @@ static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* r->deadline outside a step: the hook, which stays set (see sandbox_arm),
+ * then does nothing (Lua also runs outside steps: a finalizer in a GC step
+ * of the C glue must not be stopped by the last step's deadline). */
+#define DEADLINE_IDLE UINT64_MAX
+#define HOOK_EVERY 10000
+
 static void cpu_hook(lua_State *L, lua_Debug *ar)
 {
     room *r = room_from_state(L);
+    if (r->deadline == DEADLINE_IDLE) return;
     uint64_t now = uv_hrtime();
     if (!r->deadline) { /* the clock starts here, see sandbox_arm */
         r->deadline = now + r->owner->cfg->cpu_limit_ms * 1000000ULL;
@@ -69,6 +76,7 @@ static void cpu_hook(lua_State *L, lua_Debug *ar)
     }
     if (now < r->deadline) return;
     r->limit_hit = LIMIT_CPU;
+    r->hook_tripped = true;
     lua_sethook(L, cpu_hook, LUA_MASKCOUNT, 1); /* see the file comment */
     /* level 0: inside a hook that is the interrupted function, the user's */
     luaL_where(L, 0);
@@ -77,20 +85,28 @@ static void cpu_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
+/* The hook is set once per state and left set: lua_sethook rewrites
+ * LuaJIT's dispatch table, which twice per step was a visible part of a
+ * message's cost. A step only resets the deadline. It is set when the hook
+ * first runs, 10,000 instructions in (microseconds, against a limit in
+ * milliseconds): most callbacks end before that and never read the clock. */
 void sandbox_arm(room *r)
 {
-    uint64_t limit = r->owner->cfg->cpu_limit_ms;
-    if (!limit) return;
-    /* The deadline is set when the hook first runs, 10,000 instructions
-     * in (microseconds, against a limit in milliseconds): most callbacks
-     * end before that and never read the clock. */
+    if (!r->owner->cfg->cpu_limit_ms) return;
+    if (!r->hooked) {
+        lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        r->hooked = true;
+    }
     r->deadline = 0;
-    lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, 10000);
 }
 
 void sandbox_disarm(room *r)
 {
-    if (r->owner->cfg->cpu_limit_ms) lua_sethook(r->L, NULL, 0, 0);
+    r->deadline = DEADLINE_IDLE;
+    if (r->hook_tripped) { /* back from every instruction to every 10,000 */
+        lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, HOOK_EVERY);
+        r->hook_tripped = false;
+    }
 }
 
 void sandbox_enter(room *r) { r->in_user_code = true; }
