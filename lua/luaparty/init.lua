@@ -11,9 +11,12 @@ local core = require "luaparty.core"
 local setmetatable = setmetatable
 -- cjson is loaded on first use: a room that never touches JSON saves ~5 KB.
 local cjson_module
-local function cjson()
-  if not cjson_module then cjson_module = require "cjson" end
+local function require_cjson()
+  cjson_module = require "cjson"
   return cjson_module
+end
+local function cjson()
+  return cjson_module or require_cjson()
 end
 
 local M = {}
@@ -78,7 +81,10 @@ function Response.is(v) return getmetatable(v) == response_mt end
 
 --- Response.json(value [, init]): a JSON response.
 function Response.json(value, init)
-  init = init or {}
+  if init == nil then -- the common case, built directly: it runs per request
+    return setmetatable({ status = 200, headers = { ["content-type"] = "application/json" },
+                          body = cjson().encode(value), ok = true }, response_mt)
+  end
   local headers = lower_headers(init.headers, 2)
   headers["content-type"] = headers["content-type"] or "application/json"
   return Response.new(cjson().encode(value), { status = init.status, headers = headers })

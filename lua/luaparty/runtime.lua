@@ -298,10 +298,12 @@ function rt.close(h, code, err)
   return call("onClose", conn)
 end
 
+local response_mt = luaparty._response_mt
+
 local function normalize(res)
+  if getmetatable(res) == response_mt then return res.status, res.headers, res.body end
   if res == nil then return 204, {}, "" end
   if type(res) == "string" then return 200, { ["content-type"] = "text/plain;charset=UTF-8" }, res end
-  if Response.is(res) then return res.status, res.headers, res.body end
   if type(res) == "table" and res.status then
     local r = Response.new(res.body, res)
     return r.status, r.headers, r.body
@@ -309,12 +311,14 @@ local function normalize(res)
   error("onRequest must return a Response, a string or nil (got " .. type(res) .. ")", 0)
 end
 
+-- Once per request, like rt.message: no varargs.
 function rt.request(req)
   setmetatable(req, Request)
-  if not class.onRequest then
+  local f = class.onRequest
+  if not f then
     return 404, { ["content-type"] = "text/plain;charset=UTF-8" }, "Party " .. instance.room.name .. " has no onRequest"
   end
-  return normalize(call("onRequest", req))
+  return normalize(f(instance, req))
 end
 
 -- Entry points only some rooms need come from their parts on first call.
