@@ -91,6 +91,7 @@ struct client {
     size_t out_head, out_n, out_cap, out_bytes;
     size_t writing_n;          /* items in the uv_write in flight */
     bool writing, in_feed, shutdown_pending, shut, timer_on, upgraded, disconnected, dirty;
+    uint64_t due, timer_due;   /* the deadline (loop ms, 0: none); when the timer fires */
     bool partial;              /* part of a request has arrived (header timeout applies) */
     char method[12], target[120]; /* the request being answered, for the dev log */
     bool over_limit;           /* accepted past --max-connections: gets a 503 */
@@ -192,10 +193,22 @@ static void respond(client *c, int status, const char *body, bool close);
 static bool busy(const client *c);
 
 /* The client's one timer: header/keep-alive timeouts while HTTP, the
- * closing handshake's deadline otherwise. */
+ * closing handshake's deadline otherwise. The deadline moves two or three
+ * times per keep-alive request (header timeout, none while the room works,
+ * keep-alive), so it lives in c->due (0: none) and the timer is not
+ * restarted for each move: it is started only for an earlier deadline, and
+ * when it fires before c->due it waits for the rest. */
 static void on_deadline(uv_timer_t *t)
 {
     client *c = t->data;
+    if (!c->due) return;
+    uint64_t now = uv_now(t->loop);
+    if (now < c->due) {
+        c->timer_due = c->due;
+        uv_timer_start(t, on_deadline, c->due - now, 0);
+        return;
+    }
+    c->due = 0;
     if (c->state == C_HTTP && c->partial && !busy(c)) {
         respond(c, 408, "request header timeout", true); /* slowloris */
         return;
@@ -211,8 +224,14 @@ static void arm_deadline(client *c, uint64_t ms)
         c->timer_on = true;
         c->handles++;
     }
-    uv_timer_start(&c->timer, on_deadline, ms, 0);
+    c->due = uv_now(c->tcp.loop) + ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->due < c->timer_due) {
+        c->timer_due = c->due;
+        uv_timer_start(&c->timer, on_deadline, ms, 0);
+    }
 }
+
+static void disarm_deadline(client *c) { c->due = 0; }
 
 /* ---- output ---- */
 
@@ -585,7 +604,7 @@ static void exchange_fail(exchange *ex, const char *err)
 /* Hands an HTTP request to its room (onRequest), on whichever worker. */
 static void deliver_request(client *c, http_request *req, const route *rt)
 {
-    if (c->timer_on) uv_timer_stop(&c->timer); /* the room takes its time */
+    disarm_deadline(c); /* the room takes its time */
     client_exchange *ce = xcalloc(1, sizeof *ce);
     ce->ex.respond = exchange_respond;
     ce->ex.fail = exchange_fail;
@@ -630,7 +649,7 @@ static void deliver_upgrade(client *c, http_request *req, const route *rt)
     free(c->http);
     c->http = NULL;
     c->state = C_WS;
-    if (c->timer_on) uv_timer_stop(&c->timer);
+    disarm_deadline(c);
     if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt->party->name, rt->room, id);
     METRIC_ADD(connections_opened, 1);
     room_connect(r, &c->conn, req);
@@ -688,7 +707,7 @@ static void admit(client *c, http_request *req, hook_kind kind, const route *rt)
         http_request_free(req);
         return;
     }
-    if (c->timer_on) uv_timer_stop(&c->timer);
+    disarm_deadline(c);
     admission *a = xcalloc(1, sizeof *a);
     a->w.g.decide = on_decision;
     a->w.c = c;
@@ -832,7 +851,7 @@ static void move(client *c, http_request *req, bool upgrade, worker *to)
     c->move_upgrade = upgrade;
     c->move_to = to;
     uv_read_stop((uv_stream_t *)&c->tcp);
-    if (c->timer_on) uv_timer_stop(&c->timer);
+    disarm_deadline(c);
     if (!c->dirty && !c->writing && c->out_n == 0) move_now(c);
 }
 
