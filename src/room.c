@@ -67,36 +67,36 @@ room *room_from_state(lua_State *L)
 
 /* ---- events ---- */
 
-static event *event_new(event_kind kind)
+static event *event_new(room *r, event_kind kind)
 {
-    event *ev = xcalloc(1, sizeof *ev);
+    event *ev = pool_get(&r->owner->events, sizeof *ev);
     ev->kind = kind;
     ev->ref = LUA_NOREF;
     return ev;
 }
 
-static void event_free(event *ev)
+static void event_free(room *r, event *ev)
 {
     if (ev->conn) conn_unref(ev->conn);
     chunk_unref(ev->msg);
     http_request_free(ev->req);
     free(ev->error);
-    free(ev);
+    pool_put(&r->owner->events, ev);
 }
 
 /* An event that will never run: whoever waits on it gets a 503. */
-static void event_abandon(event *ev)
+static void event_abandon(room *r, event *ev)
 {
     if (ev->ex) ev->ex->respond(ev->ex, http_response_new(503, "text/plain", "room closed", 11));
     if (ev->gate) ev->gate->decide(ev->gate, http_response_new(503, "text/plain", "room closed", 11), NULL);
     if (ev->done) ev->done->destroy(ev->done);
-    event_free(ev);
+    event_free(r, ev);
 }
 
 static void enqueue(room *r, event *ev)
 {
     if (r->state == ROOM_GONE) { /* shutting down: nobody will run it */
-        event_abandon(ev);
+        event_abandon(r, ev);
         return;
     }
     if (r->q_tail) r->q_tail->next = ev;
@@ -128,7 +128,7 @@ room *room_create(worker *w, const party *p, const char *id, char **err)
 void room_start(room *r)
 {
     r->starting = true; /* nothing but onStart until it finishes */
-    enqueue(r, event_new(EV_START));
+    enqueue(r, event_new(r, EV_START));
 }
 
 static void free_held(held *h)
@@ -163,7 +163,7 @@ void room_unref(room *r)
     while (r->q_head) {
         event *ev = r->q_head;
         r->q_head = ev->next;
-        event_abandon(ev);
+        event_abandon(r, ev);
     }
     while (r->held_head) {
         held *h = r->held_head;
@@ -183,7 +183,7 @@ void room_connect(room *r, lp_conn *c, http_request *upgrade)
     c->room = r;
     r->refs++; /* released by conn_cleanup */
     r->attached++;
-    event *ev = event_new(EV_CONNECT);
+    event *ev = event_new(r, EV_CONNECT);
     ev->conn = c;
     conn_ref(c);
     ev->req = upgrade;
@@ -192,7 +192,7 @@ void room_connect(room *r, lp_conn *c, http_request *upgrade)
 
 void room_message(lp_conn *c, chunk *msg)
 {
-    event *ev = event_new(EV_MESSAGE);
+    event *ev = event_new(c->room, EV_MESSAGE);
     ev->conn = c;
     conn_ref(c);
     ev->msg = chunk_ref(msg);
@@ -202,7 +202,7 @@ void room_message(lp_conn *c, chunk *msg)
 void room_disconnect(lp_conn *c, int code, const char *error)
 {
     c->gone = true;
-    event *ev = event_new(EV_CLOSE);
+    event *ev = event_new(c->room, EV_CLOSE);
     ev->conn = c;
     conn_ref(c);
     ev->code = code;
@@ -212,7 +212,7 @@ void room_disconnect(lp_conn *c, int code, const char *error)
 
 void room_request(room *r, http_request *req, exchange *ex)
 {
-    event *ev = event_new(EV_REQUEST);
+    event *ev = event_new(r, EV_REQUEST);
     ev->req = req;
     ev->ex = ex;
     enqueue(r, ev);
@@ -220,7 +220,7 @@ void room_request(room *r, http_request *req, exchange *ex)
 
 void room_resume(room *r, task *t, completion *done)
 {
-    event *ev = event_new(EV_RESUME);
+    event *ev = event_new(r, EV_RESUME);
     ev->task = t;
     ev->done = done;
     enqueue(r, ev);
@@ -228,7 +228,7 @@ void room_resume(room *r, task *t, completion *done)
 
 void room_call(room *r, int ref, const char *hook, chunk *msg, int code)
 {
-    event *ev = event_new(EV_CALL);
+    event *ev = event_new(r, EV_CALL);
     ev->ref = ref;
     ev->error = xstrdup(hook);
     ev->msg = msg ? chunk_ref(msg) : NULL;
@@ -238,7 +238,7 @@ void room_call(room *r, int ref, const char *hook, chunk *msg, int code)
 
 void room_alarm(room *r, int64_t lease, int retries)
 {
-    event *ev = event_new(EV_ALARM);
+    event *ev = event_new(r, EV_ALARM);
     ev->lease = lease;
     ev->code = retries;
     enqueue(r, ev);
@@ -246,7 +246,7 @@ void room_alarm(room *r, int64_t lease, int retries)
 
 void room_hook(room *lobby, hook_kind kind, const http_request *req, const char *room_id, gatekeeper *g)
 {
-    event *ev = event_new(EV_HOOK);
+    event *ev = event_new(lobby, EV_HOOK);
     ev->req = http_request_clone(req);
     ev->code = (int)kind;
     ev->error = xstrdup(room_id ? room_id : "");
@@ -256,7 +256,7 @@ void room_hook(room *lobby, hook_kind kind, const http_request *req, const char 
 
 void room_reload(room *r, bool code, bool env)
 {
-    event *ev = event_new(EV_RELOAD);
+    event *ev = event_new(r, EV_RELOAD);
     ev->code = (code ? 1 : 0) | (env ? 2 : 0);
     enqueue(r, ev);
 }
@@ -326,7 +326,7 @@ static void task_free(task *t)
     } else if (r->L) {
         luaL_unref(r->L, LUA_REGISTRYINDEX, t->co_ref);
     }
-    free(t);
+    pool_put(&r->owner->tasks, t);
 }
 
 /* The message body of a failed onRequest: details only in `dev`, where
@@ -489,12 +489,12 @@ static void dispatch(room *r, event *ev)
         int n = ev->done->push(ev->done, t->co);
         ev->done->destroy(ev->done);
         ev->done = NULL;
-        event_free(ev);
+        event_free(r, ev);
         step(r, t, n);
         return;
     }
 
-    task *t = xcalloc(1, sizeof *t);
+    task *t = pool_get(&r->owner->tasks, sizeof *t);
     t->r = r;
     t->next = r->tasks;
     if (r->tasks) r->tasks->prev = t;
@@ -583,7 +583,7 @@ static void dispatch(room *r, event *ev)
     case EV_RESUME:
         break;
     }
-    event_free(ev);
+    event_free(r, ev);
     step(r, t, nargs);
 }
 

@@ -293,3 +293,37 @@ void str_copy(char *dst, size_t cap, const char *src)
     memcpy(dst, src, n);
     dst[n] = 0;
 }
+
+#define POOL_KEEP 256 /* spare blocks per pool: more in flight go back to malloc */
+
+void *pool_get(pool *p, size_t size)
+{
+    void *b = p->head;
+    if (!b) return xcalloc(1, size);
+    memcpy(&p->head, b, sizeof(void *));
+    p->n--;
+    memset(b, 0, size);
+    return b;
+}
+
+void pool_put(pool *p, void *block)
+{
+    if (!block) return;
+    if (p->n >= POOL_KEEP) {
+        free(block);
+        return;
+    }
+    memcpy(block, &p->head, sizeof(void *));
+    p->head = block;
+    p->n++;
+}
+
+void pool_drain(pool *p)
+{
+    while (p->head) {
+        void *b = p->head;
+        memcpy(&p->head, b, sizeof(void *));
+        free(b);
+    }
+    p->n = 0;
+}

@@ -58,4 +58,16 @@ dict_entry *dict_next(const dict *d, size_t *i);
  * the request path runs this for every request). */
 void str_copy(char *dst, size_t cap, const char *src);
 
+/* Spare blocks of one size, kept by one thread for the structs made and
+ * freed once per message (a room's events and tasks): taking one is a
+ * pointer swap instead of calloc + free. */
+typedef struct pool {
+    void *head;       /* spare blocks, linked through their first word */
+    unsigned n;
+} pool;
+/* A zeroed block of `size` bytes (the same size every call on a pool). */
+void *pool_get(pool *p, size_t size);
+void pool_put(pool *p, void *block);
+void pool_drain(pool *p);
+
 #endif

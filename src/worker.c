@@ -207,4 +207,6 @@ void worker_free(worker *w)
     }
     w->jobs_head = w->jobs_tail = NULL;
     pthread_mutex_destroy(&w->jobs_lock);
+    pool_drain(&w->events);
+    pool_drain(&w->tasks);
 }

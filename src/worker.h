@@ -49,6 +49,7 @@ typedef struct worker {
     pthread_mutex_t jobs_lock;
     worker_job *jobs_head, *jobs_tail;
     metrics stats;                  /* this worker's counters (metrics.c sums them) */
+    pool events, tasks;             /* spare room events and tasks (room.c) */
 } worker;
 
 int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *store);
