@@ -16,10 +16,15 @@ void http_headers_add(http_headers *h, const char *name, size_t nlen, const char
         h->cap = h->cap ? h->cap * 2 : 8;
         h->items = xrealloc(h->items, h->cap * sizeof *h->items);
     }
+    /* name and value share one allocation (value right after the name's
+     * NUL): headers are added for every request and response */
     http_header *e = &h->items[h->n++];
-    e->name = xstrndup(name, nlen);
-    for (char *p = e->name; *p; p++) *p = (char)tolower((unsigned char)*p);
-    e->value = xstrndup(value, vlen);
+    e->name = xmalloc(nlen + vlen + 2);
+    for (size_t i = 0; i < nlen; i++) e->name[i] = (char)tolower((unsigned char)name[i]);
+    e->name[nlen] = '\0';
+    e->value = e->name + nlen + 1;
+    memcpy(e->value, value, vlen);
+    e->value[vlen] = '\0';
 }
 
 const char *http_headers_get(const http_headers *h, const char *name)
@@ -64,10 +69,7 @@ void header_asm_value(header_asm *a, const char *at, size_t n)
 
 void http_headers_free(http_headers *h)
 {
-    for (size_t i = 0; i < h->n; i++) {
-        free(h->items[i].name);
-        free(h->items[i].value);
-    }
+    for (size_t i = 0; i < h->n; i++) free(h->items[i].name); /* and its value */
     free(h->items);
     h->items = NULL;
     h->n = h->cap = 0;
@@ -112,7 +114,7 @@ char *http_request_url(const http_request *r)
     buf b;
     buf_init(&b);
     buf_appendstr(&b, "http://");
-    buf_appendstr(&b, r->host ? r->host : "localhost");
+    buf_appendstr(&b, http_request_host(r));
     buf_appendstr(&b, r->target);
     return buf_steal(&b);
 }

@@ -10,7 +10,7 @@
 
 typedef struct http_header {
     char *name;     /* lowercase */
-    char *value;
+    char *value;    /* in the same allocation as name: free name only */
 } http_header;
 
 typedef struct http_headers {
@@ -43,6 +43,8 @@ void http_request_free(http_request *r);
 http_request *http_request_clone(const http_request *r);
 /* The absolute URL a party sees: http://host/target. Caller frees. */
 char *http_request_url(const http_request *r);
+/* Its host part: the Host header, or "localhost" without one. */
+static inline const char *http_request_host(const http_request *r) { return r->host ? r->host : "localhost"; }
 
 http_response *http_response_new(int status, const char *content_type, const char *body, size_t len);
 void http_response_free(http_response *r);
