@@ -25,10 +25,15 @@ void lua_push_binary(lua_State *L, const void *data, size_t len)
     lua_setmetatable(L, -2);
 }
 
+void lua_push_message_bytes(lua_State *L, int opcode, const void *data, size_t len)
+{
+    if (opcode == 2) lua_push_binary(L, data, len);
+    else lua_pushlstring(L, data, len);
+}
+
 void lua_push_message(lua_State *L, const chunk *msg)
 {
-    if (msg->opcode == 2) lua_push_binary(L, chunk_payload(msg), chunk_payload_len(msg));
-    else lua_pushlstring(L, (const char *)chunk_payload(msg), chunk_payload_len(msg));
+    lua_push_message_bytes(L, msg->opcode, chunk_payload(msg), chunk_payload_len(msg));
 }
 
 const char *lua_check_message(lua_State *L, int idx, size_t *len, int *opcode)

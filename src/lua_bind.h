@@ -40,6 +40,7 @@ const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len);
 
 /* Binary: pushes a message chunk as a string (text) or Binary (binary). */
 void lua_push_message(lua_State *L, const chunk *msg);
+void lua_push_message_bytes(lua_State *L, int opcode, const void *data, size_t len);
 void lua_push_binary(lua_State *L, const void *data, size_t len);
 /* Reads a string or Binary at idx; sets *opcode to 1 or 2. Raises otherwise. */
 const char *lua_check_message(lua_State *L, int idx, size_t *len, int *opcode);

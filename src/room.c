@@ -14,11 +14,11 @@
 #include "lua_bind.h"
 #include "log.h"
 #include "metrics.h"
-#include "sandbox.h"
 #include "registry.h"
 #include "sandbox.h"
 #include "storage.h"
 #include "worker.h"
+#include "ws.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -197,6 +197,29 @@ void room_message(lp_conn *c, chunk *msg)
     conn_ref(c);
     ev->msg = chunk_ref(msg);
     enqueue(c->room, ev);
+}
+
+/* When the room can run the message right now (no Lua on the stack,
+ * nothing queued before it, nothing holding it back), it runs on the
+ * caller's bytes; otherwise they are copied into a chunk and queued.
+ * Skipping the copy saves a malloc and a memcpy per message. */
+void room_message_bytes(lp_conn *c, int opcode, const void *data, size_t len)
+{
+    room *r = c->room;
+    if (r->owner->lua_depth == 0 && !r->running && !r->q_head && r->state == ROOM_ACTIVE &&
+        !r->commit_inflight && !r->starting && !c->busy) {
+        event *ev = event_new(r, EV_MESSAGE);
+        ev->conn = c;
+        conn_ref(c);
+        ev->bytes = data;
+        ev->nbytes = len;
+        ev->opcode = opcode;
+        enqueue(r, ev); /* runs it now: worker_schedule calls room_run */
+        return;
+    }
+    chunk *msg = ws_msg_new(opcode, data, len);
+    room_message(c, msg);
+    chunk_unref(msg);
 }
 
 void room_disconnect(lp_conn *c, int code, const char *error)
@@ -529,7 +552,8 @@ static void dispatch(room *r, event *ev)
     case EV_MESSAGE:
         lua_rawgeti(co, LUA_REGISTRYINDEX, r->message_ref);
         lua_conn_push(co, ev->conn);
-        lua_push_message(co, ev->msg);
+        if (ev->msg) lua_push_message(co, ev->msg);
+        else lua_push_message_bytes(co, ev->opcode, ev->bytes, ev->nbytes);
         nargs = 2;
         break;
     case EV_CLOSE:

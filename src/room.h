@@ -69,6 +69,9 @@ typedef struct event {
     event_kind kind;
     lp_conn *conn;          /* CONNECT, MESSAGE, CLOSE (a reference is held) */
     chunk *msg;             /* MESSAGE, CALL */
+    const void *bytes;      /* MESSAGE without msg: borrowed (room_message_bytes) */
+    size_t nbytes;
+    int opcode;
     http_request *req;      /* CONNECT, REQUEST (owned) */
     exchange *ex;           /* REQUEST */
     struct task *task;      /* RESUME */
@@ -143,6 +146,8 @@ void room_shutdown(room *r);
 /* Inputs. Each takes what it is given (references, request). */
 void room_connect(room *r, lp_conn *c, http_request *upgrade);
 void room_message(lp_conn *c, chunk *msg);
+/* The same from bytes that live only during the call (a socket's read). */
+void room_message_bytes(lp_conn *c, int opcode, const void *data, size_t len);
 void room_disconnect(lp_conn *c, int code, const char *error);
 void room_request(room *r, http_request *req, exchange *ex);
 void room_resume(room *r, struct task *t, completion *done);

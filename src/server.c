@@ -441,9 +441,7 @@ static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
     client *c = ud;
     METRIC_ADD(messages_in, 1);
     METRIC_ADD(bytes_in, len);
-    chunk *msg = ws_msg_new(opcode, data, len);
-    room_message(&c->conn, msg);
-    chunk_unref(msg);
+    room_message_bytes(&c->conn, opcode, data, len);
 }
 
 static void ws_on_write(void *ud, const uint8_t *data, size_t len)
