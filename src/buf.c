@@ -50,7 +50,7 @@ void buf_printf(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void buf_append_uint(buf *b, uint64_t v)
+char *put_uint(char *p, uint64_t v)
 {
     char tmp[20];
     int n = 0;
@@ -58,7 +58,14 @@ void buf_append_uint(buf *b, uint64_t v)
         tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    buf_append(b, tmp + sizeof tmp - n, (size_t)n);
+    memcpy(p, tmp + sizeof tmp - n, (size_t)n);
+    return p + n;
+}
+
+void buf_append_uint(buf *b, uint64_t v)
+{
+    buf_reserve(b, 20);
+    b->len = (size_t)(put_uint(b->data + b->len, v) - b->data);
 }
 
 char *buf_steal(buf *b)

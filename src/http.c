@@ -176,39 +176,54 @@ bool http_header_value_ok(const char *s, size_t len)
     return true;
 }
 
+/* We own framing: a party cannot set these and break the stream. */
+static bool framing_header(const char *name)
+{
+    return !strcmp(name, "content-length") || !strcmp(name, "transfer-encoding") || !strcmp(name, "connection");
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
 chunk *http_response_serialize(const http_response *r, bool keep_alive, bool head_only)
 {
-    /* plain appends, not printf: this runs for every response */
-    buf b;
-    buf_init(&b);
-    buf_reserve(&b, 128 + r->body.len);
-    buf_appendstr(&b, "HTTP/1.1 ");
-    buf_append_uint(&b, (uint64_t)r->status);
-    buf_append(&b, " ", 1);
-    buf_appendstr(&b, http_status_text(r->status));
-    buf_append(&b, "\r\n", 2);
+    /* Sized first, then written straight into the chunk: no growing
+     * buffer and no second copy, this runs for every response. */
+    bool no_body = r->status == 204 || r->status == 304 || (r->status >= 100 && r->status < 200);
+    bool with_body = !head_only && !no_body;
+    const char *reason = http_status_text(r->status);
+    size_t rlen = strlen(reason);
+    size_t size = sizeof "HTTP/1.1 999 \r\n" + rlen + sizeof "content-length: \r\n" + 20 +
+                  sizeof "connection: close\r\n" + 2 + (with_body ? r->body.len : 0);
+    for (size_t i = 0; i < r->headers.n; i++)
+        size += strlen(r->headers.items[i].name) + strlen(r->headers.items[i].value) + 4;
+    chunk *c = chunk_new(size);
+    char *p = (char *)c->data;
+    p = put(p, "HTTP/1.1 ", 9);
+    p = put_uint(p, (uint64_t)r->status);
+    *p++ = ' ';
+    p = put(p, reason, rlen);
+    p = put(p, "\r\n", 2);
     for (size_t i = 0; i < r->headers.n; i++) {
         const http_header *h = &r->headers.items[i];
-        /* We own framing: a party cannot set these and break the stream. */
-        if (!strcmp(h->name, "content-length") || !strcmp(h->name, "transfer-encoding") ||
-            !strcmp(h->name, "connection"))
-            continue;
-        buf_appendstr(&b, h->name);
-        buf_append(&b, ": ", 2);
-        buf_appendstr(&b, h->value);
-        buf_append(&b, "\r\n", 2);
+        if (framing_header(h->name)) continue;
+        p = put(p, h->name, strlen(h->name));
+        p = put(p, ": ", 2);
+        p = put(p, h->value, strlen(h->value));
+        p = put(p, "\r\n", 2);
     }
-    bool no_body = r->status == 204 || r->status == 304 || (r->status >= 100 && r->status < 200);
     if (!no_body) {
-        buf_appendstr(&b, "content-length: ");
-        buf_append_uint(&b, r->body.len);
-        buf_append(&b, "\r\n", 2);
+        p = put(p, "content-length: ", 16);
+        p = put_uint(p, r->body.len);
+        p = put(p, "\r\n", 2);
     }
-    if (!keep_alive) buf_appendstr(&b, "connection: close\r\n");
-    buf_appendstr(&b, "\r\n");
-    if (!head_only && !no_body) buf_append(&b, r->body.data, r->body.len);
-    chunk *c = chunk_from(b.data, b.len);
-    buf_free(&b);
+    if (!keep_alive) p = put(p, "connection: close\r\n", 19);
+    p = put(p, "\r\n", 2);
+    if (with_body && r->body.len) p = put(p, r->body.data, r->body.len);
+    c->len = (size_t)(p - (char *)c->data);
     return c;
 }
 

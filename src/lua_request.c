@@ -77,13 +77,19 @@ void lua_push_request(lua_State *L, const http_request *req)
     lua_setfield(L, -2, "body");
 }
 
+/* RFC 9110 tchar; letters and digits first, which is nearly every name. */
+static bool tchar(unsigned char ch)
+{
+    unsigned char lower = ch | 0x20;
+    if ((lower >= 'a' && lower <= 'z') || (ch >= '0' && ch <= '9')) return true;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch);
+}
+
 static bool token_ok(const char *s, size_t n)
 {
     if (!n) return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch <= 32 || ch >= 127 || strchr("()<>@,;:\\\"/[]?={}", ch)) return false;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!tchar((unsigned char)s[i])) return false;
     return true;
 }
 
