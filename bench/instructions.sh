@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# User-space instructions per operation, luaparty vs the raw C server,
+# counted by valgrind's callgrind: the part of the cost that VM noise does
+# not move (req/s and µs per op on a shared VM drift by 10-20% between runs;
+# an instruction count repeats to within ~0.5%). Kernel work (syscalls, TCP)
+# is not counted, and it is the same for both servers: one read and one
+# write per request or message.
+#
+#   bench/instructions.sh [--seconds S] [--only echo,http]
+#
+# Each server runs under callgrind with instrumentation off until it is
+# listening and warmed up (one request), then is counted while one client
+# does S seconds (4) of unbatched traffic: echo = lp_loadgen, 1 WebSocket,
+# 1 message of 64 B in flight; http = wrk -t1 -c1 on the small JSON GET.
+# Prints one line per (server, test) and a table with luaparty/raw ratios.
+# Bounded: every step has a timeout; about 40 s in all.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+LUAPARTY=${LUAPARTY:-$BUILD/luaparty}
+LG=$BUILD/bench/lp_loadgen
+RAW=$BUILD/bench/lp_rawserver
+SECS=4
+TESTS="echo http"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) SECS=$2; shift 2 ;;
+    --only) TESTS=${2//,/ }; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "instructions.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+for t in valgrind callgrind_control wrk; do
+  command -v "$t" >/dev/null || { echo "instructions.sh: $t not installed" >&2; exit 1; }
+done
+for f in "$LUAPARTY" "$LG" "$RAW"; do
+  [ -x "$f" ] || { echo "instructions.sh: $f not built (cmake --build build)" >&2; exit 1; }
+done
+OUT=$(mktemp -d /tmp/luaparty-instr.XXXXXX)
+PID=""
+cleanup() { [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; }
+trap cleanup EXIT
+
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})' 2>/dev/null || echo 19631; }
+
+count() { # SERVER TEST -> prints "instructions ops"
+  local srv=$1 test=$2 port cmd epath hpath
+  port=$(free_port)
+  if [ "$srv" = raw ]; then
+    cmd=("$RAW" --port "$port"); epath=/echo; hpath=/http/bench
+  else
+    mkdir -p "$OUT/persist-$test"
+    cmd=("$LUAPARTY" serve "$ROOT/bench/project" --workers 1 --port "$port" --persist "$OUT/persist-$test" --log-level warn)
+    epath=/parties/main/echo; hpath=/parties/http/bench
+  fi
+  local cg=$OUT/cg.$srv.$test
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg" "${cmd[@]}" >"$OUT/$srv.$test.log" 2>&1 &
+  PID=$!
+  local i
+  for i in $(seq 1 150); do
+    curl -s -m 1 -o /dev/null "http://127.0.0.1:$port$hpath" && break
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  callgrind_control -i on "$PID" >/dev/null 2>&1
+  sleep 0.3
+  local ops=""
+  if [ "$test" = echo ]; then
+    ops=$(timeout $((SECS + 30)) "$LG" --port "$port" --pid "$PID" --mode echo --path "$epath" --conns 1 --window 1 \
+            --size 64 --warmup 0 --duration "$SECS" --timeout $((SECS + 20)) 2>/dev/null | grep -o ' msgs=[0-9]*' | cut -d= -f2)
+  else
+    ops=$(timeout $((SECS + 30)) wrk -t1 -c1 -d"${SECS}s" "http://127.0.0.1:$port$hpath" 2>/dev/null | awk '/requests in/{print $1}')
+  fi
+  callgrind_control -i off "$PID" >/dev/null 2>&1
+  callgrind_control -d "$PID" >/dev/null 2>&1
+  sleep 0.5
+  kill -TERM "$PID" 2>/dev/null
+  for i in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  wait "$PID" 2>/dev/null; PID=""
+  # the dump (-d) is the file with the counted part: the largest total
+  local ir
+  ir=$(awk '/^totals:/{print $2}' "$cg"* 2>/dev/null | sort -n | tail -1)
+  echo "${ir:-0} ${ops:-0}"
+}
+
+declare -A PER
+for test in $TESTS; do
+  for srv in luaparty raw; do
+    read -r ir ops < <(count "$srv" "$test")
+    if [ "${ops:-0}" -gt 0 ] && [ "${ir:-0}" -gt 0 ]; then
+      PER[$srv.$test]=$(( ir / ops ))
+      echo "RESULT server=$srv test=$test ops=$ops user_instructions=$ir per_op=${PER[$srv.$test]}"
+    else
+      echo "PROBLEM: $srv $test: no count (ops=$ops instructions=$ir; see $OUT/$srv.$test.log)"
+    fi
+  done
+done
+echo
+echo "User-space instructions per operation (callgrind, unbatched: 1 connection, 1 op in flight)"
+printf '| %-30s | %10s | %10s | %8s |\n' test luaparty "raw C" "lp/raw"
+printf '|%s|%s|%s|%s|\n' "--------------------------------" "------------" "------------" "----------"
+for test in $TESTS; do
+  a=${PER[luaparty.$test]:-}; b=${PER[raw.$test]:-}
+  r="-"; [ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
+  case "$test" in echo) name="WS echo via Lua (per message)" ;; http) name="HTTP onRequest JSON (per req)" ;; esac
+  printf '| %-30s | %10s | %10s | %8s |\n' "$name" "${a:--}" "${b:--}" "$r"
+done
+rm -rf "$OUT"
