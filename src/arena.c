@@ -5,7 +5,8 @@
  * when the room closes, a free() of its own with glibc's consolidation work
  * (closing 10,000 rooms took a second). Small blocks come instead from
  * 2 KiB slabs: carved in order, returned to a free list per 16-byte size
- * class, reused from there; closing the room frees its slabs, not its
+ * class, reused from there (a block of a larger class is split when its
+ * own list is empty); closing the room frees its slabs, not its
  * objects. (2 KiB: an idle room leaves half its last slab unused, and
  * bench/rooms.mjs measured 2 KB less RSS per room than with 4 KiB; with
  * 1 KiB the slabs' own overhead and unusable tails cost more again.) Larger blocks (the state itself, big strings and arrays) go to
@@ -27,12 +28,31 @@ struct arena_slab {
 static size_t class_of(size_t size) { return (size + 15) / 16 - 1; }
 static size_t block_size(size_t cls) { return (cls + 1) * 16; }
 
+static void push_free(arena *a, void *p, size_t cls)
+{
+    memcpy(p, &a->free[cls], sizeof(void *));
+    a->free[cls] = p;
+}
+
+static void *pop_free(arena *a, size_t cls)
+{
+    void *p = a->free[cls];
+    if (p) memcpy(&a->free[cls], p, sizeof(void *));
+    return p;
+}
+
 static void *small_alloc(arena *a, size_t size)
 {
     size_t cls = class_of(size);
-    void *p = a->free[cls];
-    if (p) {
-        memcpy(&a->free[cls], p, sizeof(void *));
+    void *p = pop_free(a, cls);
+    if (p) return p;
+    /* Before new space: a free block of a larger class, split, the rest
+     * going to the free list of its size. The garbage a room makes while
+     * it loads leaves such holes, which would otherwise wait for objects
+     * of exactly their size (bench/rooms.mjs: a slab less per room). */
+    for (size_t big = cls + 1; big < ARENA_CLASSES; big++) {
+        if (!(p = pop_free(a, big))) continue;
+        push_free(a, (char *)p + block_size(cls), big - cls - 1);
         return p;
     }
     size_t need = block_size(cls);
@@ -50,30 +70,28 @@ static void *small_alloc(arena *a, size_t size)
     return p;
 }
 
-static void small_free(arena *a, void *p, size_t size)
-{
-    size_t cls = class_of(size);
-    memcpy(p, &a->free[cls], sizeof(void *));
-    a->free[cls] = p;
-}
 
 void *arena_realloc(arena *a, void *p, size_t osize, size_t nsize)
 {
     bool was_small = p && osize <= ARENA_SMALL, small = nsize <= ARENA_SMALL;
     if (nsize == 0) {
-        if (was_small) small_free(a, p, osize);
+        if (was_small) push_free(a, p, class_of(osize));
         else free(p);
         return NULL;
     }
     if (!p) return small ? small_alloc(a, nsize) : malloc(nsize);
     /* It still fits: shrinking never fails (Lua relies on that). The block
-     * then counts as the smaller class and goes back to that free list. */
-    if (was_small && small && class_of(nsize) <= class_of(osize)) return p;
+     * then counts as the smaller class; the rest is a free block. */
+    if (was_small && small && class_of(nsize) <= class_of(osize)) {
+        size_t oc = class_of(osize), nc = class_of(nsize);
+        if (nc < oc) push_free(a, (char *)p + block_size(nc), oc - nc - 1);
+        return p;
+    }
     if (!was_small && !small) return realloc(p, nsize);
     void *q = small ? small_alloc(a, nsize) : malloc(nsize);
     if (!q) return NULL;
     memcpy(q, p, osize < nsize ? osize : nsize);
-    if (was_small) small_free(a, p, osize);
+    if (was_small) push_free(a, p, class_of(osize));
     else free(p);
     return q;
 }

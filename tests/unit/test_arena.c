@@ -34,6 +34,27 @@ TEST(arena_freed_block_is_reused_by_its_class)
     arena_release(&a);
 }
 
+TEST(arena_a_larger_free_block_is_split_when_a_class_is_empty)
+{
+    arena a = {0};
+    char *p = arena_realloc(&a, NULL, 0, 64);
+    size_t slabs = a.slab_bytes;
+    ASSERT_NULL(arena_realloc(&a, p, 64, 0));
+    ASSERT(arena_realloc(&a, NULL, 0, 16) == p);      /* the front of the 64-byte hole */
+    ASSERT(arena_realloc(&a, NULL, 0, 48) == p + 16); /* its rest, a 48-byte block */
+    ASSERT_EQ(a.slab_bytes, slabs);                   /* no new space taken */
+    arena_release(&a);
+}
+
+TEST(arena_shrinking_frees_the_tail)
+{
+    arena a = {0};
+    char *p = arena_realloc(&a, NULL, 0, 128);
+    ASSERT(arena_realloc(&a, p, 128, 32) == p);
+    ASSERT(arena_realloc(&a, NULL, 0, 96) == p + 32); /* the 96 bytes it gave back */
+    arena_release(&a);
+}
+
 TEST(arena_grow_and_shrink_keep_the_bytes)
 {
     arena a = {0};
