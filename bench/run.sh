@@ -468,8 +468,12 @@ s_wrk() { # wrk -t1 -cK, request n asks room q-(n mod K): connections hop rooms
   WRK_CONNS=$SCALE_K run_wrk "$1" "s_wrk$SC_TAG" "$1.wrk-rooms$SC_TAG.txt" "http://127.0.0.1:$SRV_PORT/" \
     -s "$ROOT/bench/wrk-rooms.lua" -- "$SCALE_K" /parties/http/q-
 }
-SCALE_TESTS=(s_echo s_echo1 s_http s_wrk)
-declare -A SC_RATE=([s_echo]=msgs_per_s [s_echo1]=msgs_per_s [s_http]=req_per_s [s_wrk]=req_per_s)
+s_work() { # 64 sockets x 2 in flight, socket i in room w-(i mod K), ~35 us of Lua per message (parties/work.lua)
+  run_lg "$1" "s_work$SC_TAG" --mode echo --path /parties/work/w --rooms "$SCALE_K" --conns "$SCALE_K" --window 2 \
+    --size 64 --warmup 0.5 --duration "$(s_dur)" --timeout $((DUR + 20))
+}
+SCALE_TESTS=(s_echo s_echo1 s_http s_wrk s_work)
+declare -A SC_RATE=([s_echo]=msgs_per_s [s_echo1]=msgs_per_s [s_http]=req_per_s [s_wrk]=req_per_s [s_work]=msgs_per_s)
 declare -A SC_PID SC_PORT SC_ERR
 cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5 + $6 }' /proc/stat; }
 thread_ticks() { # PID -> utime+stime of each thread, in /proc/PID/task order
@@ -685,6 +689,11 @@ srow() { # LABEL TEST KEY [flag|noratio]: luaparty-w1, luaparty-w2 and their rat
   srow "HTTP, $SCALE_K rooms, next room each request: CPU (us/req)" s_wrk server_cpu_us_per_op
   srow "HTTP, $SCALE_K rooms, next room each request: server CPU %" s_wrk server_cpu_pct
   srow "HTTP, $SCALE_K rooms, next room each request: CPU split %" s_wrk thread_split_pct noratio
+  srow "Lua work per message, $SCALE_K rooms: msgs/s" s_work msgs_per_s 1
+  srow "Lua work per message: server CPU (us/msg)" s_work server_cpu_us_per_op
+  srow "Lua work per message: server CPU %" s_work server_cpu_pct
+  srow "Lua work per message: load generator CPU %" s_work client_cpu_pct
+  srow "Lua work per message: CPU split %" s_work thread_split_pct noratio
   srow "server threads" base threads
   echo
   echo "echo: lp_loadgen --rooms $SCALE_K, socket i in room s-(i mod $SCALE_K). 1 room: every socket in one room, which lives on"
@@ -693,6 +702,8 @@ srow() { # LABEL TEST KEY [flag|noratio]: luaparty-w1, luaparty-w2 and their rat
   echo "HTTP, next room each request: wrk -t1 -c$SCALE_K -s bench/wrk-rooms.lua, request n asks q-(n mod $SCALE_K), so with"
   echo "2 workers about half the requests are for a room of the other worker: a connection moves at most once, after"
   echo "that those requests are forwarded to the room's worker and the answer comes back (two cross-thread hops)."
+  echo "Lua work per message: bench/project/parties/work.lua, ~35 us of Lua per message then the echo, $SCALE_K sockets x 2"
+  echo "in flight over $SCALE_K rooms: the server, not the load generator, is the limit, so the second core can go to it."
   echo "CPU split: each server thread's share of the server's CPU time during the test (1 worker: 100; 2 workers: a/b)."
   echo "Ratios are 2 workers / 1 worker: above 1 is better for rates, worse for latency and CPU."
   fi
