@@ -6,13 +6,15 @@
 # is not counted, and it is the same for both servers: one read and one
 # write per request or message.
 #
-#   bench/instructions.sh [--seconds S] [--only echo,http]
+#   bench/instructions.sh [--seconds S] [--only echo,http] [--luaparty-args "ARGS"]
 #
 # Each server runs under callgrind with instrumentation off until it is
 # listening and warmed up (one request), then is counted while one client
 # does S seconds (4) of unbatched traffic: echo = lp_loadgen, 1 WebSocket,
 # 1 message of 64 B in flight; http = wrk -t1 -c1 on the small JSON GET.
 # Prints one line per (server, test) and a table with luaparty/raw ratios.
+# --luaparty-args adds options to luaparty's command line (e.g. "--cpu-limit 0"
+# to see what the CPU limit costs: with it the JIT is on).
 # Bounded: every step has a timeout; about 40 s in all.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,11 +24,13 @@ LG=$BUILD/bench/lp_loadgen
 RAW=$BUILD/bench/lp_rawserver
 SECS=4
 TESTS="echo http"
+LP_ARGS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECS=$2; shift 2 ;;
     --only) TESTS=${2//,/ }; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --luaparty-args) LP_ARGS=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "instructions.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -51,6 +55,8 @@ count() { # SERVER TEST -> prints "instructions ops"
   else
     mkdir -p "$OUT/persist-$test"
     cmd=("$LUAPARTY" serve "$ROOT/bench/project" --workers 1 --port "$port" --persist "$OUT/persist-$test" --log-level warn)
+    # shellcheck disable=SC2206 # word splitting of the extra options is intended
+    cmd+=($LP_ARGS)
     epath=/parties/main/echo; hpath=/parties/http/bench
   fi
   local cg=$OUT/cg.$srv.$test
