@@ -57,6 +57,7 @@ struct held {
 static void commit(room *r);
 static void task_free(task *t);
 static void hook_done(task *t);
+static bool runnable(const room *r, const event *ev);
 
 room *room_from_state(lua_State *L)
 {
@@ -206,20 +207,17 @@ void room_message(lp_conn *c, chunk *msg)
 void room_message_bytes(lp_conn *c, int opcode, const void *data, size_t len)
 {
     room *r = c->room;
-    if (r->owner->lua_depth == 0 && !r->running && !r->q_head && r->state == ROOM_ACTIVE &&
-        !r->commit_inflight && !r->starting && !c->busy) {
-        event *ev = event_new(r, EV_MESSAGE);
-        ev->conn = c;
-        conn_ref(c);
-        ev->bytes = data;
+    event *ev = event_new(r, EV_MESSAGE);
+    ev->conn = c;
+    conn_ref(c);
+    if (r->owner->lua_depth == 0 && !r->running && !r->q_head && r->state == ROOM_ACTIVE && runnable(r, ev)) {
+        ev->bytes = data; /* enqueue runs it at once: worker_schedule calls room_run */
         ev->nbytes = len;
         ev->opcode = opcode;
-        enqueue(r, ev); /* runs it now: worker_schedule calls room_run */
-        return;
+    } else {
+        ev->msg = ws_msg_new(opcode, data, len);
     }
-    chunk *msg = ws_msg_new(opcode, data, len);
-    room_message(c, msg);
-    chunk_unref(msg);
+    enqueue(r, ev);
 }
 
 void room_disconnect(lp_conn *c, int code, const char *error)

@@ -225,7 +225,6 @@ static int project_searcher(lua_State *L)
     return 1;
 }
 
-
 /* Opens only the libraries a party may use. io, ffi and (with a CPU limit)
  * jit are never opened, so neither a global nor require can reach them.
  * math, bit, os and debug are opened on first use (lazy_libs below). */
@@ -249,13 +248,6 @@ static void open_libraries(lua_State *L, bool jit)
     lua_pop(L, 2);
 }
 
-/* Libraries most parties never touch, opened the first time party code
- * names one: as a global (the __index of _G's metatable), through require
- * (project_searcher) or, before a setmetatable on _G replaces that
- * __index, all of them. Opened up front they cost every room's Lua state
- * ~7 KB, and there can be 100,000 rooms. Party code sees no difference
- * except rawget(_G, "math") being nil before first use. Each opener
- * registers the global and package.loaded entry and returns the table. */
 static void remove_field(lua_State *L, const char *table, const char *field)
 {
     lua_getglobal(L, table);
@@ -275,6 +267,13 @@ static void set_loaded(lua_State *L, const char *name)
     lua_pop(L, 2);
 }
 
+/* Libraries most parties never touch, opened the first time party code
+ * names one: as a global (the __index of _G's metatable), through require
+ * (lazy_searcher) or, before a setmetatable on _G replaces that __index,
+ * all of them. Opened up front they cost every room's Lua state ~7 KB, and
+ * there can be 100,000 rooms. Party code sees no difference except
+ * rawget(_G, "math") being nil before first use. Each opener registers the
+ * global and the package.loaded entry and returns the table. */
 static int open_os(lua_State *L)
 {
     static const char *os_out[] = {"exit", "execute", "remove", "rename", "tmpname", "getenv", "setlocale"};
