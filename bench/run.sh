@@ -4,14 +4,17 @@
 # vs 2). One command; the whole run is bounded (about 6 minutes, hard stop at
 # --budget seconds, 600 by default).
 #
-#   bench/run.sh [--only luaparty,raw,node,scaling,rooms] [--no-scaling] [--with-rooms]
+#   bench/run.sh [--only luaparty,raw,node,scaling,rooms,instructions] [--no-scaling]
+#                [--with-rooms] [--with-instructions]
 #                [--duration S] [--rounds N] [--scale-rounds N] [--budget S] [--out DIR] [--no-build]
 #
 # --only takes any of luaparty, raw, node (the comparison table), scaling
 # (the workers section, luaparty only) and rooms (bench/rooms.mjs: memory per
 # room at 1k/10k/100k rooms, about 40 s, not in the default set); the first
 # four by default. --no-scaling drops the scaling section; --only scaling runs
-# it alone. --with-rooms adds the rooms section. --rounds N (3): the
+# it alone. --with-rooms adds the rooms section, --with-instructions the
+# instructions section (bench/instructions.sh: user-space instructions per
+# message and per request under callgrind, ~30 s). --rounds N (3): the
 # table's throughput tests run N times per server, the servers taking turns
 # (all of them stay up), and each figure comes from the server's best round:
 # this VM's speed drifts by 10-20% over tens of seconds, and only ever down.
@@ -42,8 +45,9 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --no-build) DO_BUILD=0; shift ;;
     --with-rooms) ONLY="$ONLY,rooms"; shift ;;
+    --with-instructions) ONLY="$ONLY,instructions"; shift ;;
     --no-scaling) ONLY=$(tr ',' '\n' <<<"$ONLY" | grep -vx scaling | paste -sd, -); shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -116,6 +120,7 @@ IDLE_BEFORE=$(cpu_idle_pct)
 SERVERS=()
 SCALING=0
 ROOMS=0
+INSTR=0
 for s in ${ONLY//,/ }; do
   case "$s" in
     scaling)
@@ -133,6 +138,12 @@ for s in ${ONLY//,/ }; do
            { [ ! -d "$ROOT/bench/node_modules/ws" ] && [ ! -d "$ROOT/tests/node_modules/ws" ]; }; then
         log "SKIP rooms: node or npm ws missing (cd bench && npm install --no-audit --no-fund)"
       else ROOMS=1; fi ;;
+    instructions)
+      if [ ! -x "$LUAPARTY" ]; then log "SKIP instructions: $LUAPARTY not found (server not built yet)"
+           echo "instructions skipped: $LUAPARTY not found" >> "$PROBLEMS"
+      elif ! command -v valgrind >/dev/null; then log "SKIP instructions: valgrind not installed"
+           echo "instructions skipped: valgrind not installed" >> "$PROBLEMS"
+      else INSTR=1; fi ;;
     raw) SERVERS+=(raw) ;;
     node)
       if command -v node >/dev/null &&
@@ -142,7 +153,8 @@ for s in ${ONLY//,/ }; do
     *) log "run.sh: unknown server $s"; exit 2 ;;
   esac
 done
-[ ${#SERVERS[@]} -gt 0 ] || [ "$SCALING" = 1 ] || [ "$ROOMS" = 1 ] || { log "run.sh: nothing to run"; exit 1; }
+[ ${#SERVERS[@]} -gt 0 ] || [ "$SCALING" = 1 ] || [ "$ROOMS" = 1 ] || [ "$INSTR" = 1 ] ||
+  { log "run.sh: nothing to run"; exit 1; }
 
 LP_LOGFLAG=(--log-level warn)
 # `luaparty serve` starts one worker (event loop thread) per core by default.
@@ -398,6 +410,7 @@ declare -A T_RATE=([http]=req_per_s [echo]=msgs_per_s [b200]=deliveries_per_s [b
 t_bcast_200() { t_bcast "$1" 200; }
 t_bcast_1000() { t_bcast "$1" 1000; }
 n=${#SERVERS[@]}
+[ "$n" -gt 0 ] || ROUNDS=0
 for r in $(seq 1 "$ROUNDS"); do
   TAG=".r$r"
   order=()
@@ -559,6 +572,23 @@ if [ "$ROOMS" = 1 ]; then
   fi
 fi
 
+# ---------------------------------------------------------------- instructions
+# bench/instructions.sh: the user-space instructions luaparty and the raw
+# server execute per echoed message and per HTTP request (callgrind), the
+# figure VM noise does not move. About 30 s.
+if [ "$INSTR" = 1 ]; then
+  if [ "$(left)" -lt 60 ]; then
+    problem "instructions skipped: $(left) s of budget left, it needs about 60"
+  else
+    log "== instructions (bench/instructions.sh)"
+    BUILD=$BUILD LUAPARTY=$LUAPARTY timeout $(( $(left) - 5 )) bash "$ROOT/bench/instructions.sh" \
+      >"$OUT/instructions.txt" 2>"$OUT/instructions.log"
+    while IFS= read -r l; do record "$(sed 's/.*server=\([^ ]*\).*/\1/' <<<"$l")" instructions "$l"; done \
+      < <(grep '^RESULT' "$OUT/instructions.txt")
+    grep '^PROBLEM: ' "$OUT/instructions.txt" | sed 's/^PROBLEM: /instructions: /' >> "$PROBLEMS"
+  fi
+fi
+
 # ---------------------------------------------------------------- table
 get() { # SERVER TEST KEY
   awk -v s="$1" -v t="$2" -v k="$3" '$1 == s && $2 == t {
@@ -706,6 +736,10 @@ srow() { # LABEL TEST KEY [flag|noratio]: luaparty-w1, luaparty-w2 and their rat
   echo "in flight over $SCALE_K rooms: the server, not the load generator, is the limit, so the second core can go to it."
   echo "CPU split: each server thread's share of the server's CPU time during the test (1 worker: 100; 2 workers: a/b)."
   echo "Ratios are 2 workers / 1 worker: above 1 is better for rates, worse for latency and CPU."
+  fi
+  if [ "$INSTR" = 1 ] && grep -q '^User-space instructions' "$OUT/instructions.txt" 2>/dev/null; then
+    echo
+    sed -n '/^User-space instructions/,$p' "$OUT/instructions.txt"
   fi
   if [ "$ROOMS" = 1 ] && grep -q '^luaparty rooms benchmark' "$OUT/rooms.txt" 2>/dev/null; then
     echo
