@@ -54,14 +54,15 @@ static void gauge(buf *b, const char *name, const char *help, double v)
 /* Gauges are read from the registries of all workers: the others are
  * paused for the few microseconds that takes (worker.h), so no room is read
  * while its owner changes it. */
-void metrics_render(worker *w, buf *b)
+bool metrics_render(worker *w, buf *b)
 {
+    if (!worker_pause_others(w)) return false;
     metrics sum;
     sum_counters(w, &sum);
     const metrics *m = &sum;
     const config *cfg = w->cfg;
     size_t conns = 0, mem = 0, clients = 0;
-    worker_pause_others(w);
+    size_t *worker_rooms = xcalloc((size_t)w->nworkers, sizeof *worker_rooms);
     buf_appendstr(b, "# HELP luaparty_rooms Live rooms per party.\n# TYPE luaparty_rooms gauge\n");
     for (size_t i = 0; i < cfg->nparties; i++) {
         size_t n = 0;
@@ -70,7 +71,10 @@ void metrics_render(worker *w, buf *b)
             for (size_t j = 0; (e = dict_next(&w->all[k]->rooms, &j));) {
                 room *r = e->val;
                 if (r->party != cfg->parties[i]) continue;
-                if (r->id[0]) n++; /* the lobby "" is not a room */
+                if (r->id[0]) { /* the lobby "" is not a room */
+                    n++;
+                    worker_rooms[k]++;
+                }
                 conns += r->nconns;
                 mem += r->mem_used;
             }
@@ -79,7 +83,8 @@ void metrics_render(worker *w, buf *b)
     }
     buf_appendstr(b, "# HELP luaparty_worker_rooms Live rooms per worker (placement by party/room hash).\n"
                      "# TYPE luaparty_worker_rooms gauge\n");
-    for (int k = 0; k < w->nworkers; k++) buf_printf(b, "luaparty_worker_rooms{worker=\"%d\"} %zu\n", k, w->all[k]->nrooms);
+    for (int k = 0; k < w->nworkers; k++) buf_printf(b, "luaparty_worker_rooms{worker=\"%d\"} %zu\n", k, worker_rooms[k]);
+    free(worker_rooms);
     buf_appendstr(b, "# HELP luaparty_worker_clients Open TCP clients per worker.\n"
                      "# TYPE luaparty_worker_clients gauge\n");
     for (int k = 0; k < w->nworkers; k++) {
@@ -117,6 +122,7 @@ void metrics_render(worker *w, buf *b)
     buf_printf(b, "luaparty_storage_commit_seconds_sum %.6f\nluaparty_storage_commit_seconds_count %llu\n",
                (double)m->commit_ns_sum / 1e9, (unsigned long long)m->commits);
     counter(b, "luaparty_reloads_total", "Hot reloads applied.", m->reloads);
+    return true;
 }
 
 /* ---- the endpoint ---- */
@@ -171,12 +177,17 @@ static void scrape_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     uv_read_stop(st);
     buf body;
     buf_init(&body);
-    bool ok = strncmp(sc->in, "GET /metrics ", 13) == 0 || strncmp(sc->in, "GET /metrics?", 13) == 0;
-    if (ok) metrics_render(E.w, &body);
-    else buf_appendstr(&body, "Not found: try /metrics\n");
+    const char *status = "200 OK";
+    if (strncmp(sc->in, "GET /metrics ", 13) != 0 && strncmp(sc->in, "GET /metrics?", 13) != 0) {
+        status = "404 Not Found";
+        buf_appendstr(&body, "Not found: try /metrics\n");
+    } else if (!metrics_render(E.w, &body)) {
+        status = "503 Service Unavailable";
+        buf_appendstr(&body, "shutting down\n");
+    }
     buf_printf(&sc->out, "HTTP/1.1 %s\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: %zu\r\n"
                          "connection: close\r\n\r\n",
-               ok ? "200 OK" : "404 Not Found", body.len);
+               status, body.len);
     buf_append(&sc->out, body.data, body.len);
     buf_free(&body);
     uv_buf_t ub = uv_buf_init(sc->out.data, (unsigned)sc->out.len);

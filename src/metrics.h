@@ -4,6 +4,7 @@
 #define LP_METRICS_H
 
 #include "buf.h"
+#include <stdbool.h>
 #include <stdint.h>
 
 struct worker;
@@ -32,7 +33,8 @@ extern _Thread_local metrics *lp_metrics_here;
                      __ATOMIC_RELAXED)
 
 void metrics_commit_observed(uint64_t ns, int status);
-void metrics_render(struct worker *w, buf *out);
+/* false once shutdown has begun (workers cannot be paused then) */
+bool metrics_render(struct worker *w, buf *out);
 /* Listens on "host:port". Returns 0, or -1 with *err (caller frees). */
 int metrics_listen(struct worker *w, const char *addr, char **err);
 void metrics_close(void);

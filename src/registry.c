@@ -57,7 +57,6 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
         return NULL;
     }
     dict_upsert(&w->rooms, key, klen, NULL)->val = r;
-    if (id[0]) w->nrooms++;
     room_start(r);
     return r;
 }
@@ -186,7 +185,6 @@ void registry_evict(worker *w, room *r, int code, const char *reason)
     size_t klen = make_key(key, sizeof key, r->party->name, r->id);
     if (dict_get(&w->rooms, key, klen) != r) return;
     dict_remove(&w->rooms, key, klen);
-    if (r->id[0]) w->nrooms--;
     log_debug("room %s/%s unloaded (%s)", r->party->name, r->id, reason);
     /* Draining: its connections close (their onClose still runs); the room
      * is freed when the last reference (a connection) goes. */
@@ -222,7 +220,6 @@ static void drop(void *v)
 void registry_clear(worker *w)
 {
     dict_free(&w->rooms, drop);
-    w->nrooms = 0;
 }
 
 

@@ -278,7 +278,10 @@ void reload_apply(worker *w, config *cfg, bool modules)
         return;
     }
     /* Every other worker waits while the shared config changes. */
-    worker_pause_others(w);
+    if (!worker_pause_others(w)) {
+        config_free_project(&next);
+        return; /* shutting down */
+    }
     bool env_changed = strcmp(cfg->vars_json, next.vars_json) != 0;
     if (env_changed) {
         free(cfg->vars_json);

@@ -103,9 +103,10 @@ static void park(worker *w, void *arg)
     pthread_mutex_unlock(&pause_state.lock);
 }
 
-void worker_pause_others(worker *w)
+bool worker_pause_others(worker *w)
 {
-    if (w->nworkers < 2) return;
+    if (w->stopping) return false;
+    if (w->nworkers < 2) return true;
     pthread_mutex_lock(&pause_state.lock);
     pause_state.hold = true;
     pthread_mutex_unlock(&pause_state.lock);
@@ -114,6 +115,7 @@ void worker_pause_others(worker *w)
     pthread_mutex_lock(&pause_state.lock);
     while (pause_state.parked < w->nworkers - 1) pthread_cond_wait(&pause_state.cond, &pause_state.lock);
     pthread_mutex_unlock(&pause_state.lock);
+    return true;
 }
 
 void worker_resume_others(worker *w)

@@ -31,7 +31,6 @@ typedef struct worker {
     int nworkers;
     struct worker **all;            /* every worker, by index (shared, read-only) */
     dict rooms;                     /* "party\0room" -> room* (registry.c) */
-    size_t nrooms;                  /* rooms other than lobbies (metrics) */
     struct room *runq_head, *runq_tail; /* rooms with deferred events */
     uv_idle_t runner;               /* drains runq without blocking in poll */
     uv_timer_t alarm_timer;         /* alarm.c */
@@ -69,8 +68,10 @@ void worker_post(worker *to, worker_job_fn fn, void *arg);
 bool worker_has_jobs(worker *w);
 /* Stop-the-world for changes to shared state (the config on hot reload):
  * every other worker parks between two loop iterations until
- * worker_resume_others. Called by worker 0 only. */
-void worker_pause_others(worker *w);
+ * worker_resume_others. Called by worker 0 only. Returns false (nothing
+ * paused, do not resume) once shutdown has begun: another worker's loop
+ * may have stopped already and would never park. */
+bool worker_pause_others(worker *w);
 void worker_resume_others(worker *w);
 
 #endif
