@@ -193,6 +193,44 @@ static int load_embedded(lua_State *L)
     return 1;
 }
 
+/* The names project_searcher found, in a registry table, so that a hot
+ * reload forgets exactly those (core.forget_project_modules) and keeps the
+ * libraries and the runtime's own modules, however late they loaded. */
+#define PROJECT_MODULES "luaparty.project_modules"
+
+static void note_project_module(lua_State *L, const char *name)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, PROJECT_MODULES);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, PROJECT_MODULES);
+    }
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+/* core.forget_project_modules(): package.loaded drops the project's
+ * modules, so the next require loads their new code. */
+static int l_forget_project_modules(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, PROJECT_MODULES);
+    if (!lua_istable(L, -1)) return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    lua_pushnil(L);
+    while (lua_next(L, -3)) { /* project_modules, _LOADED, name, true */
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_settable(L, -4);
+    }
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, PROJECT_MODULES);
+    return 0;
+}
+
 /* package.loaders entry for project modules: require "a.b" loads
  * <project>/a/b.lua or <project>/a/b/init.lua, named by its project-relative
  * path so errors and tracebacks say a/b.lua:12, like party scripts. */
@@ -219,6 +257,7 @@ static int project_searcher(lua_State *L)
         int rc = luaL_loadbuffer(L, src, len, lua_tostring(L, -1));
         free(src);
         if (rc != 0) return lua_error(L);
+        note_project_module(L, name);
         return 1;
     }
     lua_pushfstring(L, "\n\tno file '%s.lua' or '%s/init.lua' in the project", rel, rel);
@@ -258,13 +297,15 @@ static void remove_field(lua_State *L, const char *table, const char *field)
     lua_pop(L, 1);
 }
 
+/* package.loaded[name] = the global name. Through the registry's _LOADED
+ * (the table require uses), not the global package, which party code may
+ * have replaced by the time a lazy library opens. */
 static void set_loaded(lua_State *L, const char *name)
 {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
     lua_getglobal(L, name);
     lua_setfield(L, -2, name);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
 }
 
 /* Libraries most parties never touch, opened the first time party code
@@ -274,32 +315,6 @@ static void set_loaded(lua_State *L, const char *name)
  * there can be 100,000 rooms. Party code sees no difference except
  * rawget(_G, "math") being nil before first use. Each opener registers the
  * global and the package.loaded entry and returns the table. */
-static int open_os(lua_State *L)
-{
-    static const char *os_out[] = {"exit", "execute", "remove", "rename", "tmpname", "getenv", "setlocale"};
-    lua_pushcfunction(L, luaopen_os);
-    lua_pushliteral(L, LUA_OSLIBNAME);
-    lua_call(L, 1, 0);
-    for (size_t i = 0; i < sizeof os_out / sizeof *os_out; i++) remove_field(L, LUA_OSLIBNAME, os_out[i]);
-    lua_getglobal(L, LUA_OSLIBNAME);
-    return 1;
-}
-
-/* debug: only traceback, as a global and through require */
-static int open_debug(lua_State *L)
-{
-    lua_pushcfunction(L, luaopen_debug);
-    lua_pushliteral(L, LUA_DBLIBNAME);
-    lua_call(L, 1, 1);
-    lua_createtable(L, 0, 1);
-    lua_getfield(L, -2, "traceback");
-    lua_setfield(L, -2, "traceback");
-    lua_setglobal(L, LUA_DBLIBNAME);
-    set_loaded(L, LUA_DBLIBNAME);
-    lua_getglobal(L, LUA_DBLIBNAME);
-    return 1;
-}
-
 static int open_plain(lua_State *L, lua_CFunction open, const char *name)
 {
     lua_pushcfunction(L, open);
@@ -309,6 +324,30 @@ static int open_plain(lua_State *L, lua_CFunction open, const char *name)
 }
 static int open_math(lua_State *L) { return open_plain(L, luaopen_math, LUA_MATHLIBNAME); }
 static int open_bit(lua_State *L) { return open_plain(L, luaopen_bit, LUA_BITLIBNAME); }
+
+static int open_os(lua_State *L)
+{
+    static const char *os_out[] = {"exit", "execute", "remove", "rename", "tmpname", "getenv", "setlocale"};
+    open_plain(L, luaopen_os, LUA_OSLIBNAME);
+    for (size_t i = 0; i < sizeof os_out / sizeof *os_out; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, os_out[i]);
+    }
+    return 1;
+}
+
+/* debug: only traceback, as a global and through require */
+static int open_debug(lua_State *L)
+{
+    open_plain(L, luaopen_debug, LUA_DBLIBNAME);
+    lua_createtable(L, 0, 1);
+    lua_getfield(L, -2, "traceback");
+    lua_setfield(L, -2, "traceback");
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, LUA_DBLIBNAME);
+    set_loaded(L, LUA_DBLIBNAME);
+    return 1;
+}
 
 static const luaL_Reg lazy_libs[] = {
     {LUA_MATHLIBNAME, open_math}, {LUA_BITLIBNAME, open_bit}, {LUA_OSLIBNAME, open_os}, {LUA_DBLIBNAME, open_debug},
@@ -326,11 +365,9 @@ static const luaL_Reg *lazy_lib(const char *name)
  * loader, package.loaded holds its sentinel there, not a table). */
 static void push_lazy_lib(lua_State *L, const luaL_Reg *lib)
 {
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED"); /* see set_loaded */
     lua_getfield(L, -1, lib->name);
-    lua_replace(L, -3);
-    lua_pop(L, 1);
+    lua_remove(L, -2);
     if (lua_istable(L, -1)) return;
     lua_pop(L, 1);
     lua_pushcfunction(L, lib->func);
@@ -479,6 +516,8 @@ static void preload_modules(lua_State *L)
     lua_request_register(L);
     lua_fetch_register(L);
     lua_wsclient_register(L);
+    lua_pushcfunction(L, l_forget_project_modules);
+    lua_setfield(L, -2, "forget_project_modules");
     lua_setfield(L, -2, "luaparty.core");
     lua_pop(L, 2);
 }

@@ -25,12 +25,9 @@ local Response = luaparty.Response
 
 local rt = {}
 
--- Modules present before any party code ran: a reload forgets every other
--- entry of package.loaded, so project modules are required afresh.
-local builtin = { ["luaparty.runtime"] = true }
-for name in pairs(package.loaded) do builtin[name] = true end
 local instance          -- the party object: self in every callback
 local party_info        -- id, name, env_json, parties (rt.init)
+local lobby             -- this room is the party's lobby (id ""): rt.init
 local class             -- the table the party script returned
 local conns = {}        -- handle -> connection object
 local order = {}        -- handles of open connections (array)
@@ -48,7 +45,6 @@ local function part(name)
     p = require(name)
     if type(p) == "function" then p = p(shared) end
     parts[name] = p
-    builtin[name] = true -- a reload keeps it
   end
   return p
 end
@@ -190,6 +186,7 @@ end
 function rt.init(party_class, info)
   class = party_class
   party_info = info
+  lobby = info.id == ""
   local room = setmetatable({
     id = info.id,
     name = info.name,
@@ -214,9 +211,7 @@ function rt.start() return call("onStart") end
 function rt.reload(chunk, env_json)
   if env_json then instance.room.env = cjson().decode(env_json) end
   if not chunk then return end
-  for name in pairs(package.loaded) do
-    if not builtin[name] then package.loaded[name] = nil end
-  end
+  core.forget_project_modules() -- so they are required afresh
   local new = chunk()
   if type(new) ~= "table" then error("the party script must return a table of callbacks", 0) end
   class = new
@@ -231,8 +226,6 @@ end
 -- The lobby (room id "") gets WebSockets for URLs outside the parties
 -- (main party only): the static onSocket(conn, lobby) sets conn.onmessage /
 -- conn.onclose handlers, as PartyKit's onSocket adds event listeners.
-local function is_lobby() return instance.room.id == "" end
-
 local function lobby_of(req)
   return { party = party_info.name, env = instance.room.env, parties = instance.room.context.parties,
            request = req }
@@ -245,7 +238,7 @@ function rt.connect(h, id, uri, req)
   conns[h] = conn
   order[#order + 1] = h
   pos[h] = #order
-  if is_lobby() then
+  if lobby then
     conn.request = req
     return class.onSocket(conn, lobby_of(req))
   end
@@ -266,7 +259,7 @@ end
 function rt.message(h, message)
   local conn = conns[h]
   if not conn then return end
-  if instance.room.id == "" then -- the lobby
+  if lobby then
     if conn.onmessage then return conn.onmessage(message) end
     return
   end
@@ -289,7 +282,7 @@ function rt.close(h, code, err)
   local conn = conns[h]
   if not conn then return end
   forget(h)
-  if is_lobby() then
+  if lobby then
     if err ~= nil and conn.onerror then conn.onerror(err) end
     if conn.onclose then return conn.onclose(code) end
     return

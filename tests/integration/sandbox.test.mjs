@@ -31,6 +31,15 @@ test('math, bit, os and debug open on first use, as globals and through require,
   }
 });
 
+test('math, os and debug open on first use even after the party dropped the package global', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    assert.equal((await httpRequest(`${server.url}/parties/main/lazy-p?lazy=nopackage`)).text, '2|number|function');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('a strict-mode metatable set on _G keeps math, bit, os and debug reachable', async () => {
   const server = await startServer({ project: 'sandbox' });
   try {

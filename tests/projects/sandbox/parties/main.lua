@@ -11,6 +11,11 @@ function P:onRequest(req)
       tostring(rawequal(debug, require "debug")), tostring(nosuchglobal),
     }, "|")
   end
+  if req:query("lazy") == "nopackage" then
+    -- a party that drops the package global still gets its libraries
+    package = nil
+    return table.concat({ math.floor(2.5), type(os.time()), type(debug.traceback) }, "|")
+  end
   if req:query("lazy") == "strict" then
     -- a strict-mode metatable on _G replaces the lazy __index: the libraries
     -- must still be there
