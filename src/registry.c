@@ -51,6 +51,10 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
     }
     room *r = dict_get(&w->rooms, key, klen);
     if (r) return r;
+    if (w->closed) { /* shutting down: its rooms are gone and none may start */
+        *err = xstrdup("the server is shutting down");
+        return NULL;
+    }
     r = room_create(w, p, id, err);
     if (!r) {
         log_error("%s/%s: cannot start the room: %s", p->name, id, *err); /* here, for every caller */
@@ -70,22 +74,10 @@ typedef struct visit {
     void *arg;
 } visit;
 
-/* A room of this worker, or NULL with *err (caller frees): its script
- * fails to load, or the worker is shutting down (its rooms are gone and
- * none may start). */
-static room *resolve_here(worker *w, const party *p, const char *id, char **err)
-{
-    if (w->closed) {
-        *err = xstrdup("the server is shutting down");
-        return NULL;
-    }
-    return registry_resolve(w, p, id, err);
-}
-
 static void visit_here(worker *w, const party *p, const char *id, registry_visit fn, void *arg)
 {
     char *err = NULL;
-    room *r = resolve_here(w, p, id, &err);
+    room *r = registry_resolve(w, p, id, &err);
     fn(r, arg, r ? NULL : err);
     free(err);
 }
@@ -161,7 +153,7 @@ void registry_request(worker *w, const party *p, const char *id, http_request *r
 {
     if (registry_owner(w, p, id) == w) {
         char *err = NULL;
-        room *r = resolve_here(w, p, id, &err);
+        room *r = registry_resolve(w, p, id, &err);
         if (r) {
             room_request(r, req, ex);
         } else {

@@ -16,7 +16,8 @@
 worker *registry_owner(worker *w, const party *p, const char *id);
 
 /* Returns the live room (party, id) of this worker, creating it on first
- * use. NULL with *err (caller frees) if its script fails to load. Only for
+ * use. NULL with *err (caller frees) if its script fails to load or the
+ * worker is shutting down (w->closed: no room may start). Only for
  * rooms w owns (registry_owner), which every caller below makes sure of. */
 room *registry_resolve(worker *w, const party *p, const char *id, char **err);
 

@@ -477,6 +477,9 @@ static void ws_feed(client *c, const uint8_t *data, size_t len)
 
 /* Queues a response; the connection stays open for the next request
  * (keep-alive, with its idle deadline) or closes after it. */
+/* One line per answered request: in dev, or at log level debug. */
+static bool request_log(const client *c) { return c->srv->cfg->dev || log_get_level() <= LOG_DEBUG; }
+
 static void send_response(client *c, const http_response *res, bool keep_alive, bool head, const char *method,
                           const char *target, uint64_t start)
 {
@@ -485,7 +488,7 @@ static void send_response(client *c, const http_response *res, bool keep_alive, 
     chunk *ch = http_response_serialize(res, keep_alive, head);
     out_push(c, ch);
     chunk_unref(ch);
-    if (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG) {
+    if (request_log(c)) {
         if (method) log_info("%s %s %d (%.1f ms)", method, target, res->status, (double)(uv_hrtime() - start) / 1e6);
         else log_info("%s %s %d", c->method[0] ? c->method : "-", c->target[0] ? c->target : "-", res->status);
     }
@@ -610,7 +613,7 @@ static void deliver_request(client *c, http_request *req, const route *rt)
     ce->head = strcmp(req->method, "HEAD") == 0;
     ce->keep_alive = req->keep_alive;
     ce->start = uv_hrtime();
-    if (c->srv->cfg->dev || log_get_level() <= LOG_DEBUG) { /* only the request log needs them */
+    if (request_log(c)) { /* only the request log needs them */
         ce->method = xstrdup(req->method);
         ce->target = xstrdup(req->target);
     }
@@ -760,47 +763,44 @@ static bool trigger_cron(client *c, const http_request *req)
     return true;
 }
 
-static void handle_request(client *c, http_request *req)
+/* rt: req's route, parsed once by the caller (and changed here). */
+static void handle_request(client *c, http_request *req, route *rt)
 {
-    route rt;
-    route_parse(c->srv->cfg, req->target, &rt);
     const party *main_party = c->srv->cfg->parties[0];
     http_response *file;
-    if (rt.kind == ROUTE_NOT_FOUND && trigger_cron(c, req)) {
+    if (rt->kind == ROUTE_NOT_FOUND && trigger_cron(c, req)) {
         http_request_free(req);
-    } else if (rt.kind == ROUTE_NOT_FOUND && (file = static_serve(c->srv->cfg, req))) {
+    } else if (rt->kind == ROUTE_NOT_FOUND && (file = static_serve(c->srv->cfg, req))) {
         send_response(c, file, req->keep_alive, strcmp(req->method, "HEAD") == 0, req->method, req->target,
                       uv_hrtime());
         http_response_free(file);
         http_request_free(req);
-    } else if (rt.kind == ROUTE_ROOM && preflight(c, req)) {
+    } else if (rt->kind == ROUTE_ROOM && preflight(c, req)) {
         http_request_free(req);
-    } else if (rt.kind == ROUTE_NOT_FOUND && (main_party->hooks & PARTY_HAS_FETCH)) {
-        rt.party = main_party;
-        admit(c, req, HOOK_FETCH, &rt);
-    } else if (route_error(c, &rt, !req->keep_alive)) {
+    } else if (rt->kind == ROUTE_NOT_FOUND && (main_party->hooks & PARTY_HAS_FETCH)) {
+        rt->party = main_party;
+        admit(c, req, HOOK_FETCH, rt);
+    } else if (route_error(c, rt, !req->keep_alive)) {
         http_request_free(req);
-    } else if (rt.party->hooks & PARTY_HAS_BEFORE_REQUEST) {
-        admit(c, req, HOOK_BEFORE_REQUEST, &rt);
+    } else if (rt->party->hooks & PARTY_HAS_BEFORE_REQUEST) {
+        admit(c, req, HOOK_BEFORE_REQUEST, rt);
     } else {
-        deliver_request(c, req, &rt);
+        deliver_request(c, req, rt);
     }
 }
 
-static void handle_upgrade(client *c, http_request *req, const char *rest, size_t rest_len)
+static void handle_upgrade(client *c, http_request *req, route *rt, const char *rest, size_t rest_len)
 {
-    route rt;
-    route_parse(c->srv->cfg, req->target, &rt);
     const char *why = NULL;
     int bad = ws_check_upgrade(req, &why);
     const party *main_party = c->srv->cfg->parties[0];
-    if (rt.kind == ROUTE_NOT_FOUND && !bad && (main_party->hooks & PARTY_HAS_SOCKET)) {
+    if (rt->kind == ROUTE_NOT_FOUND && !bad && (main_party->hooks & PARTY_HAS_SOCKET)) {
         /* a WebSocket outside the parties: the main party's onSocket, in its lobby */
-        rt.kind = ROUTE_ROOM;
-        rt.party = main_party;
-        rt.room[0] = 0;
+        rt->kind = ROUTE_ROOM;
+        rt->party = main_party;
+        rt->room[0] = 0;
     }
-    if (route_error(c, &rt, true)) {
+    if (route_error(c, rt, true)) {
         http_request_free(req);
         return;
     }
@@ -810,11 +810,11 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
         return;
     }
     buf_append(&c->pending_in, rest, rest_len); /* early frames wait for the 101 */
-    if ((rt.party->hooks & PARTY_HAS_BEFORE_CONNECT) && rt.room[0]) { /* not for onSocket */
+    if ((rt->party->hooks & PARTY_HAS_BEFORE_CONNECT) && rt->room[0]) { /* not for onSocket */
         uv_read_stop((uv_stream_t *)&c->tcp);
-        admit(c, req, HOOK_BEFORE_CONNECT, &rt);
+        admit(c, req, HOOK_BEFORE_CONNECT, rt);
     } else {
-        deliver_upgrade(c, req, &rt);
+        deliver_upgrade(c, req, rt);
     }
 }
 
@@ -826,15 +826,13 @@ static void handle_upgrade(client *c, http_request *req, const char *rest, size_
  * nothing is queued for it; after that its requests to other workers' rooms
  * are forwarded (bench/run.sh: a connection that moved for every request
  * cost ~5 us a request). */
-static worker *belongs_elsewhere(client *c, const http_request *req, bool upgrade)
+static worker *belongs_elsewhere(client *c, const route *rt, bool upgrade)
 {
     worker *w = c->srv->w;
     if (w->nworkers < 2 || (!upgrade && c->moved)) return NULL;
     if (!upgrade && (c->dirty || c->writing || c->out_n)) return NULL;
-    route rt;
-    route_parse(c->srv->cfg, req->target, &rt);
-    if (rt.kind != ROUTE_ROOM || !rt.room[0]) return NULL;
-    worker *owner = registry_owner(w, rt.party, rt.room);
+    if (rt->kind != ROUTE_ROOM || !rt->room[0]) return NULL;
+    worker *owner = registry_owner(w, rt->party, rt->room);
     return owner == w ? NULL : owner;
 }
 
@@ -908,8 +906,10 @@ static void arrive(worker *w, void *arg)
      * answered wait in pending_in (process), and the closing sequence
      * needs to see the peer's EOF. */
     resume_reading(c);
-    if (c->move_upgrade) handle_upgrade(c, req, NULL, 0);
-    else handle_request(c, req);
+    route rt;
+    route_parse(c->srv->cfg, req->target, &rt);
+    if (c->move_upgrade) handle_upgrade(c, req, &rt, NULL, 0);
+    else handle_request(c, req, &rt);
     continue_input(c);
 }
 
@@ -935,15 +935,19 @@ static void feed(client *c, const char *data, size_t len)
             break;
         }
         http_request *req = http_parser_take(c->http);
-        str_copy(c->method, sizeof c->method, req->method);
-        str_copy(c->target, sizeof c->target, req->target);
+        if (request_log(c)) { /* for the log line of an answer that has no exchange (respond) */
+            str_copy(c->method, sizeof c->method, req->method);
+            str_copy(c->target, sizeof c->target, req->target);
+        }
         if (c->over_limit) {
             http_request_free(req);
             respond(c, 503, "server is full", true);
             len = 0;
             break;
         }
-        worker *owner = belongs_elsewhere(c, req, rv == HTTP_PARSE_UPGRADE);
+        route rt;
+        route_parse(c->srv->cfg, req->target, &rt);
+        worker *owner = belongs_elsewhere(c, &rt, rv == HTTP_PARSE_UPGRADE);
         if (owner) {
             buf_append(&c->pending_in, data, len);
             move(c, req, rv == HTTP_PARSE_UPGRADE, owner);
@@ -951,11 +955,11 @@ static void feed(client *c, const char *data, size_t len)
             break;
         }
         if (rv == HTTP_PARSE_UPGRADE) {
-            handle_upgrade(c, req, data, len);
+            handle_upgrade(c, req, &rt, data, len);
             len = 0;
             break;
         }
-        handle_request(c, req);
+        handle_request(c, req, &rt);
     }
     if (len > 0 && c->state == C_HTTP) {
         /* a request is with a room: keep the rest and stop reading */
