@@ -62,11 +62,6 @@ char *put_uint(char *p, uint64_t v)
     return p + n;
 }
 
-void buf_append_uint(buf *b, uint64_t v)
-{
-    buf_reserve(b, 20);
-    b->len = (size_t)(put_uint(b->data + b->len, v) - b->data);
-}
 
 char *buf_steal(buf *b)
 {

@@ -18,9 +18,8 @@ void buf_reserve(buf *b, size_t extra);
 void buf_append(buf *b, const void *data, size_t len);
 void buf_appendstr(buf *b, const char *s);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* A decimal number, without printf (the hot path writes one per response). */
-void buf_append_uint(buf *b, uint64_t v);
-/* The same into p (room for 20 bytes); returns the end. */
+/* A decimal number into p (room for 20 bytes), without printf (the hot
+ * path writes one per response); returns the end. */
 char *put_uint(char *p, uint64_t v);
 /* Gives the buffer's memory to the caller (NUL-terminated) and resets b. */
 char *buf_steal(buf *b);

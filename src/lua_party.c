@@ -158,7 +158,6 @@ typedef struct pipe_conn {
     atomic_int refs;       /* near side + far side + hops in flight */
     bool far_closed;       /* far only: the target room was told it closed */
     http_request *upgrade; /* until the target room has it */
-    const party *party;
 } pipe_conn;
 
 typedef void (*pipe_step)(pipe_conn *p, chunk *msg, int code);
@@ -318,7 +317,6 @@ static int l_socket_open(lua_State *L)
     pc->far = far;
     atomic_init(&pc->refs, 3); /* near, far, and the join below */
     pc->upgrade = req;
-    pc->party = p;
     endpoint_open(L, &pc->ep, &pipe_ep_ops, 4);
     registry_with_room(r->owner, p, id, pipe_join, pc);
     return 1;

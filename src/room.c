@@ -35,7 +35,6 @@ typedef struct task {
     gatekeeper *gate;       /* HOOK: who waits for the verdict */
     hook_kind hook;         /* HOOK: which one */
     bool suspended;         /* set by room_task_suspend before a yield */
-    bool reusable;          /* finished normally: its coroutine can run the next event */
     int64_t lease;          /* ALARM: the alarm time marking this run */
     struct task *prev, *next; /* the room's live tasks */
 } task;
@@ -55,7 +54,7 @@ struct held {
 };
 
 static void commit(room *r);
-static void task_free(task *t);
+static void task_free(task *t, bool keep_co);
 static void hook_done(task *t);
 static bool runnable(const room *r, const event *ev);
 
@@ -145,7 +144,7 @@ void room_shutdown(room *r)
 {
     r->refs++; /* releasing connections below may drop the last other reference */
     r->state = ROOM_GONE;
-    while (r->tasks) task_free(r->tasks); /* suspended: their I/O will never answer now */
+    while (r->tasks) task_free(r->tasks, false); /* suspended: their I/O will never answer now */
     r->suspended = 0;
     while (r->conns) {
         lp_conn *c = r->conns;
@@ -210,7 +209,7 @@ void room_message_bytes(lp_conn *c, int opcode, const void *data, size_t len)
     event *ev = event_new(r, EV_MESSAGE);
     ev->conn = c;
     conn_ref(c);
-    if (r->owner->lua_depth == 0 && !r->running && !r->q_head && r->state == ROOM_ACTIVE && runnable(r, ev)) {
+    if (room_runs_now(r) && !r->q_head && r->state == ROOM_ACTIVE && runnable(r, ev)) {
         ev->bytes = data; /* enqueue runs it at once: worker_schedule calls room_run */
         ev->nbytes = len;
         ev->opcode = opcode;
@@ -328,7 +327,9 @@ static const char *callback_name(event_kind k)
     }
 }
 
-static void task_free(task *t)
+/* keep_co: the task's callback returned, so its coroutine is as good as
+ * new and can run the next event. */
+static void task_free(task *t, bool keep_co)
 {
     room *r = t->r;
     if (t->prev) t->prev->next = t->next;
@@ -338,7 +339,7 @@ static void task_free(task *t)
         t->conn->busy = false;
         conn_unref(t->conn);
     }
-    if (r->L && t->reusable && r->nspare < 8) {
+    if (r->L && keep_co && r->nspare < 8) {
         /* a coroutine that returned is as good as a new one: keep it (a
          * lua_newthread per event is a measurable part of a message's cost) */
         lua_settop(t->co, 0);
@@ -483,10 +484,9 @@ static void step(room *r, task *t, int nargs)
         }
         if (st != 0) task_failed(t);
         else task_done(t);
-        t->reusable = st == 0;
         if (t->kind == EV_START && st != 0) r->starting = false; /* a failed onStart must not wedge the room */
         if (t->kind == EV_ALARM) alarm_finished(r, t->lease, st == 0);
-        task_free(t);
+        task_free(t, st == 0);
     }
     commit(r); /* a callback boundary: see the file comment */
 }
@@ -608,6 +608,8 @@ static void dispatch(room *r, event *ev)
     event_free(r, ev);
     step(r, t, nargs);
 }
+
+bool room_runs_now(const room *r) { return r->owner->lua_depth == 0 && !r->running; }
 
 void room_run(room *r)
 {

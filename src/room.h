@@ -98,7 +98,7 @@ typedef struct room {
     arena heap;                   /* where the Lua heap lives (arena.c) */
     bool in_user_code;            /* the cap applies only while party code runs */
     uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime; sandbox.c) */
-    bool hooked, hook_tripped;    /* the CPU hook is set; it runs on every instruction */
+    bool hook_tripped;            /* the CPU hook runs on every instruction (sandbox.c) */
     room_limit limit_hit;         /* set when a step ran into a limit */
     const char *reset_reason;     /* reset the room once the current run ends */
     size_t attached;              /* connections given to the room and not yet freed */
@@ -165,6 +165,9 @@ bool room_idle(const room *r);
 
 /* Runs queued events until the queue is empty or blocked (worker.c). */
 void room_run(room *r);
+/* No Lua on the owner's stack and the room not running: worker_schedule
+ * runs its events at once (room_message_bytes relies on that). */
+bool room_runs_now(const room *r);
 
 /* Outputs: every byte a room sends goes through these (output gate). */
 void room_output_send(room *r, lp_conn *c, chunk *msg);

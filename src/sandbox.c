@@ -93,10 +93,7 @@ static void cpu_hook(lua_State *L, lua_Debug *ar)
 void sandbox_arm(room *r)
 {
     if (!r->owner->cfg->cpu_limit_ms) return;
-    if (!r->hooked) {
-        lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, HOOK_EVERY);
-        r->hooked = true;
-    }
+    if (!lua_gethook(r->L)) lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, HOOK_EVERY);
     r->deadline = 0;
 }
 

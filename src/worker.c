@@ -166,7 +166,7 @@ void worker_start_timers(worker *w)
 
 void worker_schedule(worker *w, room *r)
 {
-    if (w->lua_depth == 0 && !r->running) {
+    if (room_runs_now(r)) {
         room_run(r);
         return;
     }
