@@ -76,6 +76,12 @@ function Response.new(body, init)
     response_mt)
 end
 
+-- A fetch's answer (luaparty.fetch and stub:fetch): C checked its parts.
+function M._response(status, headers, body)
+  return setmetatable({ status = status, headers = headers, body = body, ok = status >= 200 and status < 300 },
+    response_mt)
+end
+
 --- True if v was made by Response.new / Response.json (or returned by fetch).
 function Response.is(v) return getmetatable(v) == response_mt end
 
@@ -117,8 +123,7 @@ function M.fetch(url, init)
   local status, headers, text = core.http_fetch(url, init.method and init.method:upper() or "GET",
     init.headers, body, init.timeout)
   if not status then error(headers, 2) end
-  return setmetatable({ status = status, headers = headers, body = text, ok = status >= 200 and status < 300 },
-    response_mt)
+  return M._response(status, headers, text)
 end
 
 return M

@@ -7,8 +7,6 @@ local luaparty = require "luaparty"
 return function(shared)
   local M = {}
 
-  local Socket = require("luaparty.socket").Socket -- loaded with the first stub:socket()
-
   local Stub = {}
   Stub.__index = Stub
 
@@ -23,13 +21,12 @@ return function(shared)
     local status, headers, text = core.fetch(self.party, self.id, init.method and init.method:upper() or "GET",
       path, init.headers, body)
     if not status then error(headers, 2) end
-    return setmetatable({ status = status, headers = headers, body = text, ok = status >= 200 and status < 300 },
-      luaparty._response_mt)
+    return luaparty._response(status, headers, text)
   end
 
   --- stub:socket([path]) -> a socket: send, receive, close, onmessage, onclose
   function Stub:socket(path)
-    local s = Socket.new()
+    local s = require("luaparty.socket").Socket.new() -- loaded with the first socket
     s._h = core.socket_open(self.party, self.id, path, s)
     return s
   end

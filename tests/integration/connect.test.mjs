@@ -13,20 +13,8 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
-import { testCA } from './lib/certs.mjs';
+import { serverCerts } from './lib/certs.mjs';
 import { startServer, httpRequest, mkTmp, waitFor, projectDir, sleep } from './lib/server.mjs';
-
-// ---- certificates ----
-
-function makeCerts() {
-  const ca = testCA('connect');
-  return {
-    dir: ca.dir,
-    caFile: ca.caFile,
-    good: ca.leaf('localhost', 'localhost', 'DNS:localhost,IP:127.0.0.1'),
-    wrong: ca.leaf('wrong.test', 'wrong.test', 'DNS:wrong.test'),
-  };
-}
 
 // ---- the WebSocket servers the party connects to ----
 //
@@ -136,7 +124,7 @@ let lp; // luaparty with --tls-ca
 const rawServers = [];
 
 before(async () => {
-  certs = makeCerts();
+  certs = serverCerts('connect');
   plain = await wsServer(null);
   secure = await wsServer({ key: certs.good.key, cert: certs.good.cert });
   wrongName = await wsServer({ key: certs.wrong.key, cert: certs.wrong.cert });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startServer, wsConnect, httpRequest, mkTmp, waitFor } from './lib/server.mjs';
+import { startServer, wsConnect, httpRequest, mkTmp, waitFor, runExpectExit } from './lib/server.mjs';
 
 test('disk full: clear error naming the file, acknowledged writes kept, other rooms served', { timeout: 40000 }, async () => {
   const mnt = mkTmp('luaparty-full-');
@@ -66,7 +66,6 @@ test('a read-only storage directory: start-up refused with the file named, the d
     server = null;
     const before = fs.readFileSync(path.join(mnt, 'luaparty.db'));
     execFileSync('mount', ['-o', 'remount,ro', mnt]);
-    const { runExpectExit } = await import('./lib/server.mjs');
     const r = await runExpectExit({ project: 'diskfull', persist: mnt });
     assert.notEqual(r.code, 0, 'it must not start without writable storage');
     assert.match(r.logs, new RegExp(`${path.join(mnt, 'luaparty.db').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));

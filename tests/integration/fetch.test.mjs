@@ -12,22 +12,10 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
-import { testCA } from './lib/certs.mjs';
+import { serverCerts } from './lib/certs.mjs';
 import { startServer, httpRequest, mkTmp, waitFor, projectDir, sleep } from './lib/server.mjs';
 
 const MiB = 1024 * 1024;
-
-// ---- certificates ----
-
-function makeCerts() {
-  const ca = testCA('fetch');
-  return {
-    dir: ca.dir,
-    caFile: ca.caFile,
-    good: ca.leaf('localhost', 'localhost', 'DNS:localhost,IP:127.0.0.1'),
-    wrong: ca.leaf('wrong.test', 'wrong.test', 'DNS:wrong.test'),
-  };
-}
 
 // ---- the servers fetch talks to ----
 
@@ -200,7 +188,7 @@ function configuredProject(extra) {
 }
 
 before(async () => {
-  certs = makeCerts();
+  certs = serverCerts('fetch');
   plain = counted(http.createServer(handler));
   plainPort = await listen(plain.server);
   kaServer = counted(http.createServer(handler));

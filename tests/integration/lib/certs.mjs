@@ -39,3 +39,18 @@ export function testCA(label) {
   };
   return { dir, caFile: path.join(dir, 'ca.pem'), ca: fs.readFileSync(path.join(dir, 'ca.pem')), leaf, strayKeyFile };
 }
+
+/**
+ * serverCerts(label) -> { dir, caFile, good, wrong }: a CA and two leaves,
+ * `good` for localhost / 127.0.0.1 and `wrong` for another name (a client
+ * that checks the name must refuse it). Used by the fetch and connect tests.
+ */
+export function serverCerts(label) {
+  const ca = testCA(label);
+  return {
+    dir: ca.dir,
+    caFile: ca.caFile,
+    good: ca.leaf('localhost', 'localhost', 'DNS:localhost,IP:127.0.0.1'),
+    wrong: ca.leaf('wrong.test', 'wrong.test', 'DNS:wrong.test'),
+  };
+}
