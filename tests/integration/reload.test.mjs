@@ -9,11 +9,10 @@
 // "-- @extra" marks where a test can add methods (e.g. onReload).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  BIN, REPO, PROJECTS, startServer, wsConnect, closeAll, httpRequest, waitFor, sleep, mkTmp,
+  PROJECTS, startServer, wsConnect, closeAll, httpRequest, waitFor, sleep, mkTmp,
 } from './lib/server.mjs';
 
 const TEMPLATE = path.join(PROJECTS, 'reload');
@@ -55,62 +54,18 @@ function saveInPlace(file, text) {
   fs.writeFileSync(file, text);
 }
 
-/** Starts `luaparty dev <dir> --port 0 --persist <tmp>` (the lib helper). */
-async function startDev(dir) {
+/** Starts `luaparty <command> <dir> --port 0 --persist <tmp>` (the lib helper); stopped and cleaned up after the test. */
+async function startIn(dir, command, args = []) {
   const persist = mkTmp('luaparty-reload-persist-');
-  const srv = await startServer({ project: dir, persist });
+  const srv = await startServer({ project: dir, persist, command, args });
   cleanups.push(async () => {
     await srv.stop();
     fs.rmSync(persist, { recursive: true, force: true });
   });
   return srv;
 }
-
-/**
- * Starts `luaparty serve <dir> ...args` (the lib's startServer always runs `dev`).
- * Returns {port, url, wsUrl, logs(), stop()}.
- */
-async function startServe(dir, args = []) {
-  const persist = mkTmp('luaparty-reload-persist-');
-  const argv = ['serve', dir, '--port', '0', '--host', '127.0.0.1', '--persist', persist, ...args];
-  const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
-  let out = '';
-  let exitInfo = null;
-  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => {
-    exitInfo = { code, signal };
-    resolve(exitInfo);
-  }));
-  proc.stdout.on('data', (d) => { out += d; });
-  proc.stderr.on('data', (d) => { out += d; });
-  const stop = async () => {
-    let killed = false;
-    if (!exitInfo) {
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => { if (!exitInfo) { killed = true; proc.kill('SIGKILL'); } }, 3000);
-      await exited;
-      clearTimeout(t);
-    }
-    return { ...exitInfo, killed };
-  };
-  cleanups.push(async () => {
-    await stop();
-    fs.rmSync(persist, { recursive: true, force: true });
-  });
-  const port = await waitFor(() => {
-    if (exitInfo) throw new Error(`luaparty serve exited (${JSON.stringify(exitInfo)}): ${out}`);
-    const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-    return m && Number(m[1]);
-  }, 5000, { what: `"listening on" from ${argv.join(' ')}` });
-  return {
-    port,
-    alive: () => exitInfo === null,
-    get exitInfo() { return exitInfo; },
-    url: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}`,
-    logs: () => out,
-    stop,
-  };
-}
+const startDev = (dir) => startIn(dir, 'dev');
+const startServe = (dir, args) => startIn(dir, 'serve', args);
 
 /** All "reloaded ..." lines in log text: [{parties, vars, ms, rooms, line}]. */
 function reloadedLines(text) {

@@ -6,13 +6,8 @@
 // clients on the TLS port, broken and stalled handshakes, garbage records,
 // certificate reload on SIGHUP (good and bad pairs), start-up errors, and
 // large/pipelined frames through the echo bench project.
-//
-// startServer (lib/server.mjs) only recognises "listening on http://...", so
-// this file spawns `luaparty serve` itself (startTls below), with the same
-// bounded waits and cleanup.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -23,7 +18,7 @@ import { Duplex } from 'node:stream';
 import WS from 'ws';
 import PartySocket from 'partysocket';
 import {
-  BIN, REPO, EXAMPLES, mkTmp, sleep, waitFor, rawHttp, runExpectExit, startServer,
+  REPO, EXAMPLES, mkTmp, sleep, waitFor, rawHttp, runExpectExit, startServer,
 } from './lib/server.mjs';
 import { testCA } from './lib/certs.mjs';
 
@@ -57,67 +52,14 @@ function pairCopy(pair) {
   return { dir, certFile, keyFile };
 }
 
-// ---- luaparty serve with TLS (local helper: startServer expects http://) ----
+// ---- luaparty serve with TLS ----
 
-const LISTEN_RE = /listening on (https?):\/\/127\.0\.0\.1:(\d+)/;
-const live = new Set();
-process.on('exit', () => { for (const p of live) { try { p.kill('SIGKILL'); } catch { /* gone */ } } });
-
-async function startTls({ project = MULTIPARTY, certFile, keyFile, args = [], startTimeout = 15000 } = {}) {
-  const persist = mkTmp('luaparty-tls-persist-');
-  const argv = ['serve', project, '--port', '0', '--host', '127.0.0.1', '--persist', persist];
-  if (certFile) argv.push('--tls-cert', certFile);
-  if (keyFile) argv.push('--tls-key', keyFile);
-  argv.push(...args);
-  const proc = spawn(BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: REPO });
-  live.add(proc);
-  let out = '';
-  const onData = (d) => { if (out.length < 4 * 1024 * 1024) out += d.toString('utf8'); };
-  proc.stdout.on('data', onData);
-  proc.stderr.on('data', onData);
-  let exitInfo = null;
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => { live.delete(proc); exitInfo = { code, signal }; resolve(exitInfo); });
-  });
-  proc.on('error', (e) => { out += `\n[spawn error] ${e.message}\n`; });
-  // LUAPARTY_TEST_LOGDIR=dir keeps every server's output (as lib/server.mjs does)
-  if (process.env.LUAPARTY_TEST_LOGDIR) {
-    proc.on('close', (code, signal) => {
-      try {
-        fs.mkdirSync(process.env.LUAPARTY_TEST_LOGDIR, { recursive: true });
-        fs.writeFileSync(path.join(process.env.LUAPARTY_TEST_LOGDIR, `tls-${path.basename(project)}-${proc.pid}.log`),
-          `argv: ${argv.join(' ')}\nexit: code ${code} signal ${signal}\n${out}`);
-      } catch { /* best effort */ }
-    });
-  }
-  let m;
-  try {
-    await waitFor(() => (m = LISTEN_RE.exec(out)) || exitInfo, startTimeout, { interval: 10, what: 'listening line' });
-  } catch (e) {
-    proc.kill('SIGKILL');
-    throw new Error(`${e.message}\nargv: ${argv.join(' ')}\nlogs:\n${out}`);
-  }
-  if (!m) throw new Error(`luaparty exited before listening (${JSON.stringify(exitInfo)}); argv: ${argv.join(' ')}\nlogs:\n${out}`);
-  const port = Number(m[2]);
-  return {
-    scheme: m[1],
-    port,
-    proc,
-    argv,
-    logs: () => out,
-    alive: () => exitInfo === null,
-    get exitInfo() { return exitInfo; },
-    async stop(graceMs = 3000) {
-      if (exitInfo) return exitInfo;
-      proc.kill('SIGTERM');
-      let t;
-      const r = await Promise.race([exited, new Promise((res) => { t = setTimeout(() => res(null), graceMs); })]);
-      clearTimeout(t);
-      if (r) return r;
-      proc.kill('SIGKILL');
-      return { ...(await exited), killed: true };
-    },
-  };
+function startTls({ project = MULTIPARTY, certFile, keyFile, args = [], startTimeout = 15000 } = {}) {
+  const tlsArgs = [];
+  if (certFile) tlsArgs.push('--tls-cert', certFile);
+  if (keyFile) tlsArgs.push('--tls-key', keyFile);
+  return startServer({ project, command: 'serve', args: [...tlsArgs, ...args],
+    persist: mkTmp('luaparty-tls-persist-'), startTimeout });
 }
 
 // ---- clients ----

@@ -18,7 +18,7 @@ export const BIN = process.env.LUAPARTY_BIN
 export const PROJECTS = path.resolve(__dirname, '../../projects');
 export const EXAMPLES = path.resolve(REPO, 'examples');
 
-const LISTEN_RE = /listening on http:\/\/127\.0\.0\.1:(\d+)/;
+const LISTEN_RE = /listening on (https?):\/\/127\.0\.0\.1:(\d+)/;
 const MAX_LOG = 4 * 1024 * 1024;
 
 // Every process we spawn, so that a crashing test file never leaks servers.
@@ -42,9 +42,9 @@ export function mkTmp(prefix = 'luaparty-test-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-function spawnLuaparty(project, persist, args) {
+function spawnLuaparty(project, persist, args, command = 'dev') {
   const dir = projectDir(project);
-  const argv = ['dev', dir, '--port', '0', '--host', '127.0.0.1', '--persist', persist, ...args];
+  const argv = [command, dir, '--port', '0', '--host', '127.0.0.1', '--persist', persist, ...args];
   // LUAPARTY_TEST_WORKERS=N runs every test against N workers (scripts/test.sh runs the suite with 2).
   if (process.env.LUAPARTY_TEST_WORKERS && !args.includes('--workers')) argv.push('--workers', process.env.LUAPARTY_TEST_WORKERS);
   if (!fs.existsSync(BIN)) {
@@ -79,23 +79,26 @@ function spawnLuaparty(project, persist, args) {
 }
 
 /**
- * Starts `luaparty dev <project> --port 0 --host 127.0.0.1 --persist <dir>` and waits
- * (at most startTimeout ms) for the "listening on http://127.0.0.1:PORT" line.
+ * Starts `luaparty dev <project> --port 0 --host 127.0.0.1 --persist <dir>` (or
+ * `command`, e.g. 'serve') and waits (at most startTimeout ms) for the
+ * "listening on http(s)://127.0.0.1:PORT" line; `scheme` says which.
  */
-export async function startServer({ project, args = [], persist, startTimeout = 5000 } = {}) {
+export async function startServer({ project, args = [], persist, startTimeout = 5000, command = 'dev' } = {}) {
   if (!project) throw new Error('startServer: project is required');
   const persistDir = persist ?? mkTmp('luaparty-persist-');
-  const s = spawnLuaparty(project, persistDir, args);
+  const s = spawnLuaparty(project, persistDir, args, command);
   let exitInfo = null;
   s.exited.then((e) => { exitInfo = e; });
 
+  let scheme;
   const port = await new Promise((resolve, reject) => {
     const t0 = Date.now();
     const timer = setInterval(() => {
       const m = LISTEN_RE.exec(s.logs());
       if (m) {
         clearInterval(timer);
-        resolve(Number(m[1]));
+        scheme = m[1];
+        resolve(Number(m[2]));
       } else if (exitInfo) {
         clearInterval(timer);
         reject(new Error(`luaparty exited before listening (code ${exitInfo.code}, signal ${exitInfo.signal}); ` +
@@ -109,11 +112,12 @@ export async function startServer({ project, args = [], persist, startTimeout = 
     }, 10);
   });
 
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${scheme}://127.0.0.1:${port}`;
   const server = {
+    scheme,
     port,
     url,
-    wsUrl: `ws://127.0.0.1:${port}`,
+    wsUrl: `${scheme === 'https' ? 'wss' : 'ws'}://127.0.0.1:${port}`,
     persist: persistDir,
     dir: s.dir,
     proc: s.proc,
