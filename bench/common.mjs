@@ -1,4 +1,4 @@
-// What the node bench scripts (reload.mjs, tls.mjs) share: where the repo
+// What the node bench scripts (reload.mjs, tls.mjs, rooms.mjs) share: where the repo
 // is, the luaparty binary under test, the ws client, numeric --options.
 import path from 'node:path';
 import { createRequire } from 'node:module';

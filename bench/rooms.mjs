@@ -5,7 +5,8 @@
 //                        [--conn-steps 1000,10000] [--concurrency 64] [--budget 240]
 //                        [--timeout 10] [--workers 1]
 //
-// Starts LUAPARTY (default <repo>/build/luaparty) as
+// Starts LUAPARTY (or LUAPARTY_BIN, as the other bench scripts; default
+// <repo>/build/luaparty) as
 //   serve bench/project --workers 1 --port 0 --persist <tmp> --idle-timeout 36000
 //         --max-connections 300000 --metrics 127.0.0.1:0 --log-level info
 // creates one room (the warm-up, room 0) and reads the server's VmRSS, then
@@ -31,10 +32,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { repo as root, BIN, WebSocket } from './common.mjs';
 const T0 = Date.now();
 
 // ------------------------------------------------------------------ options
@@ -47,7 +47,7 @@ const opt = {
   budget: 240,
   timeout: 10,
   workers: 1,
-  bin: process.env.LUAPARTY || path.join(root, 'build/luaparty'),
+  bin: process.env.LUAPARTY ? path.resolve(process.env.LUAPARTY) : BIN,
 };
 const USAGE = fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(0, 30)
   .filter((l) => l.startsWith('//')).map((l) => l.replace(/^\/\/ ?/, '')).join('\n');
@@ -202,10 +202,6 @@ async function runMode(mode, steps) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opt.concurrency });
   const sockets = [];
   let dropped = 0;
-  let WebSocket = null;
-  if (mode === 'conns') {
-    WebSocket = await loadWs();
-  }
   const create = async (i) => {
     const id = `${prefix}${i}`;
     if (mode === 'rooms') {
@@ -307,13 +303,6 @@ async function echoSample(sockets, n) {
   });
   const oks = await Promise.all(picks.map((i) => one(sockets[i], i)));
   return oks.every(Boolean);
-}
-
-async function loadWs() {
-  for (const base of [path.join(root, 'bench/'), path.join(root, 'tests/')]) {
-    try { return createRequire(base)('ws'); } catch { /* next */ }
-  }
-  throw new Error('npm ws not found (cd bench && npm install --no-audit --no-fund)');
 }
 
 // File descriptors: every WebSocket is one fd here and one in the server
