@@ -113,18 +113,11 @@ typedef struct forward {
     char *err;
 } forward;
 
-/* The room could not start: the asker's fail, or a plain 500. */
-static void answer_failure(exchange *asker, const char *err)
-{
-    if (asker->fail) asker->fail(asker, err);
-    else asker->respond(asker, http_response_new(500, "text/plain", "Internal Server Error", 21));
-}
-
 static void answer_job(worker *w, void *arg)
 {
     forward *f = arg;
     (void)w;
-    if (f->err) answer_failure(f->asker, f->err);
+    if (f->err) f->asker->fail(f->asker, f->err);
     else f->asker->respond(f->asker, f->res);
     free(f->err);
     free(f);
@@ -158,7 +151,7 @@ void registry_request(worker *w, const party *p, const char *id, http_request *r
             room_request(r, req, ex);
         } else {
             http_request_free(req);
-            answer_failure(ex, err);
+            ex->fail(ex, err);
         }
         free(err);
         return;

@@ -28,8 +28,8 @@ struct exchange {
     /* Takes ownership of res. Called once, on the thread of the worker that
      * made the request (registry_request), whichever worker owns the room. */
     void (*respond)(exchange *ex, http_response *res);
-    /* Optional: the room could not be started (its script fails to load);
-     * called instead of respond. Without it the request gets a 500. */
+    /* The room could not be started (its script fails to load, or the
+     * server is shutting down): called instead of respond. */
     void (*fail)(exchange *ex, const char *err);
 };
 

@@ -2,7 +2,7 @@
  *
  * With --workers N there are N workers, one per thread, each with its own
  * loop, listener handle, storage connection and rooms. A room belongs to
- * exactly one worker (placement.c), so its lua_State is only ever touched by
+ * exactly one worker (registry_owner), so its lua_State is only ever touched by
  * that worker's thread. Workers talk only through worker_post: a job queued
  * for another worker runs on that worker's thread, in order. */
 #ifndef LP_WORKER_H

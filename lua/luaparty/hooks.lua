@@ -24,9 +24,7 @@ return function(shared)
   function H.hook(kind, req, room_id)
     setmetatable(req, Request)
     local name = hook_names[kind]
-    local lobby = { id = room_id, party = shared.info.name, env = shared.instance.room.env,
-                    parties = shared.instance.room.context.parties }
-    if name == "onFetch" or name == "onCron" then lobby.id = nil end
+    local lobby = shared.lobby_of({ id = (name ~= "onFetch" and name ~= "onCron") and room_id or nil })
     if name == "onCron" then
       shared.class.onCron({ name = room_id, cron = req.headers["x-cron"], scheduledTime = os.time() * 1000 }, lobby)
       return "pass"

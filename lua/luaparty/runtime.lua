@@ -226,10 +226,13 @@ end
 -- The lobby (room id "") gets WebSockets for URLs outside the parties
 -- (main party only): the static onSocket(conn, lobby) sets conn.onmessage /
 -- conn.onclose handlers, as PartyKit's onSocket adds event listeners.
-local function lobby_of(req)
-  return { party = party_info.name, env = instance.room.env, parties = instance.room.context.parties,
-           request = req }
+--- The lobby object of onSocket and the static hooks: fields (request or
+--- id) plus the party's name, env and parties.
+local function lobby_of(fields)
+  fields.party, fields.env, fields.parties = party_info.name, instance.room.env, instance.room.context.parties
+  return fields
 end
+shared.lobby_of = lobby_of
 
 function rt.connect(h, id, uri, req)
   setmetatable(req, Request)
@@ -240,7 +243,7 @@ function rt.connect(h, id, uri, req)
   pos[h] = #order
   if lobby then
     conn.request = req
-    return class.onSocket(conn, lobby_of(req))
+    return class.onSocket(conn, lobby_of({ request = req }))
   end
   if class.getConnectionTags then
     local tags = class.getConnectionTags(instance, conn, ctx)
