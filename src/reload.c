@@ -178,17 +178,24 @@ void reload_stop(void)
     uv_close((uv_handle_t *)&R.debounce, NULL);
 }
 
-/* The live rooms of one worker that belong to p (all rooms if p is NULL). */
+/* How many live rooms of one worker belong to p (all rooms if p is NULL),
+ * and, with list, those rooms (caller frees). */
 static size_t rooms_of(worker *w, const party *p, room ***list)
 {
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     dict_entry *e;
-    *list = NULL;
+    if (list) *list = NULL;
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
         room *r = e->val;
         if (p && r->party != p) continue;
-        *list = xrealloc(*list, (n + 1) * sizeof **list);
-        (*list)[n++] = r;
+        if (list) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                *list = xrealloc(*list, cap * sizeof **list);
+            }
+            (*list)[n] = r;
+        }
+        n++;
     }
     return n;
 }
@@ -221,9 +228,7 @@ static size_t change_rooms(worker *w, const party *p, bool code, bool env, bool 
     size_t total = 0;
     for (int k = 0; k < w->nworkers; k++) {
         worker *to = w->all[k];
-        room **list;
-        total += rooms_of(to, p, &list);
-        free(list);
+        total += rooms_of(to, p, NULL);
         change *c = xmalloc(sizeof *c);
         *c = (change){p, code, env, retire};
         if (to == w) apply_change(w, c);
