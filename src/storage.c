@@ -137,13 +137,19 @@ static storage *open_db(const char *dir, bool sync_full, bool first, char **err)
     sqlite3_busy_handler(s->db, on_busy, s);
     /* quick_check reads every page: a corrupt file is refused here, at
      * start-up, not discovered by the first unlucky room. */
-    const char *setup[] = {"PRAGMA quick_check", "PRAGMA journal_mode=WAL",
-                           sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", schema};
-    enum { CHECK = 0, SCHEMA = 3 };
-    size_t from = first ? CHECK : CHECK + 1, to = first ? SCHEMA + 1 : SCHEMA; /* the others: pragmas only */
-    for (size_t i = from; i < to; i++) {
+    const struct {
+        const char *sql;
+        bool first_only; /* the other connections: pragmas only */
+    } setup[] = {
+        {"PRAGMA quick_check", true},
+        {"PRAGMA journal_mode=WAL", false},
+        {sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", false},
+        {schema, true},
+    };
+    for (size_t i = 0; i < sizeof setup / sizeof *setup; i++) {
+        if (setup[i].first_only && !first) continue;
         char *msg = NULL;
-        int rc = sqlite3_exec(s->db, setup[i], NULL, NULL, &msg);
+        int rc = sqlite3_exec(s->db, setup[i].sql, NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
             *err = errorf(s->path, "unusable database", msg ? msg : sqlite3_errmsg(s->db));
             sqlite3_free(msg);
