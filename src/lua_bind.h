@@ -28,7 +28,8 @@ void lua_party_register(lua_State *L);
 void lua_request_register(lua_State *L);
 
 /* Connections: join creates the handle and pushes (handle, id, uri);
- * returns the number of values pushed. */
+ * returns the number of values pushed. push pushes the runtime's object
+ * for the connection (core.adopt), or nil once it left. */
 int lua_conn_join(lua_State *L, struct room *r, lp_conn *c);
 void lua_conn_push(lua_State *L, lp_conn *c);
 void lua_conn_leave(lua_State *L, struct room *r, lp_conn *c);

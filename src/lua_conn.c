@@ -4,7 +4,10 @@
  * A handle is a small userdata pointing at the C connection. The connection
  * points back at it, and whichever dies first clears the other's pointer, so
  * a party that keeps a connection object after it closed gets a harmless
- * no-op instead of a dangling pointer. */
+ * no-op instead of a dangling pointer. The runtime's connection object (the
+ * table holding the handle as _h) is given to C with core.adopt: messages
+ * and the close then come with the object itself, so the runtime does not
+ * look it up by handle (a userdata key is the interpreter's slow path). */
 #include "lua_bind.h"
 #include "room.h"
 #include "util.h"
@@ -16,7 +19,7 @@
 
 typedef struct conn_box {
     lp_conn *c;
-    int ref;            /* registry ref held while the connection is joined */
+    int ref;            /* registry ref to the runtime's connection object while joined */
 } conn_box;
 
 static int box_gc(lua_State *L)
@@ -33,8 +36,7 @@ int lua_conn_join(lua_State *L, room *r, lp_conn *c)
     b->c = c;
     luaL_getmetatable(L, CONN_MT);
     lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    b->ref = LUA_NOREF; /* until core.adopt */
     c->box = b;
     /* Newest first, as the room keeps them. */
     c->prev = NULL;
@@ -82,6 +84,18 @@ static lp_conn *check_conn(lua_State *L, int idx)
 {
     conn_box *b = luaL_checkudata(L, idx, CONN_MT);
     return b->c && !b->c->gone ? b->c : NULL;
+}
+
+/* core.adopt(handle, conn): conn is what message and close events pass. */
+static int l_adopt(lua_State *L)
+{
+    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!b->c || !b->c->joined) return 0;
+    lua_settop(L, 2);
+    luaL_unref(L, LUA_REGISTRYINDEX, b->ref);
+    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
 }
 
 /* core.send(handle, message) -> true, or false if the connection is closed */
@@ -165,6 +179,6 @@ void lua_conn_register(lua_State *L)
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
     static const luaL_Reg fns[] = {
-        {"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};
+        {"adopt", l_adopt}, {"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};
     luaL_register(L, NULL, fns);
 }

@@ -4,8 +4,8 @@
 --   init(class, info)            once, when the room's state is built
 --   start()                      onStart
 --   connect(h, id, uri, req)     getConnectionTags + onConnect
---   message(h, msg)              onMessage
---   close(h, code, err)          onError (if err) + onClose
+--   message(conn, msg)           onMessage
+--   close(conn, code, err)       onError (if err) + onClose
 --   request(req) -> status, headers, body     onRequest
 --   socket_message / socket_close             socket events (luaparty/socket.lua)
 --   hooks() / hook(kind, req, room_id)        static hooks (luaparty/hooks.lua)
@@ -29,9 +29,8 @@ local instance          -- the party object: self in every callback
 local party_info        -- id, name, env_json, parties (rt.init)
 local lobby             -- this room is the party's lobby (id ""): rt.init
 local class             -- the table the party script returned
-local conns = {}        -- handle -> connection object
-local order = {}        -- handles of open connections (array)
-local pos = {}          -- handle -> index in order, so removal is O(1)
+local order = {}        -- open connections (array)
+local pos = {}          -- connection -> index in order, so removal is O(1)
 
 -- What the parts see of this module (kept up to date by init and reload).
 local shared = {}
@@ -154,7 +153,7 @@ function Room:broadcast(message, without) core.broadcast(message, without) end
 --- room:getConnection(id) -> an open connection with that id, or nil
 function Room:getConnection(id)
   for i = 1, #order do
-    local c = conns[order[i]]
+    local c = order[i]
     if c.id == id then return c end
   end
   return nil
@@ -163,9 +162,9 @@ end
 --- for conn in room:getConnections([tag]) do ... end
 function Room:getConnections(tag)
   local list, n = {}, 0
-  for _, h in ipairs(order) do
-    local c = conns[h]
-    if c and (tag == nil or c._tags[tag]) then
+  for _, c in ipairs(order) do
+    -- a connection's id is always one of its tags, as in PartyKit
+    if tag == nil or tag == c.id or (c._tags and c._tags[tag]) then
       n = n + 1
       list[n] = c
     end
@@ -236,11 +235,14 @@ shared.lobby_of = lobby_of
 
 function rt.connect(h, id, uri, req)
   setmetatable(req, Request)
-  local conn = setmetatable({ _h = h, id = id, uri = uri, _tags = { [id] = true } }, Connection)
+  -- send is a field, not only a method of Connection: found in the table
+  -- itself, conn:send skips the interpreter's slow path for a miss that
+  -- goes on to __index (once per message in most parties).
+  local conn = setmetatable({ _h = h, id = id, uri = uri, send = Connection.send }, Connection)
+  core.adopt(h, conn) -- C passes this object to message and close
   local ctx = { request = req }
-  conns[h] = conn
-  order[#order + 1] = h
-  pos[h] = #order
+  order[#order + 1] = conn
+  pos[conn] = #order
   if lobby then
     conn.request = req
     return class.onSocket(conn, lobby_of({ request = req }))
@@ -249,18 +251,20 @@ function rt.connect(h, id, uri, req)
     local tags = class.getConnectionTags(instance, conn, ctx)
     if tags ~= nil then
       if type(tags) ~= "table" then error("getConnectionTags must return an array of strings", 0) end
+      local set = {}
       for _, t in ipairs(tags) do
         if type(t) ~= "string" then error("getConnectionTags must return an array of strings", 0) end
-        conn._tags[t] = true
+        set[t] = true
       end
+      conn._tags = set
     end
   end
   return call("onConnect", conn, ctx)
 end
 
--- Once per message: no helper calls, no varargs.
-function rt.message(h, message)
-  local conn = conns[h]
+-- Once per message: no helper calls, no varargs. conn is the object
+-- rt.connect made (C holds it), nil if the connection is already gone.
+function rt.message(conn, message)
   if not conn then return end
   if lobby then
     if conn.onmessage then return conn.onmessage(message) end
@@ -270,10 +274,9 @@ function rt.message(h, message)
   if f then return f(instance, message, conn) end
 end
 
-local function forget(h)
-  conns[h] = nil
-  local i, last = pos[h], #order
-  pos[h] = nil
+local function forget(conn)
+  local i, last = pos[conn], #order
+  pos[conn] = nil
   if i ~= last then
     order[i] = order[last]
     pos[order[i]] = i
@@ -281,10 +284,9 @@ local function forget(h)
   order[last] = nil
 end
 
-function rt.close(h, code, err)
-  local conn = conns[h]
+function rt.close(conn, code, err)
   if not conn then return end
-  forget(h)
+  forget(conn)
   if lobby then
     if err ~= nil and conn.onerror then conn.onerror(err) end
     if conn.onclose then return conn.onclose(code) end

@@ -58,6 +58,9 @@ test('getConnectionTags + getConnections(tag)', { timeout: 10000 }, async () => 
   assert.equal((await ask(a, { cmd: 'tagged', tag: 'red' })).ids, 't-a,t-b');
   assert.equal((await ask(a, { cmd: 'tagged', tag: 'blue' })).ids, 't-b');
   assert.equal((await ask(a, { cmd: 'tagged', tag: 'green' })).ids, '');
+  // a connection's id is one of its tags, with or without getConnectionTags
+  assert.equal((await ask(a, { cmd: 'tagged', tag: 't-b' })).ids, 't-b');
+  assert.equal((await ask(a, { cmd: 'tagged', tag: 't-c' })).ids, 't-c');
   assert.equal((await ask(c, { cmd: 'list' })).ids, 't-a,t-b,t-c');
   await a.closeAndWait();
   await waitFor(async () => (await ask(c, { cmd: 'tagged', tag: 'red' })).ids === 't-b', 3000,
