@@ -86,25 +86,14 @@ static lp_conn *check_conn(lua_State *L, int idx)
     return b->c && !b->c->gone ? b->c : NULL;
 }
 
-/* core.adopt(handle, conn): conn is what message and close events pass. */
-static int l_adopt(lua_State *L)
+/* Sends the message at idx to the handle's connection; pushes true, or
+ * false if the connection is closed. */
+static int send_message(lua_State *L, conn_box *b, int idx)
 {
-    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (!b->c || !b->c->joined) return 0;
-    lua_settop(L, 2);
-    luaL_unref(L, LUA_REGISTRYINDEX, b->ref);
-    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
-}
-
-/* core.send(handle, message) -> true, or false if the connection is closed */
-static int l_send(lua_State *L)
-{
-    lp_conn *c = check_conn(L, 1);
     size_t len;
     int opcode;
-    const char *data = lua_check_message(L, 2, &len, &opcode);
+    const char *data = lua_check_message(L, idx, &len, &opcode);
+    lp_conn *c = b->c && !b->c->gone ? b->c : NULL;
     if (!c) {
         lua_pushboolean(L, 0);
         return 1;
@@ -114,6 +103,44 @@ static int l_send(lua_State *L)
     chunk_unref(msg);
     lua_pushboolean(L, 1);
     return 1;
+}
+
+/* core.send(handle, message) -> true, or false if the connection is closed */
+static int l_send(lua_State *L)
+{
+    return send_message(L, luaL_checkudata(L, 1, CONN_MT), 2);
+}
+
+/* conn:send(message): core.adopt puts one in each connection object, bound
+ * to its handle (upvalue 1) and to the object (upvalue 2), so a send goes
+ * from the party's code straight to C: no Lua method in between looking up
+ * core.send and self._h (a measurable part of an echoed message). */
+static int l_conn_send(lua_State *L)
+{
+    if (lua_rawequal(L, 1, lua_upvalueindex(2)))
+        return send_message(L, lua_touserdata(L, lua_upvalueindex(1)), 2);
+    /* called as conn.send(other, message) */
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "_h");
+    return send_message(L, luaL_checkudata(L, -1, CONN_MT), 2);
+}
+
+/* core.adopt(handle, conn): conn is what message and close events pass;
+ * it gets its send function. */
+static int l_adopt(lua_State *L)
+{
+    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!b->c || !b->c->joined) return 0;
+    lua_settop(L, 2);
+    lua_pushliteral(L, "send");
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, l_conn_send, 2);
+    lua_rawset(L, 2);
+    luaL_unref(L, LUA_REGISTRYINDEX, b->ref);
+    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
 }
 
 const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len)

@@ -235,11 +235,12 @@ shared.lobby_of = lobby_of
 
 function rt.connect(h, id, uri, req)
   setmetatable(req, Request)
-  -- send is a field, not only a method of Connection: found in the table
-  -- itself, conn:send skips the interpreter's slow path for a miss that
-  -- goes on to __index (once per message in most parties).
-  local conn = setmetatable({ _h = h, id = id, uri = uri, send = Connection.send }, Connection)
-  core.adopt(h, conn) -- C passes this object to message and close
+  local conn = setmetatable({ _h = h, id = id, uri = uri }, Connection)
+  -- C passes this object to message and close, and sets conn.send: a C
+  -- function bound to the handle, found in the table itself (a miss that
+  -- goes on to __index is the interpreter's slow path, and a Lua method
+  -- between would cost a call and two lookups, once per message).
+  core.adopt(h, conn)
   local ctx = { request = req }
   order[#order + 1] = conn
   pos[conn] = #order

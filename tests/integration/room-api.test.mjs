@@ -45,6 +45,13 @@ test('getConnection(id) finds a connection, or returns nil', { timeout: 10000 },
   r = await ask(a, { cmd: 'sendTo', id: 'g b', msg: 'direct' });
   assert.equal(r.found, true);
   assert.equal(await b.nextText(), 'direct');
+  // conn.send called with another connection as self sends to that one, as
+  // the Connection method does
+  for (const via of ['sender', 'method']) {
+    r = await ask(a, { cmd: 'sendTo', id: 'g b', msg: `via ${via}`, via });
+    assert.equal(r.found, true);
+    assert.equal(await b.nextText(), `via ${via}`);
+  }
   await b.closeAndWait();
   await waitFor(async () => (await ask(a, { cmd: 'get', id: 'g b' })).found === false, 3000,
     { what: 'getConnection to return nil after close' });

@@ -107,7 +107,11 @@ end
 
 function commands.sendTo(self, c, sender)
   local conn = self.room:getConnection(c.id)
-  if conn then conn:send(c.msg) end
+  if conn then
+    if c.via == "sender" then sender.send(conn, c.msg) -- another connection's send, called with conn
+    elseif c.via == "method" then getmetatable(conn).send(conn, c.msg) -- the Connection method
+    else conn:send(c.msg) end
+  end
   sender:send(json.encode({ type = "sent", found = conn ~= nil }))
 end
 
