@@ -4,6 +4,7 @@
 #ifndef LP_BUF_H
 #define LP_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,11 +32,14 @@ typedef struct chunk {
     uint32_t off;       /* first byte to write */
     size_t len;         /* bytes to write from off */
     uint8_t opcode;     /* WebSocket opcode of a message chunk, 0 for raw bytes */
+    bool small;         /* of the small size class (buf.c: a per-thread free list) */
     uint32_t payload;   /* offset of the message payload (WebSocket messages) */
     uint8_t data[];
 } chunk;
 
 chunk *chunk_new(size_t size);
+/* Frees the calling thread's spare small chunks: before the thread ends. */
+void chunk_cache_drain(void);
 chunk *chunk_from(const void *data, size_t len);
 static inline chunk *chunk_ref(chunk *c) { c->refs++; return c; }
 void chunk_unref(chunk *c);

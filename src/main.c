@@ -370,6 +370,7 @@ static void worker_thread(void *arg)
     lp_metrics_here = &sl->w.stats;
     uv_run(sl->loop, UV_RUN_DEFAULT);
     fetch_shutdown(); /* its keep-alive pool belongs to this thread */
+    chunk_cache_drain();
 }
 
 /* Runs every loop without blocking, in rounds, until no worker has a job
@@ -547,6 +548,7 @@ int main(int argc, char **argv)
     tls_client_free();
     config_free(&a.cfg);
     sandbox_free_compiled();
+    chunk_cache_drain();
     log_info("bye");
     return 0;
 }
