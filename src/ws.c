@@ -166,6 +166,30 @@ int ws_session_init(ws_session *s, size_t max_message, const ws_events *ev, void
     return 0; /* the wslay context comes with the first byte (unpark) */
 }
 
+/* The length of the frame header whose first two bytes are at h (2-14). */
+static size_t header_len(const uint8_t *h)
+{
+    uint8_t l7 = h[1] & 0x7f;
+    return 2 + ((h[1] & 0x80) ? 4 : 0) + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0);
+}
+
+/* A whole frame header at h: its payload is to be skipped, and a data frame
+ * without FIN leaves a fragmented message in progress. */
+static void header_seen(ws_session *s, const uint8_t *h)
+{
+    uint8_t l7 = h[1] & 0x7f;
+    uint64_t plen = l7;
+    if (l7 == 126) plen = (uint64_t)h[2] << 8 | h[3];
+    if (l7 == 127) {
+        plen = 0;
+        for (int i = 0; i < 8; i++) plen = plen << 8 | h[2 + i];
+    }
+    bool fin = h[0] & 0x80;
+    int opcode = h[0] & 0x0f;
+    if (opcode < 8) s->in_fragments = !fin; /* data or continuation; control frames never fragment */
+    s->payload_left = plen;
+}
+
 /* Follows frame boundaries in the bytes wslay is about to read: only the
  * headers are looked at; wslay still does all the parsing and checking. */
 static void track(ws_session *s, const uint8_t *p, size_t len)
@@ -178,24 +202,21 @@ static void track(ws_session *s, const uint8_t *p, size_t len)
             len -= (size_t)n;
             continue;
         }
+        if (s->hdr_len == 0 && len >= 2 && len >= header_len(p)) {
+            /* the usual case: the whole header is in this read */
+            header_seen(s, p);
+            size_t n = header_len(p);
+            p += n;
+            len -= n;
+            continue;
+        }
+        /* a header split across reads: gathered byte by byte */
         s->hdr[s->hdr_len++] = *p++;
         len--;
-        if (s->hdr_len < 2) continue;
-        size_t need = 2 + ((s->hdr[1] & 0x80) ? 4 : 0);
-        uint8_t l7 = s->hdr[1] & 0x7f;
-        need += l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
-        if (s->hdr_len < need) continue;
-        uint64_t plen = l7;
-        if (l7 == 126) plen = (uint64_t)s->hdr[2] << 8 | s->hdr[3];
-        if (l7 == 127) {
-            plen = 0;
-            for (int i = 0; i < 8; i++) plen = plen << 8 | s->hdr[2 + i];
+        if (s->hdr_len >= 2 && s->hdr_len == header_len(s->hdr)) {
+            header_seen(s, s->hdr);
+            s->hdr_len = 0;
         }
-        bool fin = s->hdr[0] & 0x80;
-        int opcode = s->hdr[0] & 0x0f;
-        if (opcode < 8) s->in_fragments = !fin; /* data or continuation; control frames never fragment */
-        s->payload_left = plen;
-        s->hdr_len = 0;
     }
 }
 

@@ -868,6 +868,44 @@ TEST(ws_session_parks_only_between_messages)
     buf_free(&more);
 }
 
+/* Frame boundaries are followed whether a header comes whole (with a 7-,
+ * 16- or 64-bit length) or split across two reads at any byte of the first
+ * headers and around the second message: parked exactly when the first read
+ * ends between messages. */
+TEST(ws_session_tracks_headers_whole_and_split)
+{
+    static char big[70000];
+    memset(big, 'x', sizeof big);
+    size_t sizes[] = {5, 300, sizeof big};
+    for (size_t k = 0; k < 3; k++) {
+        buf in;
+        buf_init(&in);
+        client_frame(&in, false, WS_BINARY, big, sizes[k]);
+        client_frame(&in, true, 0, "!", 1);
+        size_t first = in.len; /* the end of the first (fragmented) message */
+        client_frame(&in, true, WS_TEXT, "end", 3);
+        for (size_t at = 1; at < in.len; at++) {
+            if (at > 16 && at + 16 < first) at = first - 16; /* not every payload byte */
+            wscap c;
+            cap_init(&c);
+            ws_session s;
+            ws_session_init(&s, 1 << 20, &cap_events, &c);
+            ASSERT_EQ(ws_session_feed(&s, (const uint8_t *)in.data, at), 0);
+            ws_session_park(&s);
+            ASSERT(at == first ? s.ctx == NULL : s.ctx != NULL);
+            ASSERT_EQ(ws_session_feed(&s, (const uint8_t *)in.data + at, in.len - at), 0);
+            ws_session_park(&s);
+            ASSERT(s.ctx == NULL);
+            ASSERT_EQ(c.nmsg, 2);
+            ASSERT_EQ(c.msgs[0].len, sizes[k] + 1);
+            ASSERT_BYTES_EQ(c.msgs[1].data, c.msgs[1].len, "end", 3);
+            ws_session_free(&s);
+            cap_free(&c);
+        }
+        buf_free(&in);
+    }
+}
+
 /* A close frame with a code the peer may not send (999, or 1005 which only
  * means "no code") is a protocol error: answered with 1002. */
 TEST(ws_session_bad_close_code_1002)
