@@ -14,8 +14,13 @@ void lua_push_headers(lua_State *L, const http_headers *h)
 {
     lua_createtable(L, 0, (int)h->n);
     for (size_t i = 0; i < h->n; i++) {
-        /* Repeated headers are joined, as the Fetch API's Headers does. */
-        lua_getfield(L, -1, h->items[i].name);
+        /* The name is interned once for the lookup and the store (a
+         * getfield + setfield pair would hash it twice, per header of every
+         * request). Repeated headers are joined, as the Fetch API's Headers
+         * does. */
+        lua_pushstring(L, h->items[i].name);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
         if (lua_isstring(L, -1)) {
             lua_pushliteral(L, ", ");
             lua_pushstring(L, h->items[i].value);
@@ -24,7 +29,7 @@ void lua_push_headers(lua_State *L, const http_headers *h)
             lua_pop(L, 1);
             lua_pushstring(L, h->items[i].value);
         }
-        lua_setfield(L, -2, h->items[i].name);
+        lua_rawset(L, -3);
     }
 }
 
@@ -68,8 +73,19 @@ void lua_push_request(lua_State *L, const http_request *req)
     lua_createtable(L, 0, 4);
     lua_pushstring(L, req->method);
     lua_setfield(L, -2, "method");
-    /* http_request_url without its malloc: this runs for every request */
-    lua_pushfstring(L, "http://%s%s", http_request_host(req), req->target);
+    /* http_request_url without its malloc: this runs for every request,
+     * and a lua_pushfstring costs as much again as this copy */
+    const char *host = http_request_host(req);
+    size_t hl = strlen(host), tl = strlen(req->target);
+    char url[512];
+    if (7 + hl + tl <= sizeof url) {
+        memcpy(url, "http://", 7);
+        memcpy(url + 7, host, hl);
+        memcpy(url + 7 + hl, req->target, tl);
+        lua_pushlstring(L, url, 7 + hl + tl);
+    } else {
+        lua_pushfstring(L, "http://%s%s", host, req->target);
+    }
     lua_setfield(L, -2, "url");
     lua_push_headers(L, &req->headers);
     lua_setfield(L, -2, "headers");
