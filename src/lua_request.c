@@ -1,8 +1,9 @@
 /* lua_request.c - HTTP requests and responses crossing between C and Lua.
  *
- * A request becomes a plain table {method, url, headers, body}; the runtime
- * gives it its methods (text, json). A response comes back from the runtime
- * as three values (status, headers, body), already normalized there. */
+ * A request becomes a plain table {method, url, body, _headers}; the runtime
+ * gives it its methods (text, json) and makes req.headers from _headers when
+ * the party first reads it. A response comes back from the runtime as three
+ * values (status, headers, body), already normalized there. */
 #include "lua_bind.h"
 #include "util.h"
 #include "router.h"
@@ -10,27 +11,74 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* headers[name] = value on the table at -3 (name at -2, value at -1, both
+ * popped). The name is interned once for the lookup and the store.
+ * Repeated headers are joined, as the Fetch API's Headers does. */
+static void set_header(lua_State *L)
+{
+    lua_pushvalue(L, -2);
+    lua_rawget(L, -4);
+    if (lua_isstring(L, -1)) {
+        lua_insert(L, -2);
+        lua_pushliteral(L, ", ");
+        lua_insert(L, -2);
+        lua_concat(L, 3);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_rawset(L, -3);
+}
+
 void lua_push_headers(lua_State *L, const http_headers *h)
 {
     lua_createtable(L, 0, (int)h->n);
     for (size_t i = 0; i < h->n; i++) {
-        /* The name is interned once for the lookup and the store (a
-         * getfield + setfield pair would hash it twice, per header of every
-         * request). Repeated headers are joined, as the Fetch API's Headers
-         * does. */
         lua_pushstring(L, h->items[i].name);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, -3);
-        if (lua_isstring(L, -1)) {
-            lua_pushliteral(L, ", ");
-            lua_pushstring(L, h->items[i].value);
-            lua_concat(L, 3);
-        } else {
-            lua_pop(L, 1);
-            lua_pushstring(L, h->items[i].value);
-        }
-        lua_rawset(L, -3);
+        lua_pushstring(L, h->items[i].value);
+        set_header(L);
     }
+}
+
+/* A request's headers as one string of "name\0value\0" pairs: most
+ * onRequest and onConnect handlers never read req.headers, and making each
+ * header two Lua strings and a table slot costs ~250 instructions, for
+ * every header of every request (a browser sends ten or more). */
+static void push_header_blob(lua_State *L, const http_headers *h)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < h->n; i++) /* name and value are one allocation (http.c) */
+        size += (size_t)(h->items[i].value - h->items[i].name) + strlen(h->items[i].value) + 1;
+    char stack[2048];
+    char *blob = size <= sizeof stack ? stack : xmalloc(size);
+    char *p = blob;
+    for (size_t i = 0; i < h->n; i++) {
+        size_t n = (size_t)(h->items[i].value - h->items[i].name) + strlen(h->items[i].value) + 1;
+        memcpy(p, h->items[i].name, n);
+        p += n;
+    }
+    lua_pushlstring(L, blob, size);
+    if (blob != stack) free(blob);
+}
+
+/* core.headers(blob) -> the headers table of a request's _headers (an
+ * empty table for nil). Stops at the first incomplete pair. */
+static int l_headers(lua_State *L)
+{
+    size_t size = 0;
+    const char *p = luaL_optlstring(L, 1, "", &size), *end = p + size;
+    lua_newtable(L);
+    while (p < end) {
+        const char *name_end = memchr(p, 0, (size_t)(end - p));
+        if (!name_end) break;
+        const char *value = name_end + 1;
+        const char *value_end = value < end ? memchr(value, 0, (size_t)(end - value)) : NULL;
+        if (!value_end) break;
+        lua_pushlstring(L, p, (size_t)(name_end - p));
+        lua_pushlstring(L, value, (size_t)(value_end - value));
+        set_header(L);
+        p = value_end + 1;
+    }
+    return 1;
 }
 
 int lua_push_fetch_result(lua_State *L, const char *err, int status, const http_headers *h, const buf *body)
@@ -66,6 +114,8 @@ void lua_request_register(lua_State *L)
 {
     lua_pushcfunction(L, l_query_param);
     lua_setfield(L, -2, "queryParam");
+    lua_pushcfunction(L, l_headers);
+    lua_setfield(L, -2, "headers");
 }
 
 void lua_push_request(lua_State *L, const http_request *req)
@@ -87,8 +137,8 @@ void lua_push_request(lua_State *L, const http_request *req)
         lua_pushfstring(L, "http://%s%s", host, req->target);
     }
     lua_setfield(L, -2, "url");
-    lua_push_headers(L, &req->headers);
-    lua_setfield(L, -2, "headers");
+    push_header_blob(L, &req->headers);
+    lua_setfield(L, -2, "_headers");
     lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
     lua_setfield(L, -2, "body");
 }

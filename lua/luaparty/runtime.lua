@@ -50,7 +50,16 @@ end
 
 ---------------------------------------------------------------- requests
 local Request = {}
-Request.__index = Request
+-- req.headers is made the first time it is read, from the "name\0value\0"
+-- string C left in req._headers (src/lua_request.c): most handlers never
+-- read it, and each header made into a table entry costs every request.
+Request.__index = function(req, k)
+  if k ~= "headers" then return Request[k] end
+  local h = core.headers(rawget(req, "_headers"))
+  rawset(req, "_headers", nil)
+  rawset(req, "headers", h)
+  return h
+end
 shared.Request, shared.Response = Request, Response
 
 function Request:text() return self.body end

@@ -96,6 +96,21 @@ test('HTTP: method, full url with sub-path and query, lowercase headers, body', 
   assert.equal(j.party, 'main');
 });
 
+test('req.headers: repeated headers joined, empty values kept, readable after a suspension, one table', { timeout: 10000 }, async () => {
+  const req = 'GET /parties/main/hdr-room/headers-later HTTP/1.1\r\nHost: h.example\r\nX-Dup: a\r\n' +
+    'x-empty:\r\nX-DUP: b\r\nConnection: close\r\n\r\n';
+  const r = await rawHttp(srv.port, req, { timeout: 5000 });
+  const res = parseRawResponse(r.data);
+  assert.equal(res.status, 200, r.text);
+  const j = JSON.parse(res.body.toString());
+  assert.equal(j.peer, 'plain text');
+  assert.equal(j.dup, 'a, b');
+  assert.equal(j.empty, '');
+  assert.equal(j.added, 'yes');
+  assert.equal(j.names, 'connection,host,x-added,x-dup,x-empty');
+  assert.equal(j.same, true, 'req.headers is the same table each time');
+});
+
 test('HTTP responses: plain string, nil, Response.new, Response.json', { timeout: 10000 }, async () => {
   const base = `${srv.url}/parties/main/resp`;
   let r = await httpRequest(`${base}/plain`);

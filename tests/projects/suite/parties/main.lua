@@ -171,6 +171,17 @@ function P:onRequest(req)
   elseif sub == "/broadcast" then
     self.room:broadcast(req:text())
     return "ok"
+  elseif sub == "/headers-later" then
+    -- req.headers read only after the callback was suspended (a storage
+    -- commit's wait is not one; a cross-party fetch is), then changed
+    local r = self.room.context.parties.main:get("headers-peer"):fetch("/plain")
+    local h = req.headers
+    h["x-added"] = "yes"
+    local names = {}
+    for k in pairs(req.headers) do names[#names + 1] = k end
+    table.sort(names)
+    return Response.json({ peer = r:text(), dup = h["x-dup"], empty = h["x-empty"], added = req.headers["x-added"],
+                           names = table.concat(names, ","), same = rawequal(h, req.headers) })
   elseif sub == "/count" then
     local n = 0
     for _ in self.room:getConnections() do n = n + 1 end
