@@ -52,8 +52,9 @@ void lua_push_headers(lua_State *L, const http_headers *h);
 /* What a suspended fetch resumes with: nil, err; or status, headers, body.
  * Returns the number of values pushed. */
 int lua_push_fetch_result(lua_State *L, const char *err, int status, const http_headers *h, const buf *body);
-/* Reads (status, headers, body) at idx..idx+2 as returned by the runtime.
- * Returns NULL with *err set (caller frees) if they are malformed. */
+/* Reads (status, headers, body) at idx..idx+2 as returned by the runtime;
+ * headers is a table, or a string: the content type alone. Returns NULL with
+ * *err set (caller frees) if they are malformed. */
 http_response *lua_to_response(lua_State *L, int idx, char **err);
 /* Copies a Lua table of headers at idx into h; raises on bad names/values. */
 void lua_check_headers(lua_State *L, int idx, http_headers *h);

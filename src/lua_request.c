@@ -205,7 +205,15 @@ http_response *lua_to_response(lua_State *L, int idx, char **err)
         return NULL;
     }
     http_response *res = http_response_new(status, NULL, NULL, 0);
-    const char *e = collect_headers(L, idx + 1, &res->headers);
+    const char *e = NULL;
+    if (lua_type(L, idx + 1) == LUA_TSTRING) { /* the content type alone (runtime.lua: normalize) */
+        size_t n;
+        const char *type = lua_tolstring(L, idx + 1, &n);
+        if (http_header_value_ok(type, n)) http_headers_add(&res->headers, "content-type", 12, type, n);
+        else e = "header values must be strings without CR, LF or NUL";
+    } else {
+        e = collect_headers(L, idx + 1, &res->headers);
+    }
     if (e) {
         buf b;
         buf_init(&b);

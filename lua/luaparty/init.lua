@@ -34,7 +34,19 @@ M.queryParam = core.queryParam
 -- where Response.json is static and response.json() a method.
 local Response = {}
 local response_methods = {}
-local response_mt = { __index = response_methods }
+-- A Response.json(value) answer keeps only its content type (_type) until
+-- its headers are read: most are returned as they are, and the runtime hands
+-- C the type alone (runtime.lua: normalize), without a headers table made,
+-- walked and collected for every request.
+local response_mt = { __index = function(res, k)
+  if k ~= "headers" then return response_methods[k] end
+  local t = rawget(res, "_type")
+  if t == nil then return nil end
+  local h = { ["content-type"] = t }
+  rawset(res, "_type", nil)
+  rawset(res, "headers", h)
+  return h
+end }
 M.Response = Response
 M._response_mt = response_mt
 
@@ -88,8 +100,8 @@ function Response.is(v) return getmetatable(v) == response_mt end
 --- Response.json(value [, init]): a JSON response.
 function Response.json(value, init)
   if init == nil then -- the common case, built directly: it runs per request
-    return setmetatable({ status = 200, headers = { ["content-type"] = "application/json" },
-                          body = cjson().encode(value), ok = true }, response_mt)
+    return setmetatable({ status = 200, _type = "application/json", body = cjson().encode(value), ok = true },
+                        response_mt)
   end
   local headers = lower_headers(init.headers, 2)
   headers["content-type"] = headers["content-type"] or "application/json"

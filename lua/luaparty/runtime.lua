@@ -309,7 +309,9 @@ end
 local response_mt = luaparty._response_mt
 
 local function normalize(res)
-  if getmetatable(res) == response_mt then return res.status, res.headers, res.body end
+  if getmetatable(res) == response_mt then -- headers: a table, or the content type alone (init.lua)
+    return res.status, rawget(res, "headers") or rawget(res, "_type"), res.body
+  end
   if res == nil then return 204, {}, "" end
   if type(res) == "string" then return 200, { ["content-type"] = "text/plain;charset=UTF-8" }, res end
   if type(res) == "table" and res.status then

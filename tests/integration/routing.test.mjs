@@ -139,6 +139,13 @@ test('HTTP responses: plain string, nil, Response.new, Response.json', { timeout
   assert.match(r.headers.get('content-type') || '', /^application\/json/);
   assert.deepEqual(r.json(), { created: true });
 
+  // Response.json's headers can be read and changed before it is returned
+  r = await httpRequest(`${base}/json-extra`);
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'application/json');
+  assert.equal(r.headers.get('x-extra'), 'application/json');
+  assert.deepEqual(r.json(), { a: 1 });
+
   r = await httpRequest(`${base}/json-body`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ a: [1, 'two'], b: { c: false } }),
   });

@@ -164,6 +164,11 @@ function P:onRequest(req)
     return Response.json({ ok = true, n = 7, list = { 1, 2, 3 }, s = "h\195\169llo" })
   elseif sub == "/created" then
     return Response.json({ created = true }, { status = 201, headers = { ["x-created"] = "1" } })
+  elseif sub == "/json-extra" then
+    -- a Response.json's headers, read and changed before it is returned
+    local r = Response.json({ a = 1 })
+    r.headers["x-extra"] = r.headers["content-type"]
+    return r
   elseif sub == "/json-body" then
     return Response.json({ got = req:json() })
   elseif sub == "/env" then
