@@ -44,6 +44,10 @@ test('onFetch answers URLs outside the parties; nil means 404', async () => {
   const hello = await httpRequest(`${server.url}/hello`);
   assert.equal(hello.status, 200);
   assert.equal(hello.text, 'hello from onFetch');
+  const json = await httpRequest(`${server.url}/status.json`);
+  assert.equal(json.status, 200);
+  assert.equal(json.headers.get('content-type'), 'application/json');
+  assert.deepEqual(JSON.parse(json.text), { up: true });
   const other = await httpRequest(`${server.url}/nothing/here`);
   assert.equal(other.status, 404);
   assert.ok(server.alive());

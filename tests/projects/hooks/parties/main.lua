@@ -22,6 +22,7 @@ end
 
 function P.onFetch(req, lobby)
   if req.url:find("/hello", 1, true) then return Response.new("hello from onFetch") end
+  if req.url:find("/status.json", 1, true) then return Response.json({ up = true }) end
   -- nil: 404
 end
 
