@@ -19,8 +19,11 @@ static size_t segment(const char *p, size_t left)
 
 void route_parse(const config *cfg, const char *target, route *out)
 {
-    memset(out, 0, sizeof *out);
+    /* not a memset of the whole struct: this runs per request, and the
+     * names are NUL-terminated where they are copied */
     out->kind = ROUTE_NOT_FOUND;
+    out->party = NULL;
+    out->name[0] = out->room[0] = '\0';
     /* absolute-form (GET http://host/path): route on the path */
     if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
         const char *slash = strchr(strstr(target, "//") + 2, '/');
@@ -49,9 +52,11 @@ void route_parse(const config *cfg, const char *target, route *out)
     if (nlen >= sizeof out->name) {
         out->kind = ROUTE_UNKNOWN_PARTY;
         memcpy(out->name, name, sizeof out->name - 1);
+        out->name[sizeof out->name - 1] = '\0';
         return;
     }
     memcpy(out->name, name, nlen);
+    out->name[nlen] = '\0';
     out->party = config_party(cfg, name, nlen);
     if (!out->party) {
         out->kind = ROUTE_UNKNOWN_PARTY;
@@ -62,6 +67,7 @@ void route_parse(const config *cfg, const char *target, route *out)
         return;
     }
     memcpy(out->room, p, rlen);
+    out->room[rlen] = '\0';
     out->kind = ROUTE_ROOM;
 }
 
