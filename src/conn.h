@@ -27,6 +27,7 @@ struct lp_conn {
     const conn_ops *ops;
     struct room *room;
     struct conn_box *box;   /* the Lua handle, NULL when none (see lua_conn.c) */
+    int obj_ref;            /* registry ref to the runtime's object for it (valid while joined) */
     char *id;               /* connection id (_pk or a UUID) */
     char *uri;              /* the URL the client connected to */
     int refs;

@@ -58,5 +58,7 @@ int lua_push_fetch_result(lua_State *L, const char *err, int status, const http_
 http_response *lua_to_response(lua_State *L, int idx, char **err);
 /* Copies a Lua table of headers at idx into h; raises on bad names/values. */
 void lua_check_headers(lua_State *L, int idx, http_headers *h);
+/* The same without raising: returns what is wrong (a static string) or NULL. */
+const char *lua_collect_headers(lua_State *L, int idx, http_headers *h);
 
 #endif

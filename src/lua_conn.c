@@ -5,9 +5,10 @@
  * points back at it, and whichever dies first clears the other's pointer, so
  * a party that keeps a connection object after it closed gets a harmless
  * no-op instead of a dangling pointer. The runtime's connection object (the
- * table holding the handle as _h) is given to C with core.adopt: messages
- * and the close then come with the object itself, so the runtime does not
- * look it up by handle (a userdata key is the interpreter's slow path). */
+ * table holding the handle as _h) is given to C with core.adopt and kept by
+ * the connection (obj_ref) while it is joined: messages and the close come
+ * with the object itself, so the runtime does not look it up by handle (a
+ * userdata key is the interpreter's slow path). */
 #include "lua_bind.h"
 #include "room.h"
 #include "util.h"
@@ -19,7 +20,6 @@
 
 typedef struct conn_box {
     lp_conn *c;
-    int ref;            /* registry ref to the runtime's connection object while joined */
 } conn_box;
 
 static int box_gc(lua_State *L)
@@ -36,8 +36,8 @@ int lua_conn_join(lua_State *L, room *r, lp_conn *c)
     b->c = c;
     luaL_getmetatable(L, CONN_MT);
     lua_setmetatable(L, -2);
-    b->ref = LUA_NOREF; /* until core.adopt */
     c->box = b;
+    c->obj_ref = LUA_NOREF; /* until core.adopt */
     /* Newest first, as the room keeps them. */
     c->prev = NULL;
     c->next = r->conns;
@@ -53,7 +53,8 @@ int lua_conn_join(lua_State *L, room *r, lp_conn *c)
 
 void lua_conn_push(lua_State *L, lp_conn *c)
 {
-    if (c->box) lua_rawgeti(L, LUA_REGISTRYINDEX, c->box->ref);
+    /* obj_ref is set by join (LUA_NOREF, which reads as nil) */
+    if (c->joined) lua_rawgeti(L, LUA_REGISTRYINDEX, c->obj_ref);
     else lua_pushnil(L);
 }
 
@@ -66,10 +67,8 @@ void lua_conn_leave(lua_State *L, room *r, lp_conn *c)
     if (c->next) c->next->prev = c->prev;
     c->prev = c->next = NULL;
     r->nconns--;
-    if (c->box) {
-        luaL_unref(L, LUA_REGISTRYINDEX, c->box->ref);
-        c->box->ref = LUA_NOREF;
-    }
+    luaL_unref(L, LUA_REGISTRYINDEX, c->obj_ref);
+    c->obj_ref = LUA_NOREF;
     conn_unref(c);
 }
 
@@ -122,7 +121,8 @@ static int l_conn_send(lua_State *L)
     /* called as conn.send(other, message) */
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "_h");
-    return send_message(L, luaL_checkudata(L, -1, CONN_MT), 2);
+    lua_replace(L, 1); /* so a bad handle is reported as argument 1 */
+    return send_message(L, luaL_checkudata(L, 1, CONN_MT), 2);
 }
 
 /* core.adopt(handle, conn): conn is what message and close events pass;
@@ -138,8 +138,8 @@ static int l_adopt(lua_State *L)
     lua_pushvalue(L, 2);
     lua_pushcclosure(L, l_conn_send, 2);
     lua_rawset(L, 2);
-    luaL_unref(L, LUA_REGISTRYINDEX, b->ref);
-    b->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    luaL_unref(L, LUA_REGISTRYINDEX, b->c->obj_ref);
+    b->c->obj_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 

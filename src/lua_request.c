@@ -159,8 +159,7 @@ static bool token_ok(const char *s, size_t n)
     return true;
 }
 
-/* Collects headers without raising: returns an error string or NULL. */
-static const char *collect_headers(lua_State *L, int idx, http_headers *h)
+const char *lua_collect_headers(lua_State *L, int idx, http_headers *h)
 {
     if (lua_isnoneornil(L, idx)) return NULL;
     if (!lua_istable(L, idx)) return "headers must be a table of name = value";
@@ -190,7 +189,7 @@ static const char *collect_headers(lua_State *L, int idx, http_headers *h)
 
 void lua_check_headers(lua_State *L, int idx, http_headers *h)
 {
-    const char *err = collect_headers(L, idx, h);
+    const char *err = lua_collect_headers(L, idx, h);
     if (err) {
         http_headers_free(h);
         luaL_error(L, "%s", err);
@@ -212,7 +211,7 @@ http_response *lua_to_response(lua_State *L, int idx, char **err)
         if (http_header_value_ok(type, n)) http_headers_add(&res->headers, "content-type", 12, type, n);
         else e = "header values must be strings without CR, LF or NUL";
     } else {
-        e = collect_headers(L, idx + 1, &res->headers);
+        e = lua_collect_headers(L, idx + 1, &res->headers);
     }
     if (e) {
         buf b;

@@ -440,13 +440,13 @@ static void hook_done(task *t)
         t->gate->decide(t->gate, res, NULL);
     } else if (verdict && strcmp(verdict, "request") == 0) {
         http_headers *h = xcalloc(1, sizeof *h);
-        lua_State *L = co;
-        lua_pushnil(L);
-        while (lua_next(L, 2)) {
-            size_t nl, vl;
-            const char *n = lua_tolstring(L, -2, &nl), *v = lua_tolstring(L, -1, &vl);
-            if (n && v && http_header_value_ok(v, vl)) http_headers_add(h, n, nl, v, vl);
-            lua_pop(L, 1);
+        const char *bad = lua_collect_headers(co, 2, h);
+        if (bad) { /* checked as a response's headers are: a request must not carry them on */
+            http_headers_free(h);
+            free(h);
+            log_error("%s static hook: the request it returned: %s", t->r->party->name, bad);
+            t->gate->decide(t->gate, error_response(t->r, bad), NULL);
+            return;
         }
         t->gate->decide(t->gate, NULL, h);
     } else {

@@ -33,6 +33,16 @@ test('onBeforeRequest: rejects without credentials, passes a modified request wi
   assert.equal(yes.json().checked, 'yes');
 });
 
+test('onBeforeRequest: a returned request with a bad header is a 500 that says so, not passed on', async () => {
+  for (const [path, why] of [['bad-header', /header values must be strings without CR, LF or NUL/],
+                             ['bad-name', /invalid header name/]]) {
+    const res = await httpRequest(`${server.url}/parties/main/r5/${path}`, { headers: { authorization: 'Bearer ok' } });
+    assert.equal(res.status, 500, `${path}: ${res.text}`);
+    assert.match(res.text, why);
+  }
+  assert.ok(server.alive());
+});
+
 test('cross-party fetch skips the hooks, as in PartyKit', async () => {
   const res = await httpRequest(`${server.url}/parties/open/x`);
   assert.equal(res.status, 200);

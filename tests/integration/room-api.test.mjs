@@ -74,6 +74,13 @@ test('getConnectionTags + getConnections(tag)', { timeout: 10000 }, async () => 
     { what: 'tag "red" to list only t-b after t-a closed' });
 });
 
+test('a connection whose Lua handle was collected still gets its messages', { timeout: 10000 }, async () => {
+  const a = await join('drop-room', '?_pk=d-a');
+  assert.deepEqual(await ask(a, { cmd: 'dropHandle' }), { type: 'dropped', id: 'd-a' });
+  assert.deepEqual(await ask(a, { cmd: 'whoami' }), { type: 'whoami', id: 'd-a' });
+  assert.deepEqual(await ask(a, { cmd: 'whoami' }), { type: 'whoami', id: 'd-a' });
+});
+
 test('conn:setState / conn.state, visible through getConnection', { timeout: 10000 }, async () => {
   const a = await join('state-room', '?_pk=s-a');
   const b = await join('state-room', '?_pk=s-b');

@@ -210,6 +210,12 @@ test('party names with a dash ("my-party") and "connections" work', { timeout: 1
   assert.deepEqual(hello, { party: 'my-party', room: 'dash-room', id: 'd1' });
   c.send('hi');
   assert.equal(await c.nextText(), 'my-party:hi');
+  const c2 = await open('/parties/my-party/dash-room?_pk=d2');
+  await c2.nextJson();
+  c.send('tagged:d2');
+  assert.equal(await c.nextText(), 'tagged:d2', 'a party without getConnectionTags: the id is a tag');
+  c.send('tagged:nobody');
+  assert.equal(await c.nextText(), 'tagged:');
   const r = await httpRequest(`${srv.url}/parties/my-party/dash-room`);
   assert.equal(r.status, 200);
   assert.equal(r.json().party, 'my-party');

@@ -17,6 +17,8 @@ function P.onBeforeRequest(req, lobby)
     return Response.json({ error = "unauthorized", room = lobby.id, party = lobby.party }, { status = 401 })
   end
   req.headers["x-checked"] = "yes"
+  if req.url:find("bad-header", 1, true) then req.headers["x-bad"] = "two\nlines" end
+  if req.url:find("bad-name", 1, true) then req.headers["a\0b"] = "c" end
   return req
 end
 

@@ -105,6 +105,19 @@ function commands.get(self, c, sender)
   }))
 end
 
+-- The party drops its connection object's handle and send function (private
+-- fields) and collects: the connection must still get its messages.
+function commands.dropHandle(self, c, sender)
+  sender._h, sender.send = nil, nil
+  collectgarbage()
+  collectgarbage()
+  self.room:broadcast(json.encode({ type = "dropped", id = sender.id }))
+end
+
+function commands.whoami(self, c, sender)
+  self.room:broadcast(json.encode({ type = "whoami", id = sender.id }))
+end
+
 function commands.sendTo(self, c, sender)
   local conn = self.room:getConnection(c.id)
   if conn then

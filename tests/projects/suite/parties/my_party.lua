@@ -9,6 +9,13 @@ function P:onConnect(conn, ctx)
 end
 
 function P:onMessage(msg, sender)
+  local tag = tostring(msg):match("^tagged:(.*)$")
+  if tag then -- no getConnectionTags here: a connection's only tag is its id
+    local ids = {}
+    for c in self.room:getConnections(tag) do ids[#ids + 1] = c.id end
+    sender:send("tagged:" .. table.concat(ids, ","))
+    return
+  end
   sender:send("my-party:" .. tostring(msg))
 end
 
