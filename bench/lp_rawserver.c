@@ -55,6 +55,14 @@ struct conn {
   size_t room_idx;
   conn *dirty_next;
   int dirty;
+  /* the data message being received (wslay's no_buffering mode, as luaparty
+   * uses it: a message that comes in one piece is used where wslay read it) */
+  const uint8_t *whole;
+  size_t whole_len;
+  int has_whole, in_ctrl, fin, too_big;
+  uint64_t frame_len, msg_len;
+  uint8_t *parts;
+  size_t parts_len;
 };
 
 static uv_loop_t *loop;
@@ -184,6 +192,7 @@ static void on_closed(uv_handle_t *h) {
   conn *c = (conn *)h;
   if (c->ws)
     wslay_event_context_free(c->ws);
+  free(c->parts);
   lp_io_free(&c->io);
   free(c);
 }
@@ -257,15 +266,54 @@ static void send_frame(conn *o, const uint8_t *hdr, size_t hl,
     mark_dirty(o);
 }
 
+static void ws_on_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *a,
+                        void *ud) {
+  conn *c = ud;
+  c->in_ctrl = wslay_is_ctrl_frame(a->opcode);
+  if (c->in_ctrl || c->too_big)
+    return;
+  if (a->opcode != WSLAY_CONTINUATION_FRAME)
+    c->msg_len = 0;
+  c->fin = a->fin;
+  c->frame_len = a->payload_length;
+  c->msg_len += a->payload_length;
+  if (c->msg_len > MAX_MSG) { /* wslay checks one frame; a fragmented message is ours */
+    c->too_big = 1;
+    wslay_event_queue_close(ctx, WSLAY_CODE_MESSAGE_TOO_BIG, NULL, 0);
+    wslay_event_shutdown_read(ctx);
+  }
+}
+
+static void ws_on_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *a,
+                        void *ud) {
+  (void)ctx;
+  conn *c = ud;
+  if (c->in_ctrl || c->too_big)
+    return;
+  if (c->fin && c->msg_len == c->frame_len && a->data_length == c->frame_len) {
+    c->whole = a->data;
+    c->whole_len = a->data_length;
+    c->has_whole = 1;
+    return;
+  }
+  uint8_t *p = realloc(c->parts, c->parts_len + a->data_length + 1);
+  if (!p)
+    abort();
+  memcpy(p + c->parts_len, a->data, a->data_length);
+  c->parts = p;
+  c->parts_len += a->data_length;
+}
+
 static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
                       void *ud) {
   (void)ctx;
   conn *c = ud;
-  if (wslay_is_ctrl_frame(a->opcode))
+  if (wslay_is_ctrl_frame(a->opcode) || c->too_big)
     return; /* ping/pong/close are handled by wslay */
-  struct wslay_event_msg m = {a->opcode, a->msg, a->msg_length};
+  struct wslay_event_msg m = {a->opcode, c->has_whole ? c->whole : c->parts,
+                              c->has_whole ? c->whole_len : c->parts_len};
   uint8_t hdr[10];
-  size_t hl = frame_header(hdr, a->opcode, a->msg_length);
+  size_t hl = frame_header(hdr, a->opcode, m.msg_length);
   if (c->room) {
     room *r = c->room;
     for (size_t i = 0; i < r->n; i++) {
@@ -276,6 +324,10 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
   } else {
     send_frame(c, hdr, hl, &m);
   }
+  c->has_whole = 0;
+  free(c->parts);
+  c->parts = NULL;
+  c->parts_len = 0;
 }
 
 /* ---- HTTP ------------------------------------------------------------- */
@@ -386,6 +438,7 @@ static int start_ws(conn *c, const char *rest, size_t rest_len) {
   if (wslay_event_context_server_init(&c->ws, &ws_callbacks, c) != 0)
     return -1;
   wslay_event_config_set_max_recv_msg_length(c->ws, MAX_MSG);
+  wslay_event_config_set_no_buffering(c->ws, 1); /* see ws_on_start */
   size_t pl = path_len(c);
   const char *bc = "/broadcast";
   int is_bcast = 0;
@@ -521,6 +574,8 @@ int main(int argc, char **argv) {
   ws_callbacks.recv_callback = ws_recv;
   ws_callbacks.send_callback = ws_send;
   ws_callbacks.on_msg_recv_callback = ws_on_msg;
+  ws_callbacks.on_frame_recv_start_callback = ws_on_start;
+  ws_callbacks.on_frame_recv_chunk_callback = ws_on_chunk;
 
   static uv_tcp_t server;
   struct sockaddr_in addr;

@@ -126,11 +126,57 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
+/* Data messages are not buffered by wslay (no_buffering, see unpark): its
+ * buffering costs two mallocs, two copies and their frees per message. A
+ * message whose one frame arrives in one piece is handed on from wslay's
+ * own read buffer (still valid in msg_cb, which wslay calls in the same
+ * step); only a message in several pieces (fragments, or a frame split
+ * across reads or over wslay's 4 KiB buffer) is gathered in s->parts. wslay
+ * still checks each frame (masking, opcodes, UTF-8 of text, the size of one
+ * frame); the size of a fragmented message as a whole is checked here. */
+static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                           void *ud)
+{
+    ws_session *s = ud;
+    s->in_ctrl = arg->opcode >= 8;
+    if (s->in_ctrl || s->too_big) return; /* wslay buffers control frames itself */
+    if (arg->opcode != WSLAY_CONTINUATION_FRAME) s->msg_len = 0; /* a new message */
+    s->frame_fin = arg->fin;
+    s->frame_len = arg->payload_length;
+    s->msg_len += arg->payload_length;
+    if (s->msg_len > s->max_message) {
+        s->too_big = true;
+        wslay_event_queue_close(ctx, 1009, NULL, 0);
+        wslay_event_shutdown_read(ctx);
+    }
+}
+
+static void frame_chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                           void *ud)
+{
+    ws_session *s = ud;
+    if (s->in_ctrl || s->too_big) return;
+    if (s->frame_fin && s->msg_len == s->frame_len && arg->data_length == s->frame_len) {
+        s->whole = arg->data; /* the whole message in one piece */
+        s->whole_len = arg->data_length;
+        s->has_whole = true;
+    } else if (arg->data_length) {
+        buf_append(&s->parts, arg->data, arg->data_length);
+    }
+}
+
 static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *ud)
 {
     ws_session *s = ud;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-        s->ev->on_message(s->ud, arg->opcode, arg->msg, arg->msg_length);
+        if (s->too_big) return;
+        if (s->has_whole) {
+            s->has_whole = false;
+            s->ev->on_message(s->ud, arg->opcode, s->whole, s->whole_len);
+        } else {
+            s->ev->on_message(s->ud, arg->opcode, (const uint8_t *)s->parts.data, s->parts.len);
+            buf_free(&s->parts); /* rare: no memory kept between messages */
+        }
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         s->close_code = arg->status_code ? arg->status_code : 1005;
     }
@@ -147,6 +193,8 @@ static const struct wslay_event_callbacks callbacks = {
     .send_callback = send_cb,
     .genmask_callback = genmask_cb,
     .on_msg_recv_callback = msg_cb,
+    .on_frame_recv_start_callback = frame_start_cb,
+    .on_frame_recv_chunk_callback = frame_chunk_cb,
 };
 
 static int unpark(ws_session *s)
@@ -154,6 +202,7 @@ static int unpark(ws_session *s)
     if (s->ctx) return 0;
     if (wslay_event_context_server_init(&s->ctx, &callbacks, s) != 0) return -1;
     wslay_event_config_set_max_recv_msg_length(s->ctx, s->max_message);
+    wslay_event_config_set_no_buffering(s->ctx, 1); /* see frame_start_cb */
     return 0;
 }
 
@@ -233,6 +282,7 @@ void ws_session_free(ws_session *s)
 {
     if (s->ctx) wslay_event_context_free(s->ctx);
     s->ctx = NULL;
+    buf_free(&s->parts);
 }
 
 int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
