@@ -190,6 +190,7 @@ static int l_broadcast(lua_State *L)
         luaL_checktype(L, 2, LUA_TTABLE);
         without = 2;
     }
+    if (!r->conns) return 0; /* no one to send to: nothing to encode */
     chunk *msg = ws_msg_new(opcode, data, len);
     for (lp_conn *c = r->conns; c; c = c->next)
         if (!c->gone && !excluded(L, without, c->id)) room_output_send(r, c, msg);

@@ -102,6 +102,8 @@ bool metrics_render(worker *w, buf *b)
     counter(b, "luaparty_messages_out_total", "WebSocket messages sent.", m->messages_out);
     counter(b, "luaparty_bytes_in_total", "WebSocket payload bytes received.", m->bytes_in);
     counter(b, "luaparty_bytes_out_total", "WebSocket payload bytes sent.", m->bytes_out);
+    counter(b, "luaparty_ws_frames_encoded_total",
+            "WebSocket data frames encoded (a broadcast encodes one frame for all its receivers).", m->frames_encoded);
     buf_appendstr(b, "# HELP luaparty_http_requests_total HTTP responses by status.\n"
                      "# TYPE luaparty_http_requests_total counter\n");
     for (int code = 100; code < 600; code++)

@@ -237,6 +237,10 @@ test('/metrics: counters move by the traffic, gauges count rooms and connections
       assert.equal(await c1.nextText(), `echo:${t}`);
     }
     c2.send('fail');
+    // one broadcast to both: one frame encoded, sent twice
+    c2.send('all');
+    assert.equal(await c1.nextText(), 'to all');
+    assert.equal(await c2.nextText(), 'to all');
     assert.equal((await httpRequest(`${s.url}/parties/main/m2`)).status, 200);
     assert.equal((await httpRequest(`${s.url}/no/such/thing`)).status, 404);
     assert.equal((await httpRequest(`${s.url}/parties/main/m3/fail`)).status, 500);
@@ -247,10 +251,11 @@ test('/metrics: counters move by the traffic, gauges count rooms and connections
     const b = await scrape();
     const d = (k) => (b[k] ?? 0) - (a[k] ?? 0);
     assert.equal(d('luaparty_connections_opened_total'), 2);
-    assert.equal(d('luaparty_messages_in_total'), 4);
-    assert.equal(d('luaparty_messages_out_total'), 3);
-    assert.equal(d('luaparty_bytes_in_total'), sent.join('').length + 'fail'.length);
-    assert.equal(d('luaparty_bytes_out_total'), sent.map((t) => `echo:${t}`).join('').length);
+    assert.equal(d('luaparty_messages_in_total'), 5);
+    assert.equal(d('luaparty_messages_out_total'), 5);
+    assert.equal(d('luaparty_ws_frames_encoded_total'), 4, '3 echoes + 1 broadcast frame shared by its 2 sends');
+    assert.equal(d('luaparty_bytes_in_total'), sent.join('').length + 'fail'.length + 'all'.length);
+    assert.equal(d('luaparty_bytes_out_total'), sent.map((t) => `echo:${t}`).join('').length + 2 * 'to all'.length);
     assert.equal(d('luaparty_http_requests_total{status="200"}'), 1);
     assert.equal(d('luaparty_http_requests_total{status="404"}'), 1);
     assert.equal(d('luaparty_http_requests_total{status="500"}'), 1);

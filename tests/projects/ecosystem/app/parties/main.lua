@@ -46,6 +46,7 @@ end
 
 function P:onMessage(message, sender)
   if message == "fail" then error("onMessage failed on purpose") end
+  if message == "all" then return self.room:broadcast("to all") end
   sender:send("echo:" .. tostring(message))
 end
 
