@@ -9,8 +9,9 @@
  * own list is empty); closing the room frees its slabs, not its
  * objects. (2 KiB: an idle room leaves half its last slab unused, and
  * bench/rooms.mjs measured 2 KB less RSS per room than with 4 KiB; with
- * 1 KiB the slabs' own overhead and unusable tails cost more again.) Larger blocks (the state itself, big strings and arrays) go to
- * malloc. One room's arena is only ever used by its owner's thread. */
+ * 1 KiB the slabs' own overhead and unusable tails cost more again.)
+ * Larger blocks (the state itself, big strings and arrays) go to malloc.
+ * One room's arena is only ever used by its owner's thread. */
 #include "arena.h"
 
 #include <stdbool.h>

@@ -10,6 +10,7 @@
  * with the object itself, so the runtime does not look it up by handle (a
  * userdata key is the interpreter's slow path). */
 #include "lua_bind.h"
+#include "metrics.h"
 #include "room.h"
 #include "util.h"
 #include "ws.h"
@@ -85,6 +86,15 @@ static lp_conn *check_conn(lua_State *L, int idx)
     return b->c && !b->c->gone ? b->c : NULL;
 }
 
+/* The frame for a message a party sends to its connections: made once
+ * however many receive it (counted for /metrics, where a broadcast shows
+ * as one frame). */
+static chunk *frame_of(int opcode, const char *data, size_t len)
+{
+    METRIC_ADD(frames_encoded, 1);
+    return ws_msg_new(opcode, data, len);
+}
+
 /* Sends the message at idx to the handle's connection; pushes true, or
  * false if the connection is closed. */
 static int send_message(lua_State *L, conn_box *b, int idx)
@@ -97,7 +107,7 @@ static int send_message(lua_State *L, conn_box *b, int idx)
         lua_pushboolean(L, 0);
         return 1;
     }
-    chunk *msg = ws_msg_new(opcode, data, len);
+    chunk *msg = frame_of(opcode, data, len);
     room_output_send(c->room, c, msg);
     chunk_unref(msg);
     lua_pushboolean(L, 1);
@@ -191,7 +201,7 @@ static int l_broadcast(lua_State *L)
         without = 2;
     }
     if (!r->conns) return 0; /* no one to send to: nothing to encode */
-    chunk *msg = ws_msg_new(opcode, data, len);
+    chunk *msg = frame_of(opcode, data, len);
     for (lp_conn *c = r->conns; c; c = c->next)
         if (!c->gone && !excluded(L, without, c->id)) room_output_send(r, c, msg);
     chunk_unref(msg);

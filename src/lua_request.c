@@ -159,6 +159,15 @@ static bool token_ok(const char *s, size_t n)
     return true;
 }
 
+/* Adds one header a party gave, if it is valid: returns what is wrong, or NULL. */
+static const char *add_checked(http_headers *h, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (!token_ok(name, nlen)) return "invalid header name";
+    if (!value || !http_header_value_ok(value, vlen)) return "header values must be strings without CR, LF or NUL";
+    http_headers_add(h, name, nlen, value, vlen);
+    return NULL;
+}
+
 const char *lua_collect_headers(lua_State *L, int idx, http_headers *h)
 {
     if (lua_isnoneornil(L, idx)) return NULL;
@@ -173,15 +182,11 @@ const char *lua_collect_headers(lua_State *L, int idx, http_headers *h)
         }
         const char *name = lua_tolstring(L, -2, &nlen);
         const char *value = lua_isstring(L, -1) ? lua_tolstring(L, -1, &vlen) : NULL;
-        if (!token_ok(name, nlen)) {
+        const char *bad = add_checked(h, name, nlen, value, vlen);
+        if (bad) {
             lua_pop(L, 2);
-            return "invalid header name";
+            return bad;
         }
-        if (!value || !http_header_value_ok(value, vlen)) {
-            lua_pop(L, 2);
-            return "header values must be strings without CR, LF or NUL";
-        }
-        http_headers_add(h, name, nlen, value, vlen);
         lua_pop(L, 1);
     }
     return NULL;
@@ -204,12 +209,11 @@ http_response *lua_to_response(lua_State *L, int idx, char **err)
         return NULL;
     }
     http_response *res = http_response_new(status, NULL, NULL, 0);
-    const char *e = NULL;
+    const char *e;
     if (lua_type(L, idx + 1) == LUA_TSTRING) { /* the content type alone (runtime.lua: normalize) */
         size_t n;
         const char *type = lua_tolstring(L, idx + 1, &n);
-        if (http_header_value_ok(type, n)) http_headers_add(&res->headers, "content-type", 12, type, n);
-        else e = "header values must be strings without CR, LF or NUL";
+        e = add_checked(&res->headers, "content-type", 12, type, n);
     } else {
         e = lua_collect_headers(L, idx + 1, &res->headers);
     }

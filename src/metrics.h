@@ -19,7 +19,7 @@ typedef struct metrics {
     uint64_t commit_ns_sum;
     uint64_t reloads;
     uint64_t connections_opened;
-    uint64_t frames_encoded;         /* WebSocket data frames made (ws_msg_new) */
+    uint64_t frames_encoded;         /* frames made for a party's sends (lua_conn.c) */
 } metrics;
 /* Only uint64_t counters: metrics.c sums the workers' sets as arrays. */
 _Static_assert(sizeof(metrics) % sizeof(uint64_t) == 0, "metrics holds uint64_t counters only");

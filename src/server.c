@@ -475,10 +475,11 @@ static void ws_feed(client *c, const uint8_t *data, size_t len)
 
 /* ---- HTTP ---- */
 
-/* Queues a response; the connection stays open for the next request
- * (keep-alive, with its idle deadline) or closes after it. */
 /* One line per answered request: in dev, or at log level debug. */
 static bool request_log(const client *c) { return c->srv->cfg->dev || log_get_level() <= LOG_DEBUG; }
+
+/* Queues a response; the connection stays open for the next request
+ * (keep-alive, with its idle deadline) or closes after it. */
 
 static void send_response(client *c, const http_response *res, bool keep_alive, bool head, const char *method,
                           const char *target, uint64_t start)

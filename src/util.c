@@ -296,12 +296,19 @@ void str_copy(char *dst, size_t cap, const char *src)
 
 #define POOL_KEEP 256 /* spare blocks per pool: more in flight go back to malloc */
 
-void *pool_get(pool *p, size_t size)
+void *pool_pop(pool *p)
 {
     void *b = p->head;
-    if (!b) return xcalloc(1, size);
+    if (!b) return NULL;
     memcpy(&p->head, b, sizeof(void *));
     p->n--;
+    return b;
+}
+
+void *pool_get(pool *p, size_t size)
+{
+    void *b = pool_pop(p);
+    if (!b) return xcalloc(1, size);
     memset(b, 0, size);
     return b;
 }

@@ -59,14 +59,16 @@ dict_entry *dict_next(const dict *d, size_t *i);
 void str_copy(char *dst, size_t cap, const char *src);
 
 /* Spare blocks of one size, kept by one thread for the structs made and
- * freed once per message (a room's events and tasks): taking one is a
- * pointer swap instead of calloc + free. */
+ * freed once per message (a room's events and tasks, small chunks): taking
+ * one is a pointer swap instead of calloc + free. */
 typedef struct pool {
     void *head;       /* spare blocks, linked through their first word */
     unsigned n;
 } pool;
 /* A zeroed block of `size` bytes (the same size every call on a pool). */
 void *pool_get(pool *p, size_t size);
+/* A spare block as it was left, or NULL if there is none. */
+void *pool_pop(pool *p);
 void pool_put(pool *p, void *block);
 void pool_drain(pool *p);
 

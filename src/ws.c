@@ -8,7 +8,6 @@
  * enforces the message size limit and produces pong and close replies,
  * which reach the output queue through on_write, always as whole frames. */
 #include "ws.h"
-#include "metrics.h"
 #include "util.h"
 
 #include <openssl/evp.h>
@@ -76,7 +75,6 @@ chunk *ws_handshake_response(const http_request *req)
 chunk *ws_msg_new(int opcode, const void *payload, size_t len)
 {
     enum { ROOM = 10 }; /* the largest header: 2 + 8 bytes of length */
-    METRIC_ADD(frames_encoded, 1);
     chunk *c = chunk_new(ROOM + len);
     uint8_t *p = c->data + ROOM;
     if (len) memcpy(p, payload, len);

@@ -64,6 +64,13 @@ local function lower_headers(headers, level)
   return out
 end
 
+-- A response from checked parts: Response.new's, and a fetch's answer
+-- (luaparty.fetch and stub:fetch), whose parts C checked.
+function M._response(status, headers, body)
+  return setmetatable({ status = status, headers = headers, body = body, ok = status >= 200 and status < 300 },
+    response_mt)
+end
+
 --- Response.new(body [, init]): body is a string, a Binary or nil;
 --- init is {status = 200, headers = {...}}.
 function Response.new(body, init)
@@ -84,14 +91,7 @@ function Response.new(body, init)
   if headers["content-type"] == nil and body ~= "" then
     headers["content-type"] = "text/plain;charset=UTF-8"
   end
-  return setmetatable({ status = status, headers = headers, body = body, ok = status >= 200 and status < 300 },
-    response_mt)
-end
-
--- A fetch's answer (luaparty.fetch and stub:fetch): C checked its parts.
-function M._response(status, headers, body)
-  return setmetatable({ status = status, headers = headers, body = body, ok = status >= 200 and status < 300 },
-    response_mt)
+  return M._response(status, headers, body)
 end
 
 --- True if v was made by Response.new / Response.json (or returned by fetch).

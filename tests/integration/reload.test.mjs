@@ -56,11 +56,10 @@ function saveInPlace(file, text) {
 
 /** Starts `luaparty <command> <dir> --port 0 --persist <tmp>` (the lib helper); stopped and cleaned up after the test. */
 async function startIn(dir, command, args = []) {
-  const persist = mkTmp('luaparty-reload-persist-');
-  const srv = await startServer({ project: dir, persist, command, args });
+  const srv = await startServer({ project: dir, command, args });
   cleanups.push(async () => {
     await srv.stop();
-    fs.rmSync(persist, { recursive: true, force: true });
+    fs.rmSync(srv.persist, { recursive: true, force: true });
   });
   return srv;
 }
@@ -107,7 +106,7 @@ async function assertHealthy(srv) {
   assert.equal(srv.alive(), true, `server exited: ${JSON.stringify(srv.exitInfo)}\n${srv.logs().slice(-2000)}`);
   const r = await srv.stop();
   assert.doesNotMatch(srv.logs(), /AddressSanitizer|LeakSanitizer|runtime error:/, 'sanitizer report in the server log');
-  assert.deepEqual({ code: r.code, signal: r.signal, killed: Boolean(r.killed) }, { code: 0, signal: null, killed: false },
+  assert.deepEqual({ code: r.code, signal: r.signal, killed: r.killed }, { code: 0, signal: null, killed: false },
     `clean exit on SIGTERM; log tail:\n${srv.logs().slice(-2000)}`);
 }
 

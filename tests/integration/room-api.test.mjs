@@ -77,6 +77,7 @@ test('getConnectionTags + getConnections(tag)', { timeout: 10000 }, async () => 
 test('a connection whose Lua handle was collected still gets its messages', { timeout: 10000 }, async () => {
   const a = await join('drop-room', '?_pk=d-a');
   assert.deepEqual(await ask(a, { cmd: 'dropHandle' }), { type: 'dropped', id: 'd-a' });
+  // the next messages (each made afresh on the Lua side) still find the connection
   assert.deepEqual(await ask(a, { cmd: 'whoami' }), { type: 'whoami', id: 'd-a' });
   assert.deepEqual(await ask(a, { cmd: 'whoami' }), { type: 'whoami', id: 'd-a' });
 });

@@ -58,8 +58,7 @@ function startTls({ project = MULTIPARTY, certFile, keyFile, args = [], startTim
   const tlsArgs = [];
   if (certFile) tlsArgs.push('--tls-cert', certFile);
   if (keyFile) tlsArgs.push('--tls-key', keyFile);
-  return startServer({ project, command: 'serve', args: [...tlsArgs, ...args],
-    persist: mkTmp('luaparty-tls-persist-'), startTimeout });
+  return startServer({ project, command: 'serve', args: [...tlsArgs, ...args], startTimeout });
 }
 
 // ---- clients ----

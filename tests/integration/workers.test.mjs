@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import {
-  startServer, httpRequest, wsConnect, waitFor, closeAll, mkTmp, projectDir,
+  startServer, httpRequest, wsConnect, waitFor, closeAll, mkTmp, projectDir, runExpectExit,
 } from './lib/server.mjs';
 
 const servers = [];
@@ -202,7 +202,6 @@ test('"luaparty": {"workers": 3} in partykit.json sets the worker count; --worke
 });
 
 test('bad --workers values are refused with a clear message', async () => {
-  const { runExpectExit } = await import('./lib/server.mjs');
   for (const v of ['0', 'two', '-1', '1000']) {
     const r = await runExpectExit({ project: 'workers', args: ['--workers', v] });
     assert.equal(r.code, 2, r.logs);

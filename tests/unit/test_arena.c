@@ -39,10 +39,12 @@ TEST(arena_a_larger_free_block_is_split_when_a_class_is_empty)
     arena a = {0};
     char *p = arena_realloc(&a, NULL, 0, 64);
     size_t slabs = a.slab_bytes;
+    char *bump = a.bump;
     ASSERT_NULL(arena_realloc(&a, p, 64, 0));
     ASSERT(arena_realloc(&a, NULL, 0, 16) == p);      /* the front of the 64-byte hole */
     ASSERT(arena_realloc(&a, NULL, 0, 48) == p + 16); /* its rest, a 48-byte block */
-    ASSERT_EQ(a.slab_bytes, slabs);                   /* no new space taken */
+    ASSERT_EQ(a.slab_bytes, slabs);                   /* no new space taken: no new slab */
+    ASSERT(a.bump == bump);                           /* nor carved from the current one */
     arena_release(&a);
 }
 

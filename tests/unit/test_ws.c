@@ -877,7 +877,7 @@ TEST(ws_session_tracks_headers_whole_and_split)
     static char big[70000];
     memset(big, 'x', sizeof big);
     size_t sizes[] = {5, 300, sizeof big};
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
         buf in;
         buf_init(&in);
         client_frame(&in, false, WS_BINARY, big, sizes[k]);

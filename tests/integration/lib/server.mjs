@@ -106,7 +106,7 @@ export async function startServer({ project, args = [], persist, startTimeout = 
       } else if (Date.now() - t0 > startTimeout) {
         clearInterval(timer);
         try { s.proc.kill('SIGKILL'); } catch { /* ignore */ }
-        reject(new Error(`luaparty did not print "listening on http://127.0.0.1:PORT" within ${startTimeout} ms; ` +
+        reject(new Error(`luaparty did not print "listening on http(s)://127.0.0.1:PORT" within ${startTimeout} ms; ` +
           `argv: ${s.argv.join(' ')}\nlogs:\n${s.logs()}`));
       }
     }, 10);
