@@ -1,5 +1,5 @@
-// What the node bench scripts (reload.mjs, tls.mjs, rooms.mjs) share: where the repo
-// is, the luaparty binary under test, the ws client, numeric --options.
+// What the node bench scripts share: where the repo is, the luaparty binary
+// under test (LUAPARTY_BIN), the ws package, numeric --options.
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -7,13 +7,21 @@ import { fileURLToPath } from 'node:url';
 export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = process.env.LUAPARTY_BIN ? path.resolve(process.env.LUAPARTY_BIN) : path.join(repo, 'build/luaparty');
 
-// ws from bench/node_modules, else from tests/ (installed by the test command)
-const require = createRequire(import.meta.url);
 let ws;
-try { ws = require('ws'); } catch {
-  ws = createRequire(path.join(repo, 'tests/package.json'))('ws');
+/** The npm ws package (its WebSocket class): from bench/node_modules, else
+ *  from tests/ (installed by the test command). Loaded on first call, so a
+ *  script that needs no WebSocket does not need ws. */
+export function loadWs() {
+  for (const base of ['bench', 'tests']) {
+    if (ws) break;
+    try { ws = createRequire(path.join(repo, base, 'package.json'))('ws'); } catch { /* try the next place */ }
+  }
+  if (!ws) {
+    console.error('cannot find npm "ws": run `npm install --no-audit --no-fund` in bench/ (or the test command)');
+    process.exit(1);
+  }
+  return ws;
 }
-export const WebSocket = ws;
 
 const args = process.argv.slice(2);
 /** The number after --name on the command line, or dflt. */

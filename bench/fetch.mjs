@@ -22,9 +22,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BIN } from './common.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '..');
 
 // ---- child mode: the target server ----
 if (process.argv[2] === '--target-server') {
@@ -75,7 +74,7 @@ async function main() {
   const duration = Number(arg('--duration', 5));
   const clients = Number(arg('--clients', 10));
   const perRequest = Number(arg('--per-request', 200));
-  const bin = path.resolve(arg('--bin', process.env.LUAPARTY_BIN || path.join(repo, 'build/luaparty')));
+  const bin = path.resolve(arg('--bin', BIN));
   const children = new Set();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'luaparty-bench-fetch-'));
   const cleanup = () => {

@@ -15,13 +15,14 @@
 # Prints one line per (server, test) and a table with luaparty/raw ratios.
 # --luaparty-args adds options to luaparty's command line (e.g. "--cpu-limit 0"
 # to see what the CPU limit costs: with it the JIT is on).
-# Bounded: every step has a timeout; about 40 s in all.
+# Env: BUILD (<repo>/build), LUAPARTY, LG and RAW (the binaries, from BUILD).
+# Bounded: every step has a timeout; about 30 s in all.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 LUAPARTY=${LUAPARTY:-$BUILD/luaparty}
-LG=$BUILD/bench/lp_loadgen
-RAW=$BUILD/bench/lp_rawserver
+LG=${LG:-$BUILD/bench/lp_loadgen}
+RAW=${RAW:-$BUILD/bench/lp_rawserver}
 SECS=4
 TESTS="echo http"
 LP_ARGS=""
@@ -30,11 +31,11 @@ while [ $# -gt 0 ]; do
     --seconds) SECS=$2; shift 2 ;;
     --only) TESTS=${2//,/ }; shift 2 ;;
     --luaparty-args) LP_ARGS=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "instructions.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for t in valgrind callgrind_control wrk; do
+for t in valgrind callgrind_control wrk curl; do
   command -v "$t" >/dev/null || { echo "instructions.sh: $t not installed" >&2; exit 1; }
 done
 for f in "$LUAPARTY" "$LG" "$RAW"; do
@@ -45,16 +46,13 @@ PID=""
 cleanup() { [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; }
 trap cleanup EXIT
 
-free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})' 2>/dev/null || echo 19631; }
-
 count() { # SERVER TEST -> prints "instructions ops"
-  local srv=$1 test=$2 port cmd epath hpath
-  port=$(free_port)
+  local srv=$1 test=$2 port="" cmd epath hpath
   if [ "$srv" = raw ]; then
-    cmd=("$RAW" --port "$port"); epath=/echo; hpath=/http/bench
+    cmd=("$RAW" --port 0); epath=/echo; hpath=/http/bench
   else
     mkdir -p "$OUT/persist-$test"
-    cmd=("$LUAPARTY" serve "$ROOT/bench/project" --workers 1 --port "$port" --persist "$OUT/persist-$test" --log-level warn)
+    cmd=("$LUAPARTY" serve "$ROOT/bench/project" --workers 1 --port 0 --persist "$OUT/persist-$test" --log-level warn)
     # shellcheck disable=SC2206 # word splitting of the extra options is intended
     cmd+=($LP_ARGS)
     epath=/parties/main/echo; hpath=/parties/http/bench
@@ -63,8 +61,9 @@ count() { # SERVER TEST -> prints "instructions ops"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg" "${cmd[@]}" >"$OUT/$srv.$test.log" 2>&1 &
   PID=$!
   local i
-  for i in $(seq 1 150); do
-    curl -s -m 1 -o /dev/null "http://127.0.0.1:$port$hpath" && break
+  for i in $(seq 1 150); do # the port it printed, then one request (warm-up)
+    [ -n "$port" ] || port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9][0-9]*\).*/\1/p' "$OUT/$srv.$test.log" | head -1)
+    [ -n "$port" ] && curl -s -m 1 -o /dev/null "http://127.0.0.1:$port$hpath" && break
     kill -0 "$PID" 2>/dev/null || break
     sleep 0.1
   done

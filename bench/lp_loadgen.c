@@ -446,13 +446,8 @@ static int on_h_field_done(llhttp_t *p) {
 
 static int on_h_value(llhttp_t *p, const char *at, size_t len) {
   conn *c = p->data;
-  if (c->cur) {
-    size_t n = len;
-    if (c->accept_len + n > sizeof c->accept - 1)
-      n = sizeof c->accept - 1 - c->accept_len;
-    memcpy(c->accept + c->accept_len, at, n);
-    c->accept_len += n;
-  }
+  if (c->cur)
+    lp_append_capped(c->accept, &c->accept_len, sizeof c->accept, at, len);
   return 0;
 }
 

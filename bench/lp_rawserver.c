@@ -296,7 +296,9 @@ static void ws_on_chunk(wslay_event_context_ptr ctx, const struct wslay_event_on
     c->has_whole = 1;
     return;
   }
-  uint8_t *p = realloc(c->parts, c->parts_len + a->data_length + 1);
+  if (!a->data_length)
+    return;
+  uint8_t *p = realloc(c->parts, c->parts_len + a->data_length);
   if (!p)
     abort();
   memcpy(p + c->parts_len, a->data, a->data_length);
@@ -365,11 +367,7 @@ static int on_header_field_complete(llhttp_t *p) {
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   conn *c = p->data;
   if (c->cur == 1) {
-    size_t n = len;
-    if (c->key_len + n > sizeof c->key - 1)
-      n = sizeof c->key - 1 - c->key_len;
-    memcpy(c->key + c->key_len, at, n);
-    c->key_len += n;
+    lp_append_capped(c->key, &c->key_len, sizeof c->key, at, len);
   } else if (c->cur == 2) {
     if (len >= 9 && strncasecmp(at, "websocket", 9) == 0)
       c->upgrade_ws = 1;

@@ -7,24 +7,9 @@
 // Usage: node node-ws-server.mjs [--port N] [--host 127.0.0.1]
 // --port 0 picks a free port; prints "listening on http://HOST:PORT" on stderr.
 import http from 'node:http';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadWs } from './common.mjs';
 
-// ws from bench/node_modules (npm install in bench/), else tests/node_modules.
-const here = path.dirname(fileURLToPath(import.meta.url));
-let WebSocketServer;
-for (const base of [here, path.join(here, '..', 'tests')]) {
-  try {
-    const req = createRequire(path.join(base, 'package.json'));
-    ({ WebSocketServer } = req('ws'));
-    break;
-  } catch { /* try the next place */ }
-}
-if (!WebSocketServer) {
-  console.error('node-ws-server: cannot find npm "ws"; run `npm install --no-audit --no-fund` in bench/');
-  process.exit(1);
-}
+const { WebSocketServer } = loadWs();
 
 let port = 0;
 let host = '127.0.0.1';

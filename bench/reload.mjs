@@ -22,7 +22,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { repo, BIN, WebSocket, opt } from './common.mjs';
+import { repo, BIN, loadWs, opt } from './common.mjs';
+
+const WebSocket = loadWs();
 
 const ROOMS = opt('rooms', 1000);
 const RUNS = opt('runs', 5);

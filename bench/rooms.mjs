@@ -34,7 +34,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { repo as root, BIN, WebSocket } from './common.mjs';
+import { repo as root, BIN, loadWs } from './common.mjs';
 const T0 = Date.now();
 
 // ------------------------------------------------------------------ options
@@ -211,7 +211,7 @@ async function runMode(mode, steps) {
       if (j.room !== id) throw new Error(`GET /parties/http/${id}: answered for room ${j.room}`);
     } else {
       await new Promise((resolve, reject) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/parties/main/${id}`,
+        const ws = new (loadWs())(`ws://127.0.0.1:${server.port}/parties/main/${id}`,
           { perMessageDeflate: false, handshakeTimeout: opt.timeout * 1000 });
         let open = false;
         ws.on('open', () => { open = true; sockets[i] = ws; resolve(); });

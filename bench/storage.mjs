@@ -6,12 +6,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { repo as root, BIN as bin } from './common.mjs';
+
 const N = Number(process.argv[2] || 100000);
 const BYTES = Number(process.argv[3] || 100);
-const bin = path.join(root, 'build/luaparty');
 const raw = path.join(root, 'build/bench/lp_sqlite_raw');
 for (const f of [bin, raw]) if (!fs.existsSync(f)) { console.error(`missing ${f}: cmake --build build`); process.exit(1); }
 

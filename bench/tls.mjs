@@ -31,7 +31,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { repo, BIN, WebSocket, opt } from './common.mjs';
+import { repo, BIN, loadWs, opt } from './common.mjs';
+
+const WebSocket = loadWs();
 
 const DURATION = opt('duration', 5);
 const CONNS = opt('conns', 20);

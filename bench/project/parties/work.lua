@@ -1,5 +1,5 @@
 -- Benchmark party: some Lua work for every message (a loop of 2,000 steps,
--- about 30 µs with the JIT off), then the echo. A room whose time goes to
+-- about 35 µs with the JIT off), then the echo. A room whose time goes to
 -- party code rather than to the network: there, more workers pay off even
 -- on a machine whose load generator shares the cores (bench/run.sh, scaling).
 local P = {}
