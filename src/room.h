@@ -160,6 +160,8 @@ void room_hook(room *lobby, hook_kind kind, const http_request *req, const char 
 /* Queues a reload: new code (the party's current bytecode) and/or env. */
 void room_reload(room *r, bool code, bool env);
 
+/* True if the room holds `max` connections already (a new one is refused). */
+static inline bool room_full(const room *r, size_t max) { return r->attached >= max; }
 /* True if the room has no connections and nothing pending: it may be unloaded. */
 bool room_idle(const room *r);
 

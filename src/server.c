@@ -18,13 +18,9 @@
  * worker moves there (move/move_now/arrive), so a WebSocket always lives on
  * its room's worker; see README "Workers". */
 #include "server.h"
+#include "dispatch.h"
 #include "http.h"
 #include "log.h"
-#include "registry.h"
-#include "room.h"
-#include "router.h"
-#include "cron.h"
-#include "static.h"
 #include "metrics.h"
 #include "tls.h"
 #include "ws.h"
@@ -49,32 +45,9 @@ typedef struct out_item {
     size_t off;
 } out_item;
 
-typedef struct client_exchange {
-    exchange ex;
-    client *c;           /* NULL once the client went away */
-    bool head;
-    bool keep_alive;
-    uint64_t start;
-    char *method, *target;
-} client_exchange;
-
-/* Something the client waits for before it reads on (a static hook, a
- * cron run): every such struct starts with this. */
-typedef struct waiter {
-    gatekeeper g;
-    struct client *c;      /* NULL once the client went away */
-} waiter;
-
-typedef struct admission {
-    waiter w;
-    http_request *req;
-    hook_kind kind;
-    route rt;
-    uint64_t start;
-} admission;
-
 struct client {
     lp_conn conn;              /* valid once upgraded */
+    http_peer peer;            /* what dispatch sees of it (while HTTP) */
     uv_tcp_t tcp;
     uv_timer_t timer;          /* closing deadline, initialised on demand */
     uv_write_t wreq;
@@ -83,8 +56,6 @@ struct client {
     enum client_state state;
     http_parser *http;
     buf pending_in;            /* bytes behind a request that is being answered */
-    client_exchange *ex;       /* the request being answered */
-    waiter *wait;              /* a static hook or cron deciding about the request */
     ws_session ws;
     tls *tls;                  /* https/wss: bytes on the wire are ciphertext */
     out_item *out;
@@ -116,8 +87,7 @@ static void client_maybe_free(client *c)
 {
     /* still on the flush list: on_prepare frees it when it gets there */
     if (c->handles > 0 || (c->upgraded && c->conn.refs > 0) || c->dirty) return;
-    if (c->ex) c->ex->c = NULL;
-    if (c->wait) c->wait->c = NULL;
+    if (c->peer.waiting) c->peer.waiting->peer = NULL;
     for (size_t i = 0; i < c->out_n; i++) chunk_unref(c->out[(c->out_head + i) % c->out_cap].c);
     free(c->out);
     if (c->http) {
@@ -171,7 +141,7 @@ static void notify_room(client *c, int code, const char *error)
 {
     if (!c->upgraded || c->disconnected) return;
     c->disconnected = true;
-    room_disconnect(&c->conn, code, error);
+    dispatch_ws_closed(&c->conn, code, error);
 }
 
 static void client_close_now(client *c)
@@ -419,8 +389,8 @@ static void ws_conn_send(lp_conn *conn, chunk *msg)
     METRIC_ADD(bytes_out, chunk_payload_len(msg));
     out_push(c, msg);
     if (c->out_bytes > c->srv->cfg->max_output) {
-        log_warn("%s/%s: dropping connection %s: it stopped reading (%zu bytes queued)", conn->room->party->name,
-                 conn->room->id, conn->id, c->out_bytes);
+        log_warn("%s: dropping connection %s: it stopped reading (%zu bytes queued)", conn->uri, conn->id,
+                 c->out_bytes);
         notify_room(c, 1013, "slow consumer: output buffer full");
         client_close_now(c);
     }
@@ -441,7 +411,7 @@ static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
     client *c = ud;
     METRIC_ADD(messages_in, 1);
     METRIC_ADD(bytes_in, len);
-    room_message_bytes(&c->conn, opcode, data, len);
+    dispatch_ws_message(&c->conn, opcode, data, len);
 }
 
 static void ws_on_write(void *ud, const uint8_t *data, size_t len)
@@ -475,12 +445,10 @@ static void ws_feed(client *c, const uint8_t *data, size_t len)
 
 /* ---- HTTP ---- */
 
-/* One line per answered request: in dev, or at log level debug. */
-static bool request_log(const client *c) { return c->srv->cfg->dev || log_get_level() <= LOG_DEBUG; }
+static bool request_log(const client *c) { return dispatch_logs_requests(c->srv->cfg); }
 
 /* Queues a response; the connection stays open for the next request
  * (keep-alive, with its idle deadline) or closes after it. */
-
 static void send_response(client *c, const http_response *res, bool keep_alive, bool head, const char *method,
                           const char *target, uint64_t start)
 {
@@ -505,7 +473,7 @@ static void respond(client *c, int status, const char *body, bool close)
 }
 
 /* A request is with a room or a hook: input waits. */
-static bool busy(const client *c) { return c->ex || c->wait || c->moving; }
+static bool busy(const client *c) { return c->peer.waiting || c->moving; }
 
 /* An answer came after feed() returned: go on with the pipelined bytes. */
 static void continue_input(client *c)
@@ -518,122 +486,53 @@ static void continue_input(client *c)
     if (c->state == C_HTTP && !busy(c)) resume_reading(c);
 }
 
-/* luaparty.cors: party responses may be read by pages of that origin. */
-static void add_cors(const config *cfg, http_response *res)
+/* ---- what dispatch sees of a client (dispatch.h) ---- */
+
+static client *client_of(http_peer *p) { return (client *)((char *)p - offsetof(client, peer)); }
+
+static void peer_respond(http_peer *p, const http_response *res, bool keep_alive, bool head, const char *method,
+                         const char *target, uint64_t start)
 {
-    if (!cfg->cors_origin || http_headers_get(&res->headers, "access-control-allow-origin")) return;
-    http_headers_add(&res->headers, "access-control-allow-origin", 27, cfg->cors_origin, strlen(cfg->cors_origin));
-    if (strcmp(cfg->cors_origin, "*") != 0) http_headers_add(&res->headers, "vary", 4, "Origin", 6);
+    send_response(client_of(p), res, keep_alive, head, method, target, start);
 }
 
-/* A CORS preflight for a party URL, answered without waking the room. */
-static bool preflight(client *c, const http_request *req)
+static void peer_hold(http_peer *p) { disarm_deadline(client_of(p)); }
+
+/* A new WebSocket's early frames, once its room has its onConnect queued. */
+static void start_ws_input(client *c)
 {
-    const config *cfg = c->srv->cfg;
-    if (!cfg->cors_origin || strcmp(req->method, "OPTIONS") != 0 ||
-        !http_headers_get(&req->headers, "access-control-request-method"))
-        return false;
-    http_response *res = http_response_new(204, NULL, NULL, 0);
-    add_cors(cfg, res);
-    const char *want = http_headers_get(&req->headers, "access-control-request-headers");
-    const char *methods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
-    http_headers_add(&res->headers, "access-control-allow-methods", 28, methods, strlen(methods));
-    if (want && http_header_value_ok(want, strlen(want)))
-        http_headers_add(&res->headers, "access-control-allow-headers", 28, want, strlen(want));
-    http_headers_add(&res->headers, "access-control-max-age", 22, "86400", 5);
-    send_response(c, res, req->keep_alive, false, req->method, req->target, uv_hrtime());
-    http_response_free(res);
+    buf early = c->pending_in;
+    buf_init(&c->pending_in);
+    if (early.len) ws_feed(c, (const uint8_t *)early.data, early.len);
+    buf_free(&early);
+    resume_reading(c);
+}
+
+static void peer_resume(http_peer *p)
+{
+    client *c = client_of(p);
+    if (c->state == C_WS) start_ws_input(c);
+    else continue_input(c);
+}
+
+static void move(client *c, http_request *req, bool upgrade, worker *to);
+
+/* A WebSocket always goes to its room's worker (it stays with its room).
+ * An HTTP connection moves at most once, for its first room, and only when
+ * nothing is queued for it; after that its requests to other workers' rooms
+ * are forwarded (bench/run.sh: a connection that moved for every request
+ * cost ~5 us a request). */
+static bool peer_move(http_peer *p, http_request *req, bool upgrade, worker *to)
+{
+    client *c = client_of(p);
+    if (!upgrade && (c->moved || c->dirty || c->writing || c->out_n)) return false;
+    move(c, req, upgrade, to);
     return true;
 }
 
-static void exchange_respond(exchange *ex, http_response *res)
+static lp_conn *peer_accept_ws(http_peer *p, const http_request *req, const char *id)
 {
-    client_exchange *ce = (client_exchange *)ex;
-    client *c = ce->c;
-    if (c) {
-        c->ex = NULL;
-        add_cors(c->srv->cfg, res);
-        send_response(c, res, ce->keep_alive, ce->head, ce->method, ce->target, ce->start);
-        continue_input(c);
-    }
-    http_response_free(res);
-    free(ce->method);
-    free(ce->target);
-    free(ce);
-}
-
-static room *resolve(client *c, const party *p, const char *id, bool close)
-{
-    char *err = NULL;
-    room *r = registry_resolve(c->srv->w, p, id, &err);
-    if (!r) {
-        respond(c, 500, c->srv->cfg->dev ? err : "Internal Server Error", close);
-        free(err);
-    }
-    return r;
-}
-
-/* Answers a request that did not reach a room; returns true if it did. */
-static bool route_error(client *c, const route *rt, bool close)
-{
-    char msg[200];
-    switch (rt->kind) {
-    case ROUTE_ROOM: return false;
-    case ROUTE_NOT_FOUND: respond(c, 404, "Not found", close); return true;
-    case ROUTE_UNKNOWN_PARTY:
-        snprintf(msg, sizeof msg, "Party %s not found", rt->name);
-        respond(c, 404, msg, close);
-        return true;
-    case ROUTE_ID_TOO_LONG: respond(c, 414, "Room id too long (256 bytes at most)", close); return true;
-    }
-    return true;
-}
-
-static void exchange_fail(exchange *ex, const char *err)
-{
-    client_exchange *ce = (client_exchange *)ex;
-    client *c = ce->c; /* the registry logged why */
-    if (c) {
-        c->ex = NULL;
-        respond(c, 500, c->srv->cfg->dev ? err : "Internal Server Error", !ce->keep_alive);
-        continue_input(c);
-    }
-    free(ce->method);
-    free(ce->target);
-    free(ce);
-}
-
-/* Hands an HTTP request to its room (onRequest), on whichever worker. */
-static void deliver_request(client *c, http_request *req, const route *rt)
-{
-    disarm_deadline(c); /* the room takes its time */
-    client_exchange *ce = xcalloc(1, sizeof *ce);
-    ce->ex.respond = exchange_respond;
-    ce->ex.fail = exchange_fail;
-    ce->c = c;
-    ce->head = strcmp(req->method, "HEAD") == 0;
-    ce->keep_alive = req->keep_alive;
-    ce->start = uv_hrtime();
-    if (request_log(c)) { /* only the request log needs them */
-        ce->method = xstrdup(req->method);
-        ce->target = xstrdup(req->target);
-    }
-    c->ex = ce;
-    registry_request(c->srv->w, rt->party, rt->room, req, &ce->ex);
-}
-
-/* Completes a WebSocket upgrade: 101, then the room's onConnect. Bytes that
- * came after the upgrade request wait in pending_in. */
-static void deliver_upgrade(client *c, http_request *req, const route *rt)
-{
-    room *r = resolve(c, rt->party, rt->room, true);
-    if (!r) goto reject;
-    if (r->attached >= c->srv->cfg->max_room_connections) {
-        respond(c, 503, "room is full", true);
-        goto reject;
-    }
-    char id[512];
-    if (!query_param(req->target, "_pk", id, sizeof id) || !id[0]) uuid_v4(id);
+    client *c = client_of(p);
     char *uri = http_request_url(req);
     conn_init(&c->conn, &ws_conn_ops, id, uri);
     free(uri);
@@ -642,7 +541,7 @@ static void deliver_upgrade(client *c, http_request *req, const route *rt)
         conn_unref(&c->conn);
         c->upgraded = false;
         respond(c, 500, "cannot start a WebSocket session", true);
-        goto reject;
+        return NULL;
     }
     chunk *hs = ws_handshake_response(req);
     out_push(c, hs);
@@ -652,190 +551,12 @@ static void deliver_upgrade(client *c, http_request *req, const route *rt)
     c->http = NULL;
     c->state = C_WS;
     disarm_deadline(c);
-    if (c->srv->cfg->dev) log_info("connect %s/%s id=%s", rt->party->name, rt->room, id);
-    METRIC_ADD(connections_opened, 1);
-    room_connect(r, &c->conn, req);
-    buf early = c->pending_in;
-    buf_init(&c->pending_in);
-    if (early.len) ws_feed(c, (const uint8_t *)early.data, early.len);
-    buf_free(&early);
-    resume_reading(c);
-    return;
-reject:
-    http_request_free(req);
+    return &c->conn;
 }
 
-/* ---- static hooks: onBeforeConnect, onBeforeRequest, onFetch ---- */
-
-
-static void on_decision(gatekeeper *g, http_response *res, http_headers *headers)
-{
-    admission *a = (admission *)g;
-    client *c = a->w.c;
-    http_request *req = a->req;
-    if (c) {
-        c->wait = NULL;
-        bool upgrade = a->kind == HOOK_BEFORE_CONNECT;
-        bool head = strcmp(req->method, "HEAD") == 0;
-        if (res) {
-            add_cors(c->srv->cfg, res);
-            send_response(c, res, !upgrade && req->keep_alive, head, req->method, req->target, a->start);
-        } else if (a->kind == HOOK_FETCH) {
-            respond(c, 404, "Not found", !req->keep_alive);
-        } else {
-            if (headers) { /* the hook returned a modified request */
-                http_headers_free(&req->headers);
-                req->headers = *headers;
-                memset(headers, 0, sizeof *headers);
-            }
-            if (upgrade) deliver_upgrade(c, req, &a->rt);
-            else deliver_request(c, req, &a->rt);
-            req = NULL;
-        }
-        continue_input(c);
-    }
-    http_request_free(req);
-    http_response_free(res);
-    if (headers) http_headers_free(headers);
-    free(headers);
-    free(a);
-}
-
-/* Asks the party's lobby (room "") what to do with req. */
-static void admit(client *c, http_request *req, hook_kind kind, const route *rt)
-{
-    room *lobby = resolve(c, rt->party, "", kind == HOOK_BEFORE_CONNECT || !req->keep_alive);
-    if (!lobby) {
-        http_request_free(req);
-        return;
-    }
-    disarm_deadline(c);
-    admission *a = xcalloc(1, sizeof *a);
-    a->w.g.decide = on_decision;
-    a->w.c = c;
-    a->req = req;
-    a->kind = kind;
-    a->rt = *rt;
-    a->start = uv_hrtime();
-    c->wait = &a->w;
-    room_hook(lobby, kind, req, rt->room, &a->w.g);
-}
-
-typedef struct scheduled {
-    waiter w;
-    bool keep_alive;
-} scheduled;
-
-static void scheduled_answer(gatekeeper *g, http_response *res, http_headers *headers)
-{
-    scheduled *sc = (scheduled *)g;
-    client *c = sc->w.c;
-    if (c) {
-        c->wait = NULL;
-        if (res) send_response(c, res, sc->keep_alive, false, NULL, NULL, 0);
-        else respond(c, 200, "cron ran", !sc->keep_alive);
-        continue_input(c);
-    }
-    http_response_free(res);
-    if (headers) http_headers_free(headers);
-    free(headers);
-    free(sc);
-}
-
-/* dev: GET /__scheduled__?cron=NAME runs a cron now, as partykit dev does. */
-static bool trigger_cron(client *c, const http_request *req)
-{
-    if (!c->srv->cfg->dev || strncmp(req->target, "/__scheduled__", 14) != 0) return false;
-    char name[128];
-    if (!query_param(req->target, "cron", name, sizeof name)) {
-        respond(c, 400, "use /__scheduled__?cron=NAME", !req->keep_alive);
-        return true;
-    }
-    scheduled *sc = xcalloc(1, sizeof *sc);
-    sc->w.g.decide = scheduled_answer;
-    sc->w.c = c;
-    sc->keep_alive = req->keep_alive;
-    c->wait = &sc->w;
-    if (!cron_trigger(c->srv->w, name, &sc->w.g)) {
-        c->wait = NULL;
-        free(sc);
-        respond(c, 404, "no such cron (or no onCron in the main party)", !req->keep_alive);
-    }
-    return true;
-}
-
-/* rt: req's route, parsed once by the caller (and changed here). */
-static void handle_request(client *c, http_request *req, route *rt)
-{
-    const party *main_party = c->srv->cfg->parties[0];
-    http_response *file;
-    if (rt->kind == ROUTE_NOT_FOUND && trigger_cron(c, req)) {
-        http_request_free(req);
-    } else if (rt->kind == ROUTE_NOT_FOUND && (file = static_serve(c->srv->cfg, req))) {
-        send_response(c, file, req->keep_alive, strcmp(req->method, "HEAD") == 0, req->method, req->target,
-                      uv_hrtime());
-        http_response_free(file);
-        http_request_free(req);
-    } else if (rt->kind == ROUTE_ROOM && preflight(c, req)) {
-        http_request_free(req);
-    } else if (rt->kind == ROUTE_NOT_FOUND && (main_party->hooks & PARTY_HAS_FETCH)) {
-        rt->party = main_party;
-        admit(c, req, HOOK_FETCH, rt);
-    } else if (route_error(c, rt, !req->keep_alive)) {
-        http_request_free(req);
-    } else if (rt->party->hooks & PARTY_HAS_BEFORE_REQUEST) {
-        admit(c, req, HOOK_BEFORE_REQUEST, rt);
-    } else {
-        deliver_request(c, req, rt);
-    }
-}
-
-static void handle_upgrade(client *c, http_request *req, route *rt, const char *rest, size_t rest_len)
-{
-    const char *why = NULL;
-    int bad = ws_check_upgrade(req, &why);
-    const party *main_party = c->srv->cfg->parties[0];
-    if (rt->kind == ROUTE_NOT_FOUND && !bad && (main_party->hooks & PARTY_HAS_SOCKET)) {
-        /* a WebSocket outside the parties: the main party's onSocket, in its lobby */
-        rt->kind = ROUTE_ROOM;
-        rt->party = main_party;
-        rt->room[0] = 0;
-    }
-    if (route_error(c, rt, true)) {
-        http_request_free(req);
-        return;
-    }
-    if (bad) {
-        respond(c, bad, why, true);
-        http_request_free(req);
-        return;
-    }
-    buf_append(&c->pending_in, rest, rest_len); /* early frames wait for the 101 */
-    if ((rt->party->hooks & PARTY_HAS_BEFORE_CONNECT) && rt->room[0]) { /* not for onSocket */
-        uv_read_stop((uv_stream_t *)&c->tcp);
-        admit(c, req, HOOK_BEFORE_CONNECT, rt);
-    } else {
-        deliver_upgrade(c, req, rt);
-    }
-}
+static const peer_ops client_peer_ops = {peer_respond, peer_hold, peer_resume, peer_move, peer_accept_ws};
 
 /* ---- moving a client to the worker that owns its room ---- */
-
-/* The worker the client should follow req to, or NULL to stay: a
- * WebSocket always goes to its room's worker (it stays with its room). An
- * HTTP connection moves at most once, for its first room, and only when
- * nothing is queued for it; after that its requests to other workers' rooms
- * are forwarded (bench/run.sh: a connection that moved for every request
- * cost ~5 us a request). */
-static worker *belongs_elsewhere(client *c, const route *rt, bool upgrade)
-{
-    worker *w = c->srv->w;
-    if (w->nworkers < 2 || (!upgrade && c->moved)) return NULL;
-    if (!upgrade && (c->dirty || c->writing || c->out_n)) return NULL;
-    if (rt->kind != ROUTE_ROOM || !rt->room[0]) return NULL;
-    worker *owner = registry_owner(w, rt->party, rt->room);
-    return owner == w ? NULL : owner;
-}
 
 static void moved_closed(uv_handle_t *h);
 
@@ -887,6 +608,7 @@ static void arrive(worker *w, void *arg)
     client *c = arg;
     server *s = w->srv;
     link_client(s, c);
+    c->peer.w = w;
     uv_tcp_init(w->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
@@ -907,10 +629,7 @@ static void arrive(worker *w, void *arg)
      * answered wait in pending_in (process), and the closing sequence
      * needs to see the peer's EOF. */
     resume_reading(c);
-    route rt;
-    route_parse(c->srv->cfg, req->target, &rt);
-    if (c->move_upgrade) handle_upgrade(c, req, &rt, NULL, 0);
-    else handle_request(c, req, &rt);
+    dispatch_arrived(&c->peer, req, c->move_upgrade);
     continue_input(c);
 }
 
@@ -946,21 +665,13 @@ static void feed(client *c, const char *data, size_t len)
             len = 0;
             break;
         }
-        route rt;
-        route_parse(c->srv->cfg, req->target, &rt);
-        worker *owner = belongs_elsewhere(c, &rt, rv == HTTP_PARSE_UPGRADE);
-        if (owner) {
-            buf_append(&c->pending_in, data, len);
-            move(c, req, rv == HTTP_PARSE_UPGRADE, owner);
-            len = 0;
-            break;
-        }
         if (rv == HTTP_PARSE_UPGRADE) {
-            handle_upgrade(c, req, &rt, data, len);
+            /* the rest are early WebSocket frames: they wait for the 101 */
+            buf_append(&c->pending_in, data, len);
             len = 0;
-            break;
         }
-        handle_request(c, req, &rt);
+        dispatch_request(&c->peer, req, rv == HTTP_PARSE_UPGRADE);
+        if (rv == HTTP_PARSE_UPGRADE) break;
     }
     if (len > 0 && c->state == C_HTTP) {
         /* a request is with a room: keep the rest and stop reading */
@@ -1050,6 +761,7 @@ static void on_connection(uv_stream_t *ls, int status)
     if (status < 0) return;
     client *c = xcalloc(1, sizeof *c);
     c->srv = s;
+    c->peer = (http_peer){&client_peer_ops, s->w, NULL};
     uv_tcp_init(ls->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
