@@ -20,7 +20,6 @@
 #include <string.h>
 
 #define LEASE_MS 60000
-#define MAX_TRIES 6
 #define BATCH 64
 
 typedef struct due {
@@ -110,28 +109,4 @@ void alarm_stop(worker *w)
 {
     uv_timer_stop(&w->alarm_timer);
     uv_close((uv_handle_t *)&w->alarm_timer, NULL);
-}
-
-void alarm_finished(room *r, int64_t lease, bool ok)
-{
-    storage *s = r->owner->store;
-    int64_t at;
-    int retries = 0;
-    const char *err = NULL;
-    r->alarm_lease = 0;
-    if (storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease)
-        return; /* onAlarm set a new alarm or deleted it: theirs wins */
-    if (ok) {
-        storage_delete_alarm(s, r->party->name, r->id, &err);
-    } else if (++retries < MAX_TRIES) {
-        int64_t delay = 2000LL << (retries - 1);
-        log_warn("%s/%s: onAlarm failed; retry %d of %d in %lld ms", r->party->name, r->id, retries, MAX_TRIES - 1,
-                 (long long)delay);
-        storage_set_alarm(s, r->party->name, r->id, (int64_t)now_ms() + delay, retries, &err);
-    } else {
-        log_error("%s/%s: onAlarm failed %d times; giving up on this alarm", r->party->name, r->id, MAX_TRIES);
-        storage_delete_alarm(s, r->party->name, r->id, &err);
-    }
-    r->dirty = true;
-    r->alarm_changed = true;
 }

@@ -13,8 +13,5 @@ void alarm_start(struct worker *w);
 void alarm_stop(struct worker *w);
 /* Re-arms the timer for the earliest alarm (after a commit that changed one). */
 void alarm_reschedule(struct worker *w);
-/* onAlarm of the run marked `lease` finished: clear the alarm, or retry it
- * with exponential backoff (2 s, 4 s, ... up to 6 tries) if it failed. */
-void alarm_finished(struct room *r, int64_t lease, bool ok);
 
 #endif

@@ -1,7 +1,5 @@
 /* conn.c - shared parts of every connection implementation. */
 #include "conn.h"
-#include "lua_bind.h"
-#include "room.h"
 #include "util.h"
 
 #include <stdlib.h>
@@ -18,11 +16,10 @@ void conn_init(lp_conn *c, const conn_ops *ops, const char *id, const char *uri)
 
 void conn_cleanup(lp_conn *c)
 {
-    lua_conn_detach(c);
-    if (c->room) {
-        c->room->attached--;
-        room_unref(c->room);
-    }
+    if (c->box) c->box->c = NULL;
+    c->box = NULL;
+    if (c->release) c->release(c);
+    c->release = NULL;
     c->room = NULL;
     free(c->id);
     free(c->uri);

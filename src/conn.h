@@ -11,8 +11,14 @@
 #include <stdbool.h>
 
 struct room;
-struct conn_box;
 typedef struct lp_conn lp_conn;
+
+/* A Lua handle's pointer to its connection (lua_conn.c makes them): cleared
+ * when the connection is freed, so a handle kept by party code goes dead
+ * instead of dangling. */
+typedef struct conn_box {
+    lp_conn *c;
+} conn_box;
 
 typedef struct conn_ops {
     /* Queue one message (a chunk made by ws_msg_new). */
@@ -26,6 +32,10 @@ typedef struct conn_ops {
 struct lp_conn {
     const conn_ops *ops;
     struct room *room;
+    /* Set by the room that took the connection: lets go of what the room
+     * holds for it (its Lua handle, the room reference). conn_cleanup calls
+     * it, so a connection never needs to know what a room is. */
+    void (*release)(lp_conn *c);
     struct conn_box *box;   /* the Lua handle, NULL when none (see lua_conn.c) */
     int obj_ref;            /* registry ref to the runtime's object for it (valid while joined) */
     char *id;               /* connection id (_pk or a UUID) */
@@ -38,7 +48,8 @@ struct lp_conn {
 };
 
 void conn_init(lp_conn *c, const conn_ops *ops, const char *id, const char *uri);
-/* Frees id/uri/tags; called by the implementation's destroy. */
+/* Releases the room's hold (release) and frees id/uri; called by the
+ * implementation's destroy. */
 void conn_cleanup(lp_conn *c);
 static inline void conn_ref(lp_conn *c) { c->refs++; }
 void conn_unref(lp_conn *c);

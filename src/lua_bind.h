@@ -33,8 +33,6 @@ void lua_request_register(lua_State *L);
 int lua_conn_join(lua_State *L, struct room *r, lp_conn *c);
 void lua_conn_push(lua_State *L, lp_conn *c);
 void lua_conn_leave(lua_State *L, struct room *r, lp_conn *c);
-/* Detaches the Lua handle from a connection that is being destroyed. */
-void lua_conn_detach(lp_conn *c);
 /* Reads an optional (code, reason) pair at idx, idx+1 for a close: 1000 or
  * 3000-4999, at most 123 bytes of reason. Raises otherwise. */
 const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len);

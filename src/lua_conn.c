@@ -19,9 +19,6 @@
 
 #define CONN_MT "luaparty.conn"
 
-typedef struct conn_box {
-    lp_conn *c;
-} conn_box;
 
 static int box_gc(lua_State *L)
 {
@@ -73,11 +70,6 @@ void lua_conn_leave(lua_State *L, room *r, lp_conn *c)
     conn_unref(c);
 }
 
-void lua_conn_detach(lp_conn *c)
-{
-    if (c->box) c->box->c = NULL;
-    c->box = NULL;
-}
 
 /* Returns the live connection of the handle at idx, or NULL if it closed. */
 static lp_conn *check_conn(lua_State *L, int idx)

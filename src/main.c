@@ -1,7 +1,9 @@
 /* main.c - the luaparty command line: parse options, load the project, open
  * storage, listen, run the loop, and shut down cleanly on SIGINT/SIGTERM. */
+#include "alarm.h"
 #include "buf.h"
 #include "config.h"
+#include "cron.h"
 #include "fetch.h"
 #include "init.h"
 #include "tls.h"
@@ -277,11 +279,36 @@ static void on_walk_close(uv_handle_t *h, void *arg)
     if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+/* What runs on a worker besides its clients: the registry's idle sweep and,
+ * on worker 0 only, the alarm and cron timers (one of each for the whole
+ * process; due rooms are woken on their owners). After w->all is set. */
+static void start_services(worker *w)
+{
+    registry_start(w);
+    w->alarms_changed = alarm_reschedule;
+    if (w->index != 0) return;
+    alarm_start(w);
+    cron_start(w);
+}
+
+/* Runs what is queued, drops every room, stops the timers, then the
+ * worker's own handles. */
+static void stop_worker(worker *w)
+{
+    worker_settle(w);
+    registry_close(w);
+    if (w->index == 0 && w->alarm_timer.loop) {
+        alarm_stop(w);
+        cron_stop(w);
+    }
+    worker_close(w);
+}
+
 /* Closes every handle of a slot's loop, runs the close callbacks, frees the
  * loop. The worker's rooms are dropped first. */
 static void close_loop(slot *sl)
 {
-    worker_close(&sl->w);
+    stop_worker(&sl->w);
     uv_walk(sl->loop, on_walk_close, NULL);
     uv_run(sl->loop, UV_RUN_DEFAULT);
     uv_loop_close(sl->loop);
@@ -400,7 +427,7 @@ static void teardown(app *a)
     settle(a);
     for (size_t i = 0; i < a->nslots; i++) {
         lp_metrics_here = &a->slots[i].w.stats;
-        worker_close(&a->slots[i].w);
+        stop_worker(&a->slots[i].w);
     }
     settle(a);
     for (size_t i = 0; i < a->nslots; i++) uv_walk(a->slots[i].loop, on_walk_close, NULL);
@@ -518,7 +545,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < a.nslots; i++) {
         if (server_listen(&a.slots[i].srv, &a.slots[i].w, i ? &first->srv : NULL, &err) != 0)
             return abort_start(&a, 1, err);
-        worker_start_timers(&a.slots[i].w);
+        start_services(&a.slots[i].w);
     }
     if (a.cfg.metrics_addr && metrics_listen(&first->w, a.cfg.metrics_addr, &err) != 0)
         return abort_start(&a, 1, err);

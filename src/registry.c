@@ -6,6 +6,7 @@
  * jobs (worker_post) and their answers come back the same way, so a room's
  * Lua state is only ever touched by its owner's thread. */
 #include "registry.h"
+#include "runner.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -41,6 +42,9 @@ worker *registry_owner(worker *w, const party *p, const char *id)
     return w->all[h % (uint32_t)w->nworkers];
 }
 
+/* A room asks to be reset (its state may hold what storage does not). */
+static void reset_room(room *r, const char *why) { registry_evict(r->owner, r, 1011, why); }
+
 room *registry_resolve(worker *w, const party *p, const char *id, char **err)
 {
     char key[1024];
@@ -61,6 +65,7 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
         return NULL;
     }
     dict_upsert(&w->rooms, key, klen, NULL)->val = r;
+    r->reset = reset_room;
     room_start(r);
     return r;
 }
@@ -178,7 +183,7 @@ void registry_evict(worker *w, room *r, int code, const char *reason)
     room_unref(r);
 }
 
-void registry_sweep(worker *w)
+static void sweep(worker *w)
 {
     uint64_t now = uv_now(w->loop), idle = w->cfg->idle_timeout_ms;
     room **victims = NULL;
@@ -202,9 +207,26 @@ static void drop(void *v)
     room_unref(r);
 }
 
-void registry_clear(worker *w)
+static void on_sweep(uv_timer_t *t) { sweep(t->data); }
+
+void registry_start(worker *w)
+{
+    uv_timer_init(w->loop, &w->sweeper);
+    w->sweeper.data = w;
+    uint64_t every = w->cfg->idle_timeout_ms / 4;
+    if (every < 20) every = 20;
+    if (every > 5000) every = 5000;
+    uv_timer_start(&w->sweeper, on_sweep, every, every);
+}
+
+void registry_close(worker *w)
 {
     dict_free(&w->rooms, drop);
+    w->closed = true;
+    if (w->sweeper.loop) {
+        uv_timer_stop(&w->sweeper);
+        uv_close((uv_handle_t *)&w->sweeper, NULL);
+    }
 }
 
 

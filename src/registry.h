@@ -33,10 +33,10 @@ void registry_request(worker *w, const party *p, const char *id, http_request *r
  * with code/reason and unloads it; the next request makes a fresh one.
  * Used for idle unloading and for a room reset after a storage failure. */
 void registry_evict(worker *w, room *r, int code, const char *reason);
-/* Unloads rooms idle for longer than the configured idle timeout. */
-void registry_sweep(worker *w);
-/* Drops every room (shutdown). */
-void registry_clear(worker *w);
+/* Starts unloading rooms idle for longer than the configured idle timeout. */
+void registry_start(worker *w);
+/* Shutdown: drops every room; none may start after this (w->closed). */
+void registry_close(worker *w);
 /* True if no room has events queued, tasks suspended or output held. */
 bool registry_quiet(worker *w);
 

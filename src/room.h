@@ -1,5 +1,5 @@
 /* room.h - one live instance of a party: its Lua state, its connections, its
- * event queue and its output gate.
+ * event queue and its output gate (room.c; runner.c runs its events).
  *
  * Events are delivered one at a time, each in its own coroutine. A callback
  * that suspends (cross-party fetch, socket receive) lets the room take the
@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "http.h"
 #include "util.h"
+#include "worker.h"
 #include <lua.h>
 
 struct worker;
@@ -83,6 +84,22 @@ typedef struct event {
     gatekeeper *gate;       /* HOOK */
 } event;
 
+/* One event running in its own coroutine (runner.c). */
+typedef struct task {
+    struct room *r;
+    lua_State *co;
+    int co_ref;
+    event_kind kind;
+    const char *callback;   /* for error messages */
+    lp_conn *conn;          /* holds a reference; busy while the task lives */
+    exchange *ex;           /* REQUEST: where the response goes */
+    gatekeeper *gate;       /* HOOK: who waits for the verdict */
+    hook_kind hook;         /* HOOK: which one */
+    bool suspended;         /* set by room_task_suspend before a yield */
+    int64_t lease;          /* ALARM: the alarm time marking this run */
+    struct task *prev, *next; /* the room's live tasks */
+} task;
+
 typedef enum { ROOM_ACTIVATING, ROOM_ACTIVE, ROOM_DRAINING, ROOM_GONE } room_state;
 typedef enum { LIMIT_NONE, LIMIT_CPU, LIMIT_MEMORY } room_limit;
 
@@ -101,6 +118,9 @@ typedef struct room {
     bool hook_tripped;            /* the CPU hook runs on every instruction (sandbox.c) */
     room_limit limit_hit;         /* set when a step ran into a limit */
     const char *reset_reason;     /* reset the room once the current run ends */
+    /* A room cannot unload itself: it asks whoever holds it (the registry
+     * sets this) to take it out of service, closing its sockets with 1011. */
+    void (*reset)(struct room *r, const char *why);
     size_t attached;              /* connections given to the room and not yet freed */
 
     event *q_head, *q_tail;
@@ -108,8 +128,7 @@ typedef struct room {
     int suspended;                /* tasks waiting on I/O */
     bool starting;                /* onStart has not finished: hold events */
     bool running;
-    bool scheduled;
-    struct room *runq_next;
+    deferred later;               /* queued on the worker to run its events (room_schedule) */
 
     lp_conn *conns;               /* joined connections, newest first */
     size_t nconns;
@@ -133,15 +152,9 @@ typedef struct room {
     int refs;                     /* registry + pending calls into the room */
 } room;
 
-/* Creates the room and its Lua state. On a load error returns
- * NULL and *err (caller frees) holds the Lua message. */
-room *room_create(struct worker *w, const party *p, const char *id, char **err);
 /* Queues onStart; called once the room is findable (registry.c). */
 void room_start(room *r);
 void room_unref(room *r);
-/* Server shutdown: drops its connections and tasks so every cycle breaks;
- * the room is freed once nothing else holds it. */
-void room_shutdown(room *r);
 
 /* Inputs. Each takes what it is given (references, request). */
 void room_connect(room *r, lp_conn *c, http_request *upgrade);
@@ -165,11 +178,18 @@ static inline bool room_full(const room *r, size_t max) { return r->attached >= 
 /* True if the room has no connections and nothing pending: it may be unloaded. */
 bool room_idle(const room *r);
 
-/* Runs queued events until the queue is empty or blocked (worker.c). */
-void room_run(room *r);
-/* No Lua on the owner's stack and the room not running: worker_schedule
- * runs its events at once (room_message_bytes relies on that). */
+/* No Lua on the owner's stack and the room not running: a queued event
+ * runs at once (room_message_bytes relies on that). */
 bool room_runs_now(const room *r);
+/* The next event that may run now (see room.c), taken off the queue; NULL
+ * if none may. */
+event *room_take_event(room *r);
+void room_event_free(room *r, event *ev);
+/* Commits the storage writes of the step that just ended (if any); the
+ * gates stay closed until storage answers. */
+void room_commit(room *r);
+/* Asks whoever holds the room (r->reset) to take it out of service. */
+void room_reset(room *r, const char *why);
 
 /* Outputs: every byte a room sends goes through these (output gate). */
 void room_output_send(room *r, lp_conn *c, chunk *msg);

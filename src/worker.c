@@ -10,10 +10,6 @@
  * wakeup; the whole list is taken at once, so the lock is held for a pointer
  * swap, not for the work. */
 #include "worker.h"
-#include "alarm.h"
-#include "cron.h"
-#include "registry.h"
-#include "room.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +26,12 @@ static void run_queue(uv_idle_t *h)
     /* Rooms scheduled while this runs go on the queue again and run in the
      * same pass, until nothing is left. */
     while (w->runq_head) {
-        room *r = w->runq_head;
-        w->runq_head = r->runq_next;
+        deferred *d = w->runq_head;
+        w->runq_head = d->next;
         if (!w->runq_head) w->runq_tail = NULL;
-        r->runq_next = NULL;
-        r->scheduled = false;
-        room_run(r);
-        room_unref(r);
+        d->next = NULL;
+        d->queued = false;
+        d->run(d);
     }
     uv_idle_stop(&w->runner);
 }
@@ -128,8 +123,6 @@ void worker_resume_others(worker *w)
     pthread_mutex_unlock(&pause_state.lock);
 }
 
-static void sweep(uv_timer_t *t) { registry_sweep(t->data); }
-
 int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *store)
 {
     memset(w, 0, sizeof *w);
@@ -145,57 +138,28 @@ int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *s
     uv_async_init(loop, &w->wakeup, run_jobs);
     w->wakeup.data = w;
     uv_unref((uv_handle_t *)&w->wakeup); /* jobs alone do not keep the loop alive */
-    uv_timer_init(loop, &w->sweeper);
-    w->sweeper.data = w;
-    uint64_t every = cfg->idle_timeout_ms / 4;
-    if (every < 20) every = 20;
-    if (every > 5000) every = 5000;
-    uv_timer_start(&w->sweeper, sweep, every, every);
     return 0;
 }
 
-/* Alarms and crons run on worker 0 only: one timer for the whole process,
- * the due rooms are woken on their owners (alarm.c). Called once every
- * worker knows the others. */
-void worker_start_timers(worker *w)
+void worker_defer(worker *w, deferred *d)
 {
-    if (w->index != 0) return;
-    alarm_start(w);
-    cron_start(w);
-}
-
-void worker_schedule(worker *w, room *r)
-{
-    if (room_runs_now(r)) {
-        room_run(r);
-        return;
-    }
-    if (r->scheduled) return;
-    r->scheduled = true;
-    r->refs++; /* the queue keeps the room alive */
-    if (w->runq_tail) w->runq_tail->runq_next = r;
-    else w->runq_head = r;
-    w->runq_tail = r;
+    if (d->queued) return;
+    d->queued = true;
+    if (w->runq_tail) w->runq_tail->next = d;
+    else w->runq_head = d;
+    w->runq_tail = d;
     uv_idle_start(&w->runner, run_queue);
 }
 
-/* Drops every room. The wakeup stays open: during teardown other workers
- * may still post here (main.c runs every loop until no job is left, then
- * closes every handle). */
-void worker_close(worker *w)
+void worker_settle(worker *w)
 {
     run_jobs(&w->wakeup);
     run_queue(&w->runner);
-    registry_clear(w);
-    w->closed = true;
-    if (w->index == 0 && w->alarm_timer.loop) {
-        alarm_stop(w);
-        cron_stop(w);
-    }
-    uv_timer_stop(&w->sweeper);
-    uv_close((uv_handle_t *)&w->sweeper, NULL);
-    uv_close((uv_handle_t *)&w->runner, NULL);
 }
+
+/* The wakeup stays open: during teardown other workers may still post here
+ * (main.c runs every loop until no job is left, then closes every handle). */
+void worker_close(worker *w) { uv_close((uv_handle_t *)&w->runner, NULL); }
 
 /* After the loop has closed: jobs posted since are dropped with their memory
  * owners gone; only the queue itself is freed here. */

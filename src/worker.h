@@ -23,6 +23,14 @@ struct server;
 typedef void (*worker_job_fn)(struct worker *w, void *arg);
 typedef struct worker_job worker_job;
 
+/* Work for a later turn of this worker's loop (a room whose events were
+ * raised while Lua code ran): embedded in its owner, queued at most once. */
+typedef struct deferred {
+    struct deferred *next;
+    void (*run)(struct deferred *d);
+    bool queued;
+} deferred;
+
 typedef struct worker {
     uv_loop_t *loop;
     const config *cfg;
@@ -31,12 +39,14 @@ typedef struct worker {
     int nworkers;
     struct worker **all;            /* every worker, by index (shared, read-only) */
     dict rooms;                     /* "party\0room" -> room* (registry.c) */
-    struct room *runq_head, *runq_tail; /* rooms with deferred events */
+    deferred *runq_head, *runq_tail; /* work for the next loop turn */
     uv_idle_t runner;               /* drains runq without blocking in poll */
     uv_timer_t alarm_timer;         /* alarm.c */
-    uv_timer_t sweeper;             /* unloads idle rooms */
+    uv_timer_t sweeper;             /* unloads idle rooms (registry.c) */
     uv_timer_t cron_timer;          /* cron.c */
     int lua_depth;                  /* >0 while a Lua callback runs */
+    /* A commit changed a room's alarm: re-arm the alarm timer (alarm.c sets it). */
+    void (*alarms_changed)(struct worker *w);
     struct server *srv;             /* the clients of this worker (server.c) */
     char authority[300];            /* host:port of the listener, for in-process URLs */
     bool stopping;
@@ -52,14 +62,15 @@ typedef struct worker {
 } worker;
 
 int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *store);
-/* Starts alarms and crons on worker 0 (after w->all is set). */
-void worker_start_timers(worker *w);
+/* Shutdown: runs the jobs and deferred work that are queued, now. */
+void worker_settle(worker *w);
+/* Closes the worker's own handles (after its rooms are gone). */
 void worker_close(worker *w);
 /* Frees what worker_close left (the job queue), once the loop is closed. */
 void worker_free(worker *w);
-/* Run the room's queued events now if no Lua code is on the stack, else on
- * the next loop turn. Never runs one room's Lua from inside another's. */
-void worker_schedule(worker *w, struct room *r);
+/* Queues d to run on the next loop turn (at once if it is queued already:
+ * nothing happens). Used so one room's Lua never runs inside another's. */
+void worker_defer(worker *w, deferred *d);
 
 /* Runs fn(to, arg) on `to`'s thread, after the jobs posted before it.
  * Callable from any thread. */

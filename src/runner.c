@@ -1,0 +1,414 @@
+/* runner.c - runs a room's events: each in a coroutine (a task) calling
+ * the matching function of the Lua runtime (lua/luaparty/runtime.lua).
+ *
+ * A task either finishes, fails (logged with a traceback of the party's own
+ * frames; the room lives on), or suspends inside a C function that started
+ * I/O (room_task_suspend); that I/O later queues an EV_RESUME with a
+ * completion that pushes the results. After every step (finish or suspend)
+ * the room's storage writes are committed (room_commit). A step that ran
+ * into the CPU or memory limit has the room reset once the run ends. */
+#include "runner.h"
+#include "lua_bind.h"
+#include "log.h"
+#include "metrics.h"
+#include "sandbox.h"
+#include "storage.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALARM_TRIES 6
+
+static void hook_done(task *t);
+static void task_free(task *t, bool keep_co);
+
+/* The worker's deferred queue holds a reference while the room waits there. */
+static void run_later(deferred *d)
+{
+    room *r = (room *)((char *)d - offsetof(room, later));
+    room_run(r);
+    room_unref(r);
+}
+
+room *room_create(worker *w, const party *p, const char *id, char **err)
+{
+    room *r = xcalloc(1, sizeof *r);
+    r->owner = w;
+    r->party = p;
+    r->id = xstrdup(id);
+    r->mem_limit = w->cfg->room_memory;
+    r->rt_ref = r->message_ref = r->request_ref = LUA_NOREF;
+    r->refs = 1;
+    r->later.run = run_later;
+    r->last_active = uv_now(w->loop);
+    r->state = ROOM_ACTIVATING;
+    if (sandbox_open_room(r, err) != 0) {
+        room_unref(r);
+        return NULL;
+    }
+    r->state = ROOM_ACTIVE;
+    log_debug("room %s/%s created", p->name, id);
+    return r;
+}
+
+void room_shutdown(room *r)
+{
+    r->refs++; /* releasing connections below may drop the last other reference */
+    r->state = ROOM_GONE;
+    while (r->tasks) task_free(r->tasks, false); /* suspended: their I/O will never answer now */
+    r->suspended = 0;
+    while (r->conns) {
+        lp_conn *c = r->conns;
+        r->conns = c->next;
+        c->prev = c->next = NULL;
+        c->joined = false;
+        r->nconns--;
+        conn_unref(c); /* the join reference: breaks the room <-> connection cycle */
+    }
+    room_unref(r);
+}
+
+/* onAlarm of the run marked `lease` finished: clear the alarm, or retry it
+ * with exponential backoff (2 s, 4 s, ... up to ALARM_TRIES) if it failed.
+ * An alarm that onAlarm set or deleted itself is theirs: left alone. */
+static void alarm_finished(room *r, int64_t lease, bool ok)
+{
+    storage *s = r->owner->store;
+    int64_t at;
+    int retries = 0;
+    const char *err = NULL;
+    r->alarm_lease = 0;
+    if (storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease)
+        return; /* onAlarm set a new alarm or deleted it: theirs wins */
+    if (ok) {
+        storage_delete_alarm(s, r->party->name, r->id, &err);
+    } else if (++retries < ALARM_TRIES) {
+        int64_t delay = 2000LL << (retries - 1);
+        log_warn("%s/%s: onAlarm failed; retry %d of %d in %lld ms", r->party->name, r->id, retries, ALARM_TRIES - 1,
+                 (long long)delay);
+        storage_set_alarm(s, r->party->name, r->id, (int64_t)now_ms() + delay, retries, &err);
+    } else {
+        log_error("%s/%s: onAlarm failed %d times; giving up on this alarm", r->party->name, r->id, ALARM_TRIES);
+        storage_delete_alarm(s, r->party->name, r->id, &err);
+    }
+    r->dirty = true;
+    r->alarm_changed = true;
+}
+
+static const char *callback_name(event_kind k)
+{
+    switch (k) {
+    case EV_START: return "onStart";
+    case EV_CONNECT: return "onConnect";
+    case EV_MESSAGE: return "onMessage";
+    case EV_CLOSE: return "onClose";
+    case EV_REQUEST: return "onRequest";
+    case EV_ALARM: return "onAlarm";
+    case EV_RELOAD: return "onReload (hot reload)";
+    case EV_HOOK: return "static hook";
+    default: return "callback";
+    }
+}
+
+/* keep_co: the task's callback returned, so its coroutine is as good as
+ * new and can run the next event. */
+static void task_free(task *t, bool keep_co)
+{
+    room *r = t->r;
+    if (t->prev) t->prev->next = t->next;
+    else r->tasks = t->next;
+    if (t->next) t->next->prev = t->prev;
+    if (t->conn) {
+        t->conn->busy = false;
+        conn_unref(t->conn);
+    }
+    if (r->L && keep_co && r->nspare < 8) {
+        /* a coroutine that returned is as good as a new one: keep it (a
+         * lua_newthread per event is a measurable part of a message's cost) */
+        lua_settop(t->co, 0);
+        r->spare[r->nspare] = t->co;
+        r->spare_ref[r->nspare++] = t->co_ref;
+    } else if (r->L) {
+        luaL_unref(r->L, LUA_REGISTRYINDEX, t->co_ref);
+    }
+    pool_put(&r->owner->tasks, t);
+}
+
+/* The message body of a failed onRequest: details only in `dev`, where
+ * they help; a production server does not leak its internals. */
+static http_response *error_response(room *r, const char *msg)
+{
+    if (r->owner->cfg->dev) return http_response_new(500, "text/plain; charset=utf-8", msg, strlen(msg));
+    static const char generic[] = "Internal Server Error";
+    return http_response_new(500, "text/plain; charset=utf-8", generic, sizeof generic - 1);
+}
+
+/* The traceback without the runtime's own frames: users should see their
+ * files and lines, not ours. */
+static void log_traceback(room *r, task *t, const char *msg)
+{
+    luaL_traceback(r->L, t->co, msg, 0);
+    const char *tb = lua_tostring(r->L, -1);
+    buf b;
+    buf_init(&b);
+    for (const char *line = tb; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line + 1) : strlen(line);
+        if (!memmem(line, n, "lua/luaparty/", 13)) buf_append(&b, line, n);
+        line += n;
+    }
+    lua_pop(r->L, 1);
+    while (b.len && b.data[b.len - 1] == '\n') b.data[--b.len] = 0;
+    log_error("%s/%s %s: %s", r->party->name, r->id, t->callback, b.data ? b.data : msg);
+    buf_free(&b);
+}
+
+static void task_failed(task *t)
+{
+    room *r = t->r;
+    const char *msg = lua_tostring(t->co, -1);
+    if (!msg) msg = "(error object is not a string)";
+    METRIC_ADD(callback_errors, 1);
+    log_traceback(r, t, msg);
+    if (t->kind == EV_REQUEST) {
+        room_output_respond(r, t->ex, error_response(r, msg));
+    } else if (t->kind == EV_HOOK) {
+        /* PartyKit: an error thrown by onBefore* rejects with 401 */
+        http_response *res = t->hook == HOOK_FETCH ? error_response(r, msg)
+                                                    : http_response_new(401, "text/plain; charset=utf-8", msg, strlen(msg));
+        if (t->hook != HOOK_FETCH && !r->owner->cfg->dev) {
+            http_response_free(res);
+            res = http_response_new(401, "text/plain; charset=utf-8", "Unauthorized", 12);
+        }
+        t->gate->decide(t->gate, res, NULL);
+    } else if (t->kind == EV_CONNECT && t->conn) {
+        /* As PartyKit: accept, then close with 1011 and the message, so the
+         * client's devtools show what went wrong. */
+        room_output_close(r, t->conn, 1011, msg, strlen(msg));
+    }
+}
+
+static void task_done(task *t)
+{
+    room *r = t->r;
+    if (t->kind == EV_REQUEST) {
+        char *err = NULL;
+        http_response *res = lua_to_response(t->co, 1, &err);
+        if (!res) {
+            log_error("%s/%s onRequest: %s", r->party->name, r->id, err);
+            res = error_response(r, err);
+            free(err);
+        }
+        room_output_respond(r, t->ex, res);
+    } else if (t->kind == EV_START) {
+        r->starting = false;
+    } else if (t->kind == EV_HOOK) {
+        hook_done(t);
+    }
+}
+
+/* rt.hook returned "pass" | "request", headers | "response", status, headers, body */
+static void hook_done(task *t)
+{
+    lua_State *co = t->co;
+    const char *verdict = lua_tostring(co, 1);
+    if (verdict && strcmp(verdict, "response") == 0) {
+        char *err = NULL;
+        http_response *res = lua_to_response(co, 2, &err);
+        if (!res) {
+            log_error("%s static hook: %s", t->r->party->name, err);
+            res = error_response(t->r, err);
+            free(err);
+        }
+        t->gate->decide(t->gate, res, NULL);
+    } else if (verdict && strcmp(verdict, "request") == 0) {
+        http_headers *h = xcalloc(1, sizeof *h);
+        const char *bad = lua_collect_headers(co, 2, h);
+        if (bad) { /* checked as a response's headers are: a request must not carry them on */
+            http_headers_free(h);
+            free(h);
+            log_error("%s static hook: the request it returned: %s", t->r->party->name, bad);
+            t->gate->decide(t->gate, error_response(t->r, bad), NULL);
+            return;
+        }
+        t->gate->decide(t->gate, NULL, h);
+    } else {
+        t->gate->decide(t->gate, NULL, NULL);
+    }
+}
+
+static void step(room *r, task *t, int nargs)
+{
+    r->current = t;
+    t->suspended = false;
+    r->limit_hit = LIMIT_NONE;
+    sandbox_arm(r);
+    sandbox_enter(r);
+    int st = lua_resume(t->co, nargs);
+    sandbox_leave(r);
+    sandbox_disarm(r);
+    r->current = NULL;
+    if (st != 0 && st != LUA_YIELD && r->limit_hit != LIMIT_NONE) {
+        /* Its tables may be half-updated: rebuild the room from storage once
+         * this run ends (room_run). Other rooms never notice. */
+        r->reset_reason = r->limit_hit == LIMIT_CPU ? "room reset: a callback exceeded the CPU time limit"
+                                                    : "room reset: the room exceeded its memory limit";
+        if (r->limit_hit == LIMIT_MEMORY)
+            lua_pushfstring(t->co, "the room exceeded its memory limit of %d MiB (%s)",
+                            (int)(r->mem_limit >> 20), lua_tostring(t->co, -1));
+    }
+    if (st == LUA_YIELD && t->suspended) {
+        r->suspended++;
+    } else {
+        if (st == LUA_YIELD) {
+            lua_pushstring(t->co, "coroutine.yield() called directly in a callback: only luaparty "
+                                  "calls (fetch, socket) may suspend a callback");
+            st = LUA_ERRRUN;
+        }
+        if (st != 0) task_failed(t);
+        else task_done(t);
+        if (t->kind == EV_START && st != 0) r->starting = false; /* a failed onStart must not wedge the room */
+        if (t->kind == EV_ALARM) alarm_finished(r, t->lease, st == 0);
+        task_free(t, st == 0);
+    }
+    room_commit(r); /* a callback boundary: see room.c */
+}
+
+/* The runtime's function for an event (runtime.lua), pushed on co. The two
+ * that run per message and per request come from registry references
+ * taken at start-up instead: a field lookup by name hashes the name. */
+static void push_entry(room *r, lua_State *co, const char *name)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, r->rt_ref);
+    lua_getfield(co, -1, name);
+    lua_remove(co, -2);
+}
+
+static void run_event(room *r, event *ev)
+{
+    lua_State *L = r->L;
+    if (ev->kind == EV_RESUME) {
+        task *t = ev->task;
+        r->suspended--;
+        int n = ev->done->push(ev->done, t->co);
+        ev->done->destroy(ev->done);
+        ev->done = NULL;
+        room_event_free(r, ev);
+        step(r, t, n);
+        return;
+    }
+
+    task *t = pool_get(&r->owner->tasks, sizeof *t);
+    t->r = r;
+    t->next = r->tasks;
+    if (r->tasks) r->tasks->prev = t;
+    r->tasks = t;
+    t->kind = ev->kind;
+    t->callback = ev->kind == EV_CALL ? "socket handler" : callback_name(ev->kind);
+    if (r->nspare) {
+        r->nspare--;
+        t->co = r->spare[r->nspare];
+        t->co_ref = r->spare_ref[r->nspare];
+    } else {
+        t->co = lua_newthread(L);
+        t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    if (ev->conn) {
+        t->conn = ev->conn;
+        conn_ref(t->conn);
+        t->conn->busy = true;
+    }
+    lua_State *co = t->co;
+    int nargs = 0;
+    switch (ev->kind) {
+    case EV_START:
+        push_entry(r, co, "start");
+        break;
+    case EV_CONNECT:
+        push_entry(r, co, "connect");
+        nargs = lua_conn_join(co, r, ev->conn);
+        lua_push_request(co, ev->req);
+        nargs++;
+        break;
+    case EV_MESSAGE:
+        lua_rawgeti(co, LUA_REGISTRYINDEX, r->message_ref);
+        lua_conn_push(co, ev->conn);
+        if (ev->msg) lua_push_message(co, ev->msg);
+        else lua_push_message_bytes(co, ev->opcode, ev->bytes, ev->nbytes);
+        nargs = 2;
+        break;
+    case EV_CLOSE:
+        push_entry(r, co, "close");
+        lua_conn_push(co, ev->conn);
+        lua_pushinteger(co, ev->code);
+        if (ev->error) lua_pushstring(co, ev->error);
+        else lua_pushnil(co);
+        nargs = 3;
+        lua_conn_leave(co, r, ev->conn);
+        break;
+    case EV_REQUEST:
+        lua_rawgeti(co, LUA_REGISTRYINDEX, r->request_ref);
+        lua_push_request(co, ev->req);
+        t->ex = ev->ex;
+        nargs = 1;
+        break;
+    case EV_CALL:
+        push_entry(r, co, ev->error);
+        lua_rawgeti(co, LUA_REGISTRYINDEX, ev->ref);
+        if (ev->msg) lua_push_message(co, ev->msg);
+        else lua_pushnil(co);
+        lua_pushinteger(co, ev->code);
+        nargs = 3;
+        break;
+    case EV_ALARM:
+        push_entry(r, co, "alarm");
+        lua_pushinteger(co, ev->code);
+        t->lease = ev->lease;
+        r->alarm_lease = ev->lease;
+        nargs = 1;
+        break;
+    case EV_RELOAD:
+        push_entry(r, co, "reload");
+        if (!(ev->code & 1)) lua_pushnil(co);
+        else if (luaL_loadbuffer(co, r->party->bytecode, r->party->bytecode_len, r->party->chunkname) != 0)
+            lua_pushnil(co); /* cannot happen: the bytecode was made from a good load */
+        if (ev->code & 2) lua_pushstring(co, r->owner->cfg->vars_json);
+        else lua_pushnil(co);
+        nargs = 2;
+        break;
+    case EV_HOOK:
+        push_entry(r, co, "hook");
+        lua_pushinteger(co, ev->code);
+        lua_push_request(co, ev->req);
+        lua_pushstring(co, ev->error);
+        t->gate = ev->gate;
+        t->hook = (hook_kind)ev->code;
+        nargs = 3;
+        break;
+    case EV_RESUME:
+        break;
+    }
+    room_event_free(r, ev);
+    step(r, t, nargs);
+}
+
+void room_run(room *r)
+{
+    if (r->running || r->state == ROOM_GONE) return;
+    r->refs++; /* a reset below may drop the registry's reference */
+    r->running = true;
+    r->owner->lua_depth++;
+    event *ev;
+    while ((ev = room_take_event(r))) run_event(r, ev);
+    r->owner->lua_depth--;
+    r->running = false;
+    r->last_active = uv_now(r->owner->loop);
+    if (r->reset_reason) {
+        const char *why = r->reset_reason;
+        r->reset_reason = NULL;
+        log_warn("%s/%s: %s", r->party->name, r->id, why);
+        room_reset(r, why);
+    }
+    room_unref(r);
+}
