@@ -4,6 +4,7 @@
  *   lua_request.c  requests and responses crossing C <-> Lua
  *   lua_storage.c  room.storage
  *   lua_party.c    room.context.parties: cross-party fetch and socket
+ *   lua_fetch.c    luaparty.fetch: outbound HTTP(S) (fetch.c)
  * All of them are functions of the private module "luaparty.core", which the
  * Lua runtime (lua/luaparty/runtime.lua) wraps into PartyKit's API. */
 #ifndef LP_LUA_BIND_H
@@ -26,6 +27,7 @@ void lua_binary_register(lua_State *L);
 void lua_storage_register(lua_State *L);
 void lua_party_register(lua_State *L);
 void lua_request_register(lua_State *L);
+void lua_fetch_register(lua_State *L);
 
 /* Connections: join creates the handle and pushes (handle, id, uri);
  * returns the number of values pushed. push pushes the runtime's object
