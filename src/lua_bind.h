@@ -5,6 +5,7 @@
  *   lua_storage.c  room.storage
  *   lua_party.c    room.context.parties: cross-party fetch and socket
  *   lua_fetch.c    luaparty.fetch: outbound HTTP(S) (fetch.c)
+ *   lua_wsclient.c luaparty.connect: outbound WebSockets (wsclient.c)
  * All of them are functions of the private module "luaparty.core", which the
  * Lua runtime (lua/luaparty/runtime.lua) wraps into PartyKit's API. */
 #ifndef LP_LUA_BIND_H
@@ -28,6 +29,7 @@ void lua_storage_register(lua_State *L);
 void lua_party_register(lua_State *L);
 void lua_request_register(lua_State *L);
 void lua_fetch_register(lua_State *L);
+void lua_wsclient_register(lua_State *L);
 
 /* Connections: join creates the handle and pushes (handle, id, uri);
  * returns the number of values pushed. push pushes the runtime's object

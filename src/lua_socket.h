@@ -1,7 +1,7 @@
 /* lua_socket.h - a socket as the room that opened it sees it: send,
  * receive([timeout]), close, and onmessage/onclose. Two kinds live behind
  * it: a cross-party pipe to another room (lua_party.c) and an outbound
- * WebSocket to the network (wsclient.c). Messages from the far side arrive
+ * WebSocket to the network (lua_wsclient.c). Messages from the far side arrive
  * through endpoint_deliver / endpoint_closed, always as room events. */
 #ifndef LP_LUA_SOCKET_H
 #define LP_LUA_SOCKET_H

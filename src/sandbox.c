@@ -24,7 +24,6 @@
 #include "log.h"
 #include "lua_bind.h"
 #include "lua_embedded.h"
-#include "wsclient.h"
 #include "room.h"
 #include "worker.h"
 
