@@ -1,23 +1,14 @@
-/* fetch.c - outbound HTTP and HTTPS from party code.
+/* fetch.c - the outbound HTTP and HTTPS client (see fetch.h).
  *
- * core.http_fetch suspends the calling coroutine (like cross-party fetch);
  * dial.c resolves the name (never blocking the loop), connects and speaks
- * TLS when the URL is https; here we write the request, parse
- * the response with llhttp in response mode, and resumes the coroutine with
- * (status, headers, body) or (nil, error). Connections are kept per origin
- * and reused (keep-alive). GET/HEAD follow up to 5 redirects. Every call has
- * a deadline and a response size limit. An optional allow-list
- * (partykit.json "luaparty": {"outbound": [...]}) refuses other hosts. */
+ * TLS when the URL is https; here we write the request, parse the response
+ * with llhttp in response mode, and hand (status, headers, body) or an
+ * error to the caller's callback. Connections are kept per origin and
+ * reused (keep-alive). GET/HEAD follow up to 5 redirects. Every call has a
+ * deadline and a response size limit. An optional allow-list (partykit.json
+ * "luaparty": {"outbound": [...]}) refuses other hosts. */
 #include "fetch.h"
-#include "buf.h"
-#include "config.h"
-#include "http.h"
-#include "lua_bind.h"
-#include "room.h"
-#include "dial.h"
-#include "tls.h"
 #include "util.h"
-#include "worker.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -33,26 +24,21 @@
 typedef struct out_conn out_conn;
 typedef struct call call;
 
-/* One luaparty.fetch() in flight. */
+/* One fetch in flight, until its callback ran. */
 struct call {
-    completion done;
-    room *caller;
-    struct task *task;
+    uv_loop_t *loop;
+    const struct config *cfg;
+    fetch_done_fn done;
+    void *ud;
     char *method;
     http_headers headers;
     buf body;
     url u;
     int redirects;
-    uint64_t deadline_ms;
     size_t max_bytes;
     uv_timer_t *timer;      /* freed by its close callback */
     out_conn *conn;
-    /* result */
-    int status;
-    http_headers res_headers;
-    buf res_body;
-    char *error;
-    bool finished;
+    fetch_result res;
 };
 
 /* A connection to one origin; idle (c == NULL) ones wait for reuse. */
@@ -75,38 +61,27 @@ static void start_call(call *c);
 
 /* ---- completing a call ---- */
 
-static int call_push(completion *done, lua_State *co)
-{
-    call *c = (call *)((char *)done - offsetof(call, done));
-    return lua_push_fetch_result(co, c->error, c->status, &c->res_headers, &c->res_body);
-}
-
 static void free_timer(uv_handle_t *h) { free(h); }
 
-static void call_destroy(completion *done)
+/* Nothing refers to c any more (its connection went back to the pool or
+ * was closed): the result goes to the callback, the rest away. */
+static void call_finish(call *c)
 {
-    call *c = (call *)((char *)done - offsetof(call, done));
+    uv_timer_stop(c->timer);
+    uv_close((uv_handle_t *)c->timer, free_timer);
+    c->done(c->ud, &c->res);
     free(c->method);
     http_headers_free(&c->headers);
     buf_free(&c->body);
     free(c->u.target);
-    http_headers_free(&c->res_headers);
-    buf_free(&c->res_body);
-    free(c->error);
-    room_unref(c->caller);
     free(c);
 }
 
-static void call_finish(call *c)
+void fetch_result_free(fetch_result *res)
 {
-    if (c->finished) return;
-    c->finished = true;
-    if (c->timer) {
-        uv_timer_stop(c->timer);
-        uv_close((uv_handle_t *)c->timer, free_timer);
-        c->timer = NULL;
-    }
-    room_resume(c->caller, c->task, &c->done);
+    free(res->error);
+    http_headers_free(&res->headers);
+    buf_free(&res->body);
 }
 
 static void call_fail(call *c, const char *fmt, ...)
@@ -116,8 +91,8 @@ static void call_fail(call *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    free(c->error);
-    c->error = xstrdup(msg);
+    free(c->res.error);
+    c->res.error = xstrdup(msg);
     if (c->conn) {
         out_conn *oc = c->conn;
         c->conn = NULL;
@@ -166,7 +141,7 @@ static void send_request(out_conn *oc)
 static out_conn *conn_of(llhttp_t *p) { return p->data; }
 
 /* Headers go to the call; with no call left (it gave up) they are dropped. */
-static http_headers *headers_of(out_conn *oc) { return oc->c ? &oc->c->res_headers : NULL; }
+static http_headers *headers_of(out_conn *oc) { return oc->c ? &oc->c->res.headers : NULL; }
 
 static int r_field(llhttp_t *p, const char *at, size_t n)
 {
@@ -187,8 +162,8 @@ static int r_headers_complete(llhttp_t *p)
     header_asm_flush(&oc->head, headers_of(oc));
     call *c = oc->c;
     if (!c) return HPE_USER;
-    c->status = p->status_code;
-    if (c->status >= 100 && c->status < 200) return 0; /* interim: the real response follows */
+    c->res.status = p->status_code;
+    if (c->res.status >= 100 && c->res.status < 200) return 0; /* interim: the real response follows */
     if (strcmp(c->method, "HEAD") == 0) return 1;      /* 1: no body follows */
     if (p->content_length != UINT64_MAX && p->content_length > c->max_bytes) {
         oc->too_large = true;
@@ -202,11 +177,11 @@ static int r_body(llhttp_t *p, const char *at, size_t n)
     out_conn *oc = conn_of(p);
     call *c = oc->c;
     if (!c) return HPE_USER;
-    if (c->res_body.len + n > c->max_bytes) {
+    if (c->res.body.len + n > c->max_bytes) {
         oc->too_large = true;
         return HPE_USER;
     }
-    buf_append(&c->res_body, at, n);
+    buf_append(&c->res.body, at, n);
     return 0;
 }
 
@@ -215,9 +190,9 @@ static void response_done(out_conn *oc);
 static int r_complete(llhttp_t *p)
 {
     out_conn *oc = conn_of(p);
-    if (oc->c && oc->c->status >= 100 && oc->c->status < 200) { /* 103 Early Hints etc.: skip it */
-        http_headers_free(&oc->c->res_headers);
-        oc->c->status = 0;
+    if (oc->c && oc->c->res.status >= 100 && oc->c->res.status < 200) { /* 103 Early Hints etc.: skip it */
+        http_headers_free(&oc->c->res.headers);
+        oc->c->res.status = 0;
         return 0;
     }
     oc->keep_alive = llhttp_should_keep_alive(p);
@@ -322,15 +297,16 @@ static void response_done(out_conn *oc)
         oc->parser.data = oc;
         oc->complete = false;
         oc->sent = false;
-        oc->idle_since = uv_now(c->caller->owner->loop);
+        oc->idle_since = uv_now(c->loop);
     } else {
         conn_close(oc);
     }
     if (!c) return;
     /* redirects: GET and HEAD only */
-    const char *loc = http_headers_get(&c->res_headers, "location");
-    bool redirect = (c->status == 301 || c->status == 302 || c->status == 303 || c->status == 307 ||
-                     c->status == 308) && loc && (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD"));
+    const char *loc = http_headers_get(&c->res.headers, "location");
+    int status = c->res.status;
+    bool redirect = (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) && loc &&
+                    (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD"));
     if (redirect && c->redirects < MAX_REDIRECTS) {
         url next;
         const char *why = NULL;
@@ -345,8 +321,8 @@ static void response_done(out_conn *oc)
         c->redirects++;
         free(c->u.target);
         c->u = next;
-        http_headers_free(&c->res_headers);
-        c->res_body.len = 0;
+        http_headers_free(&c->res.headers);
+        c->res.body.len = 0;
         start_call(c);
         return;
     }
@@ -381,7 +357,7 @@ static void on_eof(dial *d)
 {
     out_conn *oc = dial_data(d);
     call *c = oc->c;
-    if (c && oc->sent && c->status) {
+    if (c && oc->sent && c->res.status) {
         llhttp_finish(&oc->parser); /* a body that ends at EOF completes here */
         if (oc->complete) {
             oc->keep_alive = false;
@@ -426,8 +402,8 @@ static void conn_new(uv_loop_t *loop, const char *origin, call *c)
 
 static void start_call(call *c)
 {
-    uv_loop_t *loop = c->caller->owner->loop;
-    if (!dial_allowed(c->caller->owner->cfg, c->u.host)) {
+    uv_loop_t *loop = c->loop;
+    if (!dial_allowed(c->cfg, c->u.host)) {
         call_fail(c, "fetch to %s refused: the host is not in luaparty.outbound of partykit.json", c->u.host);
         return;
     }
@@ -443,62 +419,25 @@ static void start_call(call *c)
     conn_new(loop, origin, c);
 }
 
-/* core.http_fetch(url, method, headers, body, timeout_ms) -> status,
- * headers, body | nil, error. Suspends the calling coroutine. */
-static int l_http_fetch(lua_State *L)
+void fetch_start(uv_loop_t *loop, const struct config *cfg, fetch_request *req, fetch_done_fn done, void *ud)
 {
-    room *r = room_from_state(L);
-    const char *target = luaL_checkstring(L, 1);
-    const char *method = luaL_optstring(L, 2, "GET");
-    for (const char *m = method; *m; m++)
-        luaL_argcheck(L, isupper((unsigned char)*m) || *m == '-', 2, "method must be an uppercase token");
-    size_t blen = 0;
-    const char *body = NULL;
-    if (!lua_isnoneornil(L, 4)) {
-        int opcode;
-        body = lua_check_message(L, 4, &blen, &opcode);
-    }
-    lua_Number timeout = luaL_optnumber(L, 5, (lua_Number)r->owner->cfg->fetch_timeout_ms);
-    struct task *t = room_current_task(r);
-    if (!t || room_task_thread(t) != L)
-        return luaL_error(L, "fetch must be called from a party callback (not at load time, and not inside a "
-                             "coroutine the script created itself)");
-    if (r->in_transaction) return luaL_error(L, "fetch cannot be called inside storage:transaction()");
-    http_headers headers = {0};
-    lua_check_headers(L, 3, &headers); /* may raise: nothing allocated yet */
-    url u;
-    const char *why = NULL;
-    if (dial_parse_url(target, &u, &why) != 0 || (u.ws && (why = "use luaparty.connect for WebSockets"))) {
-        http_headers_free(&headers);
-        free(u.target);
-        return luaL_error(L, "fetch('%s'): %s", target, why);
-    }
     call *c = xcalloc(1, sizeof *c);
-    c->u = u;
-    c->headers = headers;
-    c->done.push = call_push;
-    c->done.destroy = call_destroy;
-    c->caller = r;
-    r->refs++;
-    c->task = t;
-    c->method = xstrdup(method);
+    c->loop = loop;
+    c->cfg = cfg;
+    c->done = done;
+    c->ud = ud;
+    c->u = req->u;
+    c->headers = req->headers;
+    c->method = xstrdup(req->method);
     buf_init(&c->body);
-    buf_init(&c->res_body);
-    if (body) buf_append(&c->body, body, blen);
-    c->max_bytes = r->owner->cfg->fetch_max_bytes;
+    buf_init(&c->res.body);
+    if (req->body) buf_append(&c->body, req->body, req->body_len);
+    c->max_bytes = req->max_bytes;
     c->timer = xmalloc(sizeof *c->timer);
-    uv_timer_init(r->owner->loop, c->timer);
+    uv_timer_init(loop, c->timer);
     c->timer->data = c;
-    uv_timer_start(c->timer, on_deadline, timeout > 0 ? (uint64_t)timeout : 1, 0);
-    room_task_suspend(t);
-    start_call(c);
-    return lua_yield(L, 0);
-}
-
-void lua_fetch_register(lua_State *L)
-{
-    lua_pushcfunction(L, l_http_fetch);
-    lua_setfield(L, -2, "http_fetch");
+    uv_timer_start(c->timer, on_deadline, req->timeout_ms, 0);
+    start_call(c); /* may finish c at once */
 }
 
 void fetch_shutdown(void)

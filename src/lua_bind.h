@@ -3,7 +3,11 @@
  *   lua_binary.c   Binary values (binary WebSocket messages)
  *   lua_request.c  requests and responses crossing C <-> Lua
  *   lua_storage.c  room.storage
- *   lua_party.c    room.context.parties: cross-party fetch and socket
+ *   lua_party.c    room.context.parties: cross-party fetch
+ *   lua_pipe.c     room.context.parties: cross-party socket (a pipe)
+ *   lua_socket.c   the socket object pipes and outbound WebSockets share
+ *   lua_fetch.c    luaparty.fetch: outbound HTTP(S) (fetch.c)
+ *   lua_wsclient.c luaparty.connect: outbound WebSockets (wsclient.c)
  * All of them are functions of the private module "luaparty.core", which the
  * Lua runtime (lua/luaparty/runtime.lua) wraps into PartyKit's API. */
 #ifndef LP_LUA_BIND_H
@@ -25,7 +29,11 @@ void lua_conn_register(lua_State *L);
 void lua_binary_register(lua_State *L);
 void lua_storage_register(lua_State *L);
 void lua_party_register(lua_State *L);
+void lua_pipe_register(lua_State *L);
+void lua_socket_register(lua_State *L);
 void lua_request_register(lua_State *L);
+void lua_fetch_register(lua_State *L);
+void lua_wsclient_register(lua_State *L);
 
 /* Connections: join creates the handle and pushes (handle, id, uri);
  * returns the number of values pushed. push pushes the runtime's object
@@ -43,6 +51,13 @@ void lua_push_message_bytes(lua_State *L, int opcode, const void *data, size_t l
 void lua_push_binary(lua_State *L, const void *data, size_t len);
 /* Reads a string or Binary at idx; sets *opcode to 1 or 2. Raises otherwise. */
 const char *lua_check_message(lua_State *L, int idx, size_t *len, int *opcode);
+
+/* Parties, for :get(id):fetch() and :socket(): the party named at idx and
+ * a room id at idx (1-256 bytes, no NUL), raising otherwise; the path a
+ * request to that room gets ("/parties/<party>/<id><path>", caller frees). */
+const struct party *lua_check_party(lua_State *L, int idx);
+const char *lua_check_room_id(lua_State *L, int idx);
+char *lua_party_target(const struct party *p, const char *id, const char *path);
 
 /* Requests and responses. */
 void lua_push_request(lua_State *L, const http_request *req);

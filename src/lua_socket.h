@@ -1,7 +1,7 @@
 /* lua_socket.h - a socket as the room that opened it sees it: send,
  * receive([timeout]), close, and onmessage/onclose. Two kinds live behind
- * it: a cross-party pipe to another room (lua_party.c) and an outbound
- * WebSocket to the network (wsclient.c). Messages from the far side arrive
+ * it: a cross-party pipe to another room (lua_pipe.c) and an outbound
+ * WebSocket to the network (lua_wsclient.c). Messages from the far side arrive
  * through endpoint_deliver / endpoint_closed, always as room events. */
 #ifndef LP_LUA_SOCKET_H
 #define LP_LUA_SOCKET_H
@@ -43,7 +43,5 @@ void endpoint_deliver(endpoint *e, chunk *msg);
 void endpoint_closed(endpoint *e, int code, const char *reason);
 /* Frees the endpoint's own resources (its timer). */
 void endpoint_cleanup(endpoint *e);
-
-void lua_socket_register(lua_State *L);
 
 #endif

@@ -34,9 +34,12 @@ extern _Thread_local metrics *lp_metrics_here;
                      __ATOMIC_RELAXED)
 
 void metrics_commit_observed(uint64_t ns, int status);
-/* false once shutdown has begun (workers cannot be paused then) */
+/* The Prometheus text, summed over every worker. False once shutdown has
+ * begun (workers cannot be paused then). */
 bool metrics_render(struct worker *w, buf *out);
-/* Listens on "host:port". Returns 0, or -1 with *err (caller frees). */
+
+/* The listener (metrics_listener.c), on w's loop: listens on "host:port".
+ * Returns 0, or -1 with *err (caller frees). */
 int metrics_listen(struct worker *w, const char *addr, char **err);
 void metrics_close(void);
 

@@ -24,8 +24,6 @@
 #include "log.h"
 #include "lua_bind.h"
 #include "lua_embedded.h"
-#include "fetch.h"
-#include "wsclient.h"
 #include "room.h"
 #include "worker.h"
 
@@ -510,6 +508,8 @@ static void preload_modules(lua_State *L)
     lua_binary_register(L);
     lua_storage_register(L);
     lua_party_register(L);
+    lua_pipe_register(L);
+    lua_socket_register(L);
     lua_request_register(L);
     lua_fetch_register(L);
     lua_wsclient_register(L);

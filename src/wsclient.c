@@ -1,22 +1,13 @@
-/* wsclient.c - luaparty.connect(url [, options]): a WebSocket client from a
- * room to the network (ws:// and wss://), with the same socket shape as a
- * cross-party socket (lua_socket.h): send, receive, close, onmessage,
- * onclose. dial.c connects (and speaks TLS); this file does the opening
- * handshake (checking Sec-WebSocket-Accept) and frames with wslay in client
- * mode (masked frames, random masks). Messages sent before the handshake
- * finished are queued and sent right after it; close() before it aborts the
- * connection, as a browser's WebSocket does. */
+/* wsclient.c - the outbound WebSocket client (see wsclient.h).
+ *
+ * dial.c connects (and speaks TLS); this file does the opening handshake
+ * (checking Sec-WebSocket-Accept) and frames with wslay in client mode
+ * (masked frames, random masks). Messages sent before the handshake
+ * finished are queued and sent right after it. */
 #include "wsclient.h"
-#include "dial.h"
-#include "log.h"
-#include "lua_bind.h"
-#include "lua_socket.h"
-#include "room.h"
 #include "util.h"
-#include "worker.h"
 #include "ws.h"
 
-#include <lauxlib.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
@@ -25,12 +16,13 @@
 
 #define MAX_HANDSHAKE 16384
 
-typedef struct wsclient {
-    endpoint ep;
+struct wsclient {
+    const wsclient_events *ev;
+    void *ud;
     dial *d;
     url u;
     char key[25];
-    char *extra_headers;          /* "name: value\r\n"... from options.headers */
+    char *extra_headers;          /* "name: value\r\n"... from the caller's headers */
     buf hs;                       /* the handshake response, until its blank line */
     bool open;
     wslay_event_context_ptr ws;
@@ -39,10 +31,8 @@ typedef struct wsclient {
     chunk **queued;               /* sent before the handshake finished */
     size_t nqueued;
     size_t max_message;
-    char *host_header;            /* a Host given in options.headers */
-} wsclient;
-
-static wsclient *of_ep(endpoint *e) { return (wsclient *)e; }
+    char *host_header;            /* a Host given in the headers */
+};
 
 /* Ends the network side (after writing what is queued, e.g. our close
  * frame): no dial callback after this. */
@@ -50,7 +40,7 @@ static void shut(wsclient *w, int code, const char *reason)
 {
     if (w->d) dial_end(w->d);
     w->d = NULL;
-    endpoint_closed(&w->ep, code, reason);
+    w->ev->on_close(w, code, reason);
 }
 
 /* ---- wslay callbacks ---- */
@@ -81,7 +71,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     wsclient *w = ud;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         chunk *msg = ws_msg_new(arg->opcode, arg->msg, arg->msg_length);
-        endpoint_deliver(&w->ep, msg);
+        w->ev->on_message(w, msg);
         chunk_unref(msg);
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         /* the payload is the 2-byte code, then the reason */
@@ -91,7 +81,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             memcpy(reason, arg->msg + 2, n);
             reason[n] = 0;
         }
-        endpoint_closed(&w->ep, arg->status_code ? arg->status_code : 1005, reason[0] ? reason : NULL);
+        w->ev->on_close(w, arg->status_code ? arg->status_code : 1005, reason[0] ? reason : NULL);
     }
 }
 
@@ -226,18 +216,38 @@ static void on_error(dial *d, const char *msg)
 {
     wsclient *w = dial_data(d);
     w->d = NULL; /* it closes itself */
-    if (w->ep.caller) log_warn("%s/%s: connect(%s:%d): %s", w->ep.caller->party->name, w->ep.caller->id, w->u.host,
-                               w->u.port, msg);
-    endpoint_closed(&w->ep, 1006, msg);
+    w->ev->on_error(w, msg);
 }
 
 static const dial_events events = {on_open, on_data, on_eof, on_error};
 
-/* ---- the socket as Lua sees it ---- */
+/* ---- the client as its user sees it ---- */
 
-static void ep_send(endpoint *e, chunk *msg)
+wsclient *wsclient_new(uv_loop_t *loop, url *u, const http_headers *headers, size_t max_message,
+                       const wsclient_events *ev, void *ud)
 {
-    wsclient *w = of_ep(e);
+    wsclient *w = xcalloc(1, sizeof *w);
+    w->ev = ev;
+    w->ud = ud;
+    w->u = *u;
+    w->max_message = max_message;
+    buf_init(&w->hs);
+    if (headers->n) {
+        buf eh;
+        buf_init(&eh);
+        for (size_t i = 0; i < headers->n; i++) {
+            const http_header *h = &headers->items[i];
+            if (!strcmp(h->name, "host")) w->host_header = xstrdup(h->value);
+            else buf_printf(&eh, "%s: %s\r\n", h->name, h->value);
+        }
+        w->extra_headers = buf_steal(&eh);
+    }
+    w->d = dial_new(loop, w->u.host, w->u.port, w->u.tls, &events, w); /* may fail at once (on_error) */
+    return w;
+}
+
+void wsclient_send(wsclient *w, chunk *msg)
+{
     if (!w->open) {
         w->queued = xrealloc(w->queued, (w->nqueued + 1) * sizeof *w->queued);
         w->queued[w->nqueued++] = chunk_ref(msg);
@@ -247,9 +257,8 @@ static void ep_send(endpoint *e, chunk *msg)
     pump(w);
 }
 
-static void ep_close(endpoint *e, int code, const char *reason, size_t len)
+void wsclient_close(wsclient *w, int code, const char *reason, size_t len)
 {
-    wsclient *w = of_ep(e);
     if (!w->open) { /* as in browsers: closing before the handshake aborts it */
         for (size_t i = 0; i < w->nqueued; i++) chunk_unref(w->queued[i]);
         w->nqueued = 0;
@@ -260,14 +269,12 @@ static void ep_close(endpoint *e, int code, const char *reason, size_t len)
     pump(w); /* the server's close reply ends it (pump) */
 }
 
-static void ep_release(endpoint *e)
+void wsclient_free(wsclient *w)
 {
-    wsclient *w = of_ep(e);
     if (w->d) dial_close(w->d); /* no callback after this: safe to free now */
     for (size_t i = 0; i < w->nqueued; i++) chunk_unref(w->queued[i]);
     free(w->queued);
     if (w->ws) wslay_event_context_free(w->ws);
-    endpoint_cleanup(&w->ep);
     buf_free(&w->hs);
     free(w->u.target);
     free(w->extra_headers);
@@ -275,55 +282,5 @@ static void ep_release(endpoint *e)
     free(w);
 }
 
-static const endpoint_ops ws_ep_ops = {ep_send, ep_close, ep_release};
-
-/* core.ws_connect(url, headers, listener) -> handle */
-static int l_ws_connect(lua_State *L)
-{
-    room *r = room_from_state(L);
-    const char *target = luaL_checkstring(L, 1);
-    http_headers h = {0};
-    lua_check_headers(L, 2, &h); /* may raise: nothing allocated yet */
-    luaL_checktype(L, 3, LUA_TTABLE);
-    static const char *reserved[] = {"upgrade", "connection", "sec-websocket-key", "sec-websocket-version"};
-    for (size_t i = 0; i < 4; i++)
-        if (http_headers_get(&h, reserved[i])) {
-            http_headers_free(&h);
-            return luaL_error(L, "connect: the %s header is set by luaparty, not by options.headers", reserved[i]);
-        }
-    url u;
-    const char *why = NULL;
-    if (dial_parse_url(target, &u, &why) != 0 || (!u.ws && (why = "use ws:// or wss:// (fetch is for http)"))) {
-        http_headers_free(&h);
-        free(u.target);
-        return luaL_error(L, "connect('%s'): %s", target, why);
-    }
-    if (!dial_allowed(r->owner->cfg, u.host)) {
-        http_headers_free(&h);
-        free(u.target);
-        return luaL_error(L, "connect to %s refused: the host is not in luaparty.outbound of partykit.json", u.host);
-    }
-    wsclient *w = xcalloc(1, sizeof *w);
-    w->u = u;
-    w->max_message = r->owner->cfg->max_message;
-    buf_init(&w->hs);
-    if (h.n) {
-        buf eh;
-        buf_init(&eh);
-        for (size_t i = 0; i < h.n; i++) {
-            if (!strcmp(h.items[i].name, "host")) w->host_header = xstrdup(h.items[i].value);
-            else buf_printf(&eh, "%s: %s\r\n", h.items[i].name, h.items[i].value);
-        }
-        w->extra_headers = buf_steal(&eh);
-    }
-    http_headers_free(&h);
-    endpoint_open(L, &w->ep, &ws_ep_ops, 3);
-    w->d = dial_new(r->owner->loop, u.host, u.port, u.tls, &events, w); /* may fail at once (on_error) */
-    return 1;
-}
-
-void lua_wsclient_register(lua_State *L)
-{
-    lua_pushcfunction(L, l_ws_connect);
-    lua_setfield(L, -2, "ws_connect");
-}
+void *wsclient_data(const wsclient *w) { return w->ud; }
+const url *wsclient_url(const wsclient *w) { return &w->u; }
