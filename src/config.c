@@ -6,7 +6,8 @@
 #include "config.h"
 #include "buf.h"
 #include "lua_bind.h"
-#include "cron.h"
+#include "cron_expr.h"
+#include "script.h"
 #include "log.h"
 #include "util.h"
 
@@ -97,27 +98,14 @@ static const char *nearest_key(const char *key)
     return best_d <= 3 ? best : NULL;
 }
 
-static int dump_writer(lua_State *L, const void *data, size_t len, void *ud)
-{
-    buf_append(ud, data, len);
-    return 0;
-}
-
 int party_compile(party *p, char **err)
 {
-    lua_State *L = luaL_newstate();
-    if (luaL_loadbuffer(L, p->source, p->source_len, p->chunkname) != 0) {
-        fail(err, "%s", lua_tostring(L, -1));
-        lua_close(L);
-        return -1;
-    }
-    buf b;
-    buf_init(&b);
-    lua_dump(L, dump_writer, &b);
-    lua_close(L);
+    size_t len;
+    char *bc = script_compile(p->source, p->source_len, p->chunkname, &len, err);
+    if (!bc) return -1;
     free(p->bytecode);
-    p->bytecode_len = b.len;
-    p->bytecode = buf_steal(&b);
+    p->bytecode = bc;
+    p->bytecode_len = len;
     return 0;
 }
 

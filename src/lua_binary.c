@@ -4,7 +4,7 @@
  * userdata, so that echoing it (conn:send(msg)) sends a binary frame again
  * and code can tell the two apart (luaparty.isBinary). tostring(b) or
  * b:bytes() give the raw bytes, #b their length. */
-#include "lua_bind.h"
+#include "lua_binary.h"
 #include "util.h"
 
 #include <string.h>

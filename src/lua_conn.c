@@ -9,7 +9,8 @@
  * the connection (obj_ref) while it is joined: messages and the close come
  * with the object itself, so the runtime does not look it up by handle (a
  * userdata key is the interpreter's slow path). */
-#include "lua_bind.h"
+#include "lua_conn.h"
+#include "lua_binary.h"
 #include "metrics.h"
 #include "room.h"
 #include "util.h"

@@ -6,7 +6,9 @@
  * fetch's callback resumes the coroutine with (status, headers, body) or
  * (nil, error). */
 #include "fetch.h"
-#include "lua_bind.h"
+#include "lua_fetch.h"
+#include "lua_binary.h"
+#include "lua_request.h"
 #include "room.h"
 #include "worker.h"
 

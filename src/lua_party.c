@@ -5,8 +5,10 @@
  * event in the target room and suspends the calling coroutine; the
  * target's response (released by its output gate) resumes it.
  * Values cross only as bytes, so the two rooms never share a Lua heap. */
-#include "lua_bind.h"
-#include "registry.h"
+#include "lua_party.h"
+#include "lua_binary.h"
+#include "lua_request.h"
+#include "calls.h"
 #include "room.h"
 #include "worker.h"
 
@@ -132,7 +134,7 @@ static int l_fetch(lua_State *L)
     r->refs++;
     fc->task = t;
     room_task_suspend(t);
-    registry_request(r->owner, p, id, req, &fc->ex);
+    r->owner->calls->request(r->owner, p, id, req, &fc->ex);
     return lua_yield(L, 0);
 }
 

@@ -4,9 +4,10 @@
  * onMessage, onClose); the caller sees a socket (lua_socket.c) whose
  * messages arrive through its queue, receive() or onmessage. Values cross
  * only as bytes, so the two rooms never share a Lua heap. */
-#include "lua_bind.h"
+#include "lua_pipe.h"
+#include "lua_party.h"
 #include "lua_socket.h"
-#include "registry.h"
+#include "calls.h"
 #include "room.h"
 #include "worker.h"
 #include "ws.h"
@@ -164,10 +165,11 @@ static int l_socket_open(lua_State *L)
     luaL_argcheck(L, !*path || *path == '/' || *path == '?', 3, "path must start with '/' or '?'");
     luaL_checktype(L, 4, LUA_TTABLE);
 
-    worker *far = registry_owner(r->owner, p, id);
+    const room_calls *calls = r->owner->calls;
+    worker *far = calls->owner(r->owner, p, id);
     if (far == r->owner) { /* here a room that cannot start is an error now */
         char *err = NULL;
-        if (!registry_resolve(far, p, id, &err)) {
+        if (!calls->resolve(far, p, id, &err)) {
             lua_pushfstring(L, "socket to %s/%s failed: %s", p->name, id, err);
             free(err);
             return lua_error(L);
@@ -188,7 +190,7 @@ static int l_socket_open(lua_State *L)
     atomic_init(&pc->refs, 3); /* near, far, and the join below */
     pc->upgrade = req;
     endpoint_open(L, &pc->ep, &pipe_ep_ops, 4);
-    registry_with_room(r->owner, p, id, pipe_join, pc);
+    calls->visit(r->owner, p, id, pipe_join, pc);
     return 1;
 }
 

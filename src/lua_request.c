@@ -4,7 +4,7 @@
  * gives it its methods (text, json) and makes req.headers from _headers when
  * the party first reads it. A response comes back from the runtime as three
  * values (status, headers, body), already normalized there. */
-#include "lua_bind.h"
+#include "lua_request.h"
 #include "util.h"
 #include "router.h"
 

@@ -4,7 +4,8 @@
  * other message becomes an event of the room (runtime.socket_message: the
  * onmessage handler, or the socket's queue for a later receive()). */
 #include "lua_socket.h"
-#include "lua_bind.h"
+#include "lua_binary.h"
+#include "lua_conn.h"
 #include "room.h"
 #include "util.h"
 #include "worker.h"

@@ -44,4 +44,7 @@ void endpoint_closed(endpoint *e, int code, const char *reason);
 /* Frees the endpoint's own resources (its timer). */
 void endpoint_cleanup(endpoint *e);
 
+/* Registers the socket object's core functions into the table on top of the stack. */
+void lua_socket_register(lua_State *L);
+
 #endif

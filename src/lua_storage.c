@@ -6,7 +6,7 @@
  * until then. Reads see the batch, so a callback reads its own writes. */
 #include "codec.h"
 #include "config.h"
-#include "lua_bind.h"
+#include "lua_storage.h"
 #include "room.h"
 #include "storage.h"
 #include "worker.h"

@@ -5,7 +5,8 @@
  * the client's events on to the socket; the WebSocket itself is wsclient.c's. */
 #include "wsclient.h"
 #include "log.h"
-#include "lua_bind.h"
+#include "lua_wsclient.h"
+#include "lua_request.h"
 #include "lua_socket.h"
 #include "room.h"
 #include "worker.h"

@@ -9,6 +9,7 @@
 #include "tls.h"
 #include "log.h"
 #include "metrics.h"
+#include "metrics_listener.h"
 #include "registry.h"
 #include "reload.h"
 #include "sandbox.h"

@@ -1,21 +1,13 @@
-/* metrics.c - counting, and the Prometheus text /metrics answers with.
- *
- * Counters are bumped where things happen (server.c, room.c, reload.c);
- * gauges (rooms, connections, Lua memory) are read from the registry at
- * scrape time. Who asks for the text is metrics_listener.c's business. */
+/* metrics.c - the counters: each thread's set, and the storage commit
+ * histogram. Counters are bumped where things happen (server.c, room.c,
+ * reload.c ...); metrics_page.c renders them, metrics_listener.c serves the
+ * page. */
 #include "metrics.h"
-#include "config.h"
-#include "room.h"
-#include "server.h"
-#include "worker.h"
-
-#include <stdlib.h>
-#include <string.h>
 
 static metrics outside_workers; /* counts of threads that are not workers (none today) */
 _Thread_local metrics *lp_metrics_here = &outside_workers;
 
-static const double bucket_le[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01};
+const double metrics_commit_buckets[7] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01};
 
 void metrics_commit_observed(uint64_t ns, int status)
 {
@@ -24,103 +16,6 @@ void metrics_commit_observed(uint64_t ns, int status)
     METRIC_ADD(commit_ns_sum, ns);
     double secs = (double)ns / 1e9;
     size_t i = 0;
-    while (i < 7 && secs > bucket_le[i]) i++;
+    while (i < 7 && secs > metrics_commit_buckets[i]) i++;
     METRIC_ADD(commit_us_buckets[i], 1);
-}
-
-/* Every worker's counters, summed. */
-static void sum_counters(worker *w, metrics *m)
-{
-    memset(m, 0, sizeof *m);
-    for (int i = 0; i < w->nworkers; i++) {
-        const uint64_t *from = (const uint64_t *)&w->all[i]->stats;
-        uint64_t *to = (uint64_t *)m;
-        for (size_t k = 0; k < sizeof *m / sizeof(uint64_t); k++) to[k] += __atomic_load_n(&from[k], __ATOMIC_RELAXED);
-    }
-}
-
-static void counter(buf *b, const char *name, const char *help, uint64_t v)
-{
-    buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
-}
-
-static void gauge(buf *b, const char *name, const char *help, double v)
-{
-    buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.0f\n", name, help, name, name, v);
-}
-
-/* Gauges are read from the registries of all workers: the others are
- * paused for the few microseconds that takes (worker.h), so no room is read
- * while its owner changes it. */
-bool metrics_render(worker *w, buf *b)
-{
-    if (!worker_pause_others(w)) return false;
-    metrics sum;
-    sum_counters(w, &sum);
-    const metrics *m = &sum;
-    const config *cfg = w->cfg;
-    size_t conns = 0, mem = 0, clients = 0;
-    size_t *worker_rooms = xcalloc((size_t)w->nworkers, sizeof *worker_rooms);
-    buf_appendstr(b, "# HELP luaparty_rooms Live rooms per party.\n# TYPE luaparty_rooms gauge\n");
-    for (size_t i = 0; i < cfg->nparties; i++) {
-        size_t n = 0;
-        for (int k = 0; k < w->nworkers; k++) {
-            dict_entry *e;
-            for (size_t j = 0; (e = dict_next(&w->all[k]->rooms, &j));) {
-                room *r = e->val;
-                if (r->party != cfg->parties[i]) continue;
-                if (r->id[0]) { /* the lobby "" is not a room */
-                    n++;
-                    worker_rooms[k]++;
-                }
-                conns += r->nconns;
-                mem += r->mem_used;
-            }
-        }
-        buf_printf(b, "luaparty_rooms{party=\"%s\"} %zu\n", cfg->parties[i]->name, n);
-    }
-    buf_appendstr(b, "# HELP luaparty_worker_rooms Live rooms per worker (placement by party/room hash).\n"
-                     "# TYPE luaparty_worker_rooms gauge\n");
-    for (int k = 0; k < w->nworkers; k++) buf_printf(b, "luaparty_worker_rooms{worker=\"%d\"} %zu\n", k, worker_rooms[k]);
-    free(worker_rooms);
-    buf_appendstr(b, "# HELP luaparty_worker_clients Open TCP clients per worker.\n"
-                     "# TYPE luaparty_worker_clients gauge\n");
-    for (int k = 0; k < w->nworkers; k++) {
-        size_t n = server_clients(w->all[k]->srv);
-        clients += n;
-        buf_printf(b, "luaparty_worker_clients{worker=\"%d\"} %zu\n", k, n);
-    }
-    worker_resume_others(w);
-    gauge(b, "luaparty_connections", "Open WebSocket connections joined to rooms.", (double)conns);
-    gauge(b, "luaparty_clients", "Open TCP clients (HTTP and WebSocket).", (double)clients);
-    gauge(b, "luaparty_lua_memory_bytes", "Lua heap in use, all rooms.", (double)mem);
-    gauge(b, "luaparty_workers", "Worker threads (event loops).", (double)w->nworkers);
-    counter(b, "luaparty_connections_opened_total", "WebSocket connections accepted.", m->connections_opened);
-    counter(b, "luaparty_messages_in_total", "WebSocket messages received.", m->messages_in);
-    counter(b, "luaparty_messages_out_total", "WebSocket messages sent.", m->messages_out);
-    counter(b, "luaparty_bytes_in_total", "WebSocket payload bytes received.", m->bytes_in);
-    counter(b, "luaparty_bytes_out_total", "WebSocket payload bytes sent.", m->bytes_out);
-    counter(b, "luaparty_ws_frames_encoded_total",
-            "WebSocket data frames encoded (a broadcast encodes one frame for all its receivers).", m->frames_encoded);
-    buf_appendstr(b, "# HELP luaparty_http_requests_total HTTP responses by status.\n"
-                     "# TYPE luaparty_http_requests_total counter\n");
-    for (int code = 100; code < 600; code++)
-        if (m->http_status[code])
-            buf_printf(b, "luaparty_http_requests_total{status=\"%d\"} %llu\n", code,
-                       (unsigned long long)m->http_status[code]);
-    counter(b, "luaparty_callback_errors_total", "Lua errors raised by party callbacks.", m->callback_errors);
-    counter(b, "luaparty_storage_commit_failures_total", "Storage commits that failed.", m->commit_failures);
-    buf_appendstr(b, "# HELP luaparty_storage_commit_seconds Storage commit latency.\n"
-                     "# TYPE luaparty_storage_commit_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < 7; i++) {
-        cum += m->commit_us_buckets[i];
-        buf_printf(b, "luaparty_storage_commit_seconds_bucket{le=\"%g\"} %llu\n", bucket_le[i],
-                   (unsigned long long)cum);
-    }
-    buf_printf(b, "luaparty_storage_commit_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)m->commits);
-    buf_printf(b, "luaparty_storage_commit_seconds_sum %.6f\nluaparty_storage_commit_seconds_count %llu\n",
-               (double)m->commit_ns_sum / 1e9, (unsigned long long)m->commits);
-    counter(b, "luaparty_reloads_total", "Hot reloads applied.", m->reloads);
-    return true;
 }

@@ -7,9 +7,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct worker;
-struct server;
-
 typedef struct metrics {
     uint64_t messages_in, messages_out, bytes_in, bytes_out;
     uint64_t http_status[600];       /* responses by status code */
@@ -33,14 +30,9 @@ extern _Thread_local metrics *lp_metrics_here;
     __atomic_store_n(&lp_metrics_here->field, __atomic_load_n(&lp_metrics_here->field, __ATOMIC_RELAXED) + (n), \
                      __ATOMIC_RELAXED)
 
+/* A storage commit took ns; status != 0: it failed. */
 void metrics_commit_observed(uint64_t ns, int status);
-/* The Prometheus text, summed over every worker. False once shutdown has
- * begun (workers cannot be paused then). */
-bool metrics_render(struct worker *w, buf *out);
-
-/* The listener (metrics_listener.c), on w's loop: listens on "host:port".
- * Returns 0, or -1 with *err (caller frees). */
-int metrics_listen(struct worker *w, const char *addr, char **err);
-void metrics_close(void);
+/* Upper bounds (seconds) of the commit histogram's buckets, +Inf aside. */
+extern const double metrics_commit_buckets[7];
 
 #endif

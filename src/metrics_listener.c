@@ -1,9 +1,10 @@
 /* metrics_listener.c - the --metrics listener: a tiny HTTP responder of
  * its own, one request per connection, then close. It lives apart from the
  * public server (server.c) so /metrics is never public by accident, and it
- * only needs to tell GET /metrics from anything else; metrics.c renders
+ * only needs to tell GET /metrics from anything else; metrics_page.c renders
  * what it answers with. */
-#include "metrics.h"
+#include "metrics_listener.h"
+#include "metrics_page.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"

@@ -75,11 +75,11 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
 typedef struct visit {
     const party *p;
     char *id;
-    registry_visit fn;
+    room_visit fn;
     void *arg;
 } visit;
 
-static void visit_here(worker *w, const party *p, const char *id, registry_visit fn, void *arg)
+static void visit_here(worker *w, const party *p, const char *id, room_visit fn, void *arg)
 {
     char *err = NULL;
     room *r = registry_resolve(w, p, id, &err);
@@ -95,7 +95,7 @@ static void visit_job(worker *w, void *arg)
     free(v);
 }
 
-void registry_with_room(worker *w, const party *p, const char *id, registry_visit fn, void *arg)
+void registry_with_room(worker *w, const party *p, const char *id, room_visit fn, void *arg)
 {
     worker *owner = registry_owner(w, p, id);
     if (owner == w) {
@@ -207,10 +207,19 @@ static void drop(void *v)
     room_unref(r);
 }
 
+void registry_each(worker *w, void (*fn)(room *r, void *ud), void *ud)
+{
+    dict_entry *e;
+    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) fn(e->val, ud);
+}
+
 static void on_sweep(uv_timer_t *t) { sweep(t->data); }
+
+static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, registry_request};
 
 void registry_start(worker *w)
 {
+    w->calls = &calls;
     uv_timer_init(w->loop, &w->sweeper);
     w->sweeper.data = w;
     uint64_t every = w->cfg->idle_timeout_ms / 4;

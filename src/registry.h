@@ -6,6 +6,7 @@
 #ifndef LP_REGISTRY_H
 #define LP_REGISTRY_H
 
+#include "calls.h"
 #include "config.h"
 #include "room.h"
 #include "worker.h"
@@ -23,8 +24,7 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err);
 
 /* Runs fn(room, arg, NULL) on the owner's thread with the live room (now,
  * if w owns it), or fn(NULL, arg, error) there if it cannot start. */
-typedef void (*registry_visit)(room *r, void *arg, const char *err);
-void registry_with_room(worker *w, const party *p, const char *id, registry_visit fn, void *arg);
+void registry_with_room(worker *w, const party *p, const char *id, room_visit fn, void *arg);
 
 /* Hands req to room (party, id) wherever it lives; ex is answered on w's
  * thread (see exchange in room.h). Takes req. */
@@ -33,6 +33,10 @@ void registry_request(worker *w, const party *p, const char *id, http_request *r
  * with code/reason and unloads it; the next request makes a fresh one.
  * Used for idle unloading and for a room reset after a storage failure. */
 void registry_evict(worker *w, room *r, int code, const char *reason);
+/* Calls fn(room, ud) for every live room of w (lobbies included), on w's
+ * thread or while w is paused (worker_pause_others). fn must not add or
+ * remove rooms. */
+void registry_each(worker *w, void (*fn)(room *r, void *ud), void *ud);
 /* Starts unloading rooms idle for longer than the configured idle timeout. */
 void registry_start(worker *w);
 /* Shutdown: drops every room; none may start after this (w->closed). */

@@ -180,24 +180,33 @@ void reload_stop(void)
 
 /* How many live rooms of one worker belong to p (all rooms if p is NULL),
  * and, with list, those rooms (caller frees). */
+typedef struct room_list {
+    const party *p;
+    room **items;          /* NULL when only the count is wanted */
+    size_t n, cap;
+    bool listing;
+} room_list;
+
+static void list_room(room *r, void *ud)
+{
+    room_list *l = ud;
+    if (l->p && r->party != l->p) return;
+    if (l->listing) {
+        if (l->n == l->cap) {
+            l->cap = l->cap ? 2 * l->cap : 16;
+            l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+        }
+        l->items[l->n] = r;
+    }
+    l->n++;
+}
+
 static size_t rooms_of(worker *w, const party *p, room ***list)
 {
-    size_t n = 0, cap = 0;
-    dict_entry *e;
-    if (list) *list = NULL;
-    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
-        room *r = e->val;
-        if (p && r->party != p) continue;
-        if (list) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 16;
-                *list = xrealloc(*list, cap * sizeof **list);
-            }
-            (*list)[n] = r;
-        }
-        n++;
-    }
-    return n;
+    room_list l = {p, NULL, 0, 0, list != NULL};
+    registry_each(w, list_room, &l);
+    if (list) *list = l.items;
+    return l.n;
 }
 
 typedef struct change {

@@ -8,7 +8,9 @@
  * the room's storage writes are committed (room_commit). A step that ran
  * into the CPU or memory limit has the room reset once the run ends. */
 #include "runner.h"
-#include "lua_bind.h"
+#include "lua_binary.h"
+#include "lua_conn.h"
+#include "lua_request.h"
 #include "log.h"
 #include "metrics.h"
 #include "sandbox.h"

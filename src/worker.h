@@ -16,6 +16,7 @@
 #include <uv.h>
 
 struct room;
+struct room_calls;
 struct storage;
 struct worker;
 struct server;
@@ -48,6 +49,7 @@ typedef struct worker {
     /* A commit changed a room's alarm: re-arm the alarm timer (alarm.c sets it). */
     void (*alarms_changed)(struct worker *w);
     struct server *srv;             /* the clients of this worker (server.c) */
+    const struct room_calls *calls; /* how rooms reach other rooms (calls.h; registry.c) */
     char authority[300];            /* host:port of the listener, for in-process URLs */
     bool stopping;
     bool closed;                    /* worker_close ran: no room may start now */

@@ -1,0 +1,19 @@
+/* lua_conn.h - connections: the Lua handle of a joined connection (lua_conn.c). */
+#ifndef LP_LUA_CONN_H
+#define LP_LUA_CONN_H
+
+#include "lua_bind.h"
+
+/* Registers its core functions into the table on top of the stack. */
+void lua_conn_register(lua_State *L);
+/* Connections: join creates the handle and pushes (handle, id, uri);
+ * returns the number of values pushed. push pushes the runtime's object
+ * for the connection (core.adopt), or nil once it left. */
+int lua_conn_join(lua_State *L, struct room *r, lp_conn *c);
+void lua_conn_push(lua_State *L, lp_conn *c);
+void lua_conn_leave(lua_State *L, struct room *r, lp_conn *c);
+/* Reads an optional (code, reason) pair at idx, idx+1 for a close: 1000 or
+ * 3000-4999, at most 123 bytes of reason. Raises otherwise. */
+const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len);
+
+#endif
