@@ -53,7 +53,7 @@ void config_defaults(config *cfg)
     cfg->fetch_max_bytes = 16 * 1024 * 1024;
 }
 
-static int fail(char **err, const char *fmt, ...)
+static int set_error(char **err, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -139,10 +139,10 @@ static int add_party(config *cfg, const char *name, const char *script, char **e
     cfg->nparties++;
     p->source = read_file(p->path, &p->source_len);
     if (!p->source)
-        return fail(err, "partykit.json: party \"%s\": cannot read %s: %s", name, p->path, strerror(errno));
+        return set_error(err, "partykit.json: party \"%s\": cannot read %s: %s", name, p->path, strerror(errno));
     char *cerr = NULL;
     if (party_compile(p, &cerr) != 0) {
-        fail(err, "partykit.json: party \"%s\": %s is not valid Lua: %s", name, script, cerr);
+        set_error(err, "partykit.json: party \"%s\": %s is not valid Lua: %s", name, script, cerr);
         free(cerr);
         return -1;
     }
@@ -154,11 +154,11 @@ static int check_string(lua_State *L, const char *key, char **err)
     lua_getfield(L, 1, key);
     int t = lua_type(L, -1);
     lua_pop(L, 1);
-    if (t != LUA_TNIL && t != LUA_TSTRING) return fail(err, "partykit.json: \"%s\" must be a string", key);
+    if (t != LUA_TNIL && t != LUA_TSTRING) return set_error(err, "partykit.json: \"%s\" must be a string", key);
     return 0;
 }
 
-static int decode(lua_State *L)
+static int decode_json(lua_State *L)
 {
     const char *text = lua_touserdata(L, 1);
     size_t len = (size_t)lua_tointeger(L, 2);
@@ -183,15 +183,15 @@ static int load_serve(lua_State *L, config *cfg, char **err)
         lua_getfield(L, -2, "singlePageApp");
         cfg->serve_spa = lua_toboolean(L, -1);
         lua_pop(L, 2);
-        if (!path) return fail(err, "partykit.json: \"serve\": the object needs a \"path\"");
+        if (!path) return set_error(err, "partykit.json: \"serve\": the object needs a \"path\"");
     } else if (!lua_isnil(L, -1)) {
-        return fail(err, "partykit.json: \"serve\" must be a folder name or { \"path\": ... }");
+        return set_error(err, "partykit.json: \"serve\" must be a folder name or { \"path\": ... }");
     }
     if (path) {
         char joined[PATH_MAX * 2], real[PATH_MAX];
         if (path[0] == '/') snprintf(joined, sizeof joined, "%s", path);
         else snprintf(joined, sizeof joined, "%s/%s", cfg->dir, path);
-        if (!realpath(joined, real)) return fail(err, "partykit.json: \"serve\": %s: %s", path, strerror(errno));
+        if (!realpath(joined, real)) return set_error(err, "partykit.json: \"serve\": %s: %s", path, strerror(errno));
         cfg->serve_dir = xstrdup(real);
     }
     lua_pop(L, 1);
@@ -206,14 +206,14 @@ static int load_crons(lua_State *L, config *cfg, char **err)
         lua_pop(L, 1);
         return 0;
     }
-    if (!lua_istable(L, -1)) return fail(err, "partykit.json: \"crons\" must be an object of name: schedule");
+    if (!lua_istable(L, -1)) return set_error(err, "partykit.json: \"crons\" must be an object of name: schedule");
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         const char *name = lua_tostring(L, -2), *expr = lua_tostring(L, -1), *why = NULL;
-        if (lua_type(L, -1) != LUA_TSTRING) return fail(err, "partykit.json: crons: \"%s\" must be a string", name);
+        if (lua_type(L, -1) != LUA_TSTRING) return set_error(err, "partykit.json: crons: \"%s\" must be a string", name);
         cron_entry e = {0};
         if (cron_parse(expr, &e, &why) != 0)
-            return fail(err, "partykit.json: crons: \"%s\": \"%s\": %s", name, expr, why);
+            return set_error(err, "partykit.json: crons: \"%s\": \"%s\": %s", name, expr, why);
         e.name = xstrdup(name);
         e.expr = xstrdup(expr);
         cfg->crons = xrealloc(cfg->crons, (cfg->ncrons + 1) * sizeof *cfg->crons);
@@ -251,7 +251,7 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
         lua_pop(L, 1);
         return 0;
     }
-    if (!lua_istable(L, -1)) return fail(err, "partykit.json: \"luaparty\" must be an object");
+    if (!lua_istable(L, -1)) return set_error(err, "partykit.json: \"luaparty\" must be an object");
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         const char *key = lua_tostring(L, -2);
@@ -263,19 +263,19 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
                 free(cfg->cors_origin);
                 cfg->cors_origin = xstrdup(lua_tostring(L, -1));
             } else {
-                return fail(err, "partykit.json: luaparty.cors must be true, false or an origin");
+                return set_error(err, "partykit.json: luaparty.cors must be true, false or an origin");
             }
             lua_pop(L, 1);
             continue;
         }
         if (strcmp(key, "outbound") == 0) {
-            if (!lua_istable(L, -1)) return fail(err, "partykit.json: luaparty.outbound must be an array of host names");
+            if (!lua_istable(L, -1)) return set_error(err, "partykit.json: luaparty.outbound must be an array of host names");
             size_t n = lua_objlen(L, -1);
             cfg->outbound = xcalloc(n ? n : 1, sizeof *cfg->outbound);
             for (size_t j = 1; j <= n; j++) {
                 lua_rawgeti(L, -1, (int)j);
                 if (lua_type(L, -1) != LUA_TSTRING)
-                    return fail(err, "partykit.json: luaparty.outbound[%zu] must be a host name", j);
+                    return set_error(err, "partykit.json: luaparty.outbound[%zu] must be a host name", j);
                 cfg->outbound[cfg->noutbound++] = xstrdup(lua_tostring(L, -1));
                 lua_pop(L, 1);
             }
@@ -291,12 +291,12 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
                 size_t d = edit_distance(key, keys[j].key);
                 if (d < best_d) best_d = d, best = keys[j].key;
             }
-            return best ? fail(err, "partykit.json: unknown key luaparty.%s (did you mean \"%s\"?)", key, best)
-                        : fail(err, "partykit.json: unknown key luaparty.%s", key);
+            return best ? set_error(err, "partykit.json: unknown key luaparty.%s (did you mean \"%s\"?)", key, best)
+                        : set_error(err, "partykit.json: unknown key luaparty.%s", key);
         }
         lua_Number v = lua_tonumber(L, -1);
         if (!lua_isnumber(L, -1) || v < 0 || (keys[i].unit != 2 && v == 0))
-            return fail(err, "partykit.json: luaparty.%s must be a positive number", key);
+            return set_error(err, "partykit.json: luaparty.%s must be a positive number", key);
         char *field = (char *)cfg + keys[i].off;
         if (keys[i].unit == 0) *(size_t *)field = (size_t)v;
         else *(uint64_t *)field = (uint64_t)(keys[i].unit == 1 ? v * 1000 : v);
@@ -306,7 +306,9 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
     return 0;
 }
 
-int config_load(config *cfg, char **err)
+/* Reads partykit.json and decodes it into a fresh Lua state, the object at
+ * index 1. Returns the state, or NULL with *err. */
+static lua_State *read_project(const config *cfg, char **err)
 {
     buf b;
     buf_init(&b);
@@ -315,30 +317,33 @@ int config_load(config *cfg, char **err)
     size_t len;
     char *text = read_file(path, &len);
     if (!text) {
-        fail(err, "%s: cannot read: %s", path, strerror(errno));
+        set_error(err, "%s: cannot read: %s", path, strerror(errno));
         free(path);
-        return -1;
+        return NULL;
     }
     free(path);
-
     lua_State *L = luaL_newstate();
-    int rv = -1;
-    lua_pushcfunction(L, decode);
+    lua_pushcfunction(L, decode_json);
     lua_pushlightuserdata(L, text);
     lua_pushinteger(L, (lua_Integer)len);
-    if (lua_pcall(L, 2, 1, 0) != 0) {
+    int rc = lua_pcall(L, 2, 1, 0);
+    free(text);
+    if (rc != 0) {
         /* cjson: "Expected value but found invalid token at character 12" */
-        fail(err, "partykit.json is not valid JSON: %s", lua_tostring(L, -1));
-        goto out;
+        set_error(err, "partykit.json is not valid JSON: %s", lua_tostring(L, -1));
+    } else if (!lua_istable(L, -1)) {
+        set_error(err, "partykit.json must hold a JSON object");
+    } else {
+        lua_settop(L, 1); /* the decoded object is now the only value: index 1 */
+        return L;
     }
-    if (!lua_istable(L, -1)) {
-        fail(err, "partykit.json must hold a JSON object");
-        goto out;
-    }
-    /* the decoded object is now the only value: index 1 */
-    lua_settop(L, 1);
+    lua_close(L);
+    return NULL;
+}
 
-    /* every key must be known */
+/* Every top-level key must be known; known but unsupported ones warn. */
+static int check_keys(lua_State *L, char **err)
+{
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         lua_pop(L, 1);
@@ -353,28 +358,39 @@ int config_load(config *cfg, char **err)
         }
         if (!found) {
             const char *near = nearest_key(key);
-            if (near) fail(err, "partykit.json: unknown key \"%s\" (did you mean \"%s\"?)", key, near);
-            else fail(err, "partykit.json: unknown key \"%s\"", key);
-            goto out;
+            if (near) return set_error(err, "partykit.json: unknown key \"%s\" (did you mean \"%s\"?)", key, near);
+            return set_error(err, "partykit.json: unknown key \"%s\"", key);
         }
     }
-    if (check_string(L, "name", err) || check_string(L, "main", err)) goto out;
+    return check_string(L, "name", err) || check_string(L, "main", err) ? -1 : 0;
+}
 
-    lua_getfield(L, 1, "name");
-    cfg->name = xstrdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "luaparty");
-    lua_pop(L, 1);
+/* One entry of "parties" (name at -2, script at -1). */
+static int load_named_party(lua_State *L, config *cfg, char **err)
+{
+    size_t nlen;
+    const char *name = lua_tolstring(L, -2, &nlen);
+    if (!config_valid_party_name(name, nlen))
+        return set_error(err,
+                         "partykit.json: parties: \"%s\" is not a valid party name (use letters, digits, '_' and '-')",
+                         name);
+    if (strcmp(name, "main") == 0)
+        return set_error(err, "partykit.json: parties: \"main\" is the party of the \"main\" key; pick another name");
+    if (lua_type(L, -1) != LUA_TSTRING)
+        return set_error(err, "partykit.json: parties: \"%s\" must name a script file", name);
+    return add_party(cfg, name, lua_tostring(L, -1), err);
+}
 
+/* "main" and "parties": the main party first, then the others. */
+static int load_parties(lua_State *L, config *cfg, char **err)
+{
     lua_getfield(L, 1, "main");
-    if (!lua_isstring(L, -1)) {
-        fail(err, "partykit.json: \"main\" is missing: it names the script of the main party");
-        goto out;
-    }
-    size_t nparties = 1;
+    if (!lua_isstring(L, -1))
+        return set_error(err, "partykit.json: \"main\" is missing: it names the script of the main party");
     lua_getfield(L, 1, "parties");
-    if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
-        fail(err, "partykit.json: \"parties\" must be an object of name: script");
-        goto out;
-    }
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+        return set_error(err, "partykit.json: \"parties\" must be an object of name: script");
+    size_t nparties = 1;
     if (lua_istable(L, -1)) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
@@ -383,57 +399,44 @@ int config_load(config *cfg, char **err)
         }
     }
     cfg->parties = xcalloc(nparties, sizeof(party *));
-    if (add_party(cfg, "main", lua_tostring(L, -2), err)) goto out;
+    if (add_party(cfg, "main", lua_tostring(L, -2), err)) return -1;
     if (lua_istable(L, -1)) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
-            size_t nlen;
-            const char *name = lua_tolstring(L, -2, &nlen);
-            if (!config_valid_party_name(name, nlen)) {
-                fail(err, "partykit.json: parties: \"%s\" is not a valid party name (use letters, digits, '_' and '-')",
-                     name);
-                goto out;
-            }
-            if (strcmp(name, "main") == 0) {
-                fail(err, "partykit.json: parties: \"main\" is the party of the \"main\" key; pick another name");
-                goto out;
-            }
-            if (lua_type(L, -1) != LUA_TSTRING) {
-                fail(err, "partykit.json: parties: \"%s\" must name a script file", name);
-                goto out;
-            }
-            if (add_party(cfg, name, lua_tostring(L, -1), err)) goto out;
+            if (load_named_party(L, cfg, err)) return -1;
             lua_pop(L, 1);
         }
     }
     lua_settop(L, 1);
+    return 0;
+}
 
+/* "vars": kept as JSON text, which each room decodes into room.env. */
+static int load_vars(lua_State *L, config *cfg, char **err)
+{
     lua_getfield(L, 1, "vars");
-    if (!lua_isnil(L, -1) && !lua_istable(L, -1)) {
-        fail(err, "partykit.json: \"vars\" must be an object");
-        goto out;
-    }
-    if (lua_istable(L, -1)) {
-        /* keep the JSON text: each room decodes it into room.env */
-        luaopen_cjson(L);
-        lua_getfield(L, -1, "encode");
-        lua_pushvalue(L, -3);
-        if (lua_pcall(L, 1, 1, 0) != 0) {
-            fail(err, "partykit.json: \"vars\": %s", lua_tostring(L, -1));
-            goto out;
-        }
-        cfg->vars_json = xstrdup(lua_tostring(L, -1));
-    } else {
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1)) return set_error(err, "partykit.json: \"vars\" must be an object");
+    if (!lua_istable(L, -1)) {
         cfg->vars_json = xstrdup("{}");
+        lua_settop(L, 1);
+        return 0;
     }
+    luaopen_cjson(L);
+    lua_getfield(L, -1, "encode");
+    lua_pushvalue(L, -3);
+    if (lua_pcall(L, 1, 1, 0) != 0) return set_error(err, "partykit.json: \"vars\": %s", lua_tostring(L, -1));
+    cfg->vars_json = xstrdup(lua_tostring(L, -1));
     lua_settop(L, 1);
+    return 0;
+}
 
+/* "port" and "persist": the command line wins over both. */
+static int load_port_persist(lua_State *L, config *cfg, char **err)
+{
     lua_getfield(L, 1, "port");
     if (!lua_isnil(L, -1)) {
-        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0 || lua_tonumber(L, -1) > 65535) {
-            fail(err, "partykit.json: \"port\" must be a number from 0 to 65535");
-            goto out;
-        }
+        if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) < 0 || lua_tonumber(L, -1) > 65535)
+            return set_error(err, "partykit.json: \"port\" must be a number from 0 to 65535");
         if (cfg->port < 0) cfg->port = (int)lua_tointeger(L, -1);
     }
     lua_pop(L, 1);
@@ -447,11 +450,11 @@ int config_load(config *cfg, char **err)
         cfg->persist_dir = buf_steal(&p);
     }
     lua_pop(L, 1);
-    if (load_serve(L, cfg, err) || load_crons(L, cfg, err) || load_luaparty(L, cfg, err)) goto out;
-    rv = 0;
-out:
-    lua_close(L);
-    free(text);
+    return 0;
+}
+
+static void apply_defaults(config *cfg)
+{
     if (cfg->port < 0) cfg->port = 1999;
     if (!cfg->persist_dir) {
         buf p;
@@ -459,6 +462,24 @@ out:
         buf_printf(&p, "%s/.luaparty", cfg->dir);
         cfg->persist_dir = buf_steal(&p);
     }
+}
+
+int config_load(config *cfg, char **err)
+{
+    lua_State *L = read_project(cfg, err);
+    int rv = -1;
+    if (L) {
+        lua_getfield(L, 1, "name");
+        cfg->name = xstrdup(lua_isstring(L, -1) ? lua_tostring(L, -1) : "luaparty");
+        lua_pop(L, 1);
+        rv = check_keys(L, err) || load_parties(L, cfg, err) || load_vars(L, cfg, err) ||
+                     load_port_persist(L, cfg, err) || load_serve(L, cfg, err) || load_crons(L, cfg, err) ||
+                     load_luaparty(L, cfg, err)
+                 ? -1
+                 : 0;
+        lua_close(L);
+    }
+    apply_defaults(cfg);
     return rv;
 }
 

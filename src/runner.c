@@ -287,20 +287,10 @@ static void push_entry(room *r, lua_State *co, const char *name)
     lua_remove(co, -2);
 }
 
-static void run_event(room *r, event *ev)
+/* A task for a new event, in a spare coroutine if the room has one. */
+static task *new_task(room *r, const event *ev)
 {
     lua_State *L = r->L;
-    if (ev->kind == EV_RESUME) {
-        task *t = ev->task;
-        r->suspended--;
-        int n = ev->done->push(ev->done, t->co);
-        ev->done->destroy(ev->done);
-        ev->done = NULL;
-        room_event_free(r, ev);
-        step(r, t, n);
-        return;
-    }
-
     task *t = pool_get(&r->owner->tasks, sizeof *t);
     t->r = r;
     t->next = r->tasks;
@@ -321,6 +311,13 @@ static void run_event(room *r, event *ev)
         conn_ref(t->conn);
         t->conn->busy = true;
     }
+    return t;
+}
+
+/* Pushes the runtime's function for ev and its arguments on the task's
+ * coroutine; returns the number of arguments. */
+static int push_event(room *r, task *t, event *ev)
+{
     lua_State *co = t->co;
     int nargs = 0;
     switch (ev->kind) {
@@ -391,6 +388,23 @@ static void run_event(room *r, event *ev)
     case EV_RESUME:
         break;
     }
+    return nargs;
+}
+
+static void run_event(room *r, event *ev)
+{
+    if (ev->kind == EV_RESUME) { /* the I/O a task waited for has answered */
+        task *t = ev->task;
+        r->suspended--;
+        int n = ev->done->push(ev->done, t->co);
+        ev->done->destroy(ev->done);
+        ev->done = NULL;
+        room_event_free(r, ev);
+        step(r, t, n);
+        return;
+    }
+    task *t = new_task(r, ev);
+    int nargs = push_event(r, t, ev);
     room_event_free(r, ev);
     step(r, t, nargs);
 }

@@ -13,10 +13,13 @@
  * answer with RST and the peer would lose our close frame). We shut down the
  * write side, read until EOF, and bound that with a timer.
  *
+ * Requests go to dispatch.c, which sees a client as an http_peer (its ops
+ * are at "what dispatch sees of a client" below) and never a socket.
+ *
  * Workers: each worker has its own server (clients, flusher, pinger) on the
  * shared listening socket. A client whose request is for a room of another
- * worker moves there (move/move_now/arrive), so a WebSocket always lives on
- * its room's worker; see README "Workers". */
+ * worker moves there (start_move, hand_over, adopt_moved), so a WebSocket
+ * always lives on its room's worker; see README "Workers". */
 #include "server.h"
 #include "dispatch.h"
 #include "http.h"
@@ -78,7 +81,7 @@ struct client {
 
 static void client_close_now(client *c);
 static void client_finish(client *c);
-static void feed(client *c, const char *data, size_t len);
+static void parse_requests(client *c, const char *data, size_t len);
 static void resume_reading(client *c);
 
 /* ---- lifetime ---- */
@@ -160,7 +163,7 @@ static void client_close_now(client *c)
 }
 
 static void respond(client *c, int status, const char *body, bool close);
-static bool busy(const client *c);
+static bool awaiting_answer(const client *c);
 
 /* The client's one timer: header/keep-alive timeouts while HTTP, the
  * closing handshake's deadline otherwise. The deadline moves two or three
@@ -179,7 +182,7 @@ static void on_deadline(uv_timer_t *t)
         return;
     }
     c->due = 0;
-    if (c->state == C_HTTP && c->partial && !busy(c)) {
+    if (c->state == C_HTTP && c->partial && !awaiting_answer(c)) {
         respond(c, 408, "request header timeout", true); /* slowloris */
         return;
     }
@@ -278,7 +281,7 @@ static size_t gather(client *c, uv_buf_t *bufs, size_t max)
 }
 
 static void flush(client *c);
-static void move_now(client *c);
+static void hand_over(client *c);
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
@@ -354,7 +357,7 @@ static void flush(client *c)
         return;
     }
     if (c->shutdown_pending) start_shutdown(c);
-    else if (c->moving) move_now(c);
+    else if (c->moving) hand_over(c);
 }
 
 static void on_prepare(uv_prepare_t *h)
@@ -473,17 +476,17 @@ static void respond(client *c, int status, const char *body, bool close)
 }
 
 /* A request is with a room or a hook: input waits. */
-static bool busy(const client *c) { return c->peer.waiting || c->moving; }
+static bool awaiting_answer(const client *c) { return c->peer.waiting || c->moving; }
 
-/* An answer came after feed() returned: go on with the pipelined bytes. */
+/* An answer came after parse_requests() returned: go on with the pipelined bytes. */
 static void continue_input(client *c)
 {
-    if (c->in_feed || c->state != C_HTTP || busy(c)) return;
+    if (c->in_feed || c->state != C_HTTP || awaiting_answer(c)) return;
     buf rest = c->pending_in;
     buf_init(&c->pending_in);
-    if (rest.len) feed(c, rest.data, rest.len);
+    if (rest.len) parse_requests(c, rest.data, rest.len);
     buf_free(&rest);
-    if (c->state == C_HTTP && !busy(c)) resume_reading(c);
+    if (c->state == C_HTTP && !awaiting_answer(c)) resume_reading(c);
 }
 
 /* ---- what dispatch sees of a client (dispatch.h) ---- */
@@ -515,7 +518,7 @@ static void peer_resume(http_peer *p)
     else continue_input(c);
 }
 
-static void move(client *c, http_request *req, bool upgrade, worker *to);
+static void start_move(client *c, http_request *req, bool upgrade, worker *to);
 
 /* A WebSocket always goes to its room's worker (it stays with its room).
  * An HTTP connection moves at most once, for its first room, and only when
@@ -526,7 +529,7 @@ static bool peer_move(http_peer *p, http_request *req, bool upgrade, worker *to)
 {
     client *c = client_of(p);
     if (!upgrade && (c->moved || c->dirty || c->writing || c->out_n)) return false;
-    move(c, req, upgrade, to);
+    start_move(c, req, upgrade, to);
     return true;
 }
 
@@ -561,8 +564,8 @@ static const peer_ops client_peer_ops = {peer_respond, peer_hold, peer_resume, p
 static void moved_closed(uv_handle_t *h);
 
 /* Starts the move: input stops; once queued output is written (flush),
- * move_now hands the socket over. */
-static void move(client *c, http_request *req, bool upgrade, worker *to)
+ * hand_over gives the socket away. */
+static void start_move(client *c, http_request *req, bool upgrade, worker *to)
 {
     c->moving = req;
     c->moved = true;
@@ -570,14 +573,14 @@ static void move(client *c, http_request *req, bool upgrade, worker *to)
     c->move_to = to;
     uv_read_stop((uv_stream_t *)&c->tcp);
     disarm_deadline(c);
-    if (!c->dirty && !c->writing && c->out_n == 0) move_now(c);
+    if (!c->dirty && !c->writing && c->out_n == 0) hand_over(c);
 }
 
 /* The socket leaves this loop: a duplicate of its descriptor travels, the
  * handles are closed here (which takes it out of this loop's epoll set)
  * and the client is posted to its new worker once they are. Every other
  * field (parser, TLS session, early bytes) is plain memory and goes along. */
-static void move_now(client *c)
+static void hand_over(client *c)
 {
     int fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || (c->moved_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
@@ -593,17 +596,17 @@ static void move_now(client *c)
     uv_close((uv_handle_t *)&c->tcp, moved_closed);
 }
 
-static void arrive(worker *w, void *arg);
+static void adopt_moved(worker *w, void *arg);
 
 static void moved_closed(uv_handle_t *h)
 {
     client *c = h->data;
-    if (--c->handles == 0) worker_post(c->move_to, arrive, c);
+    if (--c->handles == 0) worker_post(c->move_to, adopt_moved, c);
 }
 
 /* On the new worker: open the socket in this loop and handle the request
  * as if it had been read here. */
-static void arrive(worker *w, void *arg)
+static void adopt_moved(worker *w, void *arg)
 {
     client *c = arg;
     server *s = w->srv;
@@ -626,17 +629,17 @@ static void arrive(worker *w, void *arg)
     c->moving = NULL;
     c->move_to = NULL;
     /* Read as a fresh client does: bytes that come while the request is
-     * answered wait in pending_in (process), and the closing sequence
+     * answered wait in pending_in (consume_input), and the closing sequence
      * needs to see the peer's EOF. */
     resume_reading(c);
     dispatch_arrived(&c->peer, req, c->move_upgrade);
     continue_input(c);
 }
 
-static void feed(client *c, const char *data, size_t len)
+static void parse_requests(client *c, const char *data, size_t len)
 {
     c->in_feed = true;
-    while (len > 0 && c->state == C_HTTP && !busy(c)) {
+    while (len > 0 && c->state == C_HTTP && !awaiting_answer(c)) {
         size_t used = 0;
         enum http_parse_result rv = http_parser_feed(c->http, data, len, &used);
         data += used;
@@ -692,7 +695,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = sizeof c->srv->rbuf;
 }
 
-static void process(client *c, const char *data, size_t len);
+static void consume_input(client *c, const char *data, size_t len);
 
 /* TLS: decrypt, send what the handshake wants sent, process the plaintext. */
 static void on_tls_read(client *c, const char *data, size_t len)
@@ -710,7 +713,7 @@ static void on_tls_read(client *c, const char *data, size_t len)
         log_debug("TLS handshake or record failed: %s", tls_error(c->tls));
         client_close_now(c);
     } else {
-        if (plain.len) process(c, plain.data, plain.len);
+        if (plain.len) consume_input(c, plain.data, plain.len);
         if (rc == TLS_CLOSED && !uv_is_closing((uv_handle_t *)&c->tcp)) client_close_now(c);
     }
     buf_free(&plain);
@@ -727,19 +730,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
         return;
     }
     if (c->tls) on_tls_read(c, b->base, (size_t)nread);
-    else process(c, b->base, (size_t)nread);
+    else consume_input(c, b->base, (size_t)nread);
 }
 
-static void process(client *c, const char *data, size_t len)
+static void consume_input(client *c, const char *data, size_t len)
 {
     uv_stream_t *stream = (uv_stream_t *)&c->tcp;
     switch (c->state) {
     case C_HTTP:
-        if (busy(c)) { /* pipelined while we answer: keep it for later */
+        if (awaiting_answer(c)) { /* pipelined while we answer: keep it for later */
             buf_append(&c->pending_in, data, len);
             uv_read_stop(stream);
         } else {
-            feed(c, data, len);
+            parse_requests(c, data, len);
         }
         break;
     case C_WS: ws_feed(c, (const uint8_t *)data, len); break;
@@ -918,7 +921,7 @@ void server_shutdown(server *s)
     for (client *c = s->clients, *next; c; c = next) {
         next = c->next;
         if (c->state == C_WS) ws_conn_close(&c->conn, 1001, "server shutting down", 20);
-        else if (c->state == C_HTTP && !busy(c)) client_close_now(c);
+        else if (c->state == C_HTTP && !awaiting_answer(c)) client_close_now(c);
     }
 }
 
