@@ -227,6 +227,28 @@ chunk *http_response_serialize(const http_response *r, bool keep_alive, bool hea
     return c;
 }
 
+chunk *http_request_serialize(const http_request *r, const http_headers *extra)
+{
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s %s HTTP/1.1\r\n", r->method, r->target);
+    for (int pass = 0; pass < 2; pass++) {
+        const http_headers *h = pass ? extra : &r->headers;
+        for (size_t i = 0; h && i < h->n; i++) {
+            const http_header *x = &h->items[i];
+            if (!strcmp(x->name, "content-length") || !strcmp(x->name, "transfer-encoding")) continue;
+            buf_printf(&b, "%s: %s\r\n", x->name, x->value);
+        }
+    }
+    if (r->body.len || (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0))
+        buf_printf(&b, "content-length: %zu\r\n", r->body.len);
+    buf_appendstr(&b, "\r\n");
+    if (r->body.len) buf_append(&b, r->body.data, r->body.len);
+    chunk *c = chunk_from(b.data, b.len);
+    buf_free(&b);
+    return c;
+}
+
 /* ---- parser ---- */
 
 static http_parser *hp_of(llhttp_t *p) { return (http_parser *)p->data; }

@@ -51,6 +51,10 @@ void http_response_free(http_response *r);
 const char *http_status_text(int status);
 /* True if the value may go into a header line (no CR, LF or NUL). */
 bool http_header_value_ok(const char *s, size_t len);
+/* Serializes a request as received (for forwarding to another node): its
+ * headers, then extra's, without Content-Length/Transfer-Encoding (the
+ * body's length is set). Connection and Upgrade headers are kept: an upgrade stays one. */
+chunk *http_request_serialize(const http_request *r, const http_headers *extra);
 /* Serializes status line, headers (Content-Length added), body. */
 chunk *http_response_serialize(const http_response *r, bool keep_alive, bool head_only);
 
