@@ -67,7 +67,7 @@ void cluster_room_key(buf *b, const char *prefix, const char *party, const char 
 
 typedef struct cluster_opts {
     const char *url;           /* see cluster_url_parse */
-    const char *node_id;       /* 1-63 printable bytes, no space or '|' */
+    const char *node_id;       /* 1-63 printable ASCII bytes, no space or '|' */
     const char *internal_addr; /* host:port of this node's internal listener */
     uint64_t lease_ttl_ms;     /* 0: 5000; at least 200 */
 } cluster_opts;
@@ -93,9 +93,12 @@ typedef struct cluster_counters {
 cluster *cluster_start(uv_loop_t *loop, const cluster_opts *o, char **err);
 
 /* True while this node may serve its rooms: one compare of uv_hrtime()
- * against an atomic deadline, so any thread may call it (the output path). */
+ * against an atomic deadline, so any thread may call it (the output path);
+ * false from cluster_stop on. Other threads must stop calling it before the
+ * loop thread calls cluster_stop (the loop frees c afterwards). */
 bool cluster_lease_valid(const cluster *c);
-uint64_t cluster_epoch(const cluster *c);   /* current incarnation */
+/* The current incarnation; while fenced, the lost one (until on_rejoin). */
+uint64_t cluster_epoch(const cluster *c);
 const char *cluster_node_id(const cluster *c);
 
 /* on_fence runs on the loop, once per lost lease, when the deadline passed
@@ -127,6 +130,7 @@ typedef struct claim_answer {
  * the live nodes and a less loaded node exists, the room is claimed for the
  * least loaded one (the function checks that node's lease) and the answer
  * is OTHER naming it. */
+/* Neither this nor cluster_release may be called after cluster_stop. */
 void cluster_claim(cluster *c, const char *party, const char *room,
                    void (*cb)(void *arg, const claim_answer *a), void *arg);
 
