@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libluajit-5.1-dev libuv1-dev libwslay-dev
-      node-llhttp lua-cjson lua-cjson-dev libsqlite3-dev libssl-dev)
+      node-llhttp lua-cjson lua-cjson-dev libsqlite3-dev libssl-dev
+      libhiredis-dev redis-server)   # cluster mode: the client library, and Redis 7 to run it (and its tests)
 if [ "${1:-}" = "--test" ]; then
   # test clients and tools: node for the clients, valgrind, clang (libFuzzer),
   # chromium (end-to-end pages), luarocks + luajit (the rockspec), openssl (test certificates)

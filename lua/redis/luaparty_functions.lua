@@ -1,0 +1,179 @@
+#!lua name=luaparty
+--[[ luaparty_functions.lua - the Redis side of cluster mode (src/cluster.c).
+
+Loaded by every node at start and on every reconnect with
+FUNCTION LOAD REPLACE (embedded in the binary by scripts/embed-file.cmake),
+so all nodes of a cluster must run the same luaparty version.
+
+Keys (a single Redis primary; see src/cluster.h for the whole layout):
+  lp:epoch             counter, one value per node incarnation
+  lp:node:<id>         = <epoch>, PX lease ttl: the node's lease
+  lp:nodes             hash <id> -> "<epoch>|<internal addr>|<rooms>|<ts ms>"
+  lp:own:{<party>/<room>}  hash node, epoch, fence: the room's directory entry.
+                       Never deleted: release clears node/epoch only, so the
+                       fence counter stays monotonic for the room's lifetime.
+
+Each function checks its arguments and answers errors with a code the C side
+parses: "LPARG <text>" (a caller bug), "LPLIVE <epoch>" (node id collision).
+Every claim first checks the caller's own lease: a node that lost it must not
+win anything, whatever its local clock says. ]]
+
+local DAY_MS = 86400000
+
+local function node_key(id) return 'lp:node:' .. id end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function arg_error(fn, what)
+  return redis.error_reply('LPARG ' .. fn .. ': ' .. what)
+end
+
+-- Node ids and addresses go into key names and '|'-separated values.
+local function bad_token(s, max)
+  return type(s) ~= 'string' or #s == 0 or #s > max or s:find('[%z\1-\32|\127]') ~= nil
+end
+
+-- A positive decimal integer in a string (epochs, ttls); nil if not.
+local function uint(s)
+  if type(s) ~= 'string' or not s:match('^%d+$') or #s > 15 then return nil end
+  return tonumber(s)
+end
+
+-- Is node n's lease held by incarnation `epoch` (a string)?
+local function alive(n, epoch)
+  return epoch ~= nil and epoch ~= false and redis.call('GET', node_key(n)) == epoch
+end
+
+local function addr_of(n)
+  local v = redis.call('HGET', 'lp:nodes', n)
+  if not v then return '' end
+  return v:match('^%d+|([^|]*)|') or ''
+end
+
+-- Numbers as decimal integers ('..' would print 1e+14 for large ones).
+local function int(n)
+  if type(n) == 'number' then return string.format('%d', n) end
+  return n
+end
+
+local function publish(id, epoch, addr, rooms)
+  redis.call('HSET', 'lp:nodes', id, int(epoch) .. '|' .. addr .. '|' .. int(rooms) .. '|' .. int(now_ms()))
+end
+
+-- lp_register(id, addr, ttl_ms, prev_epoch) -> new epoch
+-- prev_epoch is the caller's own previous incarnation ("0" for none): a node
+-- that self-fenced may replace its own stale key, never someone else's.
+local function lp_register(keys, args)
+  local id, addr, ttl, prev = args[1], args[2], uint(args[3]), args[4]
+  if #keys ~= 0 or #args ~= 4 then return arg_error('lp_register', 'wants 0 keys and id, addr, ttl, prev_epoch') end
+  if bad_token(id, 63) then return arg_error('lp_register', 'bad node id') end
+  if bad_token(addr, 299) then return arg_error('lp_register', 'bad internal address') end
+  if not ttl or ttl < 1 then return arg_error('lp_register', 'bad ttl') end
+  if not uint(prev) then return arg_error('lp_register', 'bad prev_epoch') end
+  local held = redis.call('GET', node_key(id))
+  if held and held ~= prev then return redis.error_reply('LPLIVE ' .. held) end
+  local epoch = redis.call('INCR', 'lp:epoch')
+  if epoch <= tonumber(prev) then
+    -- lp:epoch went back (a Redis that lost its data): never hand a node an
+    -- epoch it already had, or its late answers would pass as current.
+    epoch = tonumber(prev) + 1
+    redis.call('SET', 'lp:epoch', int(epoch))
+  end
+  redis.call('SET', node_key(id), epoch, 'PX', ttl)
+  publish(id, epoch, addr, 0)
+  return epoch
+end
+
+-- lp_renew(id, epoch, ttl_ms, rooms, addr) -> {1, id, entry, id, entry, ...} | {0}
+-- Extends the lease only if it still holds my epoch: a node whose key
+-- vanished (expired, deleted) never recreates it. On success answers the
+-- live nodes of lp:nodes (the caller's placement cache) and drops entries of
+-- nodes dead for a day, so a churn of node ids does not grow the hash.
+local function lp_renew(keys, args)
+  local id, epoch, ttl, rooms, addr = args[1], args[2], uint(args[3]), uint(args[4]), args[5]
+  if #keys ~= 0 or #args ~= 5 then return arg_error('lp_renew', 'wants 0 keys and id, epoch, ttl, rooms, addr') end
+  if bad_token(id, 63) or not uint(epoch) then return arg_error('lp_renew', 'bad node id or epoch') end
+  if not ttl or ttl < 1 or not rooms then return arg_error('lp_renew', 'bad ttl or rooms') end
+  if bad_token(addr, 299) then return arg_error('lp_renew', 'bad internal address') end
+  if redis.call('GET', node_key(id)) ~= epoch then return {0} end
+  redis.call('PEXPIRE', node_key(id), ttl)
+  publish(id, epoch, addr, rooms)
+  local out, now = {1}, now_ms()
+  local all = redis.call('HGETALL', 'lp:nodes')
+  for i = 1, #all, 2 do
+    local n, v = all[i], all[i + 1]
+    local e, ts = v:match('^(%d+)|.*|(%d+)$')
+    if e and alive(n, e) then
+      out[#out + 1] = n
+      out[#out + 1] = v
+    elseif not ts or now - tonumber(ts) > DAY_MS then
+      redis.call('HDEL', 'lp:nodes', n)
+    end
+  end
+  return out
+end
+
+-- lp_claim(own; id, epoch, for_id, for_epoch) -> {code, fence, node, addr}
+--   code 1: the room is the caller's; 0: it is `node`'s (at `addr`);
+--   -1: the caller's own lease is gone (it must fence), nothing changed.
+-- Entry names the caller -> its own. Names a node whose lease still holds
+-- that epoch -> that owner. Otherwise the room is free: bump the fence and
+-- give it to for_id (the load guard's choice) if that node is alive at
+-- for_epoch, else to the caller.
+local function lp_claim(keys, args)
+  local own, id, epoch, for_id, for_epoch = keys[1], args[1], args[2], args[3], args[4]
+  if #keys ~= 1 or #args ~= 4 then return arg_error('lp_claim', 'wants 1 key and id, epoch, for_id, for_epoch') end
+  if not own:match('^lp:own:{.+}$') then return arg_error('lp_claim', 'key is not lp:own:{...}') end
+  if bad_token(id, 63) or not uint(epoch) then return arg_error('lp_claim', 'bad node id or epoch') end
+  if for_id ~= '' and (bad_token(for_id, 63) or not uint(for_epoch)) then
+    return arg_error('lp_claim', 'bad for_id or for_epoch')
+  end
+  if not alive(id, epoch) then return {-1, 0, '', ''} end
+  local cur = redis.call('HMGET', own, 'node', 'epoch', 'fence')
+  local node, ep, fence = cur[1], cur[2], tonumber(cur[3]) or 0
+  if node == id and ep == epoch then return {1, fence, id, addr_of(id)} end
+  if node and alive(node, ep) then return {0, fence, node, addr_of(node)} end
+  local to, to_epoch = id, epoch
+  if for_id ~= '' and for_id ~= id and alive(for_id, for_epoch) then to, to_epoch = for_id, for_epoch end
+  fence = redis.call('HINCRBY', own, 'fence', 1)
+  redis.call('HSET', own, 'node', to, 'epoch', to_epoch)
+  return {to == id and 1 or 0, fence, to, addr_of(to)}
+end
+
+-- lp_release(own; id, epoch) -> 1 released | 0 not mine. Keeps the fence.
+local function lp_release(keys, args)
+  local own, id, epoch = keys[1], args[1], args[2]
+  if #keys ~= 1 or #args ~= 2 then return arg_error('lp_release', 'wants 1 key and id, epoch') end
+  if not own:match('^lp:own:{.+}$') then return arg_error('lp_release', 'key is not lp:own:{...}') end
+  if bad_token(id, 63) or not uint(epoch) then return arg_error('lp_release', 'bad node id or epoch') end
+  local cur = redis.call('HMGET', own, 'node', 'epoch')
+  if cur[1] ~= id or cur[2] ~= epoch then return 0 end
+  redis.call('HDEL', own, 'node', 'epoch')
+  return 1
+end
+
+-- lp_unregister(id, epoch) -> 1 | 0: a clean stop. Deletes the lease (so peers
+-- can claim the node's rooms at once) and the lp:nodes entry, both only if
+-- they still belong to this incarnation.
+local function lp_unregister(keys, args)
+  local id, epoch = args[1], args[2]
+  if #keys ~= 0 or #args ~= 2 then return arg_error('lp_unregister', 'wants 0 keys and id, epoch') end
+  if bad_token(id, 63) or not uint(epoch) then return arg_error('lp_unregister', 'bad node id or epoch') end
+  local done = 0
+  if redis.call('GET', node_key(id)) == epoch then
+    redis.call('DEL', node_key(id))
+    done = 1
+  end
+  local v = redis.call('HGET', 'lp:nodes', id)
+  if v and v:match('^(%d+)|') == epoch then redis.call('HDEL', 'lp:nodes', id) end
+  return done
+end
+
+redis.register_function('lp_register', lp_register)
+redis.register_function('lp_renew', lp_renew)
+redis.register_function('lp_claim', lp_claim)
+redis.register_function('lp_release', lp_release)
+redis.register_function('lp_unregister', lp_unregister)
