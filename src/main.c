@@ -269,9 +269,10 @@ bad:
     return 2;
 }
 
-/* The options, then partykit.json, then the options once more: they win
- * over the file's "luaparty" settings. Returns -1 to go on, or the exit
- * code (cfg is freed then). */
+/* The options first (config_load needs the directory, and a given --port
+ * or --persist keeps the file's out), then partykit.json, then the options
+ * once more so they win over its "luaparty" settings. Returns -1 to go on,
+ * or the exit code (cfg is freed then). */
 static int load_config(config *cfg, const cli_options *o)
 {
     char *err = NULL;
