@@ -1,7 +1,9 @@
-/* main.c - the luaparty command line: parse options, load the project, open
- * storage, listen, run the loop, and shut down cleanly on SIGINT/SIGTERM. */
+/* main.c - start-up and shutdown: load the project (the command line is
+ * cli.c), open storage, start the workers, listen, run the loops, and shut
+ * down cleanly on SIGINT/SIGTERM. */
 #include "alarm.h"
 #include "buf.h"
+#include "cli.h"
 #include "config.h"
 #include "cron.h"
 #include "fetch.h"
@@ -17,57 +19,10 @@
 #include "storage.h"
 #include "worker.h"
 
-#include <limits.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <uv.h>
-
-static const char usage[] =
-    "usage: luaparty <command> [DIR] [options]\n"
-    "\n"
-    "commands:\n"
-    "  dev   [DIR]   development server (logs every request and connection, hot reload)\n"
-    "  serve [DIR]   production server\n"
-    "  init  [DIR]   write a small working project to start from\n"
-    "\n"
-    "DIR holds partykit.json (default: the current directory).\n"
-    "\n"
-    "options:\n"
-    "  --port N          port to listen on (default 1999, or partykit.json \"port\"; 0 = any)\n"
-    "  --host ADDR       address to listen on (default 127.0.0.1)\n"
-    "  --persist DIR     storage directory (default DIR/.luaparty)\n"
-    "  --log-level L     debug, info, warn, error (default info)\n"
-    "  --max-message N   largest WebSocket message in bytes (default 1048576)\n"
-    "  --room-memory N   Lua memory per room in bytes (default 67108864)\n"
-    "  --max-value N     largest encoded storage value in bytes (default 131072)\n"
-    "  --idle-timeout S  unload rooms idle for S seconds (default 60; decimals allowed)\n"
-    "  --storage-sync M  normal (survives a process crash) or full (fsync: survives power loss)\n"
-    "  --cpu-limit MS    CPU time per callback step (default 1000; 0 = no limit, JIT on)\n"
-    "  --workers N       event loop threads; each room lives on one (default: 1 in dev,\n"
-    "                    one per core in serve)\n"
-    "  --max-connections N       clients in total (default 100000)\n"
-    "  --max-room-connections N  WebSockets per room (default 10000)\n"
-    "  --ping-interval S         ping quiet WebSockets; drop them after 2 (default 30)\n"
-    "  --max-header N            HTTP header bytes (default 16384; more: 431)\n"
-    "  --max-body N              HTTP body bytes (default 8388608; more: 413)\n"
-    "  --max-output N            unsent bytes per client before it is dropped (default 16777216)\n"
-    "  --header-timeout S        request headers must arrive within S (default 10)\n"
-    "  --keepalive-timeout S     close idle keep-alive connections (default 60)\n"
-    "  --metrics ADDR    serve Prometheus metrics on HOST:PORT (e.g. 127.0.0.1:9464)\n"
-    "  --tls-ca FILE     also trust this CA (PEM) for outbound https fetch\n"
-    "  --tls-cert FILE --tls-key FILE   serve https and wss (PEM); SIGHUP reloads them\n"
-    "  --log-format F    text (default) or json (one object per line)\n"
-    "  --watch           hot reload in serve (always on in dev)\n"
-    "  --help            this text\n"
-    "  --version         print the version\n"
-    "\n"
-    "Limits can also be set in partykit.json under \"luaparty\" (maxMessage, roomMemory,\n"
-    "maxValue, cpuLimit, maxConnections, maxRoomConnections, maxHeader, maxBody, maxOutput,\n"
-    "idleTimeout, pingInterval, headerTimeout, keepaliveTimeout, fetchTimeout, fetchMaxBytes,\n"
-    "outbound, cors, workers); the command line wins.\n";
 
 /* One worker and what it owns: its loop (the default loop for worker 0,
  * which also takes the signals), its storage connection and its clients. */
@@ -92,188 +47,6 @@ typedef struct app {
     uv_signal_t sigint, sigterm, sighup;
     int signals;
 } app;
-
-static int parse_size(const char *s, size_t *out)
-{
-    char *end;
-    if (*s < '0' || *s > '9') return -1; /* strtoull would take "-1" as 2^64-1 */
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || v == 0) return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
-static int parse_seconds(const char *s, uint64_t *ms)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || v <= 0) return -1;
-    *ms = (uint64_t)(v * 1000);
-    return 0;
-}
-
-/* Options taking a string: one table instead of one branch each. */
-static bool set_string_option(config *cfg, const char *name, const char *v)
-{
-    static const struct { const char *name; size_t off; } opts[] = {
-        {"--host", offsetof(config, host)},         {"--persist", offsetof(config, persist_dir)},
-        {"--tls-cert", offsetof(config, tls_cert)}, {"--tls-key", offsetof(config, tls_key)},
-        {"--tls-ca", offsetof(config, tls_ca)},     {"--metrics", offsetof(config, metrics_addr)},
-    };
-    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
-        if (strcmp(name, opts[i].name) != 0) continue;
-        char **field = (char **)((char *)cfg + opts[i].off);
-        free(*field);
-        *field = xstrdup(v);
-        return true;
-    }
-    return false;
-}
-
-/* Options taking a number: one table instead of one branch each. */
-static int parse_number_option(config *cfg, const char *name, const char *v)
-{
-    struct { const char *name; size_t *size; uint64_t *ms; bool seconds; } opts[] = {
-        {"--max-message", &cfg->max_message, NULL, false},
-        {"--room-memory", &cfg->room_memory, NULL, false},
-        {"--max-value", &cfg->max_value, NULL, false},
-        {"--max-connections", &cfg->max_connections, NULL, false},
-        {"--workers", &cfg->workers, NULL, false},
-        {"--max-room-connections", &cfg->max_room_connections, NULL, false},
-        {"--max-header", &cfg->max_header, NULL, false},
-        {"--max-body", &cfg->max_body, NULL, false},
-        {"--max-output", &cfg->max_output, NULL, false},
-        {"--idle-timeout", NULL, &cfg->idle_timeout_ms, true},
-        {"--ping-interval", NULL, &cfg->ping_interval_ms, true},
-        {"--header-timeout", NULL, &cfg->header_timeout_ms, true},
-        {"--keepalive-timeout", NULL, &cfg->keepalive_timeout_ms, true},
-    };
-    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++) {
-        if (strcmp(name, opts[i].name) != 0) continue;
-        int bad = opts[i].seconds ? parse_seconds(v, opts[i].ms) : parse_size(v, opts[i].size);
-        if (bad) {
-            fprintf(stderr, "luaparty: %s %s: not a positive number%s\n", name, v, opts[i].seconds ? " of seconds" : "");
-            return 2;
-        }
-        return 0;
-    }
-    return -1; /* not a number option */
-}
-
-/* Parses the command line. With options_only (the second pass, after
- * partykit.json was read) only options are applied, so they win over the
- * file's "luaparty" settings. */
-static int parse_args(config *cfg, int argc, char **argv, bool options_only)
-{
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (!strcmp(argv[1], "--version")) {
-        printf("luaparty %s\n", LUAPARTY_VERSION);
-        return 0;
-    }
-    if (!strcmp(argv[1], "init")) {
-        if (argc > 3) {
-            fprintf(stderr, "luaparty: usage: luaparty init [DIR]\n");
-            return 2;
-        }
-        return init_project(argc == 3 ? argv[2] : ".");
-    }
-    if (strcmp(argv[1], "dev") && strcmp(argv[1], "serve")) {
-        fprintf(stderr, "luaparty: unknown command '%s'\n\n%s", argv[1], usage);
-        return 2;
-    }
-    int rc;
-    cfg->dev = !strcmp(argv[1], "dev");
-    cfg->watch = cfg->dev;
-    const char *dir = NULL;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--version")) {
-            printf("luaparty %s\n", LUAPARTY_VERSION);
-            return 0;
-        }
-        if (!strcmp(a, "--watch")) {
-            cfg->watch = true;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (options_only) continue;
-            if (dir) {
-                fprintf(stderr, "luaparty: more than one project directory given ('%s', '%s')\n", dir, a);
-                return 2;
-            }
-            dir = a;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "luaparty: %s needs a value\n", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--port")) {
-            char *end;
-            long p = strtol(v, &end, 10);
-            if (*end || p < 0 || p > 65535) {
-                fprintf(stderr, "luaparty: --port %s: not a port number\n", v);
-                return 2;
-            }
-            cfg->port = (int)p;
-        } else if (set_string_option(cfg, a, v)) {
-            continue;
-        } else if (!strcmp(a, "--log-level")) {
-            int lvl = log_parse_level(v);
-            if (lvl < 0) {
-                fprintf(stderr, "luaparty: --log-level %s: use debug, info, warn or error\n", v);
-                return 2;
-            }
-            log_set_level((enum log_level)lvl);
-        } else if (!strcmp(a, "--cpu-limit")) {
-            char *end;
-            long ms = strtol(v, &end, 10);
-            if (*end || ms < 0) {
-                fprintf(stderr, "luaparty: --cpu-limit %s: milliseconds, or 0 for no limit\n", v);
-                return 2;
-            }
-            cfg->cpu_limit_ms = (uint64_t)ms;
-        } else if ((rc = parse_number_option(cfg, a, v)) >= 0) {
-            if (rc) return rc;
-        } else if (!strcmp(a, "--log-format")) {
-            if (strcmp(v, "json") && strcmp(v, "text")) {
-                fprintf(stderr, "luaparty: --log-format %s: use text or json\n", v);
-                return 2;
-            }
-            log_set_json(!strcmp(v, "json"));
-        } else if (!strcmp(a, "--storage-sync")) {
-            if (strcmp(v, "normal") && strcmp(v, "full")) {
-                fprintf(stderr, "luaparty: --storage-sync %s: use normal or full\n", v);
-                return 2;
-            }
-            cfg->storage_sync_full = !strcmp(v, "full");
-        } else {
-            fprintf(stderr, "luaparty: unknown option '%s'\n\n%s", a, usage);
-            return 2;
-        }
-    }
-    if (options_only) return -1;
-    char resolved[PATH_MAX];
-    if (!realpath(dir ? dir : ".", resolved)) {
-        fprintf(stderr, "luaparty: project directory '%s' does not exist\n", dir ? dir : ".");
-        return 2;
-    }
-    cfg->dir = xstrdup(resolved);
-    return -1; /* go on */
-}
 
 static void on_walk_close(uv_handle_t *h, void *arg)
 {
@@ -473,110 +246,202 @@ static int make_slots(app *a, char **err)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Runs the commands that do not serve: help, version, init. Returns their
+ * exit code, or -1 for dev and serve. */
+static int run_other_command(const cli_options *o)
 {
-    static app a;
-    config_defaults(&a.cfg);
-    int rc = parse_args(&a.cfg, argc, argv, false);
-    if (rc >= 0) {
-        config_free(&a.cfg);
-        return rc;
+    switch (o->command) {
+    case CLI_HELP:
+        fputs(cli_usage, stdout);
+        return 0;
+    case CLI_VERSION:
+        printf("luaparty %s\n", LUAPARTY_VERSION);
+        return 0;
+    case CLI_INIT:
+        return init_project(o->dir);
+    case CLI_DEV:
+    case CLI_SERVE:
+        break;
     }
-    char *err = NULL;
-    if (config_load(&a.cfg, &err) != 0) {
-        fprintf(stderr, "luaparty: %s/%s\n", a.cfg.dir, err);
-        free(err);
-        config_free(&a.cfg);
+    return -1;
+}
+
+/* What partykit.json and the options may both ask for but luaparty cannot
+ * do. Returns -1 to go on, or the exit code. */
+static int check_config(const config *cfg)
+{
+    if (cfg->workers > MAX_WORKERS) {
+        fprintf(stderr, "luaparty: --workers %zu: at most %d\n", cfg->workers, MAX_WORKERS);
         return 2;
     }
-    parse_args(&a.cfg, argc, argv, true);
-    if (a.cfg.workers > MAX_WORKERS) {
-        fprintf(stderr, "luaparty: --workers %zu: at most %d\n", a.cfg.workers, MAX_WORKERS);
-        config_free(&a.cfg);
-        return 2;
-    }
-    if ((a.cfg.tls_cert != NULL) != (a.cfg.tls_key != NULL)) {
+    if ((cfg->tls_cert != NULL) != (cfg->tls_key != NULL)) {
         fprintf(stderr, "luaparty: --tls-cert and --tls-key go together\n");
-        config_free(&a.cfg);
         return 2;
     }
-    if (a.cfg.tls_cert && tls_server_init(a.cfg.tls_cert, a.cfg.tls_key, &err) != 0) {
-        fprintf(stderr, "luaparty: %s\n", err);
-        free(err);
-        config_free(&a.cfg);
-        return 2;
-    }
+    return -1;
+}
+
+/* Loads the certificates now, so a bad file stops start-up instead of the
+ * first handshake. Returns -1 to go on, or the exit code. */
+static int load_tls(const config *cfg)
+{
+    char *err = NULL;
+    if (cfg->tls_cert && tls_server_init(cfg->tls_cert, cfg->tls_key, &err) != 0) goto bad;
     /* The system CA bundle is loaded on the first https fetch, not here: it
      * takes tens of ms. A given --tls-ca is checked now, to fail early. */
-    if (a.cfg.tls_ca && tls_client_init(a.cfg.tls_ca, &err) != 0) {
-        fprintf(stderr, "luaparty: %s\n", err);
+    if (cfg->tls_ca && tls_client_init(cfg->tls_ca, &err) != 0) goto bad;
+    return -1;
+bad:
+    fprintf(stderr, "luaparty: %s\n", err);
+    free(err);
+    return 2;
+}
+
+/* The options first (config_load needs the directory, and a given --port
+ * or --persist keeps the file's out), then partykit.json, then the options
+ * once more so they win over its "luaparty" settings. Returns -1 to go on,
+ * or the exit code (cfg is freed then). */
+static int load_config(config *cfg, const cli_options *o)
+{
+    char *err = NULL;
+    config_defaults(cfg);
+    cli_apply(o, cfg);
+    if (config_load(cfg, &err) != 0) {
+        fprintf(stderr, "luaparty: %s/%s\n", cfg->dir, err);
         free(err);
-        config_free(&a.cfg);
+        config_free(cfg);
         return 2;
     }
-    if (make_slots(&a, &err) != 0) return abort_start(&a, 1, err);
-    signal(SIGPIPE, SIG_IGN);
-    sandbox_prepare();
-    slot *first = &a.slots[0];
-    uv_loop_t *loop = first->loop;
-    /* Signals are caught from here on: one sent as soon as "listening" is
-     * printed must not meet the default action (SIGHUP would kill us). They
-     * are handled once the loop runs. */
-    uv_signal_init(loop, &a.sigint);
-    uv_signal_init(loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_init(loop, &a.sighup);
-    a.sighup.data = &a;
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
-    lp_metrics_here = &first->w.stats;
-    uint64_t t0 = uv_hrtime();
-    /* Run every party's top-level code once now: a script that fails to
-     * load stops start-up with file:line, not the first request. */
-    for (size_t i = 0; i < a.cfg.nparties; i++) {
-        if (sandbox_try_party(&first->w, a.cfg.parties[i], &err) != 0) {
-            buf b;
-            buf_init(&b);
-            buf_printf(&b, "%s/partykit.json: party \"%s\": %s", a.cfg.dir, a.cfg.parties[i]->name, err);
-            free(err);
-            return abort_start(&a, 2, buf_steal(&b));
-        }
+    cli_apply(o, cfg);
+    int rc = check_config(cfg);
+    if (rc < 0) rc = load_tls(cfg);
+    if (rc >= 0) config_free(cfg);
+    return rc;
+}
+
+/* From the command line to a loaded project. Returns -1 to go on and
+ * serve, or the exit code. */
+static int configure(app *a, int argc, char **argv)
+{
+    cli_options o;
+    int rc;
+    if (cli_parse(&o, argc, argv) != 0) {
+        cli_print_error(&o, stderr);
+        rc = 2;
+    } else if ((rc = run_other_command(&o)) < 0) {
+        rc = load_config(&a->cfg, &o);
     }
-    for (size_t i = 0; i < a.nslots; i++) {
-        if (server_listen(&a.slots[i].srv, &a.slots[i].w, i ? &first->srv : NULL, &err) != 0)
-            return abort_start(&a, 1, err);
-        start_services(&a.slots[i].w);
+    cli_options_free(&o);
+    return rc;
+}
+
+/* Signals are caught from here on: one sent as soon as "listening" is
+ * printed must not meet the default action (SIGHUP would kill us). They
+ * are handled once the loop runs, on worker 0's loop. */
+static void catch_signals(app *a)
+{
+    uv_loop_t *loop = a->slots[0].loop;
+    uv_signal_init(loop, &a->sigint);
+    uv_signal_init(loop, &a->sigterm);
+    a->sigint.data = a->sigterm.data = a;
+    uv_signal_start(&a->sigint, on_signal, SIGINT);
+    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    uv_signal_init(loop, &a->sighup);
+    a->sighup.data = a;
+    uv_signal_start(&a->sighup, on_sighup, SIGHUP);
+}
+
+/* Runs every party's top-level code once now: a script that fails to load
+ * stops start-up with file:line, not the first request. */
+static int try_parties(app *a, char **err)
+{
+    for (size_t i = 0; i < a->cfg.nparties; i++) {
+        char *why = NULL;
+        if (sandbox_try_party(&a->slots[0].w, a->cfg.parties[i], &why) == 0) continue;
+        buf b;
+        buf_init(&b);
+        buf_printf(&b, "%s/partykit.json: party \"%s\": %s", a->cfg.dir, a->cfg.parties[i]->name, why);
+        free(why);
+        *err = buf_steal(&b);
+        return -1;
     }
-    if (a.cfg.metrics_addr && metrics_listen(&first->w, a.cfg.metrics_addr, &err) != 0)
-        return abort_start(&a, 1, err);
-    int port = server_port(&first->srv);
-    log_info("%s: %zu part%s, storage in %s", a.cfg.name, a.cfg.nparties, a.cfg.nparties == 1 ? "y" : "ies",
-             a.cfg.persist_dir);
-    if (a.nslots > 1) log_info("%zu workers (event loop threads)", a.nslots);
-    if (a.cfg.dev)
-        for (size_t i = 0; i < a.cfg.nparties; i++)
-            log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", a.cfg.parties[i]->name, a.cfg.host, port,
-                     a.cfg.parties[i]->name, a.cfg.parties[i]->script);
+    return 0;
+}
+
+/* Every worker listens (the others on worker 0's socket) and starts its
+ * timers; then /metrics, if asked for. */
+static int listen_all(app *a, char **err)
+{
+    slot *first = &a->slots[0];
+    for (size_t i = 0; i < a->nslots; i++) {
+        if (server_listen(&a->slots[i].srv, &a->slots[i].w, i ? &first->srv : NULL, err) != 0) return -1;
+        start_services(&a->slots[i].w);
+    }
+    if (a->cfg.metrics_addr && metrics_listen(&first->w, a->cfg.metrics_addr, err) != 0) return -1;
+    return 0;
+}
+
+/* The start-up summary. The "listening" line is printed even at
+ * --log-level error: tests and scripts wait for it to learn the port. */
+static void log_ready(const app *a, uint64_t t0)
+{
+    const config *cfg = &a->cfg;
+    int port = server_port(&a->slots[0].srv);
+    log_info("%s: %zu part%s, storage in %s", cfg->name, cfg->nparties, cfg->nparties == 1 ? "y" : "ies",
+             cfg->persist_dir);
+    if (a->nslots > 1) log_info("%zu workers (event loop threads)", a->nslots);
+    if (cfg->dev)
+        for (size_t i = 0; i < cfg->nparties; i++)
+            log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", cfg->parties[i]->name, cfg->host, port,
+                     cfg->parties[i]->name, cfg->parties[i]->script);
     log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on %s://%s:%d (ready in %.1f ms)",
-            a.cfg.tls_cert ? "https" : "http", a.cfg.host, port, (double)(uv_hrtime() - t0) / 1e6);
+            cfg->tls_cert ? "https" : "http", cfg->host, port, (double)(uv_hrtime() - t0) / 1e6);
+}
 
-    if (a.cfg.watch) reload_start(&first->w, &a.cfg);
-    for (size_t i = 1; i < a.nslots; i++) uv_thread_create(&a.slots[i].thread, worker_thread, &a.slots[i]);
+/* Starts hot reload and the other workers' threads, then runs worker 0 on
+ * this thread until shutdown stops its loop. */
+static void run(app *a)
+{
+    slot *first = &a->slots[0];
+    if (a->cfg.watch) reload_start(&first->w, &a->cfg);
+    for (size_t i = 1; i < a->nslots; i++) uv_thread_create(&a->slots[i].thread, worker_thread, &a->slots[i]);
+    uv_run(first->loop, UV_RUN_DEFAULT);
+}
 
-    uv_run(loop, UV_RUN_DEFAULT);
-
+/* After worker 0's loop stopped (every worker has drained): wait for the
+ * threads, close everything, free everything. */
+static void shut_down(app *a)
+{
     reload_stop();
     metrics_close();
     fetch_shutdown();
-    for (size_t i = 1; i < a.nslots; i++) uv_thread_join(&a.slots[i].thread);
-    teardown(&a);
-    free_slots(&a);
+    for (size_t i = 1; i < a->nslots; i++) uv_thread_join(&a->slots[i].thread);
+    teardown(a);
+    free_slots(a);
     tls_server_free();
     tls_client_free();
-    config_free(&a.cfg);
+    config_free(&a->cfg);
     sandbox_free_compiled();
     chunk_cache_drain();
     log_info("bye");
+}
+
+int main(int argc, char **argv)
+{
+    static app a; /* static: reachable from the signal handlers until exit */
+    int rc = configure(&a, argc, argv);
+    if (rc >= 0) return rc;
+    char *err = NULL;
+    if (make_slots(&a, &err) != 0) return abort_start(&a, 1, err);
+    signal(SIGPIPE, SIG_IGN);
+    sandbox_prepare();
+    catch_signals(&a);
+    lp_metrics_here = &a.slots[0].w.stats;
+    uint64_t t0 = uv_hrtime();
+    if (try_parties(&a, &err) != 0) return abort_start(&a, 2, err);
+    if (listen_all(&a, &err) != 0) return abort_start(&a, 1, err);
+    log_ready(&a, t0);
+    run(&a);
+    shut_down(&a);
     return 0;
 }

@@ -255,127 +255,184 @@ static void retire(worker *w, config *cfg, party *p)
     log_info("party %s removed (%zu room%s closed)", p->name, n, n == 1 ? "" : "s");
 }
 
-void reload_apply(worker *w, config *cfg, bool modules)
+/* Whether p's code must be loaded again: its source or path changed, or a
+ * module it may require did (modules). */
+static bool code_changed(const party *cur, const party *np, bool modules)
 {
-    uint64_t t0 = uv_hrtime();
-    /* Read the project again into a scratch config sharing our CLI fields. */
-    config next;
-    memset(&next, 0, sizeof next);
-    next.dir = cfg->dir;
-    next.host = cfg->host;
-    next.port = cfg->port;
-    next.persist_dir = cfg->persist_dir;
+    return modules || cur->source_len != np->source_len || memcmp(cur->source, np->source, np->source_len) != 0 ||
+           strcmp(cur->path, np->path) != 0;
+}
+
+/* Reads the project again into next, a scratch config sharing cfg's
+ * command-line fields (not owned by next). Returns false, logged, if
+ * partykit.json or a script cannot be read. */
+static bool read_project(const config *cfg, config *next)
+{
+    memset(next, 0, sizeof *next);
+    next->dir = cfg->dir;
+    next->host = cfg->host;
+    next->port = cfg->port;
+    next->persist_dir = cfg->persist_dir;
     char *err = NULL;
-    if (config_load(&next, &err) != 0) {
-        log_error("reload: %s/%s; still running the previous code", cfg->dir, err);
-        free(err);
-        config_free_project(&next);
-        return;
-    }
-    /* Check every new or changed script before touching anything. */
-    bool any_fail = false;
-    for (size_t i = 0; i < next.nparties; i++) {
-        party *np = next.parties[i];
+    if (config_load(next, &err) == 0) return true;
+    log_error("reload: %s/%s; still running the previous code", cfg->dir, err);
+    free(err);
+    config_free_project(next);
+    return false;
+}
+
+/* Runs every new or changed script once in a throwaway state, before
+ * anything is touched: one bad script keeps all the running code. */
+static bool scripts_load(worker *w, const config *cfg, const config *next, bool modules)
+{
+    bool ok = true;
+    for (size_t i = 0; i < next->nparties; i++) {
+        party *np = next->parties[i];
         const party *cur = config_party(cfg, np->name, strlen(np->name));
-        bool changed = !cur || modules || cur->source_len != np->source_len ||
-                       memcmp(cur->source, np->source, np->source_len) != 0 || strcmp(cur->path, np->path) != 0;
-        if (!changed) continue;
+        if (cur && !code_changed(cur, np, modules)) continue;
         char *perr = NULL;
         if (sandbox_try_party(w, np, &perr) != 0) {
             log_error("reload of %s failed: %s; still running the previous code", np->script, perr);
             free(perr);
-            any_fail = true;
+            ok = false;
         }
     }
-    if (any_fail) {
-        config_free_project(&next);
-        return;
-    }
-    /* Every other worker waits while the shared config changes. */
-    if (!worker_pause_others(w)) {
-        config_free_project(&next);
-        return; /* shutting down */
-    }
-    bool env_changed = strcmp(cfg->vars_json, next.vars_json) != 0;
-    if (env_changed) {
-        free(cfg->vars_json);
-        cfg->vars_json = next.vars_json;
-        next.vars_json = NULL;
-    }
-    size_t rooms = 0, swapped = 0;
-    /* Parties still present: swap code into the existing party objects so
-     * rooms keep their pointers. New ones are adopted. */
-    party **merged = xcalloc(next.nparties, sizeof *merged);
-    for (size_t i = 0; i < next.nparties; i++) {
-        party *np = next.parties[i];
+    return ok;
+}
+
+/* Takes next's vars if they differ. Returns whether they did. */
+static bool take_vars(config *cfg, config *next)
+{
+    if (strcmp(cfg->vars_json, next->vars_json) == 0) return false;
+    free(cfg->vars_json);
+    cfg->vars_json = next->vars_json;
+    next->vars_json = NULL;
+    return true;
+}
+
+/* Moves np's code into cur: rooms hold pointers to cur, so the object
+ * stays and its contents change. */
+static void take_code(party *cur, party *np)
+{
+    free(cur->source);
+    free(cur->bytecode);
+    free(cur->script);
+    free(cur->path);
+    free(cur->chunkname);
+    cur->source = np->source;
+    cur->source_len = np->source_len;
+    cur->bytecode = np->bytecode;
+    cur->bytecode_len = np->bytecode_len;
+    cur->script = np->script;
+    cur->path = np->path;
+    cur->chunkname = np->chunkname;
+    cur->hooks = np->hooks;
+    np->source = np->bytecode = np->script = np->path = np->chunkname = NULL;
+}
+
+typedef struct merge_count {
+    size_t rooms, swapped;
+} merge_count;
+
+/* The party list after the reload, in next's order: parties still present
+ * keep their objects (with new code if it changed, and their rooms told),
+ * new ones are taken from next (their slot there set to NULL). */
+static party **merge_parties(worker *w, config *cfg, config *next, bool modules, bool env_changed,
+                             merge_count *count)
+{
+    party **merged = xcalloc(next->nparties, sizeof *merged);
+    for (size_t i = 0; i < next->nparties; i++) {
+        party *np = next->parties[i];
         party *cur = (party *)config_party(cfg, np->name, strlen(np->name));
         if (!cur) {
             merged[i] = np;
-            next.parties[i] = NULL;
+            next->parties[i] = NULL;
             log_info("party %s added (%s)", np->name, np->script);
             continue;
         }
-        bool changed = modules || cur->source_len != np->source_len ||
-                       memcmp(cur->source, np->source, np->source_len) != 0 || strcmp(cur->path, np->path) != 0;
+        bool changed = code_changed(cur, np, modules);
         if (changed) {
-            /* take the new code; keep the object */
-            free(cur->source);
-            free(cur->bytecode);
-            free(cur->script);
-            free(cur->path);
-            free(cur->chunkname);
-            cur->source = np->source;
-            cur->source_len = np->source_len;
-            cur->bytecode = np->bytecode;
-            cur->bytecode_len = np->bytecode_len;
-            cur->script = np->script;
-            cur->path = np->path;
-            cur->chunkname = np->chunkname;
-            cur->hooks = np->hooks;
-            np->source = np->bytecode = np->script = np->path = np->chunkname = NULL;
-            swapped++;
+            take_code(cur, np);
+            count->swapped++;
         }
-        if (changed || env_changed) rooms += change_rooms(w, cur, changed, env_changed, false);
+        if (changed || env_changed) count->rooms += change_rooms(w, cur, changed, env_changed, false);
         merged[i] = cur;
     }
-    /* Parties gone from partykit.json. */
+    return merged;
+}
+
+/* Parties gone from partykit.json: their rooms close, their objects are
+ * kept (cfg->retired) while those rooms drain. */
+static void retire_removed(worker *w, config *cfg, party **merged, size_t nmerged)
+{
     for (size_t i = 0; i < cfg->nparties; i++) {
         bool kept = false;
-        for (size_t j = 0; j < next.nparties; j++) kept |= merged[j] == cfg->parties[i];
+        for (size_t j = 0; j < nmerged; j++) kept |= merged[j] == cfg->parties[i];
         if (!kept) retire(w, cfg, cfg->parties[i]);
     }
+}
+
+/* Installs the merged list and the new name; frees what is left of next's
+ * parties (the shells of swapped ones, and unchanged ones). */
+static void adopt_parties(config *cfg, config *next, party **merged)
+{
     free(cfg->parties);
     cfg->parties = merged;
-    cfg->nparties = next.nparties;
+    cfg->nparties = next->nparties;
     free(cfg->name);
-    cfg->name = next.name;
-    next.name = NULL;
-    for (size_t i = 0; i < next.nparties; i++) party_free(next.parties[i]); /* leftovers of swapped ones */
-    free(next.parties);
-    next.parties = NULL;
-    next.nparties = 0;
-    free(next.vars_json);
-    next.vars_json = NULL;
-    /* serve, crons and cors apply at once; limits need a restart */
+    cfg->name = next->name;
+    next->name = NULL;
+    for (size_t i = 0; i < next->nparties; i++) party_free(next->parties[i]);
+    free(next->parties);
+    next->parties = NULL;
+    next->nparties = 0;
+    free(next->vars_json);
+    next->vars_json = NULL;
+}
+
+/* serve, crons and cors apply at once; limits need a restart. The old
+ * values go to next, to be freed with it. */
+static void swap_live_settings(config *cfg, config *next)
+{
     char *old_serve = cfg->serve_dir, *old_cors = cfg->cors_origin;
     cron_entry *old_crons = cfg->crons;
     size_t old_ncrons = cfg->ncrons;
-    cfg->serve_dir = next.serve_dir;
-    cfg->serve_spa = next.serve_spa;
-    cfg->cors_origin = next.cors_origin;
-    cfg->crons = next.crons;
-    cfg->ncrons = next.ncrons;
-    next.serve_dir = old_serve;
-    next.cors_origin = old_cors;
-    next.crons = old_crons;
-    next.ncrons = old_ncrons;
-    config_free_project(&next); /* the old ones */
+    cfg->serve_dir = next->serve_dir;
+    cfg->serve_spa = next->serve_spa;
+    cfg->cors_origin = next->cors_origin;
+    cfg->crons = next->crons;
+    cfg->ncrons = next->ncrons;
+    next->serve_dir = old_serve;
+    next->cors_origin = old_cors;
+    next->crons = old_crons;
+    next->ncrons = old_ncrons;
+}
+
+void reload_apply(worker *w, config *cfg, bool modules)
+{
+    uint64_t t0 = uv_hrtime();
+    config next;
+    if (!read_project(cfg, &next)) return;
+    if (!scripts_load(w, cfg, &next, modules) || !worker_pause_others(w)) {
+        /* a bad script, or shutting down: the others cannot be paused */
+        config_free_project(&next);
+        return;
+    }
+    /* The other workers wait while the shared config changes. */
+    bool env_changed = take_vars(cfg, &next);
+    merge_count count = {0, 0};
+    party **merged = merge_parties(w, cfg, &next, modules, env_changed, &count);
+    retire_removed(w, cfg, merged, next.nparties);
+    adopt_parties(cfg, &next, merged);
+    swap_live_settings(cfg, &next);
+    config_free_project(&next); /* the old serve, cors and crons; next's outbound list (a restart applies it) */
     worker_resume_others(w);
     if (R.active) { /* new directories may hold new modules */
         unwatch_all();
         watch_all();
     }
     METRIC_ADD(reloads, 1);
-    log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", swapped, swapped == 1 ? "y" : "ies",
-             env_changed ? " and vars" : "", (double)(uv_hrtime() - t0) / 1e6, rooms, rooms == 1 ? "" : "s");
+    log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", count.swapped, count.swapped == 1 ? "y" : "ies",
+             env_changed ? " and vars" : "", (double)(uv_hrtime() - t0) / 1e6, count.rooms,
+             count.rooms == 1 ? "" : "s");
 }

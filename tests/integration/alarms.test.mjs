@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkTmp, sleep, waitFor } from './lib/server.mjs';
 import { storageProject } from './lib/storage-project.mjs';
 
-const { req, start, cmd } = storageProject('alarm');
+const { req, start, cmd, shared: sharedServer } = storageProject('alarm');
 
 /** GET alarm/<room>: {fired, firedCount, starts, alarm, room}. */
 async function state(srv, room) {
@@ -27,12 +27,6 @@ async function waitFired(srv, room, timeout, interval = 50) {
     throw new Error(`${e.message}\nlog tail:\n${srv.logs().slice(-2000)}`);
   });
   return { st, seenAt };
-}
-
-let shared;
-async function sharedServer() {
-  if (!shared) shared = await start();
-  return shared;
 }
 
 test('setAlarm/getAlarm/deleteAlarm: nil when none, exact epoch ms, replaced, deleted', { timeout: 10000 }, async () => {

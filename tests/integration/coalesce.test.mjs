@@ -1,16 +1,13 @@
 // Write coalescing, observed through /metrics: all writes of one callback
 // step are one SQLite commit.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, httpRequest, waitFor } from './lib/server.mjs';
+import { httpRequest, metricsUrl as metricsUrlOf } from './lib/server.mjs';
+import { sharedServer } from './lib/fixtures.mjs';
 
-let server, metricsUrl;
-before(async () => {
-  server = await startServer({ project: 'coalesce', args: ['--metrics', '127.0.0.1:0'] });
-  await waitFor(() => /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.test(server.logs()), 3000, { what: 'metrics line' });
-  metricsUrl = server.logs().match(/metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/)[1];
-});
-after(async () => { await server?.stop(); });
+const server = sharedServer({ project: 'coalesce', args: ['--metrics', '127.0.0.1:0'] });
+let metricsUrl;
+before(async () => { metricsUrl = await metricsUrlOf(server); });
 
 async function commits() {
   const text = await (await fetch(metricsUrl)).text();

@@ -1,23 +1,14 @@
 // partykit.json validation: bad configs exit with code 2 within 5 s and a
 // message naming partykit.json; keys PartyKit knows but luaparty does not use
 // only warn. Projects are written to fresh temp dirs.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { runExpectExit, startServer, httpRequest, mkTmp } from './lib/server.mjs';
+import { stoppedAfterAll, writeProject } from './lib/fixtures.mjs';
 
 const OK_LUA = 'return { onRequest = function(self, req) return "ok:" .. self.room.name end }\n';
 
-function project(config, files = { 'parties/main.lua': OK_LUA }) {
-  const dir = mkTmp('luaparty-config-');
-  fs.writeFileSync(path.join(dir, 'partykit.json'), typeof config === 'string' ? config : JSON.stringify(config, null, 2));
-  for (const [f, src] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
-    fs.writeFileSync(path.join(dir, f), src);
-  }
-  return dir;
-}
+const project = (config, files = { 'parties/main.lua': OK_LUA }) => writeProject(config, files, 'luaparty-config-');
 
 async function expectBad(dir, ...mentions) {
   const r = await runExpectExit({ project: dir, timeout: 5000 });
@@ -29,8 +20,7 @@ async function expectBad(dir, ...mentions) {
   return r;
 }
 
-const servers = [];
-after(async () => { for (const s of servers) await s.stop(); });
+const servers = stoppedAfterAll();
 
 test('partykit.json that is not JSON', { timeout: 10000 }, async () => {
   await expectBad(project('{"name": "x", "main": "parties/main.lua",'));

@@ -7,14 +7,13 @@
 // upgrade wrongly.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { serverCerts } from './lib/certs.mjs';
-import { startServer, httpRequest, mkTmp, waitFor, projectDir, sleep } from './lib/server.mjs';
+import { startServer, httpRequest, waitFor, sleep } from './lib/server.mjs';
+import { copyProject } from './lib/fixtures.mjs';
 
 // ---- the WebSocket servers the party connects to ----
 //
@@ -544,11 +543,9 @@ test('bad arguments raise from connect', { timeout: 15000 }, async () => {
 
 test('the allow-list (luaparty.outbound) refuses other hosts with an error from connect', { timeout: 20000 }, async () => {
   // a copy of the project with an allow-list
-  const dir = mkTmp('luaparty-connect-allow-');
-  fs.cpSync(projectDir('connect'), dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'partykit.json'), JSON.stringify({
+  const dir = copyProject('connect', () => ({
     name: 'connect-allow', main: 'parties/main.lua', luaparty: { outbound: ['localhost', '*.example.net'] },
-  }));
+  }), 'luaparty-connect-allow-');
   const s = await startServer({ project: dir, args: ['--tls-ca', certs.caFile], startTimeout: 15000 });
   try {
     for (const host of ['127.0.0.1', 'example.net', 'evil-example.net', 'localhost.evil.test']) {

@@ -3,10 +3,11 @@
 // the server is killed with SIGKILL mid-load, restarted on the same --persist
 // directory, and every write whose acknowledgement reached a client must be
 // there. Parties: tests/projects/storage/parties/kv.lua.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startServer, wsConnect, httpRequest, mkTmp, sleep } from './lib/server.mjs';
+import { stoppedAfterAll } from './lib/fixtures.mjs';
 
 const PROJECT = 'storage';
 const LOAD_MS = 2000;          // how long the clients write before the kill
@@ -18,8 +19,7 @@ const WS_RATE = 600;           // messages per second per socket at most, so wri
 const WS_MAX_PER_CLIENT = 2000;
 const INCR_CLIENTS = 2;
 
-const servers = [];
-after(async () => { for (const s of servers) await s.stop(); });
+const servers = stoppedAfterAll();
 
 async function start(persist) {
   const s = await startServer({ project: PROJECT, persist });

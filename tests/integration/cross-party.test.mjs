@@ -1,21 +1,11 @@
 // Cross-party calls from Lua: stub:fetch() and stub:socket()
 // (tests/projects/suite/parties/caller.lua and recur.lua).
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, wsConnect, closeAll, httpRequest, waitFor } from './lib/server.mjs';
+import { startServer, wsConnect, httpRequest, waitFor } from './lib/server.mjs';
+import { suiteServer } from './lib/fixtures.mjs';
 
-let srv;
-let clients = [];
-before(async () => { srv = await startServer({ project: 'suite' }); });
-after(async () => { if (srv) await srv.stop(); });
-afterEach(async () => { await closeAll(clients); clients = []; });
-
-async function join(room, query = '') {
-  const c = await wsConnect(`${srv.wsUrl}/parties/main/${room}${query}`);
-  clients.push(c);
-  c.hello = await c.nextJson();
-  return c;
-}
+const { srv, join } = suiteServer();
 
 async function call(action, room = 'c1', timeout = 5000) {
   const r = await httpRequest(`${srv.url}/parties/caller/${room}/${action}`, { timeout });

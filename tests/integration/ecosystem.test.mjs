@@ -1,23 +1,19 @@
 // Static files ("serve"), onFetch, crons (/__scheduled__ in dev), CORS,
 // /metrics and JSON logs, on tests/projects/ecosystem/{app,spa}.
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  startServer, httpRequest, rawHttp, parseRawResponse, wsConnect, waitFor, closeAll, PROJECTS,
+  startServerPatient as start, httpRequest, rawHttp, parseRawResponse, wsConnect, waitFor, closeAll, PROJECTS,
 } from './lib/server.mjs';
-
-// a loaded machine (ASan, parallel files) can take seconds to start a server
-const start = (opts) => startServer({ startTimeout: 15000, ...opts });
+import { sharedServer } from './lib/fixtures.mjs';
 
 const APP = 'ecosystem/app';
 const PUBLIC = path.join(PROJECTS, 'ecosystem/app/public');
 const SECRET = 'secret: never served';
 
-let server;
-before(async () => { server = await start({ project: APP }); });
-after(async () => { await server?.stop(); });
+const server = sharedServer({ project: APP, startTimeout: 15000 });
 
 /** GET (or another method) with a raw request line, so the path is sent exactly as written. */
 async function raw(port, target, { method = 'GET', headers = {} } = {}) {

@@ -1,30 +1,16 @@
 // Lua errors in party callbacks (tests/projects/suite/parties/faulty.lua):
 // logged with file:line and a traceback; the server, the room and the
 // connection keep working; onConnect errors close with 1011; onRequest -> 500.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, wsConnect, closeAll, httpRequest, waitFor, PROJECTS } from './lib/server.mjs';
+import { httpRequest, waitFor, PROJECTS } from './lib/server.mjs';
+import { suiteServer, lineOf as lineIn } from './lib/fixtures.mjs';
 
-const FAULTY = fs.readFileSync(path.join(PROJECTS, 'suite/parties/faulty.lua'), 'utf8').split('\n');
-const lineOf = (needle) => {
-  const i = FAULTY.findIndex((l) => l.includes(needle));
-  assert.ok(i >= 0, `faulty.lua contains ${needle}`);
-  return i + 1;
-};
+const FAULTY = path.join(PROJECTS, 'suite/parties/faulty.lua');
+const lineOf = (needle) => lineIn(FAULTY, needle);
 
-let srv;
-let clients = [];
-before(async () => { srv = await startServer({ project: 'suite' }); });
-after(async () => { if (srv) await srv.stop(); });
-afterEach(async () => { await closeAll(clients); clients = []; });
-
-async function open(p) {
-  const c = await wsConnect(srv.wsUrl + p);
-  clients.push(c);
-  return c;
-}
+const { srv, open } = suiteServer();
 
 test('error in onMessage: logged with file:line and traceback; everything keeps working', { timeout: 15000 }, async () => {
   const line = lineOf('error("boom in onMessage")');

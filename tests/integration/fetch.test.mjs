@@ -11,9 +11,9 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
-import path from 'node:path';
 import { serverCerts } from './lib/certs.mjs';
-import { startServer, httpRequest, mkTmp, waitFor, projectDir, sleep } from './lib/server.mjs';
+import { startServer, httpRequest, waitFor, sleep } from './lib/server.mjs';
+import { copyProject } from './lib/fixtures.mjs';
 
 const MiB = 1024 * 1024;
 
@@ -178,12 +178,8 @@ let v6, v6Port;               // http echo on [::1], if the machine has IPv6 loo
 
 const tmpDirs = [];
 function configuredProject(extra) {
-  const dir = mkTmp('luaparty-fetch-project-');
+  const dir = copyProject('fetch', (cfg) => ({ ...cfg, luaparty: extra }), 'luaparty-fetch-project-');
   tmpDirs.push(dir);
-  fs.cpSync(projectDir('fetch'), dir, { recursive: true, filter: (src) => !src.includes('.luaparty') });
-  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'partykit.json'), 'utf8'));
-  cfg.luaparty = extra;
-  fs.writeFileSync(path.join(dir, 'partykit.json'), JSON.stringify(cfg));
   return dir;
 }
 

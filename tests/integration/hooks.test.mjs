@@ -1,11 +1,10 @@
 // Static hooks: onBeforeConnect / onBeforeRequest / onFetch (issue: hardening, auth hooks).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, httpRequest, wsConnect } from './lib/server.mjs';
+import { httpRequest, wsConnect } from './lib/server.mjs';
+import { sharedServer } from './lib/fixtures.mjs';
 
-let server;
-before(async () => { server = await startServer({ project: 'hooks' }); });
-after(async () => { await server?.stop(); });
+const server = sharedServer({ project: 'hooks' });
 
 test('onBeforeConnect: a good token passes and adds a header onConnect sees', async () => {
   const c = await wsConnect(`${server.wsUrl}/parties/main/r1?token=secret-r1`);

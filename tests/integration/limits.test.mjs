@@ -6,22 +6,17 @@
 import { test, describe, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
   startServer, wsConnect, closeAll, httpRequest, rawHttp, parseRawResponse, waitFor, PROJECTS,
 } from './lib/server.mjs';
 import { watched } from './lib/watch.mjs';
+import { lineOf as lineIn } from './lib/fixtures.mjs';
 
 const PROJECT = 'hardening';
-const MAIN_LUA = fs.readFileSync(path.join(PROJECTS, PROJECT, 'parties/main.lua'), 'utf8').split('\n');
 /** Line number of the line holding `needle` in parties/main.lua. */
-function lineOf(needle) {
-  const i = MAIN_LUA.findIndex((l) => l.includes(needle));
-  assert.ok(i >= 0, `parties/main.lua contains ${needle}`);
-  return i + 1;
-}
+const lineOf = (needle) => lineIn(path.join(PROJECTS, PROJECT, 'parties/main.lua'), needle);
 
 const { start, open, died, track } = watched();
 

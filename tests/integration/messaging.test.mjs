@@ -1,26 +1,13 @@
 // WebSocket messaging against tests/projects/suite: echo (text and binary),
 // broadcast (with `without`), closing handshakes, partysocket.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import PartySocket from 'partysocket';
 import WS from 'ws';
-import { startServer, wsConnect, closeAll } from './lib/server.mjs';
+import { suiteServer } from './lib/fixtures.mjs';
 
-let srv;
-let clients = [];
-before(async () => { srv = await startServer({ project: 'suite' }); });
-after(async () => { if (srv) await srv.stop(); });
-afterEach(async () => { await closeAll(clients); clients = []; });
-
-/** Connects to a "main" room and consumes its hello message. */
-async function join(room, query = '') {
-  const c = await wsConnect(`${srv.wsUrl}/parties/main/${room}${query}`);
-  clients.push(c);
-  const hello = await c.nextJson();
-  assert.equal(hello.type, 'hello');
-  c.id = hello.id;
-  return c;
-}
+/** join(room, query) connects to a "main" room and consumes its hello message. */
+const { srv, open, join } = suiteServer();
 
 test('text echo', { timeout: 10000 }, async () => {
   const c = await join('echo-text');
@@ -132,8 +119,7 @@ test('a ping from the client is answered with a pong carrying the same payload',
 });
 
 test('Lua sees binary frames as Binary values and text frames as strings', { timeout: 10000 }, async () => {
-  const c = await wsConnect(`${srv.wsUrl}/parties/inspect/r1`);
-  clients.push(c);
+  const c = await open('/parties/inspect/r1');
   const bytes = Buffer.from([0x01, 0x00, 0xff, 0x41]);
   c.send(bytes, { binary: true });
   const b = await c.nextJson();

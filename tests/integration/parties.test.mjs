@@ -1,26 +1,18 @@
 // The reusable parties in parties/ (presence, chat, connections), loaded by
 // tests/projects/ecosystem/app through paths outside the project directory
 // ("../../../../parties/presence.lua").
-import { test, before, after, describe } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  REPO, startServer, httpRequest, wsConnect, waitFor, closeAll, mkTmp, sleep,
+  REPO, startServerPatient as start, httpRequest, wsConnect, waitFor, closeAll, mkTmp, sleep,
 } from './lib/server.mjs';
-
-// a loaded machine (ASan, parallel files) can take seconds to start a server
-const start = (opts) => startServer({ startTimeout: 15000, ...opts });
+import { sharedServer } from './lib/fixtures.mjs';
 
 const PROJECT = 'ecosystem/app';
 
-let server;
-let persist;
-before(async () => {
-  persist = mkTmp('luaparty-parties-');
-  server = await start({ project: PROJECT, persist });
-});
-after(async () => { await server?.stop(); });
+const server = sharedServer({ project: PROJECT, persist: mkTmp('luaparty-parties-'), startTimeout: 15000 });
 
 const ws = (p, opts) => wsConnect(`${server.wsUrl}${p}`, opts);
 const get = async (p) => {

@@ -1,21 +1,17 @@
 // The npm `partysocket` client (v1.3.0), unchanged, against luaparty:
 // id (_pk), query (object and async function), messages both ways,
 // reconnection after a server restart on the same port, PartySocket.fetch.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import WS from 'ws';
 import PartySocket from 'partysocket';
-import { startServer, mkTmp, sleep } from './lib/server.mjs';
-
-// a loaded machine (ASan, parallel files) can take seconds to start a server
-const start = (opts) => startServer({ startTimeout: 15000, ...opts });
+import { startServerPatient as start, mkTmp, sleep } from './lib/server.mjs';
+import { sharedServer } from './lib/fixtures.mjs';
 
 const PROJECT = 'ecosystem/app';
 
-let server;
-before(async () => { server = await start({ project: PROJECT }); });
-after(async () => { await server?.stop(); });
+const server = sharedServer({ project: PROJECT, startTimeout: 15000 });
 
 /** Wraps a PartySocket: queues its messages and open/close events; every wait is bounded. */
 function watch(ps) {

@@ -1,23 +1,11 @@
 // Room API from Lua: getConnection(s), connection tags, conn state, onStart,
 // onClose, against tests/projects/suite.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, wsConnect, closeAll, httpRequest, waitFor } from './lib/server.mjs';
+import { httpRequest, waitFor } from './lib/server.mjs';
+import { suiteServer } from './lib/fixtures.mjs';
 
-let srv;
-let clients = [];
-before(async () => { srv = await startServer({ project: 'suite' }); });
-after(async () => { if (srv) await srv.stop(); });
-afterEach(async () => { await closeAll(clients); clients = []; });
-
-async function join(room, query = '') {
-  const c = await wsConnect(`${srv.wsUrl}/parties/main/${room}${query}`);
-  clients.push(c);
-  c.hello = await c.nextJson();
-  assert.equal(c.hello.type, 'hello');
-  c.id = c.hello.id;
-  return c;
-}
+const { srv, join } = suiteServer();
 
 async function ask(c, cmd) {
   c.sendJson(cmd);

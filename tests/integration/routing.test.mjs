@@ -1,21 +1,12 @@
 // URL routing, connection ids, HTTP responses and vars, against tests/projects/suite.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, wsConnect, closeAll, httpRequest, rawHttp, parseRawResponse, UUID_V4,
+  wsConnect, httpRequest, rawHttp, parseRawResponse, UUID_V4,
 } from './lib/server.mjs';
+import { suiteServer } from './lib/fixtures.mjs';
 
-let srv;
-let clients = [];
-before(async () => { srv = await startServer({ project: 'suite' }); });
-after(async () => { if (srv) await srv.stop(); });
-afterEach(async () => { await closeAll(clients); clients = []; });
-
-async function open(pathAndQuery) {
-  const c = await wsConnect(srv.wsUrl + pathAndQuery);
-  clients.push(c);
-  return c;
-}
+const { srv, open } = suiteServer();
 
 async function join(pathAndQuery) {
   const c = await open(pathAndQuery);

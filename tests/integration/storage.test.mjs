@@ -14,19 +14,13 @@ import {
 import { storageProject } from './lib/storage-project.mjs';
 
 const PROJECT = 'storage';
-const { req, start, cmd } = storageProject('kv');
+const { req, start, cmd, shared: sharedServer } = storageProject('kv');
 
 const hex = (s) => Buffer.from(s, 'utf8').toString('hex');
 /** A list() answer as an array of entries (lua-cjson encodes an empty table as {}). */
 const arr = (x) => (Array.isArray(x) ? x : []);
 const entries = (r) => arr(r.entries);
 const listKeys = (r) => entries(r).map((e) => e.key);
-
-let shared;
-async function sharedServer() {
-  if (!shared) shared = await start();
-  return shared;
-}
 
 test('get/put/delete: single keys, tables of keys, sync()', { timeout: 15000 }, async () => {
   const srv = await sharedServer();

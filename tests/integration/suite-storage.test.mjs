@@ -1,12 +1,12 @@
 // room.storage get/put/delete from the "store" party of tests/projects/suite,
 // and persistence across a restart (SIGTERM) and a kill -9.
 // (The full storage API is covered by storage.test.mjs on tests/projects/storage.)
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, httpRequest, mkTmp } from './lib/server.mjs';
+import { stoppedAfterAll } from './lib/fixtures.mjs';
 
-const servers = [];
-after(async () => { for (const s of servers) await s.stop(); });
+const servers = stoppedAfterAll();
 
 async function start(persist) {
   const s = await startServer({ project: 'suite', persist });

@@ -1,5 +1,5 @@
 // Serving https and wss (src/tls.c, src/server.c on_tls_read/out_push,
-// src/main.c --tls-cert/--tls-key and SIGHUP): the seed project
+// src/cli.c --tls-cert/--tls-key, src/main.c SIGHUP): the seed project
 // (examples/multiparty) behind `luaparty serve --tls-cert C --tls-key K`,
 // talked to by node's https, `ws` and the npm partysocket client, all
 // trusting a private CA made with `openssl` at test time. Also: plaintext

@@ -3,23 +3,20 @@
 // room is still one instance (one Lua state, one set of connections), that
 // cross-party calls, alarms and storage work across workers, that /metrics
 // shows the placement, and that the process-wide limits stay process-wide.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import {
-  startServer, httpRequest, wsConnect, waitFor, closeAll, mkTmp, projectDir, runExpectExit,
+  startServer, httpRequest, wsConnect, waitFor, closeAll, mkTmp, runExpectExit, metricsUrl,
 } from './lib/server.mjs';
+import { stoppedAfterAll, copyProject } from './lib/fixtures.mjs';
 
-const servers = [];
-after(async () => { for (const s of servers) await s.stop(); });
+const servers = stoppedAfterAll();
 
 async function start(args = [], persist) {
   const s = await startServer({ project: 'workers', args: ['--workers', '2', '--metrics', '127.0.0.1:0', ...args], persist });
   servers.push(s);
-  await waitFor(() => /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.test(s.logs()), 3000, { what: 'metrics line' });
-  s.metricsUrl = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/.exec(s.logs())[1];
+  s.metricsUrl = await metricsUrl(s);
   return s;
 }
 
@@ -184,11 +181,7 @@ test('SIGTERM with WebSockets open on both workers: 1001 to every client, exit 0
 });
 
 test('"luaparty": {"workers": 3} in partykit.json sets the worker count; --workers wins', async () => {
-  const dir = mkTmp('luaparty-workers-json-');
-  fs.cpSync(projectDir('workers'), dir, { recursive: true });
-  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'partykit.json'), 'utf8'));
-  cfg.luaparty = { workers: 3 };
-  fs.writeFileSync(path.join(dir, 'partykit.json'), JSON.stringify(cfg));
+  const dir = copyProject('workers', (cfg) => ({ ...cfg, luaparty: { workers: 3 } }), 'luaparty-workers-json-');
   const forced = process.env.LUAPARTY_TEST_WORKERS; // the suite's --workers would win over the file
   delete process.env.LUAPARTY_TEST_WORKERS;
   const a = await startServer({ project: dir }).finally(() => {

@@ -8,43 +8,14 @@
 #include "storage.h"
 #include "util.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static void remove_tree(const char *path);
-static void remove_tmpdir(void *dir) { remove_tree(dir); }
-
 static const char *make_tmpdir(void)
 {
     log_set_level(LOG_OFF); /* commit failures are logged; keep the output to one line per test */
-    strcpy(tmpdir, "/tmp/lp-unit-storage-XXXXXX");
-    ASSERT_NOT_NULL(mkdtemp(tmpdir));
-    unit_on_fail(remove_tmpdir, tmpdir); /* a failed test leaves no litter */
-    return tmpdir;
-}
-
-/* rm -r for the small trees these tests make */
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (!d) {
-        unlink(path);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[512];
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        remove_tree(sub);
-    }
-    closedir(d);
-    rmdir(path);
+    return unit_tmpdir("storage");
 }
 
 static storage *open_ok(const char *dir)
@@ -151,7 +122,7 @@ TEST(storage_batch_commit_get_delete_reopen)
     EXPECT_ABSENT(s, "r1", "gone");
     EXPECT(s, "r2", "a", "room two");
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 TEST(storage_abort_and_close_discard_uncommitted)
@@ -176,7 +147,7 @@ TEST(storage_abort_and_close_discard_uncommitted)
     commit_ok(s);
     storage_commit(s, NULL, NULL);
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 TEST(storage_many_keys_and_large_value)
@@ -200,7 +171,7 @@ TEST(storage_many_keys_and_large_value)
     expect(s, "p", "room", "big", 3, blob, big);
     free(blob);
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 TEST(storage_delete_all_only_that_room)
@@ -221,7 +192,7 @@ TEST(storage_delete_all_only_that_room)
     int64_t at = 0;
     ASSERT_EQ(storage_get_alarm(s, "main", "r1", &at, NULL, &err), 0); /* deleteAll drops the alarm too */
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 /* ---- list ---- */
@@ -265,6 +236,8 @@ static const char *list(storage *s, const storage_range *range)
 
 static storage_range all(void) { return (storage_range){.limit = -1}; }
 
+#define KEY(field, lit) .field = lit, .field##_len = sizeof lit - 1
+
 TEST(storage_list_ranges)
 {
     const char *dir = make_tmpdir();
@@ -275,65 +248,38 @@ TEST(storage_list_ranges)
     put(s, "main", "other", "aa", 2, "x", 1);
     commit_ok(s);
 
-    storage_range r = all();
-    /* byte order (memcmp; shorter first) */
-    ASSERT_STR_EQ(list(s, &r), "a,a0z,a\x01,ab,abc,b,ba,b\xff,c");
-    r.reverse = true;
-    ASSERT_STR_EQ(list(s, &r), "c,b\xff,ba,b,abc,ab,a\x01,a0z,a");
-    r = all();
-    r.limit = 3;
-    ASSERT_STR_EQ(list(s, &r), "a,a0z,a\x01");
-    r.limit = 0;
-    ASSERT_STR_EQ(list(s, &r), "");
-    r = all();
-    r.start = "ab";
-    r.start_len = 2;
-    ASSERT_STR_EQ(list(s, &r), "ab,abc,b,ba,b\xff,c");
-    r = all();
-    r.start_after = "ab";
-    r.start_after_len = 2;
-    ASSERT_STR_EQ(list(s, &r), "abc,b,ba,b\xff,c");
-    r = all();
-    r.end = "b";
-    r.end_len = 1;
-    ASSERT_STR_EQ(list(s, &r), "a,a0z,a\x01,ab,abc"); /* end is exclusive */
-    r.start = "a\x01";
-    r.start_len = 2;
-    r.reverse = true;
-    r.limit = 2;
-    ASSERT_STR_EQ(list(s, &r), "abc,ab");
-    r = all();
-    r.prefix = "a";
-    r.prefix_len = 1;
-    ASSERT_STR_EQ(list(s, &r), "a,a0z,a\x01,ab,abc");
-    r.prefix = "ab";
-    r.prefix_len = 2;
-    ASSERT_STR_EQ(list(s, &r), "ab,abc");
-    r.prefix = "b";
-    r.prefix_len = 1;
-    ASSERT_STR_EQ(list(s, &r), "b,ba,b\xff");
-    r.prefix = "b\xff";
-    r.prefix_len = 2; /* no upper bound exists: everything from the prefix up */
-    ASSERT_STR_EQ(list(s, &r), "b\xff");
-    r.prefix = "";
-    r.prefix_len = 0;
-    ASSERT_STR_EQ(list(s, &r), "a,a0z,a\x01,ab,abc,b,ba,b\xff,c");
-    r.prefix = "zz";
-    r.prefix_len = 2;
-    ASSERT_STR_EQ(list(s, &r), "");
-    /* prefix combined with start / end */
-    r = all();
-    r.prefix = "a";
-    r.prefix_len = 1;
-    r.start = "ab";
-    r.start_len = 2;
-    ASSERT_STR_EQ(list(s, &r), "ab,abc");
-    r.start = NULL;
-    r.end = "ab";
-    r.end_len = 2;
-    ASSERT_STR_EQ(list(s, &r), "a,a0z,a\x01");
+    static const struct {
+        storage_range r;
+        bool limited; /* false: no limit (r.limit is set to -1) */
+        const char *want;
+    } cases[] = {
+        /* byte order (memcmp; shorter first) */
+        {{0}, false, "a,a0z,a\x01,ab,abc,b,ba,b\xff,c"},
+        {{.reverse = true}, false, "c,b\xff,ba,b,abc,ab,a\x01,a0z,a"},
+        {{.limit = 3}, true, "a,a0z,a\x01"},
+        {{.limit = 0}, true, ""},
+        {{KEY(start, "ab")}, false, "ab,abc,b,ba,b\xff,c"},
+        {{KEY(start_after, "ab")}, false, "abc,b,ba,b\xff,c"},
+        {{KEY(end, "b")}, false, "a,a0z,a\x01,ab,abc"}, /* end is exclusive */
+        {{KEY(end, "b"), KEY(start, "a\x01"), .reverse = true, .limit = 2}, true, "abc,ab"},
+        {{KEY(prefix, "a")}, false, "a,a0z,a\x01,ab,abc"},
+        {{KEY(prefix, "ab")}, false, "ab,abc"},
+        {{KEY(prefix, "b")}, false, "b,ba,b\xff"},
+        {{KEY(prefix, "b\xff")}, false, "b\xff"}, /* no upper bound exists: everything from the prefix up */
+        {{KEY(prefix, "")}, false, "a,a0z,a\x01,ab,abc,b,ba,b\xff,c"},
+        {{KEY(prefix, "zz")}, false, ""},
+        /* prefix combined with start / end */
+        {{KEY(prefix, "a"), KEY(start, "ab")}, false, "ab,abc"},
+        {{KEY(prefix, "a"), KEY(end, "ab")}, false, "a,a0z,a\x01"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        storage_range r = cases[i].r;
+        if (!cases[i].limited) r.limit = -1;
+        const char *got = list(s, &r);
+        ASSERT_MSG(!strcmp(got, cases[i].want), "range %zu: %s", i, unit_repr(got, strlen(got)));
+    }
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 /* A prefix longer than any key can be (lua_storage.c caps keys at 2048
@@ -352,7 +298,7 @@ TEST(storage_list_long_prefix_matches_nothing)
     r.prefix_len = sizeof prefix;
     ASSERT_STR_EQ(list(s, &r), "");
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 /* ---- savepoints ---- */
@@ -390,7 +336,7 @@ TEST(storage_savepoints)
     commit_ok(s);
     EXPECT(s, "r", "in-txn", "5");
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 /* ---- alarms ---- */
@@ -427,7 +373,7 @@ TEST(storage_alarm_retries_kept)
     ASSERT_EQ(at, 7000);
     ASSERT_EQ(retries, 3);
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 TEST(storage_alarms)
@@ -467,7 +413,7 @@ TEST(storage_alarms)
     ASSERT_EQ(storage_get_alarm(s, "chat", "r1", &at, NULL, &err), 1);
     ASSERT_EQ(at, 9000000000000LL);
     storage_close(s);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 /* ---- opening ---- */
@@ -484,15 +430,7 @@ TEST(storage_creates_missing_directories)
     char db[160];
     snprintf(db, sizeof db, "%s/luaparty.db", nested);
     ASSERT_EQ(access(db, F_OK), 0);
-    remove_tree(dir);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ASSERT(fd >= 0);
-    ASSERT_EQ(write(fd, data, len), (ssize_t)len);
-    close(fd);
+    unit_remove_tree(dir);
 }
 
 TEST(storage_rejects_non_database)
@@ -504,7 +442,7 @@ TEST(storage_rejects_non_database)
     uint64_t rng = 99;
     for (size_t i = 0; i < sizeof garbage; i++) garbage[i] = (char)unit_rand(&rng);
     memcpy(garbage, "this is not a database, it is a shopping list\n", 46);
-    write_file(db, garbage, sizeof garbage);
+    unit_write_file(dir, "luaparty.db", garbage, sizeof garbage);
     char *err = NULL;
     storage *s = storage_open(dir, false, &err);
     ASSERT_NULL(s);
@@ -519,13 +457,13 @@ TEST(storage_rejects_non_database)
     ASSERT_BYTES_EQ(after, len, garbage, sizeof garbage);
     free(after);
     /* a short text file too */
-    write_file(db, "hello\n", 6);
+    unit_write_file(dir, "luaparty.db", "hello\n", 6);
     err = NULL;
     s = storage_open(dir, false, &err);
     ASSERT_NULL(s);
     ASSERT_CONTAINS(err, db);
     free(err);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }
 
 TEST(storage_open_fails_when_dir_is_a_file)
@@ -533,12 +471,12 @@ TEST(storage_open_fails_when_dir_is_a_file)
     const char *dir = make_tmpdir();
     char file[128];
     snprintf(file, sizeof file, "%s/file", dir);
-    write_file(file, "x", 1);
+    unit_write_file(dir, "file", "x", 1);
     char *err = NULL;
     storage *s = storage_open(file, false, &err);
     ASSERT_NULL(s);
     ASSERT_NOT_NULL(err);
     ASSERT_CONTAINS(err, file);
     free(err);
-    remove_tree(dir);
+    unit_remove_tree(dir);
 }

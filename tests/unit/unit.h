@@ -27,6 +27,14 @@ void unit_on_fail(void (*fn)(void *), void *arg);
 /* Formats up to n bytes of s for a failure message (escapes non-printables). */
 const char *unit_repr(const void *s, size_t n);
 
+/* tmpdir.c: a fresh directory /tmp/lp-unit-<label>-XXXXXX for the current
+ * test (one at a time: a later call replaces it), removed if the test
+ * fails; unit_remove_tree removes it (rm -r) when the test is done. */
+const char *unit_tmpdir(const char *label);
+void unit_remove_tree(const char *path);
+/* Writes len bytes to dir/rel, making rel's directories first. */
+void unit_write_file(const char *dir, const char *rel, const void *data, size_t len);
+
 #define TEST(name)                                                                                      \
     static void test_##name(void);                                                                      \
     __attribute__((constructor)) static void unit_reg_##name(void)                                     \

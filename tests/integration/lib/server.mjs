@@ -150,6 +150,9 @@ export async function startServer({ project, args = [], persist, startTimeout = 
   return server;
 }
 
+/** startServer for a loaded machine (ASan, parallel files), where starting can take seconds. */
+export const startServerPatient = (opts) => startServer({ startTimeout: 15000, ...opts });
+
 /**
  * Runs luaparty on a project that is expected to fail at startup.
  * Resolves {code, signal, logs, ms, timedOut}; kills it after `timeout` ms.
@@ -192,6 +195,14 @@ export async function waitFor(fn, timeout = 5000, { interval = 25, what = 'condi
     }
     await sleep(interval);
   }
+}
+
+const METRICS_RE = /metrics on (http:\/\/127\.0\.0\.1:\d+\/metrics)/;
+
+/** The /metrics URL of a server started with --metrics 127.0.0.1:0, from its log (waits for the line). */
+export async function metricsUrl(server, timeout = 3000) {
+  await waitFor(() => METRICS_RE.test(server.logs()), timeout, { what: 'metrics line' });
+  return METRICS_RE.exec(server.logs())[1];
 }
 
 /**

@@ -1,13 +1,12 @@
 // Helpers for the tests driving tests/projects/storage (storage and alarms):
 // servers started here are stopped after the file; a failed request says
 // whether the server still runs and shows its log.
-import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, httpRequest } from './server.mjs';
+import { stoppedAfterAll } from './fixtures.mjs';
 
 export function storageProject(defaultParty) {
-  const servers = [];
-  after(async () => { for (const s of servers) await s.stop(); });
+  const servers = stoppedAfterAll();
 
   /** httpRequest, and if it fails, say whether the server is still running and show its log. */
   async function req(srv, url, opts) {
@@ -36,5 +35,12 @@ export function storageProject(defaultParty) {
     return r.json();
   }
 
-  return { req, start, cmd };
+  /** One server for the tests that do not need their own, started on first use. */
+  let sharedOne;
+  async function shared() {
+    if (!sharedOne) sharedOne = await start();
+    return sharedOne;
+  }
+
+  return { req, start, cmd, shared };
 }
