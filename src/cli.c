@@ -19,6 +19,7 @@ const char cli_usage[] =
     "  dev   [DIR]   development server (logs every request and connection, hot reload)\n"
     "  serve [DIR]   production server\n"
     "  init  [DIR]   write a small working project to start from\n"
+    "  cluster status --cluster URL   the nodes of a cluster: leases, addresses, rooms\n"
     "\n"
     "DIR holds partykit.json (default: the current directory).\n"
     "\n"
@@ -47,6 +48,13 @@ const char cli_usage[] =
     "  --tls-ca FILE     also trust this CA (PEM) for outbound https fetch\n"
     "  --tls-cert FILE --tls-key FILE   serve https and wss (PEM); SIGHUP reloads them\n"
     "  --log-format F    text (default) or json (one object per line)\n"
+    "  --cluster URL     cluster mode on Redis: redis://[:password@]host[:port][/db] or\n"
+    "                    unix:/path/redis.sock[?db=N] (README \"Cluster mode\")\n"
+    "  --node-id ID      this node's name, unique among live nodes (cluster mode)\n"
+    "  --internal-host ADDR --internal-port N   where other nodes forward requests\n"
+    "                    (default: --host, any free port)\n"
+    "  --cluster-secret S  shared by the nodes (or LUAPARTY_CLUSTER_SECRET)\n"
+    "  --lease-ttl MS    node lease (default 5000): a dead node's rooms move after it\n"
     "  --watch           hot reload in serve (always on in dev)\n"
     "  --help            this text\n"
     "  --version         print the version\n"
@@ -68,6 +76,10 @@ static const struct {
     {"--tls-key", offsetof(cli_options, tls_key), offsetof(config, tls_key)},
     {"--tls-ca", offsetof(cli_options, tls_ca), offsetof(config, tls_ca)},
     {"--metrics", offsetof(cli_options, metrics_addr), offsetof(config, metrics_addr)},
+    {"--cluster", offsetof(cli_options, cluster_url), offsetof(config, cluster.url)},
+    {"--node-id", offsetof(cli_options, node_id), offsetof(config, cluster.node_id)},
+    {"--internal-host", offsetof(cli_options, internal_host), offsetof(config, cluster.internal_host)},
+    {"--cluster-secret", offsetof(cli_options, cluster_secret), offsetof(config, cluster.secret)},
 };
 
 enum number_kind {
@@ -98,6 +110,7 @@ static const struct {
     {"--keepalive-timeout", offsetof(cli_options, keepalive_timeout_ms), offsetof(config, keepalive_timeout_ms),
      NUM_SECONDS},
     {"--cpu-limit", offsetof(cli_options, cpu_limit_ms), offsetof(config, cpu_limit_ms), NUM_MS},
+    {"--lease-ttl", offsetof(cli_options, lease_ttl_ms), offsetof(config, cluster.lease_ttl_ms), NUM_MS},
 };
 
 /* Sets the error text; returns -1 so a caller can `return fail(...)`. */
@@ -189,11 +202,11 @@ static int pick(const char *v, const char *a, const char *b)
 /* An option with a value (name v). */
 static int value_option(cli_options *o, const char *name, const char *v)
 {
-    if (!strcmp(name, "--port")) {
+    if (!strcmp(name, "--port") || !strcmp(name, "--internal-port")) {
         char *end;
         long p = strtol(v, &end, 10);
-        if (*end || p < 0 || p > 65535) return fail(o, false, "--port %s: not a port number", v);
-        o->port = (int)p;
+        if (!*v || *end || p < 0 || p > 65535) return fail(o, false, "%s %s: not a port number", name, v);
+        *(!strcmp(name, "--port") ? &o->port : &o->internal_port) = (int)p;
         return 0;
     }
     if (string_option(o, name, v)) return 0;
@@ -215,6 +228,17 @@ static int value_option(cli_options *o, const char *name, const char *v)
         return 0;
     }
     return fail(o, true, "unknown option '%s'", name);
+}
+
+/* luaparty cluster status --cluster URL */
+static int parse_cluster_command(cli_options *o, int argc, char **argv)
+{
+    if (argc == 5 && !strcmp(argv[2], "status") && !strcmp(argv[3], "--cluster")) {
+        o->command = CLI_CLUSTER_STATUS;
+        o->cluster_url = argv[4];
+        return 0;
+    }
+    return fail(o, false, "usage: luaparty cluster status --cluster URL");
 }
 
 /* argv[1]: the command, or --help / -h / --version instead of one. Returns
@@ -241,6 +265,7 @@ static int parse_command(cli_options *o, int argc, char **argv)
         o->dir = xstrdup(argc == 3 ? argv[2] : ".");
         return 0;
     }
+    if (!strcmp(c, "cluster")) return parse_cluster_command(o, argc, argv);
     if (strcmp(c, "dev") && strcmp(c, "serve")) return fail(o, true, "unknown command '%s'", c);
     o->command = !strcmp(c, "dev") ? CLI_DEV : CLI_SERVE;
     o->watch = o->command == CLI_DEV;
@@ -287,7 +312,7 @@ static int resolve_dir(cli_options *o, const char *dir)
 int cli_parse(cli_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
-    o->port = o->log_level = o->log_json = o->storage_sync_full = -1;
+    o->port = o->internal_port = o->log_level = o->log_json = o->storage_sync_full = -1;
     int rc = parse_command(o, argc, argv);
     if (rc <= 0) return rc;
     const char *dir = NULL;
@@ -304,6 +329,7 @@ void cli_apply(const cli_options *o, config *cfg)
     free(cfg->dir);
     cfg->dir = xstrdup(o->dir);
     if (o->port >= 0) cfg->port = o->port;
+    if (o->internal_port >= 0) cfg->cluster.internal_port = o->internal_port;
     for (size_t i = 0; i < sizeof string_options / sizeof *string_options; i++) {
         const char *v = *(const char *const *)((const char *)o + string_options[i].opt);
         if (!v) continue;

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum cli_command { CLI_DEV, CLI_SERVE, CLI_INIT, CLI_HELP, CLI_VERSION } cli_command;
+typedef enum cli_command { CLI_DEV, CLI_SERVE, CLI_INIT, CLI_HELP, CLI_VERSION, CLI_CLUSTER_STATUS } cli_command;
 
 /* A number option: set says it was given (0 can be a given value). */
 typedef struct cli_number {
@@ -26,6 +26,10 @@ typedef struct cli_options {
     int port;              /* -1: not given */
     /* strings point into argv; NULL: not given */
     const char *host, *persist_dir, *tls_cert, *tls_key, *tls_ca, *metrics_addr;
+    /* cluster mode; cluster_url is also `cluster status`'s */
+    const char *cluster_url, *node_id, *internal_host, *cluster_secret;
+    int internal_port;     /* -1: not given */
+    cli_number lease_ttl_ms;
     int log_level;         /* enum log_level, or -1: not given */
     int log_json;          /* --log-format: 1 json, 0 text, -1 not given */
     int storage_sync_full; /* --storage-sync: 1 full, 0 normal, -1 not given */

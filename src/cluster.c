@@ -700,6 +700,10 @@ static void claim_done(cluster *c, rq *r, const redisReply *reply, const char *w
                reply->element[2]->type != REDIS_REPLY_STRING || reply->element[3]->type != REDIS_REPLY_STRING) {
         if (reply && reply->type == REDIS_REPLY_ERROR) log_warn("cluster: lp_claim failed: %s", reply->str);
         a.error = "redis error during the claim";
+    } else if (reply->element[0]->integer == -2) {
+        a.result = CLAIM_PINNED;
+        a.fence = (uint64_t)reply->element[1]->integer;
+        str_copy(a.node, sizeof a.node, reply->element[2]->str);
     } else if (reply->element[0]->integer < 0) {
         a.error = "node is fenced (lease lost)";
         fence_now(c, "redis says the lease is gone (claim refused)");
@@ -710,7 +714,7 @@ static void claim_done(cluster *c, rq *r, const redisReply *reply, const char *w
         str_copy(a.addr, sizeof a.addr, reply->element[3]->str);
     }
     if (a.result == CLAIM_MINE) c->counters.claims_won++;
-    else if (a.result == CLAIM_OTHER) c->counters.claims_lost++;
+    else if (a.result == CLAIM_OTHER || a.result == CLAIM_PINNED) c->counters.claims_lost++;
     else c->counters.claims_errors++;
     if (a.result == CLAIM_OTHER && r->target[0] && !strcmp(a.node, r->target)) {
         /* Count the room now, so a burst of claims spreads instead of all
@@ -742,7 +746,8 @@ void cluster_claim(cluster *c, const char *party, const char *room, void (*cb)(v
     else rq_submit(c, r);
 }
 
-void cluster_release(cluster *c, const char *party, const char *room)
+/* lp_release or lp_pin: one room, mine, fire and forget. */
+static void room_call(cluster *c, const char *fn, const char *party, const char *room)
 {
     if (c->fenced || c->stopping) return; /* nothing is mine under a lost epoch */
     buf key;
@@ -750,11 +755,15 @@ void cluster_release(cluster *c, const char *party, const char *room)
     cluster_room_key(&key, "lp:own:", party, room);
     char ep[24];
     snprintf(ep, sizeof ep, "%llu", (unsigned long long)c->epoch);
-    const char *argv[] = {"FCALL", "lp_release", "1", key.data, c->id, ep, NULL};
+    const char *argv[] = {"FCALL", fn, "1", key.data, c->id, ep, NULL};
     rq *r = rq_new(c, RQ_RELEASE, CLAIM_TIMEOUT_MS, argv);
     buf_free(&key);
     rq_submit(c, r);
 }
+
+void cluster_release(cluster *c, const char *party, const char *room) { room_call(c, "lp_release", party, room); }
+
+void cluster_pin(cluster *c, const char *party, const char *room) { room_call(c, "lp_pin", party, room); }
 
 /* ---- the async connection ------------------------------------------------- */
 
@@ -783,7 +792,8 @@ static void rq_finish(cluster *c, rq *r, const redisReply *reply, const char *wh
     case RQ_RELEASE:
     case RQ_UNREGISTER:
         if (reply && reply->type == REDIS_REPLY_ERROR)
-            log_warn("cluster: %s failed: %s", r->kind == RQ_RELEASE ? "lp_release" : "lp_unregister", reply->str);
+            log_warn("cluster: %s failed: %s", r->kind == RQ_RELEASE ? "lp_release/lp_pin" : "lp_unregister",
+                     reply->str);
         break;
     }
     rq_free(r);

@@ -112,7 +112,9 @@ void cluster_on_rejoin(cluster *c, void (*cb)(void *arg, uint64_t epoch), void *
  * load guard of cluster_claim. */
 void cluster_set_load(cluster *c, size_t rooms);
 
-typedef enum { CLAIM_MINE, CLAIM_OTHER, CLAIM_ERROR } claim_result;
+/* PINNED: the room's data lives in node's local storage (cluster_pin) and
+ * that node is down: no other node may serve it until it is back. */
+typedef enum { CLAIM_MINE, CLAIM_OTHER, CLAIM_PINNED, CLAIM_ERROR } claim_result;
 
 typedef struct claim_answer {
     claim_result result;
@@ -136,6 +138,9 @@ void cluster_claim(cluster *c, const char *party, const char *room,
 
 /* Fire and forget: clears the room's node/epoch if they are still mine. */
 void cluster_release(cluster *c, const char *party, const char *room);
+/* Fire and forget: the room (mine) wrote to this node's local storage, so it
+ * is pinned here: only this node may claim it from now on. */
+void cluster_pin(cluster *c, const char *party, const char *room);
 
 /* Copies the internal address of a live node (as of the last renewal) into
  * out; false if the node is unknown or not live. */

@@ -255,6 +255,13 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
     lua_pushnil(L);
     while (lua_next(L, -2)) {
         const char *key = lua_tostring(L, -2);
+        if (strcmp(key, "cluster") == 0) {
+            if (lua_type(L, -1) != LUA_TSTRING)
+                return set_error(err, "partykit.json: luaparty.cluster must be a redis:// or unix: URL");
+            if (!cfg->cluster.url) cfg->cluster.url = xstrdup(lua_tostring(L, -1)); /* --cluster wins */
+            lua_pop(L, 1);
+            continue;
+        }
         if (strcmp(key, "cors") == 0) {
             if (lua_type(L, -1) == LUA_TBOOLEAN) {
                 free(cfg->cors_origin);
@@ -520,5 +527,10 @@ void config_free(config *cfg)
     free(cfg->tls_ca);
     free(cfg->tls_cert);
     free(cfg->tls_key);
+    free(cfg->cluster.url);
+    free(cfg->cluster.node_id);
+    free(cfg->cluster.internal_host);
+    free(cfg->cluster.advertise);
+    free(cfg->cluster.secret);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -70,6 +70,16 @@ typedef struct config {
     size_t fetch_max_bytes;  /* outbound fetch response size */
     char *tls_ca;            /* --tls-ca: extra CA file for outbound TLS */
     char *tls_cert, *tls_key;/* --tls-cert/--tls-key: serve https and wss */
+    /* cluster mode (--cluster, or "luaparty": {"cluster": ...}); url NULL: one node */
+    struct {
+        char *url;           /* redis://[:password@]host[:port][/db] or unix:/path */
+        char *node_id;       /* unique among the live nodes */
+        char *internal_host; /* the internal listener: requests other nodes forward */
+        int internal_port;
+        char *advertise;     /* host:port other nodes reach it at (default internal host:port) */
+        char *secret;        /* --cluster-secret / LUAPARTY_CLUSTER_SECRET: required there */
+        uint64_t lease_ttl_ms;
+    } cluster;
 } config;
 
 void config_defaults(config *cfg);

@@ -9,6 +9,8 @@
  * the party's lobby (room ""); their verdict comes back to on_decision. */
 #include "dispatch.h"
 #include "cron.h"
+#include "fetch.h"
+#include "placement.h"
 #include "metrics.h"
 #include "registry.h"
 #include "room.h"
@@ -36,6 +38,13 @@ static void add_cors(const config *cfg, http_response *res)
     if (!cfg->cors_origin || http_headers_get(&res->headers, "access-control-allow-origin")) return;
     http_headers_add(&res->headers, "access-control-allow-origin", 27, cfg->cors_origin, strlen(cfg->cors_origin));
     if (strcmp(cfg->cors_origin, "*") != 0) http_headers_add(&res->headers, "vary", 4, "Origin", 6);
+}
+
+/* Cluster mode: who answered (clients, tests and operators can see it). */
+static void add_node(http_response *res)
+{
+    const char *me = placement_node_id();
+    if (me) http_headers_add(&res->headers, "x-luaparty-node", 15, me, strlen(me));
 }
 
 /* A CORS preflight for a party URL, answered without waking the room. */
@@ -111,6 +120,7 @@ static void exchange_respond(exchange *ex, http_response *res)
     if (p) {
         p->waiting = NULL;
         add_cors(p->w->cfg, res);
+        add_node(res);
         p->ops->respond(p, res, pe->keep_alive, pe->head, pe->method, pe->target, pe->start);
         p->ops->resume(p);
     }
@@ -130,8 +140,9 @@ static void exchange_fail(exchange *ex, const char *err)
     exchange_free(pe);
 }
 
-/* Hands an HTTP request to its room (onRequest), on whichever worker. */
-static void deliver_request(http_peer *p, http_request *req, const route *rt)
+/* Hands an HTTP request to its room (onRequest) on this node, on whichever
+ * worker. */
+static void deliver_request_here(http_peer *p, http_request *req, const route *rt)
 {
     p->ops->hold(p); /* the room takes its time */
     peer_exchange *pe = xcalloc(1, sizeof *pe);
@@ -151,8 +162,9 @@ static void deliver_request(http_peer *p, http_request *req, const route *rt)
 
 /* ---- onConnect ---- */
 
-/* Completes a WebSocket upgrade: 101, then the room's onConnect. Takes req. */
-static void deliver_upgrade(http_peer *p, http_request *req, const route *rt)
+/* Completes a WebSocket upgrade on this node: 101, then the room's
+ * onConnect. Takes req. */
+static void deliver_upgrade_here(http_peer *p, http_request *req, const route *rt)
 {
     const config *cfg = p->w->cfg;
     room *r = resolve(p, rt->party, rt->room, true);
@@ -163,7 +175,7 @@ static void deliver_upgrade(http_peer *p, http_request *req, const route *rt)
     }
     char id[512];
     if (!query_param(req->target, "_pk", id, sizeof id) || !id[0]) uuid_v4(id);
-    lp_conn *c = p->ops->accept_ws(p, req, id);
+    lp_conn *c = p->ops->accept_ws(p, req, id, placement_node_id());
     if (!c) goto done;
     if (cfg->dev) log_info("connect %s/%s id=%s", rt->party->name, rt->room, id);
     METRIC_ADD(connections_opened, 1);
@@ -180,6 +192,242 @@ void dispatch_ws_message(lp_conn *c, int opcode, const void *data, size_t len)
 }
 
 void dispatch_ws_closed(lp_conn *c, int code, const char *error) { room_disconnect(c, code, error); }
+
+/* ---- cluster mode: the room may live on another node ---- */
+
+/* Hop-by-hop headers (RFC 9110 7.6.1) and our own: never passed on. */
+static bool hop_header(const char *name)
+{
+    static const char *const names[] = {"connection", "keep-alive", "proxy-connection", "te", "trailer",
+                                        "transfer-encoding", "upgrade", "content-length"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (!strcmp(name, names[i])) return true;
+    return strncmp(name, "x-luaparty-", 11) == 0;
+}
+
+/* The headers a forwarded request carries to the owner: the client's, then
+ * the hop marker (so it is never forwarded again) and the shared secret. */
+static void forward_headers(const http_peer *p, const http_request *req, http_headers *out, bool keep_hop)
+{
+    for (size_t i = 0; i < req->headers.n; i++) {
+        const http_header *h = &req->headers.items[i];
+        if (!keep_hop && hop_header(h->name)) continue;
+        http_headers_add(out, h->name, strlen(h->name), h->value, strlen(h->value));
+    }
+    const char *me = placement_node_id(), *secret = p->w->cfg->cluster.secret;
+    http_headers_add(out, "x-luaparty-hop", 14, me, strlen(me));
+    http_headers_add(out, "x-luaparty-secret", 17, secret, strlen(secret));
+}
+
+/* "host:port" -> host, port; false if it is not one. */
+static bool split_addr(const char *addr, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= cap) return false;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    if (*end || v <= 0 || v > 65535) return false;
+    *port = (int)v;
+    return true;
+}
+
+static void unavailable(http_peer *p, const http_request *req, const char *why)
+{
+    http_response *res = http_response_new(503, "text/plain;charset=UTF-8", why, strlen(why));
+    http_headers_add(&res->headers, "retry-after", 11, "1", 1);
+    p->ops->respond(p, res, !req->upgrade && req->keep_alive, false, req->method, req->target, uv_hrtime());
+    http_response_free(res);
+}
+
+/* A forwarded request for a room this node does not own: the forwarding
+ * node drops its cached owner and asks again (once). */
+static void misdirected(http_peer *p, const http_request *req, const char *owner)
+{
+    METRIC_ADD(cluster_misdirected, 1);
+    http_response *res = http_response_new(421, "text/plain;charset=UTF-8", "not the owner of this room", 26);
+    if (owner && *owner) http_headers_add(&res->headers, "x-luaparty-owner", 16, owner, strlen(owner));
+    p->ops->respond(p, res, !req->upgrade && req->keep_alive, false, req->method, req->target, uv_hrtime());
+    http_response_free(res);
+}
+
+static void place_request(http_peer *p, http_request *req, const route *rt);
+
+/* A forwarding failed: 421 or an unreachable owner. The cached owner is
+ * dropped and the request placed once more; a second failure is the
+ * client's 502 (or 503 while a dead owner's lease runs out). */
+static void retry_or_fail(http_peer *p, http_request *req, const route *rt, int status, const char *why)
+{
+    placement_forget(rt->party, rt->room);
+    if (p->tries < 2) {
+        place_request(p, req, rt);
+        return;
+    }
+    char msg[600];
+    if (status == 421) snprintf(msg, sizeof msg, "the room's owner keeps changing; try again");
+    else snprintf(msg, sizeof msg, "the node that owns %s/%s is unreachable: %s", rt->party->name, rt->room, why);
+    unavailable(p, req, msg);
+    http_request_free(req);
+}
+
+typedef struct forwarding {
+    awaiting a;
+    http_request *req;
+    route rt;
+} forwarding;
+
+static http_response *response_of(fetch_result *res)
+{
+    http_response *out = http_response_new(res->status, NULL, NULL, 0);
+    for (size_t i = 0; i < res->headers.n; i++) {
+        const http_header *h = &res->headers.items[i];
+        if (hop_header(h->name) && strcmp(h->name, "x-luaparty-node") != 0) continue;
+        http_headers_add(&out->headers, h->name, strlen(h->name), h->value, strlen(h->value));
+    }
+    out->body = res->body; /* moved */
+    buf_init(&res->body);
+    return out;
+}
+
+static void forwarded(void *ud, fetch_result *res)
+{
+    forwarding *f = ud;
+    http_peer *p = f->a.peer;
+    http_request *req = f->req;
+    if (!p) {
+        http_request_free(req);
+    } else {
+        p->waiting = NULL;
+        if (res->error || res->status == 421) {
+            retry_or_fail(p, req, &f->rt, res->error ? 502 : 421, res->error ? res->error : "misdirected");
+        } else {
+            http_response *out = response_of(res);
+            p->ops->respond(p, out, req->keep_alive, is_head(req), req->method, req->target, uv_hrtime());
+            http_response_free(out);
+            http_request_free(req);
+        }
+        if (!p->waiting) p->ops->resume(p);
+    }
+    fetch_result_free(res);
+    free(f);
+}
+
+/* HTTP to the owner's internal listener, answered as if by this node. */
+static void forward_http(http_peer *p, http_request *req, const route *rt, const char *host, int port)
+{
+    const config *cfg = p->w->cfg;
+    fetch_request fr = {.method = req->method, .body = req->body.data, .body_len = req->body.len,
+                        .max_bytes = cfg->max_output, .timeout_ms = cfg->fetch_timeout_ms, .forward = true};
+    str_copy(fr.u.host, sizeof fr.u.host, host);
+    fr.u.port = port;
+    fr.u.target = xstrdup(req->target);
+    forward_headers(p, req, &fr.headers, false);
+    forwarding *f = xcalloc(1, sizeof *f);
+    f->a.peer = p;
+    f->req = req;
+    f->rt = *rt;
+    p->waiting = &f->a;
+    p->ops->hold(p);
+    METRIC_ADD(cluster_proxied_requests, 1);
+    fetch_start(p->w->loop, cfg, &fr, forwarded, f);
+}
+
+/* A WebSocket to the owner: the peer's socket is spliced to it. */
+static void forward_upgrade(http_peer *p, http_request *req, const char *host, int port)
+{
+    http_headers extra = {0};
+    const char *me = placement_node_id(), *secret = p->w->cfg->cluster.secret;
+    http_headers_add(&extra, "x-luaparty-hop", 14, me, strlen(me));
+    http_headers_add(&extra, "x-luaparty-secret", 17, secret, strlen(secret));
+    chunk *head = http_request_serialize(req, &extra);
+    http_headers_free(&extra);
+    METRIC_ADD(cluster_proxied_sockets, 1);
+    p->ops->tunnel(p, host, port, req, head);
+}
+
+void dispatch_tunnel_failed(http_peer *p, http_request *req, int status, const char *why)
+{
+    route rt;
+    route_parse(p->w->cfg, req->target, &rt);
+    if (rt.kind != ROUTE_ROOM) { /* cannot happen: it was routed before */
+        http_request_free(req);
+        reply(p, 502, "bad forwarded request", true);
+        return;
+    }
+    retry_or_fail(p, req, &rt, status, why);
+}
+
+static void deliver_there(http_peer *p, http_request *req, const route *rt, const place *where)
+{
+    char host[256];
+    int port;
+    if (p->internal) { /* forwarded once already: never again */
+        misdirected(p, req, where->node);
+        http_request_free(req);
+    } else if (!split_addr(where->addr, host, sizeof host, &port)) {
+        unavailable(p, req, "the room's owner has no usable internal address");
+        http_request_free(req);
+    } else if (req->upgrade) {
+        forward_upgrade(p, req, host, port);
+    } else {
+        forward_http(p, req, rt, host, port);
+    }
+}
+
+typedef struct placing {
+    awaiting a;
+    http_request *req;
+    route rt;
+} placing;
+
+static void placed(void *arg, const place *where)
+{
+    placing *pl = arg;
+    http_peer *p = pl->a.peer;
+    http_request *req = pl->req;
+    route rt = pl->rt;
+    free(pl);
+    if (!p) {
+        http_request_free(req);
+        return;
+    }
+    p->waiting = NULL;
+    switch (where->kind) {
+    case PLACE_HERE:
+        if (req->upgrade) deliver_upgrade_here(p, req, &rt);
+        else deliver_request_here(p, req, &rt);
+        break;
+    case PLACE_THERE: deliver_there(p, req, &rt, where); break;
+    case PLACE_NONE:
+        unavailable(p, req, where->why);
+        http_request_free(req);
+        break;
+    }
+    if (!p->waiting) p->ops->resume(p);
+}
+
+/* Asks placement where the room lives; placed() goes on from there. */
+static void place_request(http_peer *p, http_request *req, const route *rt)
+{
+    p->tries++;
+    placing *pl = xcalloc(1, sizeof *pl);
+    pl->a.peer = p;
+    pl->req = req;
+    pl->rt = *rt;
+    p->waiting = &pl->a;
+    p->ops->hold(p);
+    placement_resolve(p->w, rt->party, rt->room, placed, pl);
+}
+
+/* A request for a room, past the static hooks: here, or (cluster mode) on
+ * the node that owns it. Lobbies ("") hold no state: every node has its own. */
+static void deliver(http_peer *p, http_request *req, const route *rt)
+{
+    if (placement_clustered() && rt->room[0]) place_request(p, req, rt);
+    else if (req->upgrade) deliver_upgrade_here(p, req, rt);
+    else deliver_request_here(p, req, rt);
+}
 
 /* ---- static hooks: onBeforeConnect, onBeforeRequest, onFetch ---- */
 
@@ -202,8 +450,7 @@ static void admit_through(http_peer *p, admission *ad, http_headers *headers)
         req->headers = *headers;
         memset(headers, 0, sizeof *headers);
     }
-    if (ad->kind == HOOK_BEFORE_CONNECT) deliver_upgrade(p, req, &ad->rt);
-    else deliver_request(p, req, &ad->rt);
+    deliver(p, req, &ad->rt);
 }
 
 static void on_decision(gatekeeper *g, http_response *res, http_headers *headers)
@@ -322,7 +569,7 @@ static void handle_request(http_peer *p, http_request *req, route *rt)
     } else if (rt->party->hooks & PARTY_HAS_BEFORE_REQUEST) {
         admit(p, req, HOOK_BEFORE_REQUEST, rt);
     } else {
-        deliver_request(p, req, rt);
+        deliver(p, req, rt);
     }
 }
 
@@ -345,20 +592,56 @@ static void handle_upgrade(http_peer *p, http_request *req, route *rt)
     } else if ((rt->party->hooks & PARTY_HAS_BEFORE_CONNECT) && rt->room[0]) { /* not for onSocket */
         admit(p, req, HOOK_BEFORE_CONNECT, rt);
     } else {
-        deliver_upgrade(p, req, rt);
+        deliver(p, req, rt);
     }
 }
 
 static void walk(http_peer *p, http_request *req, bool upgrade, route *rt)
 {
-    if (upgrade) handle_upgrade(p, req, rt);
-    else handle_request(p, req, rt);
+    if (p->internal) { /* forwarded by another node, which ran the static hooks */
+        if (route_error(p, rt, !req->keep_alive || upgrade)) http_request_free(req);
+        else deliver(p, req, rt);
+    } else if (upgrade) {
+        handle_upgrade(p, req, rt);
+    } else {
+        handle_request(p, req, rt);
+    }
+}
+
+/* Constant time: how long a wrong secret took to refuse says nothing. */
+static bool same_secret(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = la != lb;
+    for (size_t i = 0; i < la; i++) diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0;
+}
+
+/* Cluster mode: x-luaparty-* headers are ours. A client's are dropped (it
+ * could spoof a hop marker); a forwarded request must carry the shared
+ * secret, and party code sees neither. False if the peer got a 403. */
+static bool check_cluster_headers(http_peer *p, http_request *req)
+{
+    if (p->internal) {
+        const char *got = http_headers_get(&req->headers, "x-luaparty-secret");
+        if (!got || !same_secret(got, p->w->cfg->cluster.secret)) {
+            log_warn("internal listener: a request without the cluster secret (%s %s): refused", req->method,
+                     req->target);
+            reply(p, 403, "the cluster secret is missing or wrong", true);
+            http_request_free(req);
+            return false;
+        }
+    }
+    http_headers_remove_prefix(&req->headers, "x-luaparty-");
+    return true;
 }
 
 void dispatch_request(http_peer *p, http_request *req, bool upgrade)
 {
     route rt;
     route_parse(p->w->cfg, req->target, &rt);
+    p->tries = 0;
+    if (placement_clustered() && !check_cluster_headers(p, req)) return;
     /* A room's WebSockets live on the room's worker; an HTTP client may
      * follow its first room there (the peer decides if it can move). */
     if (rt.kind == ROUTE_ROOM && rt.room[0]) {

@@ -39,15 +39,24 @@ typedef struct peer_ops {
     /* Takes req (and the peer's socket) to the worker that owns its room;
      * false if the peer must stay (then req is still the caller's). */
     bool (*move)(http_peer *p, http_request *req, bool upgrade, worker *to);
-    /* Answers the upgrade with 101 and becomes a WebSocket whose connection
-     * id is `id`; NULL if its session cannot start (answered with 500). */
-    lp_conn *(*accept_ws)(http_peer *p, const http_request *req, const char *id);
+    /* Answers the upgrade with 101 (naming node, in cluster mode) and
+     * becomes a WebSocket whose connection id is `id`; NULL if its session
+     * cannot start (answered with 500). */
+    lp_conn *(*accept_ws)(http_peer *p, const http_request *req, const char *id, const char *node);
+    /* Splices the peer's socket to another node at host:port: head (the
+     * forwarded request) goes first, then bytes flow both ways until either
+     * side closes. req is kept until that node answers; if it cannot be
+     * reached, or answers 421, dispatch_tunnel_failed gets req back (the
+     * peer is an HTTP peer again). Takes req and head. */
+    void (*tunnel)(http_peer *p, const char *host, int port, http_request *req, chunk *head);
 } peer_ops;
 
 struct http_peer {
     const peer_ops *ops;
     worker *w;
     awaiting *waiting;      /* while set, the peer reads no further request */
+    bool internal;          /* came in on the internal listener: another node forwarded it */
+    unsigned char tries;    /* placements of the current request (a retry after 421 or a dead owner) */
 };
 
 /* A request read on p (taken). upgrade: it asks for a WebSocket; the bytes
@@ -55,6 +64,10 @@ struct http_peer {
 void dispatch_request(http_peer *p, http_request *req, bool upgrade);
 /* The same for a request that followed its peer to this worker (no second move). */
 void dispatch_arrived(http_peer *p, http_request *req, bool upgrade);
+
+/* A tunnel (peer_ops.tunnel) found no owner there: status 421 (the node does
+ * not own the room), or 502 (unreachable; why says how). Takes req. */
+void dispatch_tunnel_failed(http_peer *p, http_request *req, int status, const char *why);
 
 /* A WebSocket's message and its end, on their way to its room. */
 void dispatch_ws_message(lp_conn *c, int opcode, const void *data, size_t len);

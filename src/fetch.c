@@ -36,6 +36,7 @@ struct call {
     url u;
     int redirects;
     size_t max_bytes;
+    bool forward;
     uv_timer_t *timer;      /* freed by its close callback */
     out_conn *conn;
     fetch_result res;
@@ -305,7 +306,7 @@ static void response_done(out_conn *oc)
     /* redirects: GET and HEAD only */
     const char *loc = http_headers_get(&c->res.headers, "location");
     int status = c->res.status;
-    bool redirect = (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) && loc &&
+    bool redirect = !c->forward && (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) && loc &&
                     (!strcmp(c->method, "GET") || !strcmp(c->method, "HEAD"));
     if (redirect && c->redirects < MAX_REDIRECTS) {
         url next;
@@ -403,7 +404,7 @@ static void conn_new(uv_loop_t *loop, const char *origin, call *c)
 static void start_call(call *c)
 {
     uv_loop_t *loop = c->loop;
-    if (!dial_allowed(c->cfg, c->u.host)) {
+    if (!c->forward && !dial_allowed(c->cfg, c->u.host)) {
         call_fail(c, "fetch to %s refused: the host is not in luaparty.outbound of partykit.json", c->u.host);
         return;
     }
@@ -433,6 +434,7 @@ void fetch_start(uv_loop_t *loop, const struct config *cfg, fetch_request *req, 
     buf_init(&c->res.body);
     if (req->body) buf_append(&c->body, req->body, req->body_len);
     c->max_bytes = req->max_bytes;
+    c->forward = req->forward;
     c->timer = xmalloc(sizeof *c->timer);
     uv_timer_init(loop, c->timer);
     c->timer->data = c;

@@ -20,6 +20,7 @@ typedef struct fetch_request {
     size_t body_len;
     size_t max_bytes;     /* a larger response body fails the fetch */
     uint64_t timeout_ms;  /* for the whole fetch, redirects included; > 0 */
+    bool forward;         /* to another node of the cluster: no allow-list, redirects passed on */
 } fetch_request;
 
 /* What a fetch ended with: error set, or status, headers and body. */

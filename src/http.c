@@ -34,6 +34,21 @@ const char *http_headers_get(const http_headers *h, const char *name)
     return NULL;
 }
 
+size_t http_headers_remove_prefix(http_headers *h, const char *prefix)
+{
+    size_t plen = strlen(prefix), kept = 0, removed = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (strncmp(h->items[i].name, prefix, plen) == 0) {
+            free(h->items[i].name);
+            removed++;
+        } else {
+            h->items[kept++] = h->items[i];
+        }
+    }
+    h->n = kept;
+    return removed;
+}
+
 void header_asm_init(header_asm *a)
 {
     buf_init(&a->field);

@@ -37,6 +37,9 @@ typedef struct http_response {
 void http_headers_add(http_headers *h, const char *name, size_t nlen, const char *value, size_t vlen);
 const char *http_headers_get(const http_headers *h, const char *name);
 void http_headers_free(http_headers *h);
+/* Removes every header whose (lowercase) name starts with prefix; returns
+ * how many went. */
+size_t http_headers_remove_prefix(http_headers *h, const char *prefix);
 
 http_request *http_request_new(const char *method, const char *target);
 void http_request_free(http_request *r);

@@ -4,6 +4,7 @@
 #include "alarm.h"
 #include "buf.h"
 #include "cli.h"
+#include "cluster.h"
 #include "config.h"
 #include "cron.h"
 #include "fetch.h"
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_listener.h"
+#include "placement.h"
 #include "registry.h"
 #include "reload.h"
 #include "sandbox.h"
@@ -46,6 +48,7 @@ typedef struct app {
     worker **workers;       /* w->all */
     uv_signal_t sigint, sigterm, sighup;
     int signals;
+    cluster *cluster;       /* cluster mode: on worker 0's loop */
 } app;
 
 static void on_walk_close(uv_handle_t *h, void *arg)
@@ -259,6 +262,8 @@ static int run_other_command(const cli_options *o)
         return 0;
     case CLI_INIT:
         return init_project(o->dir);
+    case CLI_CLUSTER_STATUS:
+        return cluster_status_print(o->cluster_url, stdout);
     case CLI_DEV:
     case CLI_SERVE:
         break;
@@ -266,9 +271,36 @@ static int run_other_command(const cli_options *o)
     return -1;
 }
 
+/* Cluster mode needs a node id and the shared secret (the internal
+ * listener refuses requests without it); the rest has defaults. Returns -1
+ * to go on, or the exit code. */
+static int check_cluster(config *cfg)
+{
+    if (!cfg->cluster.url) return -1;
+    cluster_url u;
+    char *err = NULL;
+    const char *secret = getenv("LUAPARTY_CLUSTER_SECRET");
+    if (cluster_url_parse(cfg->cluster.url, &u, &err) != 0) {
+        fprintf(stderr, "luaparty: --cluster: %s\n", err);
+        free(err);
+        return 2;
+    }
+    if (!cfg->cluster.node_id) {
+        fprintf(stderr, "luaparty: --cluster needs --node-id (a name for this node, unique among live nodes)\n");
+        return 2;
+    }
+    if (!cfg->cluster.secret && secret && *secret) cfg->cluster.secret = xstrdup(secret);
+    if (!cfg->cluster.secret || !*cfg->cluster.secret) {
+        fprintf(stderr, "luaparty: --cluster needs --cluster-secret or LUAPARTY_CLUSTER_SECRET (shared by the nodes)\n");
+        return 2;
+    }
+    if (!cfg->cluster.internal_host) cfg->cluster.internal_host = xstrdup(cfg->host);
+    return -1;
+}
+
 /* What partykit.json and the options may both ask for but luaparty cannot
  * do. Returns -1 to go on, or the exit code. */
-static int check_config(const config *cfg)
+static int check_config(config *cfg)
 {
     if (cfg->workers > MAX_WORKERS) {
         fprintf(stderr, "luaparty: --workers %zu: at most %d\n", cfg->workers, MAX_WORKERS);
@@ -278,7 +310,7 @@ static int check_config(const config *cfg)
         fprintf(stderr, "luaparty: --tls-cert and --tls-key go together\n");
         return 2;
     }
-    return -1;
+    return check_cluster(cfg);
 }
 
 /* Loads the certificates now, so a bad file stops start-up instead of the
@@ -381,6 +413,49 @@ static int listen_all(app *a, char **err)
     return 0;
 }
 
+/* The node lost its lease: its rooms belong to an epoch that is gone, and
+ * another node may own them now. Every room closes (WebSockets with 1012,
+ * clients reconnect through any node) and every cached owner is dropped. */
+static void evict_all_job(worker *w, void *arg)
+{
+    (void)arg;
+    registry_evict_all(w, 1012, "this node lost its cluster lease");
+}
+
+static void on_fence(void *arg)
+{
+    app *a = arg;
+    log_error("cluster: node %s lost its lease: closing its rooms, re-registering", a->cfg.cluster.node_id);
+    placement_fenced();
+    for (size_t i = 0; i < a->nslots; i++) worker_post(&a->slots[i].w, evict_all_job, NULL);
+}
+
+static void on_rejoin(void *arg, uint64_t epoch)
+{
+    app *a = arg;
+    log_warn("cluster: node %s registered again (epoch %llu)", a->cfg.cluster.node_id, (unsigned long long)epoch);
+}
+
+/* Cluster mode: registers this node (its internal listener is bound by
+ * now, so the address it publishes is real). Exit code 2 on failure. */
+static int join_cluster(app *a, char **err)
+{
+    const config *cfg = &a->cfg;
+    if (!cfg->cluster.url) return 0;
+    char addr[300];
+    int port = server_internal_port(&a->slots[0].srv);
+    snprintf(addr, sizeof addr, "%s:%d", cfg->cluster.internal_host, port);
+    cluster_opts o = {cfg->cluster.url, cfg->cluster.node_id, addr, cfg->cluster.lease_ttl_ms};
+    a->cluster = cluster_start(a->slots[0].loop, &o, err);
+    if (!a->cluster) return -1;
+    cluster_on_fence(a->cluster, on_fence, a);
+    cluster_on_rejoin(a->cluster, on_rejoin, a);
+    placement_start(a->cluster, a->workers, (int)a->nslots);
+    log_info("cluster: node %s, epoch %llu, internal %s", cfg->cluster.node_id,
+             (unsigned long long)cluster_epoch(a->cluster), addr);
+    return 0;
+}
+
 /* The start-up summary. The "listening" line is printed even at
  * --log-level error: tests and scripts wait for it to learn the port. */
 static void log_ready(const app *a, uint64_t t0)
@@ -416,6 +491,11 @@ static void shut_down(app *a)
     metrics_close();
     fetch_shutdown();
     for (size_t i = 1; i < a->nslots; i++) uv_thread_join(&a->slots[i].thread);
+    if (a->cluster) { /* its lease goes now: other nodes may claim its rooms at once */
+        placement_stop();
+        cluster_stop(a->cluster);
+        a->cluster = NULL;
+    }
     teardown(a);
     free_slots(a);
     tls_server_free();
@@ -440,6 +520,7 @@ int main(int argc, char **argv)
     uint64_t t0 = uv_hrtime();
     if (try_parties(&a, &err) != 0) return abort_start(&a, 2, err);
     if (listen_all(&a, &err) != 0) return abort_start(&a, 1, err);
+    if (join_cluster(&a, &err) != 0) return abort_start(&a, 2, err);
     log_ready(&a, t0);
     run(&a);
     shut_down(&a);

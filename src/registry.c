@@ -6,6 +6,7 @@
  * jobs (worker_post) and their answers come back the same way, so a room's
  * Lua state is only ever touched by its owner's thread. */
 #include "registry.h"
+#include "placement.h"
 #include "runner.h"
 #include "log.h"
 
@@ -176,6 +177,7 @@ void registry_evict(worker *w, room *r, int code, const char *reason)
     if (dict_get(&w->rooms, key, klen) != r) return;
     dict_remove(&w->rooms, key, klen);
     log_debug("room %s/%s unloaded (%s)", r->party->name, r->id, reason);
+    if (r->id[0]) placement_released(r->party, r->id); /* cluster mode: it may move now */
     /* Draining: its connections close (their onClose still runs); the room
      * is freed when the last reference (a connection) goes. */
     r->state = ROOM_DRAINING;
@@ -211,6 +213,19 @@ void registry_each(worker *w, void (*fn)(room *r, void *ud), void *ud)
 {
     dict_entry *e;
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) fn(e->val, ud);
+}
+
+void registry_evict_all(worker *w, int code, const char *reason)
+{
+    room **all = NULL;
+    size_t n = 0, cap = 0;
+    dict_entry *e;
+    for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
+        if (n == cap) all = xrealloc(all, (cap = cap ? 2 * cap : 16) * sizeof *all);
+        all[n++] = e->val;
+    }
+    for (size_t i = 0; i < n; i++) registry_evict(w, all[i], code, reason);
+    free(all);
 }
 
 static void on_sweep(uv_timer_t *t) { sweep(t->data); }

@@ -37,6 +37,8 @@ void registry_evict(worker *w, room *r, int code, const char *reason);
  * thread or while w is paused (worker_pause_others). fn must not add or
  * remove rooms. */
 void registry_each(worker *w, void (*fn)(room *r, void *ud), void *ud);
+/* Takes every room of w out of service (a node that lost its lease: 1012). */
+void registry_evict_all(worker *w, int code, const char *reason);
 /* Starts unloading rooms idle for longer than the configured idle timeout. */
 void registry_start(worker *w);
 /* Shutdown: drops every room; none may start after this (w->closed). */

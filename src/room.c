@@ -12,6 +12,7 @@
 #include "room.h"
 #include "log.h"
 #include "metrics.h"
+#include "placement.h"
 #include "storage.h"
 #include "worker.h"
 #include "ws.h"
@@ -312,7 +313,7 @@ static held *hold(room *r, enum held_kind kind)
 
 void room_output_send(room *r, lp_conn *c, chunk *msg)
 {
-    if (c->gone) return;
+    if (c->gone || !placement_lease_valid()) return; /* cluster: a node past its lease says nothing */
     if (!gate_closed(r)) {
         c->ops->send(c, msg);
         return;
@@ -326,6 +327,11 @@ void room_output_send(room *r, lp_conn *c, chunk *msg)
 void room_output_close(room *r, lp_conn *c, int code, const char *reason, size_t len)
 {
     if (c->gone) return;
+    if (!placement_lease_valid()) { /* its clients learn it from the fence's 1012 */
+        code = 1012;
+        reason = "this node lost its cluster lease";
+        len = strlen(reason);
+    }
     if (!gate_closed(r)) {
         c->ops->close(c, code, reason, len);
         return;
@@ -340,6 +346,11 @@ void room_output_close(room *r, lp_conn *c, int code, const char *reason, size_t
 
 void room_output_respond(room *r, exchange *ex, http_response *res)
 {
+    if (!placement_lease_valid()) { /* what it computed may be stale: another node may own the room now */
+        http_response_free(res);
+        res = http_response_new(503, "text/plain", "this node lost its cluster lease", 32);
+        http_headers_add(&res->headers, "retry-after", 11, "1", 1);
+    }
     if (!gate_closed(r)) {
         ex->respond(ex, res);
         return;
@@ -357,7 +368,7 @@ static void release_held(room *r, bool deliver)
         if (!r->held_head) r->held_tail = NULL;
         switch (h->kind) {
         case HELD_SEND:
-            if (deliver && !h->conn->gone) h->conn->ops->send(h->conn, h->msg);
+            if (deliver && !h->conn->gone && placement_lease_valid()) h->conn->ops->send(h->conn, h->msg);
             break;
         case HELD_CLOSE:
             if (!h->conn->gone) h->conn->ops->close(h->conn, deliver ? h->code : 1011, h->reason, h->reason_len);
@@ -389,6 +400,11 @@ static void commit_done(void *ud, int status, const char *error)
                   "the messages sent after the write", error ? error : "?");
     }
     release_held(r, status == 0);
+    if (status == 0 && !r->pinned && r->id[0] && placement_clustered()) {
+        /* its data is in this node's SQLite now: it may not move (README "Cluster mode") */
+        r->pinned = true;
+        placement_pinned(r->party, r->id);
+    }
     if (r->alarm_changed) {
         r->alarm_changed = false;
         if (r->owner->alarms_changed) r->owner->alarms_changed(r->owner);

@@ -22,6 +22,7 @@
  * always lives on its room's worker; see README "Workers". */
 #include "server.h"
 #include "dispatch.h"
+#include "dial.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -39,7 +40,7 @@
 /* Clients of every worker, for --max-connections (a process-wide limit). */
 static atomic_size_t total_clients;
 
-enum client_state { C_HTTP, C_WS, C_CLOSING };
+enum client_state { C_HTTP, C_WS, C_TUNNEL, C_CLOSING };
 
 #define PARK_AFTER_MS 1000 /* a WebSocket quiet this long gives its parser back */
 
@@ -61,6 +62,9 @@ struct client {
     buf pending_in;            /* bytes behind a request that is being answered */
     ws_session ws;
     tls *tls;                  /* https/wss: bytes on the wire are ciphertext */
+    dial *up;                  /* C_TUNNEL: the node the bytes are spliced to */
+    http_request *tunnel_req;  /* C_TUNNEL: kept until that node answers */
+    chunk *tunnel_head;        /* C_TUNNEL: the forwarded request, sent once connected */
     out_item *out;
     size_t out_head, out_n, out_cap, out_bytes;
     size_t writing_n;          /* items in the uv_write in flight */
@@ -104,6 +108,8 @@ static void client_maybe_free(client *c)
         conn_cleanup(&c->conn);
     }
     tls_free(c->tls);
+    http_request_free(c->tunnel_req);
+    chunk_unref(c->tunnel_head);
     free(c);
 }
 
@@ -150,6 +156,10 @@ static void notify_room(client *c, int code, const char *error)
 static void client_close_now(client *c)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (c->up) {
+        dial_close(c->up);
+        c->up = NULL;
+    }
     notify_room(c, 1006, NULL);
     c->state = C_CLOSING;
     unlink_client(c);
@@ -533,7 +543,7 @@ static bool peer_move(http_peer *p, http_request *req, bool upgrade, worker *to)
     return true;
 }
 
-static lp_conn *peer_accept_ws(http_peer *p, const http_request *req, const char *id)
+static lp_conn *peer_accept_ws(http_peer *p, const http_request *req, const char *id, const char *node)
 {
     client *c = client_of(p);
     char *uri = http_request_url(req);
@@ -546,7 +556,7 @@ static lp_conn *peer_accept_ws(http_peer *p, const http_request *req, const char
         respond(c, 500, "cannot start a WebSocket session", true);
         return NULL;
     }
-    chunk *hs = ws_handshake_response(req);
+    chunk *hs = ws_handshake_response(req, node);
     out_push(c, hs);
     chunk_unref(hs);
     http_parser_free(c->http);
@@ -557,7 +567,87 @@ static lp_conn *peer_accept_ws(http_peer *p, const http_request *req, const char
     return &c->conn;
 }
 
-static const peer_ops client_peer_ops = {peer_respond, peer_hold, peer_resume, peer_move, peer_accept_ws};
+/* ---- a tunnel to the node that owns the room (cluster mode) ---- */
+
+/* Connected: the forwarded request first, then what the client sent since. */
+static void tunnel_open(dial *d)
+{
+    client *c = dial_data(d);
+    dial_send(d, chunk_bytes(c->tunnel_head), c->tunnel_head->len);
+    chunk_unref(c->tunnel_head);
+    c->tunnel_head = NULL;
+    if (c->pending_in.len) dial_send(d, c->pending_in.data, c->pending_in.len);
+    buf_free(&c->pending_in);
+    buf_init(&c->pending_in);
+}
+
+/* The node's first bytes: a 421 (it does not own the room) or nothing at
+ * all hands the request back to dispatch; anything else is its answer,
+ * passed on from then on byte for byte. */
+static void tunnel_data(dial *d, const char *data, size_t len)
+{
+    client *c = dial_data(d);
+    if (c->tunnel_req) {
+        if (len >= 12 && memcmp(data, "HTTP/1.1 421", 12) == 0) {
+            /* (frames a client sent before its 101 went there too and are lost:
+             * clients wait for the 101, so there are none in practice) */
+            dial_close(d);
+            c->up = NULL;
+            c->state = C_HTTP;
+            http_request *req = c->tunnel_req;
+            c->tunnel_req = NULL;
+            dispatch_tunnel_failed(&c->peer, req, 421, "misdirected");
+            return;
+        }
+        http_request_free(c->tunnel_req);
+        c->tunnel_req = NULL;
+    }
+    chunk *ch = chunk_from(data, len);
+    out_push(c, ch);
+    chunk_unref(ch);
+    if (c->out_bytes > c->srv->cfg->max_output) client_close_now(c); /* the client stopped reading */
+}
+
+static void tunnel_eof(dial *d)
+{
+    client *c = dial_data(d);
+    dial_close(d);
+    c->up = NULL;
+    client_finish(c);
+}
+
+static void tunnel_error(dial *d, const char *msg)
+{
+    client *c = dial_data(d);
+    c->up = NULL; /* closed by dial */
+    chunk_unref(c->tunnel_head);
+    c->tunnel_head = NULL;
+    if (c->tunnel_req) {
+        c->state = C_HTTP;
+        http_request *req = c->tunnel_req;
+        c->tunnel_req = NULL;
+        dispatch_tunnel_failed(&c->peer, req, 502, msg);
+        return;
+    }
+    client_close_now(c);
+}
+
+static const dial_events tunnel_events = {tunnel_open, tunnel_data, tunnel_eof, tunnel_error};
+
+static void peer_tunnel(http_peer *p, const char *host, int port, http_request *req, chunk *head)
+{
+    client *c = client_of(p);
+    c->state = C_TUNNEL;
+    c->tunnel_req = req;
+    disarm_deadline(c);
+    c->tunnel_head = head;
+    dial *d = dial_new(c->tcp.loop, host, port, false, &tunnel_events, c);
+    if (c->state != C_TUNNEL) return; /* it failed at once: tunnel_error handed req back */
+    c->up = d;
+    resume_reading(c);
+}
+
+static const peer_ops client_peer_ops = {peer_respond, peer_hold, peer_resume, peer_move, peer_accept_ws, peer_tunnel};
 
 /* ---- moving a client to the worker that owns its room ---- */
 
@@ -746,6 +836,10 @@ static void consume_input(client *c, const char *data, size_t len)
         }
         break;
     case C_WS: ws_feed(c, (const uint8_t *)data, len); break;
+    case C_TUNNEL: /* before the node is connected, bytes wait with the early frames */
+        if (c->up && dial_open(c->up)) dial_send(c->up, data, len);
+        else buf_append(&c->pending_in, data, len);
+        break;
     case C_CLOSING:
         if (c->upgraded && !c->disconnected) ws_feed(c, (const uint8_t *)data, len);
         break; /* draining until EOF */
@@ -764,7 +858,7 @@ static void on_connection(uv_stream_t *ls, int status)
     if (status < 0) return;
     client *c = xcalloc(1, sizeof *c);
     c->srv = s;
-    c->peer = (http_peer){&client_peer_ops, s->w, NULL};
+    c->peer = (http_peer){&client_peer_ops, s->w, NULL, ls == (uv_stream_t *)&s->internal, 0};
     uv_tcp_init(ls->loop, &c->tcp);
     c->tcp.data = c;
     c->handles = 1;
@@ -773,7 +867,7 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    if (s->cfg->tls_cert) c->tls = tls_server_new(); /* serving TLS is decided at start-up */
+    if (s->cfg->tls_cert && !c->peer.internal) c->tls = tls_server_new(); /* decided at start-up */
     c->http = xmalloc(sizeof *c->http);
     http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body});
     c->state = C_HTTP;
@@ -824,30 +918,30 @@ static void on_park_timer(uv_timer_t *t)
 
 size_t server_clients(const server *s) { return s->nclients; }
 
-static char *listen_error(const config *cfg, int rc)
+static char *listen_error(const char *host, int port, int rc)
 {
     buf b;
     buf_init(&b);
-    buf_printf(&b, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
+    buf_printf(&b, "cannot listen on %s:%d: %s", host, port, uv_strerror(rc));
     return buf_steal(&b);
 }
 
 /* Binds host:port for the first worker. */
-static int bind_listener(server *s, const config *cfg, char **err)
+static int bind_listener(uv_tcp_t *h, const char *host, int port, const char *flag, char **err)
 {
     struct sockaddr_storage addr;
-    int rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
-    if (rc != 0) rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
+    int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
+    if (rc != 0) rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr);
     if (rc != 0) {
         buf b;
         buf_init(&b);
-        buf_printf(&b, "--host %s: not an IPv4 or IPv6 address", cfg->host);
+        buf_printf(&b, "%s %s: not an IPv4 or IPv6 address", flag, host);
         *err = buf_steal(&b);
         return -1;
     }
-    rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
-    if (rc != 0) *err = listen_error(cfg, rc);
+    rc = uv_tcp_bind(h, (struct sockaddr *)&addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)h, 1024, on_connection);
+    if (rc != 0) *err = listen_error(host, port, rc);
     return rc ? -1 : 0;
 }
 
@@ -855,22 +949,53 @@ static int bind_listener(server *s, const config *cfg, char **err)
  * polls it and whichever wakes first accepts. (SO_REUSEPORT would spread
  * connections evenly, but would also let a second server on the same port
  * silently take half of them.) */
-static int share_listener(server *s, const server *first, const config *cfg, char **err)
+static int share_listener(uv_tcp_t *h, const uv_tcp_t *first, const char *host, int port, char **err)
 {
     int fd;
-    int rc = uv_fileno((const uv_handle_t *)&first->listener, &fd);
+    int rc = uv_fileno((const uv_handle_t *)first, &fd);
     int copy = rc == 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (copy < 0) {
-        *err = listen_error(cfg, rc ? rc : -errno);
+        *err = listen_error(host, port, rc ? rc : -errno);
         return -1;
     }
-    rc = uv_tcp_open(&s->listener, copy);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    rc = uv_tcp_open(h, copy);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)h, 1024, on_connection);
     if (rc != 0) {
-        if (uv_fileno((const uv_handle_t *)&s->listener, &fd) != 0) close(copy);
-        *err = listen_error(cfg, rc);
+        if (uv_fileno((const uv_handle_t *)h, &fd) != 0) close(copy);
+        *err = listen_error(host, port, rc);
     }
     return rc ? -1 : 0;
+}
+
+/* One listener of the server: bound here (first == NULL) or shared. */
+static int open_listener(server *s, uv_tcp_t *h, const uv_tcp_t *first, const char *host, int port, const char *flag,
+                         char **err)
+{
+    uv_tcp_init(s->w->loop, h);
+    h->data = s;
+    if ((first ? share_listener(h, first, host, port, err) : bind_listener(h, host, port, flag, err)) != 0) {
+        uv_close((uv_handle_t *)h, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void start_timers(server *s)
+{
+    const config *cfg = s->cfg;
+    uv_loop_t *loop = s->w->loop;
+    uv_timer_init(loop, &s->pinger);
+    s->pinger.data = s;
+    uv_timer_start(&s->pinger, on_ping_timer, cfg->ping_interval_ms / 2, cfg->ping_interval_ms / 2);
+    uv_unref((uv_handle_t *)&s->pinger);
+    uv_timer_init(loop, &s->parker);
+    s->parker.data = s;
+    uv_timer_start(&s->parker, on_park_timer, PARK_AFTER_MS, PARK_AFTER_MS);
+    uv_unref((uv_handle_t *)&s->parker);
+    uv_prepare_init(loop, &s->flusher);
+    s->flusher.data = s;
+    uv_prepare_start(&s->flusher, on_prepare);
+    uv_unref((uv_handle_t *)&s->flusher);
 }
 
 int server_listen(server *s, worker *w, const server *first, char **err)
@@ -880,37 +1005,35 @@ int server_listen(server *s, worker *w, const server *first, char **err)
     s->w = w;
     s->cfg = cfg;
     w->srv = s;
-    uv_tcp_init(w->loop, &s->listener);
-    s->listener.data = s;
-    if ((first ? share_listener(s, first, cfg, err) : bind_listener(s, cfg, err)) != 0) {
-        uv_close((uv_handle_t *)&s->listener, NULL);
+    if (open_listener(s, &s->listener, first ? &first->listener : NULL, cfg->host, cfg->port, "--host", err) != 0)
         return -1;
-    }
     s->listening = true;
-    uv_timer_init(w->loop, &s->pinger);
-    s->pinger.data = s;
-    uv_timer_start(&s->pinger, on_ping_timer, cfg->ping_interval_ms / 2, cfg->ping_interval_ms / 2);
-    uv_unref((uv_handle_t *)&s->pinger);
-    uv_timer_init(w->loop, &s->parker);
-    s->parker.data = s;
-    uv_timer_start(&s->parker, on_park_timer, PARK_AFTER_MS, PARK_AFTER_MS);
-    uv_unref((uv_handle_t *)&s->parker);
-    uv_prepare_init(w->loop, &s->flusher);
-    s->flusher.data = s;
-    uv_prepare_start(&s->flusher, on_prepare);
-    uv_unref((uv_handle_t *)&s->flusher);
+    if (cfg->cluster.url) { /* requests other nodes forward (cluster mode) */
+        if (open_listener(s, &s->internal, first ? &first->internal : NULL, cfg->cluster.internal_host,
+                          cfg->cluster.internal_port, "--internal-host", err) != 0) {
+            uv_close((uv_handle_t *)&s->listener, NULL);
+            s->listening = false;
+            return -1;
+        }
+        s->internal_listening = true;
+    }
+    start_timers(s);
     snprintf(w->authority, sizeof w->authority, "%s:%d", cfg->host, server_port(s));
     return 0;
 }
 
-int server_port(server *s)
+static int port_of(const uv_tcp_t *h)
 {
     struct sockaddr_storage addr;
     int len = sizeof addr;
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&addr, &len);
+    uv_tcp_getsockname(h, (struct sockaddr *)&addr, &len);
     if (addr.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
     return ntohs(((struct sockaddr_in *)&addr)->sin_port);
 }
+
+int server_internal_port(server *s) { return s->internal_listening ? port_of(&s->internal) : 0; }
+
+int server_port(server *s) { return port_of(&s->listener); }
 
 void server_shutdown(server *s)
 {
@@ -918,9 +1041,16 @@ void server_shutdown(server *s)
         s->listening = false;
         uv_close((uv_handle_t *)&s->listener, NULL);
     }
+    if (s->internal_listening) {
+        s->internal_listening = false;
+        uv_close((uv_handle_t *)&s->internal, NULL);
+    }
     for (client *c = s->clients, *next; c; c = next) {
         next = c->next;
-        if (c->state == C_WS) ws_conn_close(&c->conn, 1001, "server shutting down", 20);
+        /* in a cluster, 1012 (service restart): reconnect, any node serves the room */
+        if (c->state == C_WS && s->cfg->cluster.url) ws_conn_close(&c->conn, 1012, "node shutting down", 18);
+        else if (c->state == C_WS) ws_conn_close(&c->conn, 1001, "server shutting down", 20);
+        else if (c->state == C_TUNNEL) client_close_now(c);
         else if (c->state == C_HTTP && !awaiting_answer(c)) client_close_now(c);
     }
 }

@@ -51,7 +51,7 @@ void ws_accept_key(const char *key, char out[29])
     EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
 }
 
-chunk *ws_handshake_response(const http_request *req)
+chunk *ws_handshake_response(const http_request *req, const char *node)
 {
     char accept[29];
     ws_accept_key(http_headers_get(&req->headers, "sec-websocket-key"), accept);
@@ -66,6 +66,7 @@ chunk *ws_handshake_response(const http_request *req)
         size_t n = strcspn(protos, ", ");
         if (n && http_header_value_ok(protos, n)) buf_printf(&b, "Sec-WebSocket-Protocol: %.*s\r\n", (int)n, protos);
     }
+    if (node) buf_printf(&b, "x-luaparty-node: %s\r\n", node);
     buf_appendstr(&b, "\r\n");
     chunk *c = chunk_from(b.data, b.len);
     buf_free(&b);

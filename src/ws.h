@@ -19,8 +19,8 @@ int ws_check_upgrade(const http_request *req, const char **why);
 /* Fills out[29] with Sec-WebSocket-Accept for the client's key. */
 void ws_accept_key(const char *key, char out[29]);
 /* The 101 response for req (selecting the first offered subprotocol, so
- * strict clients do not fail). */
-chunk *ws_handshake_response(const http_request *req);
+ * strict clients do not fail); node: an x-luaparty-node header, or NULL. */
+chunk *ws_handshake_response(const http_request *req, const char *node);
 
 /* An unmasked server frame (FIN set) holding payload; chunk->opcode and
  * chunk_payload() give the message back to in-process peers. */

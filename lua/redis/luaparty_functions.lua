@@ -118,7 +118,9 @@ end
 
 -- lp_claim(own; id, epoch, for_id, for_epoch) -> {code, fence, node, addr}
 --   code 1: the room is the caller's; 0: it is `node`'s (at `addr`);
---   -1: the caller's own lease is gone (it must fence), nothing changed.
+--   -1: the caller's own lease is gone (it must fence), nothing changed;
+--   -2: the room is pinned to `node` (its data is in that node's local
+--   storage: lp_pin) and that node is down: nobody may take it.
 -- Entry names the caller -> its own. Names a node whose lease still holds
 -- that epoch -> that owner. Otherwise the room is free: bump the fence and
 -- give it to for_id (the load guard's choice) if that node is alive at
@@ -137,7 +139,14 @@ local function lp_claim(keys, args)
   if node == id and ep == epoch then return {1, fence, id, addr_of(id)} end
   if node and alive(node, ep) then return {0, fence, node, addr_of(node)} end
   local to, to_epoch = id, epoch
-  if for_id ~= '' and for_id ~= id and alive(for_id, for_epoch) then to, to_epoch = for_id, for_epoch end
+  local home = redis.call('HGET', own, 'home')
+  if home and home ~= id then
+    local home_epoch = redis.call('GET', node_key(home))
+    if not home_epoch then return {-2, fence, home, ''} end
+    to, to_epoch = home, home_epoch -- a pinned room goes back to its home node
+  elseif not home and for_id ~= '' and for_id ~= id and alive(for_id, for_epoch) then
+    to, to_epoch = for_id, for_epoch
+  end
   fence = redis.call('HINCRBY', own, 'fence', 1)
   redis.call('HSET', own, 'node', to, 'epoch', to_epoch)
   return {to == id and 1 or 0, fence, to, addr_of(to)}
@@ -152,6 +161,19 @@ local function lp_release(keys, args)
   local cur = redis.call('HMGET', own, 'node', 'epoch')
   if cur[1] ~= id or cur[2] ~= epoch then return 0 end
   redis.call('HDEL', own, 'node', 'epoch')
+  return 1
+end
+
+-- lp_pin(own; id, epoch) -> 1 pinned | 0 not mine: the room's data now lives in
+-- this node's local storage, so only this node may own it from now on.
+local function lp_pin(keys, args)
+  local own, id, epoch = keys[1], args[1], args[2]
+  if #keys ~= 1 or #args ~= 2 then return arg_error('lp_pin', 'wants 1 key and id, epoch') end
+  if not own:match('^lp:own:{.+}$') then return arg_error('lp_pin', 'key is not lp:own:{...}') end
+  if bad_token(id, 63) or not uint(epoch) then return arg_error('lp_pin', 'bad node id or epoch') end
+  local cur = redis.call('HMGET', own, 'node', 'epoch')
+  if cur[1] ~= id or cur[2] ~= epoch then return 0 end
+  redis.call('HSET', own, 'home', id)
   return 1
 end
 
@@ -176,4 +198,5 @@ redis.register_function('lp_register', lp_register)
 redis.register_function('lp_renew', lp_renew)
 redis.register_function('lp_claim', lp_claim)
 redis.register_function('lp_release', lp_release)
+redis.register_function('lp_pin', lp_pin)
 redis.register_function('lp_unregister', lp_unregister)

@@ -85,7 +85,7 @@ static void check_upgrade(const http_request *req)
         FUZZ_CHECK(why != NULL, "no reason for %d", bad);
         return;
     }
-    chunk *hs = ws_handshake_response(req);
+    chunk *hs = ws_handshake_response(req, NULL);
     const char *s = (const char *)chunk_bytes(hs);
     size_t n = hs->len;
     FUZZ_CHECK(n > 4 && memcmp(s + n - 4, "\r\n\r\n", 4) == 0, "handshake does not end the head");

@@ -243,7 +243,7 @@ TEST(ws_check_upgrade_from_parser)
     http_parser_free(&hp);
     const char *why = NULL;
     ASSERT_EQ(ws_check_upgrade(r, &why), 0);
-    chunk *c = ws_handshake_response(r);
+    chunk *c = ws_handshake_response(r, NULL);
     char *s = xstrndup((const char *)chunk_bytes(c), c->len);
     chunk_unref(c);
     http_request_free(r);
@@ -256,7 +256,7 @@ TEST(ws_check_upgrade_from_parser)
 TEST(ws_handshake_without_protocol)
 {
     http_request *r = upgrade_req("GET", "websocket", "dGhlIHNhbXBsZSBub25jZQ==", "13");
-    chunk *c = ws_handshake_response(r);
+    chunk *c = ws_handshake_response(r, NULL);
     char *s = xstrndup((const char *)chunk_bytes(c), c->len);
     chunk_unref(c);
     http_request_free(r);

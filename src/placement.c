@@ -1,0 +1,274 @@
+/* placement.c - the one place that decides which node serves a room.
+ *
+ * One node: every room is here, answered at once, nothing is stored.
+ *
+ * Cluster mode: answers are cached per node (all workers share the cache,
+ * under a mutex: a hit costs a lock and a hash lookup). A miss claims the
+ * room in Redis (cluster_claim, first touch wins) on worker 0, whose loop
+ * runs the cluster connection, and the answer travels back to the asking
+ * worker. Cached answers are dropped when they prove wrong (a 421 or an
+ * unreachable owner: placement_forget), when a room of this node is
+ * unloaded (its ownership is released in Redis too, so it may move), and
+ * all of them when the node loses its lease. */
+#include "placement.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct owner_entry {
+    bool here;
+    char node[64];
+    char addr[300];
+} owner_entry;
+
+/* A claim on its way: made on worker 0, answered on `origin`. */
+typedef struct claim_ctx {
+    worker *origin;
+    char *party, *id;
+    place_fn fn;
+    void *arg;
+    place answer;
+    struct claim_ctx *prev, *next; /* pending on worker 0 */
+} claim_ctx;
+
+static struct {
+    cluster *c;               /* NULL: one node */
+    worker **workers;
+    int nworkers;
+    pthread_mutex_t lock;     /* the cache */
+    dict cache;               /* "party\0id" -> owner_entry* */
+    size_t here;              /* rooms this node owns (worker 0 only) */
+    claim_ctx *pending;       /* worker 0 only */
+    bool stopped;
+} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t make_key(char *out, size_t cap, const char *pname, const char *id)
+{
+    size_t pl = strlen(pname), il = strlen(id);
+    if (pl + 1 + il > cap) return 0;
+    memcpy(out, pname, pl);
+    out[pl] = 0;
+    memcpy(out + pl + 1, id, il);
+    return pl + 1 + il;
+}
+
+void placement_start(cluster *c, worker **workers, int n)
+{
+    P.c = c;
+    P.workers = workers;
+    P.nworkers = n;
+    dict_init(&P.cache);
+}
+
+bool placement_clustered(void) { return P.c != NULL; }
+
+const char *placement_node_id(void) { return P.c ? cluster_node_id(P.c) : NULL; }
+
+bool placement_lease_valid(void) { return !P.c || cluster_lease_valid(P.c); }
+
+static void drop_all(void)
+{
+    pthread_mutex_lock(&P.lock);
+    dict_free(&P.cache, free);
+    dict_init(&P.cache);
+    pthread_mutex_unlock(&P.lock);
+}
+
+void placement_fenced(void)
+{
+    drop_all();
+    P.here = 0;
+}
+
+/* ---- the cache ---- */
+
+static bool cache_get(const party *p, const char *id, place *out)
+{
+    char key[1024];
+    size_t klen = make_key(key, sizeof key, p->name, id);
+    pthread_mutex_lock(&P.lock);
+    owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
+    if (e) {
+        out->kind = e->here ? PLACE_HERE : PLACE_THERE;
+        memcpy(out->node, e->node, sizeof out->node);
+        memcpy(out->addr, e->addr, sizeof out->addr);
+    }
+    pthread_mutex_unlock(&P.lock);
+    return e != NULL;
+}
+
+/* Returns true if the entry is new (a room newly owned counts once). */
+static bool cache_put(const char *pname, const char *id, const place *pl)
+{
+    char key[1024];
+    size_t klen = make_key(key, sizeof key, pname, id);
+    if (!klen) return false;
+    pthread_mutex_lock(&P.lock);
+    dict_entry *slot = dict_upsert(&P.cache, key, klen, NULL);
+    bool fresh = slot->val == NULL;
+    owner_entry *e = slot->val ? slot->val : xcalloc(1, sizeof *e);
+    e->here = pl->kind == PLACE_HERE;
+    memcpy(e->node, pl->node, sizeof e->node);
+    memcpy(e->addr, pl->addr, sizeof e->addr);
+    slot->val = e;
+    pthread_mutex_unlock(&P.lock);
+    return fresh;
+}
+
+/* Returns true if the entry said "here". */
+static bool cache_drop(const char *pname, const char *id)
+{
+    char key[1024];
+    size_t klen = make_key(key, sizeof key, pname, id);
+    if (!klen) return false;
+    pthread_mutex_lock(&P.lock);
+    owner_entry *e = dict_get(&P.cache, key, klen);
+    bool here = e && e->here;
+    if (e) {
+        dict_remove(&P.cache, key, klen);
+        free(e);
+    }
+    pthread_mutex_unlock(&P.lock);
+    return here;
+}
+
+/* ---- claims (worker 0) ---- */
+
+static void answer_job(worker *w, void *arg)
+{
+    claim_ctx *x = arg;
+    (void)w;
+    x->fn(x->arg, &x->answer);
+    free(x->party);
+    free(x->id);
+    free(x);
+}
+
+static void unlink_pending(claim_ctx *x)
+{
+    if (x->prev) x->prev->next = x->next;
+    else P.pending = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+static void claimed(void *arg, const claim_answer *a)
+{
+    claim_ctx *x = arg;
+    unlink_pending(x);
+    place *pl = &x->answer;
+    switch (a->result) {
+    case CLAIM_MINE:
+        pl->kind = PLACE_HERE;
+        str_copy(pl->node, sizeof pl->node, a->node);
+        break;
+    case CLAIM_OTHER:
+        pl->kind = PLACE_THERE;
+        str_copy(pl->node, sizeof pl->node, a->node);
+        str_copy(pl->addr, sizeof pl->addr, a->addr);
+        break;
+    case CLAIM_PINNED:
+        pl->kind = PLACE_NONE;
+        pl->why = "the room's data is in the local storage of a node that is down (it comes back with that node)";
+        break;
+    case CLAIM_ERROR:
+        pl->kind = PLACE_NONE;
+        pl->why = a->error ? a->error : "the claim failed";
+        break;
+    }
+    if (pl->kind != PLACE_NONE && cache_put(x->party, x->id, pl) && pl->kind == PLACE_HERE) {
+        P.here++;
+        cluster_set_load(P.c, P.here);
+    }
+    worker_post(x->origin, answer_job, x);
+}
+
+static void claim_job(worker *w, void *arg)
+{
+    claim_ctx *x = arg;
+    (void)w;
+    if (P.stopped) {
+        x->answer = (place){.kind = PLACE_NONE, .why = "the node is shutting down"};
+        worker_post(x->origin, answer_job, x);
+        return;
+    }
+    x->next = P.pending;
+    if (P.pending) P.pending->prev = x;
+    P.pending = x;
+    cluster_claim(P.c, x->party, x->id, claimed, x);
+}
+
+void placement_resolve(worker *w, const party *p, const char *id, place_fn fn, void *arg)
+{
+    place pl = {.kind = PLACE_HERE};
+    if (!P.c || cache_get(p, id, &pl)) {
+        if (pl.kind == PLACE_HERE && !placement_lease_valid())
+            pl = (place){.kind = PLACE_NONE, .why = "this node lost its cluster lease"};
+        fn(arg, &pl);
+        return;
+    }
+    claim_ctx *x = xcalloc(1, sizeof *x);
+    x->origin = w;
+    x->party = xstrdup(p->name);
+    x->id = xstrdup(id);
+    x->fn = fn;
+    x->arg = arg;
+    worker_post(P.workers[0], claim_job, x);
+}
+
+void placement_forget(const party *p, const char *id)
+{
+    if (P.c) cache_drop(p->name, id);
+}
+
+typedef struct room_job {
+    char *party, *id;
+    bool pin;
+} room_job;
+
+static void room_job_run(worker *w, void *arg)
+{
+    room_job *j = arg;
+    (void)w;
+    if (!P.stopped) {
+        if (j->pin) {
+            cluster_pin(P.c, j->party, j->id);
+        } else {
+            if (cache_drop(j->party, j->id) && P.here) P.here--;
+            cluster_release(P.c, j->party, j->id);
+            cluster_set_load(P.c, P.here);
+        }
+    }
+    free(j->party);
+    free(j->id);
+    free(j);
+}
+
+static void post_room_job(const party *p, const char *id, bool pin)
+{
+    if (!P.c || P.stopped) return;
+    room_job *j = xmalloc(sizeof *j);
+    *j = (room_job){xstrdup(p->name), xstrdup(id), pin};
+    worker_post(P.workers[0], room_job_run, j);
+}
+
+void placement_released(const party *p, const char *id) { post_room_job(p, id, false); }
+
+void placement_pinned(const party *p, const char *id) { post_room_job(p, id, true); }
+
+void placement_stop(void)
+{
+    if (!P.c) return;
+    P.stopped = true;
+    /* cluster_stop drops claims in flight silently: answer them here */
+    while (P.pending) {
+        claim_ctx *x = P.pending;
+        unlink_pending(x);
+        x->answer = (place){.kind = PLACE_NONE, .why = "the node is shutting down"};
+        worker_post(x->origin, answer_job, x);
+    }
+    drop_all();
+    dict_free(&P.cache, free);
+}

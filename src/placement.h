@@ -1,0 +1,53 @@
+/* placement.h - which node serves a room (placement.c). On one node every
+ * room is here and nothing is asked; in cluster mode (--cluster) the answer
+ * comes from the node's cache or a claim in Redis (cluster.c). */
+#ifndef LP_PLACEMENT_H
+#define LP_PLACEMENT_H
+
+#include "cluster.h"
+#include "config.h"
+#include "worker.h"
+
+typedef enum {
+    PLACE_HERE,   /* this node owns it: serve it */
+    PLACE_THERE,  /* another node owns it: forward to addr */
+    PLACE_NONE,   /* nobody can serve it now (why): answer 503 */
+} place_kind;
+
+typedef struct place {
+    place_kind kind;
+    char node[64];      /* THERE: the owner's node id */
+    char addr[300];     /* THERE: its internal host:port */
+    const char *why;    /* NONE: static text */
+} place;
+
+typedef void (*place_fn)(void *arg, const place *pl);
+
+/* Cluster mode for the process: c lives on workers[0]'s loop. Before any
+ * worker thread runs. */
+void placement_start(cluster *c, worker **workers, int n);
+/* Shutdown, on worker 0's thread, before cluster_stop: later answers are dropped. */
+void placement_stop(void);
+bool placement_clustered(void);
+/* This node's id (NULL on one node). */
+const char *placement_node_id(void);
+
+/* Where room (party, id) is served; fn runs on w's thread, possibly at once.
+ * local_only: a forwarded request (it must not travel again): a room owned
+ * elsewhere still answers THERE, so the caller can say 421. */
+void placement_resolve(worker *w, const party *p, const char *id, place_fn fn, void *arg);
+/* The cached answer is wrong (a 421, an unreachable node): ask again next time. */
+void placement_forget(const party *p, const char *id);
+/* A room of this node was unloaded: it is free for any node again. */
+void placement_released(const party *p, const char *id);
+/* A room of this node wrote to its local storage: pin it to this node. */
+void placement_pinned(const party *p, const char *id);
+
+/* True while this node may serve its rooms (always on one node): every room
+ * output checks it. Any thread. */
+bool placement_lease_valid(void);
+
+/* The node lost its lease: every cached answer is dropped. */
+void placement_fenced(void);
+
+#endif
