@@ -747,7 +747,7 @@ void cluster_claim(cluster *c, const char *party, const char *room, void (*cb)(v
 }
 
 /* lp_release or lp_pin: one room, mine, fire and forget. */
-static void room_call(cluster *c, const char *fn, const char *party, const char *room)
+static void room_fcall(cluster *c, const char *fn, const char *party, const char *room)
 {
     if (c->fenced || c->stopping) return; /* nothing is mine under a lost epoch */
     buf key;
@@ -761,9 +761,9 @@ static void room_call(cluster *c, const char *fn, const char *party, const char 
     rq_submit(c, r);
 }
 
-void cluster_release(cluster *c, const char *party, const char *room) { room_call(c, "lp_release", party, room); }
+void cluster_release(cluster *c, const char *party, const char *room) { room_fcall(c, "lp_release", party, room); }
 
-void cluster_pin(cluster *c, const char *party, const char *room) { room_call(c, "lp_pin", party, room); }
+void cluster_pin(cluster *c, const char *party, const char *room) { room_fcall(c, "lp_pin", party, room); }
 
 /* ---- the async connection ------------------------------------------------- */
 

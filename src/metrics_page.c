@@ -2,6 +2,7 @@
  * worker's counters summed, and gauges (rooms, connections, clients, Lua
  * memory) read from the registries at scrape time. */
 #include "metrics_page.h"
+#include "placement.h"
 #include "registry.h"
 #include "server.h"
 
@@ -36,6 +37,28 @@ static void count_room(room *r, void *ud)
     t->rooms++;
     for (size_t i = 0; i < t->cfg->nparties; i++)
         if (t->cfg->parties[i] == r->party) t->party_rooms[i]++;
+}
+
+static void counter(buf *b, const char *name, const char *help, uint64_t v);
+static void gauge(buf *b, const char *name, const char *help, double v);
+
+/* Cluster mode: this node's share of the cluster (cluster.c counts on
+ * worker 0, whose loop this runs on: the listener lives there). */
+static void render_cluster(buf *b, const metrics *m)
+{
+    const cluster_counters *cc = placement_counters();
+    gauge(b, "luaparty_cluster_rooms_owned", "Rooms this node owns.", (double)placement_rooms_here());
+    counter(b, "luaparty_cluster_proxied_requests_total", "HTTP requests forwarded to the owner node.",
+            m->cluster_proxied_requests);
+    counter(b, "luaparty_cluster_proxied_sockets_total", "WebSockets spliced to the owner node.",
+            m->cluster_proxied_sockets);
+    counter(b, "luaparty_cluster_misdirected_total", "421s: forwarded here, owned elsewhere.", m->cluster_misdirected);
+    counter(b, "luaparty_cluster_claims_won_total", "Rooms claimed by this node.", cc->claims_won);
+    counter(b, "luaparty_cluster_claims_lost_total", "Claims that found another owner.", cc->claims_lost);
+    counter(b, "luaparty_cluster_claim_errors_total", "Claims that failed (Redis down, node fenced).", cc->claims_errors);
+    counter(b, "luaparty_cluster_lease_renewals_total", "Lease renewals that succeeded.", cc->renewals_ok);
+    counter(b, "luaparty_cluster_lease_failures_total", "Lease renewals that failed.", cc->renewals_failed);
+    counter(b, "luaparty_cluster_fences_total", "Times this node lost its lease and closed its rooms.", cc->fences);
 }
 
 static void counter(buf *b, const char *name, const char *help, uint64_t v)
@@ -113,5 +136,6 @@ bool metrics_render(worker *w, buf *b)
     buf_printf(b, "luaparty_storage_commit_seconds_sum %.6f\nluaparty_storage_commit_seconds_count %llu\n",
                (double)m->commit_ns_sum / 1e9, (unsigned long long)m->commits);
     counter(b, "luaparty_reloads_total", "Hot reloads applied.", m->reloads);
+    if (placement_clustered()) render_cluster(b, m);
     return true;
 }

@@ -68,6 +68,10 @@ const char *placement_node_id(void) { return P.c ? cluster_node_id(P.c) : NULL; 
 
 bool placement_lease_valid(void) { return !P.c || cluster_lease_valid(P.c); }
 
+const cluster_counters *placement_counters(void) { return cluster_counters_get(P.c); }
+
+size_t placement_rooms_here(void) { return P.here; }
+
 static void drop_all(void)
 {
     pthread_mutex_lock(&P.lock);

@@ -32,9 +32,8 @@ bool placement_clustered(void);
 /* This node's id (NULL on one node). */
 const char *placement_node_id(void);
 
-/* Where room (party, id) is served; fn runs on w's thread, possibly at once.
- * local_only: a forwarded request (it must not travel again): a room owned
- * elsewhere still answers THERE, so the caller can say 421. */
+/* Where room (party, id) is served; fn runs on w's thread, possibly at once
+ * (a cached answer). */
 void placement_resolve(worker *w, const party *p, const char *id, place_fn fn, void *arg);
 /* The cached answer is wrong (a 421, an unreachable node): ask again next time. */
 void placement_forget(const party *p, const char *id);
@@ -46,6 +45,11 @@ void placement_pinned(const party *p, const char *id);
 /* True while this node may serve its rooms (always on one node): every room
  * output checks it. Any thread. */
 bool placement_lease_valid(void);
+
+/* For /metrics, on worker 0's thread: the cluster's counters and the rooms
+ * this node owns. */
+const cluster_counters *placement_counters(void);
+size_t placement_rooms_here(void);
 
 /* The node lost its lease: every cached answer is dropped. */
 void placement_fenced(void);
