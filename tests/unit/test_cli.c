@@ -343,3 +343,35 @@ TEST(cli_apply_ignores_commands_that_do_not_serve)
     config_free(&cfg);
     cli_options_free(&o);
 }
+
+/* Cluster mode's options land in cfg->cluster; `cluster status` takes the URL. */
+TEST(cli_cluster_options)
+{
+    cli_options o;
+    ASSERT_EQ(parse(&o, "serve / --cluster redis://127.0.0.1:6390 --node-id a --internal-host 10.0.0.1 "
+                        "--internal-port 7001 --cluster-secret s3 --lease-ttl 2000"),
+              0);
+    config cfg;
+    config_defaults(&cfg);
+    cli_apply(&o, &cfg);
+    ASSERT_STR_EQ(cfg.cluster.url, "redis://127.0.0.1:6390");
+    ASSERT_STR_EQ(cfg.cluster.node_id, "a");
+    ASSERT_STR_EQ(cfg.cluster.internal_host, "10.0.0.1");
+    ASSERT_EQ(cfg.cluster.internal_port, 7001);
+    ASSERT_STR_EQ(cfg.cluster.secret, "s3");
+    ASSERT_EQ(cfg.cluster.lease_ttl_ms, 2000);
+    config_free(&cfg);
+    cli_options_free(&o);
+
+    ASSERT_EQ(parse(&o, "serve / --internal-port 70000"), -1);
+    ASSERT_STR_EQ(o.error, "--internal-port 70000: not a port number");
+    cli_options_free(&o);
+
+    ASSERT_EQ(parse(&o, "cluster status --cluster unix:/tmp/r.sock"), 0);
+    ASSERT_EQ(o.command, CLI_CLUSTER_STATUS);
+    ASSERT_STR_EQ(o.cluster_url, "unix:/tmp/r.sock");
+    cli_options_free(&o);
+    ASSERT_EQ(parse(&o, "cluster nodes"), -1);
+    ASSERT_STR_EQ(o.error, "usage: luaparty cluster status --cluster URL");
+    cli_options_free(&o);
+}

@@ -717,6 +717,54 @@ TEST(cluster_release_then_claim_bumps_the_fence)
     kill_all(NULL);
 }
 
+static bool pinned(void *arg)
+{
+    redisContext *rc = arg;
+    return cmd_int(rc, "HEXISTS lp:own:{chat/p1} home") == 1;
+}
+
+/* A room whose data is in A's local storage (pinned) never moves to B: while
+ * A is down B's claim answers PINNED naming A, and once A is back the room
+ * goes to A again, even when B asks first. An unpinned room moves freely. */
+TEST(cluster_pinned_room_stays_with_its_home_node)
+{
+    redis_proc *rp = redis_start(NULL);
+    redisContext *rc = side(rp);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cluster *a = start_node(&loop, rp, "A", "127.0.0.1:9001", 0);
+    cluster *b = start_node(&loop, rp, "B", "127.0.0.1:9002", 0);
+    ASSERT_EQ(claim(&loop, a, "chat", "p1").result, CLAIM_MINE);
+    ASSERT_EQ(claim(&loop, a, "chat", "free").result, CLAIM_MINE);
+    cluster_pin(b, "chat", "p1"); /* not B's room: changes nothing */
+    run_for(&loop, 100);
+    ASSERT_EQ(cmd_int(rc, "HEXISTS lp:own:{chat/p1} home"), 0);
+    cluster_pin(a, "chat", "p1");
+    ASSERT(run_until(&loop, pinned, rc, 2000));
+    cluster_stop(a); /* A goes away: its lease is deleted */
+    run_for(&loop, 200);
+
+    claim_answer x = claim(&loop, b, "chat", "p1");
+    ASSERT_EQ(x.result, CLAIM_PINNED);
+    ASSERT_STR_EQ(x.node, "A");
+    ASSERT_EQ(cmd_int(rc, "HGET lp:own:{chat/p1} fence"), 1); /* nobody took it */
+    x = claim(&loop, b, "chat", "free");
+    ASSERT_EQ(x.result, CLAIM_MINE);
+    ASSERT_EQ(x.fence, 2);
+
+    a = start_node(&loop, rp, "A", "127.0.0.1:9001", 0); /* back, with a new epoch */
+    x = claim(&loop, b, "chat", "p1");
+    ASSERT_EQ(x.result, CLAIM_OTHER);
+    ASSERT_STR_EQ(x.node, "A");
+    ASSERT_EQ(claim(&loop, a, "chat", "p1").result, CLAIM_MINE);
+
+    cluster_stop(a);
+    cluster_stop(b);
+    finish(&loop);
+    redisFree(rc);
+    kill_all(NULL);
+}
+
 static bool sees_b(void *arg)
 {
     char addr[300];

@@ -461,3 +461,28 @@ TEST(http_request_new_defaults)
     http_request_free(r);
     http_request_free(NULL);
 }
+
+/* A request forwarded to another node: its headers and the extra ones, no
+ * length framing of its own (the body's length is set), Connection and
+ * Upgrade kept; and x-luaparty-* removed by prefix. */
+TEST(http_request_serialize_for_forwarding)
+{
+    http_request *r = http_request_new("POST", "/parties/main/r?x=1");
+    http_headers_add(&r->headers, "Upgrade", 7, "websocket", 9);
+    http_headers_add(&r->headers, "connection", 10, "Upgrade", 7);
+    http_headers_add(&r->headers, "content-length", 14, "999", 3);
+    http_headers_add(&r->headers, "X-Luaparty-Hop", 14, "spoofed", 7);
+    buf_append(&r->body, "hey", 3);
+    ASSERT_EQ(http_headers_remove_prefix(&r->headers, "x-luaparty-"), 1);
+    ASSERT(!http_headers_get(&r->headers, "x-luaparty-hop"));
+    http_headers extra = {0};
+    http_headers_add(&extra, "x-luaparty-hop", 14, "a", 1);
+    chunk *c = http_request_serialize(r, &extra);
+    const char *want = "POST /parties/main/r?x=1 HTTP/1.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+                       "x-luaparty-hop: a\r\ncontent-length: 3\r\n\r\nhey";
+    ASSERT_EQ(c->len, strlen(want));
+    ASSERT(memcmp(chunk_bytes(c), want, c->len) == 0);
+    chunk_unref(c);
+    http_headers_free(&extra);
+    http_request_free(r);
+}
