@@ -8,6 +8,7 @@
  * errors, onBeforeConnect, then the room's onConnect. Static hooks run in
  * the party's lobby (room ""); their verdict comes back to on_decision. */
 #include "dispatch.h"
+#include "calls.h"
 #include "cron.h"
 #include "fetch.h"
 #include "placement.h"
@@ -207,14 +208,14 @@ static bool hop_header(const char *name)
 
 /* The headers a forwarded request carries to the owner: the client's, then
  * the hop marker (so it is never forwarded again) and the shared secret. */
-static void forward_headers(const http_peer *p, const http_request *req, http_headers *out, bool keep_hop)
+static void forward_headers(const config *cfg, const http_request *req, http_headers *out)
 {
     for (size_t i = 0; i < req->headers.n; i++) {
         const http_header *h = &req->headers.items[i];
-        if (!keep_hop && hop_header(h->name)) continue;
+        if (hop_header(h->name)) continue;
         http_headers_add(out, h->name, strlen(h->name), h->value, strlen(h->value));
     }
-    const char *me = placement_node_id(), *secret = p->w->cfg->cluster.secret;
+    const char *me = placement_node_id(), *secret = cfg->cluster.secret;
     http_headers_add(out, "x-luaparty-hop", 14, me, strlen(me));
     http_headers_add(out, "x-luaparty-secret", 17, secret, strlen(secret));
 }
@@ -322,7 +323,7 @@ static void forward_http(http_peer *p, http_request *req, const route *rt, const
     str_copy(fr.u.host, sizeof fr.u.host, host);
     fr.u.port = port;
     fr.u.target = xstrdup(req->target);
-    forward_headers(p, req, &fr.headers, false);
+    forward_headers(cfg, req, &fr.headers);
     forwarding *f = xcalloc(1, sizeof *f);
     f->a.peer = p;
     f->req = req;
@@ -427,6 +428,102 @@ static void deliver(http_peer *p, http_request *req, const route *rt)
     if (placement_clustered() && rt->room[0]) place_request(p, req, rt);
     else if (req->upgrade) deliver_upgrade_here(p, req, rt);
     else deliver_request_here(p, req, rt);
+}
+
+/* ---- cross-party fetch to a room of another node (calls.h) ---- */
+
+typedef struct call_fwd {
+    worker *w;
+    const party *p;
+    char *id;
+    http_request *req;
+    exchange *ex;
+    int tries;
+} call_fwd;
+
+static void call_place(call_fwd *cf);
+
+static void call_free(call_fwd *cf)
+{
+    http_request_free(cf->req);
+    free(cf->id);
+    free(cf);
+}
+
+static void call_answer(call_fwd *cf, int status, const char *msg)
+{
+    http_response *res = http_response_new(status, "text/plain;charset=UTF-8", msg, strlen(msg));
+    cf->ex->respond(cf->ex, res);
+    call_free(cf);
+}
+
+static void call_forwarded(void *ud, fetch_result *res)
+{
+    call_fwd *cf = ud;
+    if (res->error || res->status == 421) {
+        placement_forget(cf->p, cf->id);
+        if (cf->tries < 2) {
+            call_place(cf);
+        } else {
+            char msg[600];
+            snprintf(msg, sizeof msg, "the node that owns %s/%s did not answer: %s", cf->p->name, cf->id,
+                     res->error ? res->error : "misdirected");
+            call_answer(cf, 502, msg);
+        }
+    } else {
+        cf->ex->respond(cf->ex, response_of(res));
+        call_free(cf);
+    }
+    fetch_result_free(res);
+}
+
+static void call_placed(void *arg, const place *where)
+{
+    call_fwd *cf = arg;
+    char host[256];
+    int port;
+    if (where->kind == PLACE_HERE) {
+        registry_request(cf->w, cf->p, cf->id, cf->req, cf->ex);
+        cf->req = NULL;
+        call_free(cf);
+    } else if (where->kind == PLACE_NONE) {
+        call_answer(cf, 503, where->why);
+    } else if (!split_addr(where->addr, host, sizeof host, &port)) {
+        call_answer(cf, 503, "the room's owner has no usable internal address");
+    } else {
+        const config *cfg = cf->w->cfg;
+        const http_request *req = cf->req;
+        fetch_request fr = {.method = req->method, .body = req->body.data, .body_len = req->body.len,
+                            .max_bytes = cfg->fetch_max_bytes, .timeout_ms = cfg->fetch_timeout_ms, .forward = true};
+        str_copy(fr.u.host, sizeof fr.u.host, host);
+        fr.u.port = port;
+        fr.u.target = xstrdup(req->target);
+        forward_headers(cfg, req, &fr.headers);
+        METRIC_ADD(cluster_proxied_requests, 1);
+        fetch_start(cf->w->loop, cfg, &fr, call_forwarded, cf);
+    }
+}
+
+static void call_place(call_fwd *cf)
+{
+    cf->tries++;
+    placement_resolve(cf->w, cf->p, cf->id, call_placed, cf);
+}
+
+/* room.context.parties.X:get(id):fetch() in cluster mode: the room may be
+ * another node's; the calling coroutine waits as it does for a local one. */
+static void cluster_request(worker *w, const party *p, const char *id, http_request *req, exchange *ex)
+{
+    call_fwd *cf = xcalloc(1, sizeof *cf);
+    *cf = (call_fwd){w, p, xstrdup(id), req, ex, 0};
+    call_place(cf);
+}
+
+void dispatch_start(worker *w)
+{
+    /* sockets stay on the node (README "Cluster mode") */
+    static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, cluster_request};
+    if (placement_clustered()) w->calls = &calls;
 }
 
 /* ---- static hooks: onBeforeConnect, onBeforeRequest, onFetch ---- */

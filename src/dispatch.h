@@ -59,6 +59,10 @@ struct http_peer {
     unsigned char tries;    /* placements of the current request (a retry after 421 or a dead owner) */
 };
 
+/* Cluster mode: cross-party fetches of w's rooms reach rooms of other nodes
+ * (w->calls). After registry_start and placement_start, before the worker runs. */
+void dispatch_start(worker *w);
+
 /* A request read on p (taken). upgrade: it asks for a WebSocket; the bytes
  * that followed it wait in the peer until resume. */
 void dispatch_request(http_peer *p, http_request *req, bool upgrade);

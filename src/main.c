@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cluster.h"
 #include "config.h"
+#include "dispatch.h"
 #include "cron.h"
 #include "fetch.h"
 #include "init.h"
@@ -451,6 +452,7 @@ static int join_cluster(app *a, char **err)
     cluster_on_fence(a->cluster, on_fence, a);
     cluster_on_rejoin(a->cluster, on_rejoin, a);
     placement_start(a->cluster, a->workers, (int)a->nslots);
+    for (size_t i = 0; i < a->nslots; i++) dispatch_start(&a->slots[i].w);
     log_info("cluster: node %s, epoch %llu, internal %s", cfg->cluster.node_id,
              (unsigned long long)cluster_epoch(a->cluster), addr);
     return 0;
