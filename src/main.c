@@ -451,7 +451,7 @@ static int join_cluster(app *a, char **err)
     if (!a->cluster) return -1;
     cluster_on_fence(a->cluster, on_fence, a);
     cluster_on_rejoin(a->cluster, on_rejoin, a);
-    placement_start(a->cluster, a->workers, (int)a->nslots);
+    placement_start(a->cluster, a->workers, (int)a->nslots, cfg->cluster.lease_ttl_ms);
     for (size_t i = 0; i < a->nslots; i++) dispatch_start(&a->slots[i].w);
     log_info("cluster: node %s, epoch %llu, internal %s", cfg->cluster.node_id,
              (unsigned long long)cluster_epoch(a->cluster), addr);

@@ -19,6 +19,7 @@
 
 typedef struct owner_entry {
     bool here;
+    uint64_t at;       /* uv_hrtime when learnt (another node's entry is asked again after stale_ns) */
     char node[64];
     char addr[300];
 } owner_entry;
@@ -31,6 +32,7 @@ typedef struct claim_ctx {
     void *arg;
     place answer;
     struct claim_ctx *prev, *next; /* pending on worker 0 */
+    struct claim_ctx *also;        /* more askers for the same room, answered with this one */
 } claim_ctx;
 
 static struct {
@@ -40,6 +42,7 @@ static struct {
     pthread_mutex_t lock;     /* the cache */
     dict cache;               /* "party\0id" -> owner_entry* */
     size_t here;              /* rooms this node owns (worker 0 only) */
+    uint64_t stale_ns;        /* half a lease: how long another node's ownership is believed */
     claim_ctx *pending;       /* worker 0 only */
     bool stopped;
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -54,9 +57,10 @@ static size_t make_key(char *out, size_t cap, const char *pname, const char *id)
     return pl + 1 + il;
 }
 
-void placement_start(cluster *c, worker **workers, int n)
+void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms)
 {
     P.c = c;
+    P.stale_ns = (lease_ttl_ms ? lease_ttl_ms : 5000) * 1000000ull / 2;
     P.workers = workers;
     P.nworkers = n;
     dict_init(&P.cache);
@@ -94,6 +98,10 @@ static bool cache_get(const party *p, const char *id, place *out)
     size_t klen = make_key(key, sizeof key, p->name, id);
     pthread_mutex_lock(&P.lock);
     owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
+    /* Another node's ownership is asked again after half a lease, so a node
+     * that hangs (SIGSTOP, a dead link) loses its rooms to a claim once its
+     * lease is gone, instead of being forwarded to for ever. */
+    if (e && !e->here && uv_hrtime() - e->at > P.stale_ns) e = NULL;
     if (e) {
         out->kind = e->here ? PLACE_HERE : PLACE_THERE;
         memcpy(out->node, e->node, sizeof out->node);
@@ -114,6 +122,7 @@ static bool cache_put(const char *pname, const char *id, const place *pl)
     bool fresh = slot->val == NULL;
     owner_entry *e = slot->val ? slot->val : xcalloc(1, sizeof *e);
     e->here = pl->kind == PLACE_HERE;
+    e->at = uv_hrtime();
     memcpy(e->node, pl->node, sizeof e->node);
     memcpy(e->addr, pl->addr, sizeof e->addr);
     slot->val = e;
@@ -148,6 +157,17 @@ static void answer_job(worker *w, void *arg)
     free(x->party);
     free(x->id);
     free(x);
+}
+
+/* Posts x's answer to x and to every asker that joined it. */
+static void answer_all(claim_ctx *x)
+{
+    while (x) {
+        claim_ctx *next = x->also;
+        if (next) next->answer = x->answer;
+        worker_post(x->origin, answer_job, x);
+        x = next;
+    }
 }
 
 static void unlink_pending(claim_ctx *x)
@@ -186,7 +206,7 @@ static void claimed(void *arg, const claim_answer *a)
         P.here++;
         cluster_set_load(P.c, P.here);
     }
-    worker_post(x->origin, answer_job, x);
+    answer_all(x);
 }
 
 static void claim_job(worker *w, void *arg)
@@ -196,6 +216,13 @@ static void claim_job(worker *w, void *arg)
     if (P.stopped) {
         x->answer = (place){.kind = PLACE_NONE, .why = "the node is shutting down"};
         worker_post(x->origin, answer_job, x);
+        return;
+    }
+    /* A burst of first requests for one room makes one claim. */
+    for (claim_ctx *y = P.pending; y; y = y->next) {
+        if (strcmp(y->party, x->party) || strcmp(y->id, x->id)) continue;
+        x->also = y->also;
+        y->also = x;
         return;
     }
     x->next = P.pending;
@@ -271,7 +298,7 @@ void placement_stop(void)
         claim_ctx *x = P.pending;
         unlink_pending(x);
         x->answer = (place){.kind = PLACE_NONE, .why = "the node is shutting down"};
-        worker_post(x->origin, answer_job, x);
+        answer_all(x);
     }
     drop_all();
     dict_free(&P.cache, free);

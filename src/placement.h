@@ -25,7 +25,7 @@ typedef void (*place_fn)(void *arg, const place *pl);
 
 /* Cluster mode for the process: c lives on workers[0]'s loop. Before any
  * worker thread runs. */
-void placement_start(cluster *c, worker **workers, int n);
+void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms);
 /* Shutdown, on worker 0's thread, before cluster_stop: later answers are dropped. */
 void placement_stop(void);
 bool placement_clustered(void);
