@@ -314,24 +314,31 @@ static void forwarded(void *ud, fetch_result *res)
     free(f);
 }
 
-/* HTTP to the owner's internal listener, answered as if by this node. */
-static void forward_http(http_peer *p, http_request *req, const route *rt, const char *host, int port)
+/* Sends req to the internal listener at host:port; done gets the answer. */
+static void fetch_from_owner(worker *w, const http_request *req, const char *host, int port, size_t max_bytes,
+                             fetch_done_fn done, void *ud)
 {
-    const config *cfg = p->w->cfg;
+    const config *cfg = w->cfg;
     fetch_request fr = {.method = req->method, .body = req->body.data, .body_len = req->body.len,
-                        .max_bytes = cfg->max_output, .timeout_ms = cfg->fetch_timeout_ms, .forward = true};
+                        .max_bytes = max_bytes, .timeout_ms = cfg->fetch_timeout_ms, .forward = true};
     str_copy(fr.u.host, sizeof fr.u.host, host);
     fr.u.port = port;
     fr.u.target = xstrdup(req->target);
     forward_headers(cfg, req, &fr.headers);
+    METRIC_ADD(cluster_proxied_requests, 1);
+    fetch_start(w->loop, cfg, &fr, done, ud);
+}
+
+/* HTTP to the owner's internal listener, answered as if by this node. */
+static void forward_http(http_peer *p, http_request *req, const route *rt, const char *host, int port)
+{
     forwarding *f = xcalloc(1, sizeof *f);
     f->a.peer = p;
     f->req = req;
     f->rt = *rt;
     p->waiting = &f->a;
     p->ops->hold(p);
-    METRIC_ADD(cluster_proxied_requests, 1);
-    fetch_start(p->w->loop, cfg, &fr, forwarded, f);
+    fetch_from_owner(p->w, req, host, port, p->w->cfg->max_output, forwarded, f);
 }
 
 /* A WebSocket to the owner: the peer's socket is spliced to it. */
@@ -491,16 +498,7 @@ static void call_placed(void *arg, const place *where)
     } else if (!split_addr(where->addr, host, sizeof host, &port)) {
         call_answer(cf, 503, "the room's owner has no usable internal address");
     } else {
-        const config *cfg = cf->w->cfg;
-        const http_request *req = cf->req;
-        fetch_request fr = {.method = req->method, .body = req->body.data, .body_len = req->body.len,
-                            .max_bytes = cfg->fetch_max_bytes, .timeout_ms = cfg->fetch_timeout_ms, .forward = true};
-        str_copy(fr.u.host, sizeof fr.u.host, host);
-        fr.u.port = port;
-        fr.u.target = xstrdup(req->target);
-        forward_headers(cfg, req, &fr.headers);
-        METRIC_ADD(cluster_proxied_requests, 1);
-        fetch_start(cf->w->loop, cfg, &fr, call_forwarded, cf);
+        fetch_from_owner(cf->w, cf->req, host, port, cf->w->cfg->fetch_max_bytes, call_forwarded, cf);
     }
 }
 

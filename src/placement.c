@@ -47,16 +47,6 @@ static struct {
     bool stopped;
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static size_t make_key(char *out, size_t cap, const char *pname, const char *id)
-{
-    size_t pl = strlen(pname), il = strlen(id);
-    if (pl + 1 + il > cap) return 0;
-    memcpy(out, pname, pl);
-    out[pl] = 0;
-    memcpy(out + pl + 1, id, il);
-    return pl + 1 + il;
-}
-
 void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms)
 {
     P.c = c;
@@ -95,7 +85,7 @@ void placement_fenced(void)
 static bool cache_get(const party *p, const char *id, place *out)
 {
     char key[1024];
-    size_t klen = make_key(key, sizeof key, p->name, id);
+    size_t klen = room_key(key, sizeof key, p->name, id);
     pthread_mutex_lock(&P.lock);
     owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
     /* Another node's ownership is asked again after half a lease, so a node
@@ -115,7 +105,7 @@ static bool cache_get(const party *p, const char *id, place *out)
 static bool cache_put(const char *pname, const char *id, const place *pl)
 {
     char key[1024];
-    size_t klen = make_key(key, sizeof key, pname, id);
+    size_t klen = room_key(key, sizeof key, pname, id);
     if (!klen) return false;
     pthread_mutex_lock(&P.lock);
     dict_entry *slot = dict_upsert(&P.cache, key, klen, NULL);
@@ -134,7 +124,7 @@ static bool cache_put(const char *pname, const char *id, const place *pl)
 static bool cache_drop(const char *pname, const char *id)
 {
     char key[1024];
-    size_t klen = make_key(key, sizeof key, pname, id);
+    size_t klen = room_key(key, sizeof key, pname, id);
     if (!klen) return false;
     pthread_mutex_lock(&P.lock);
     owner_entry *e = dict_get(&P.cache, key, klen);

@@ -13,16 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static size_t make_key(char *out, size_t cap, const char *pname, const char *id)
-{
-    size_t pl = strlen(pname), il = strlen(id);
-    if (pl + 1 + il > cap) return 0;
-    memcpy(out, pname, pl);
-    out[pl] = 0;
-    memcpy(out + pl + 1, id, il);
-    return pl + 1 + il;
-}
-
 worker *registry_owner(worker *w, const party *p, const char *id)
 {
     if (w->nworkers < 2 || !id[0]) return w;
@@ -49,7 +39,7 @@ static void reset_room(room *r, const char *why) { registry_evict(r->owner, r, 1
 room *registry_resolve(worker *w, const party *p, const char *id, char **err)
 {
     char key[1024];
-    size_t klen = make_key(key, sizeof key, p->name, id);
+    size_t klen = room_key(key, sizeof key, p->name, id);
     if (!klen) {
         *err = xstrdup("room id too long");
         return NULL;
@@ -173,7 +163,7 @@ void registry_request(worker *w, const party *p, const char *id, http_request *r
 void registry_evict(worker *w, room *r, int code, const char *reason)
 {
     char key[1024];
-    size_t klen = make_key(key, sizeof key, r->party->name, r->id);
+    size_t klen = room_key(key, sizeof key, r->party->name, r->id);
     if (dict_get(&w->rooms, key, klen) != r) return;
     dict_remove(&w->rooms, key, klen);
     log_debug("room %s/%s unloaded (%s)", r->party->name, r->id, reason);

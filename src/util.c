@@ -334,3 +334,13 @@ void pool_drain(pool *p)
     }
     p->n = 0;
 }
+
+size_t room_key(char *out, size_t cap, const char *party, const char *id)
+{
+    size_t pl = strlen(party), il = strlen(id);
+    if (pl + 1 + il > cap) return 0;
+    memcpy(out, party, pl);
+    out[pl] = 0;
+    memcpy(out + pl + 1, id, il);
+    return pl + 1 + il;
+}

@@ -72,4 +72,8 @@ void *pool_pop(pool *p);
 void pool_put(pool *p, void *block);
 void pool_drain(pool *p);
 
+/* "party\0id" into out (cap bytes): a key no other (party, id) pair shares,
+ * since a party name has no NUL. Returns its length, 0 if it does not fit. */
+size_t room_key(char *out, size_t cap, const char *party, const char *id);
+
 #endif
