@@ -319,8 +319,13 @@ static void fetch_from_owner(worker *w, const http_request *req, const char *hos
                              fetch_done_fn done, void *ud)
 {
     const config *cfg = w->cfg;
+    /* An owner that hangs (paused, cut off) has lost its rooms one lease
+     * later: a forwarded request waits no longer than that, then is placed
+     * again (README "Cluster mode": room answers must come within the lease). */
+    uint64_t lease = cfg->cluster.lease_ttl_ms ? cfg->cluster.lease_ttl_ms : 5000;
+    uint64_t timeout = cfg->fetch_timeout_ms < lease ? cfg->fetch_timeout_ms : lease;
     fetch_request fr = {.method = req->method, .body = req->body.data, .body_len = req->body.len,
-                        .max_bytes = max_bytes, .timeout_ms = cfg->fetch_timeout_ms, .forward = true};
+                        .max_bytes = max_bytes, .timeout_ms = timeout, .forward = true};
     str_copy(fr.u.host, sizeof fr.u.host, host);
     fr.u.port = port;
     fr.u.target = xstrdup(req->target);
