@@ -708,12 +708,13 @@ static void claim_done(cluster *c, rq *r, const redisReply *reply, const char *w
         a.error = "node is fenced (lease lost)";
         fence_now(c, "redis says the lease is gone (claim refused)");
     } else {
-        a.result = reply->element[0]->integer == 1 ? CLAIM_MINE : CLAIM_OTHER;
+        a.result = reply->element[0]->integer >= 1 ? CLAIM_MINE : CLAIM_OTHER;
+        a.fresh = reply->element[0]->integer == 1;
         a.fence = (uint64_t)reply->element[1]->integer;
         str_copy(a.node, sizeof a.node, reply->element[2]->str);
         str_copy(a.addr, sizeof a.addr, reply->element[3]->str);
     }
-    if (a.result == CLAIM_MINE) c->counters.claims_won++;
+    if (a.result == CLAIM_MINE) c->counters.claims_won += a.fresh; /* a room newly won, not one kept */
     else if (a.result == CLAIM_OTHER || a.result == CLAIM_PINNED) c->counters.claims_lost++;
     else c->counters.claims_errors++;
     if (a.result == CLAIM_OTHER && r->target[0] && !strcmp(a.node, r->target)) {

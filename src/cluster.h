@@ -122,6 +122,7 @@ typedef struct claim_answer {
     char node[64];       /* owner's node id (MINE: mine) */
     char addr[300];      /* owner's internal address */
     const char *error;   /* CLAIM_ERROR: why (static text) */
+    bool fresh;          /* MINE: won by this claim (not mine already) */
 } claim_answer;
 
 /* Claims (party, room) with lp_claim: answers MINE (activate it here, with

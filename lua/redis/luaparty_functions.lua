@@ -117,7 +117,8 @@ local function lp_renew(keys, args)
 end
 
 -- lp_claim(own; id, epoch, for_id, for_epoch) -> {code, fence, node, addr}
---   code 1: the room is the caller's; 0: it is `node`'s (at `addr`);
+--   code 1: the room is now the caller's; 2: it was the caller's already;
+--   0: it is `node`'s (at `addr`);
 --   -1: the caller's own lease is gone (it must fence), nothing changed;
 --   -2: the room is pinned to `node` (its data is in that node's local
 --   storage: lp_pin) and that node is down: nobody may take it.
@@ -136,7 +137,7 @@ local function lp_claim(keys, args)
   if not alive(id, epoch) then return {-1, 0, '', ''} end
   local cur = redis.call('HMGET', own, 'node', 'epoch', 'fence')
   local node, ep, fence = cur[1], cur[2], tonumber(cur[3]) or 0
-  if node == id and ep == epoch then return {1, fence, id, addr_of(id)} end
+  if node == id and ep == epoch then return {2, fence, id, addr_of(id)} end -- mine already
   if node and alive(node, ep) then return {0, fence, node, addr_of(node)} end
   local to, to_epoch = id, epoch
   local home = redis.call('HGET', own, 'home')

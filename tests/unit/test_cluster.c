@@ -655,7 +655,7 @@ TEST(cluster_racing_claims_agree_on_one_owner)
     ASSERT_EQ(cmd_int(rc, "HGET lp:own:{chat/race} fence"), 1);
     ASSERT_STR_EQ(cmd_str(rc, v, sizeof v, "HGET lp:own:{chat/race} node"), owner);
     const cluster_counters *ca = cluster_counters_get(a), *cb = cluster_counters_get(b);
-    ASSERT_EQ(ca->claims_won + cb->claims_won, 50);
+    ASSERT_EQ(ca->claims_won + cb->claims_won, 1); /* won once; the owner's other 49 found it theirs already */
     ASSERT_EQ(ca->claims_lost + cb->claims_lost, 50);
     ASSERT_EQ(ca->claims_errors + cb->claims_errors, 0);
 
