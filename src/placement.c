@@ -14,6 +14,7 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,12 @@ static struct {
     bool stopped;
 } P = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* Bumped at every lost lease: a room made before it belongs to a lost epoch
+ * and stays silent even once the node has registered again. */
+static atomic_uint_fast64_t generation;
+
+uint64_t placement_generation(void) { return atomic_load_explicit(&generation, memory_order_acquire); }
+
 void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms)
 {
     P.c = c;
@@ -76,6 +83,7 @@ static void drop_all(void)
 
 void placement_fenced(void)
 {
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     drop_all();
     P.here = 0;
 }
@@ -225,7 +233,9 @@ void placement_resolve(worker *w, const party *p, const char *id, place_fn fn, v
 {
     place pl = {.kind = PLACE_HERE};
     if (!P.c || cache_get(p, id, &pl)) {
-        if (pl.kind == PLACE_HERE && !placement_lease_valid())
+        /* past its lease a node serves nothing and sends nothing elsewhere
+         * either: what it does now may already be another owner's */
+        if (P.c && !placement_lease_valid())
             pl = (place){.kind = PLACE_NONE, .why = "this node lost its cluster lease"};
         fn(arg, &pl);
         return;

@@ -51,6 +51,10 @@ bool placement_lease_valid(void);
 const cluster_counters *placement_counters(void);
 size_t placement_rooms_here(void);
 
+/* Which incarnation of this node rooms made now belong to (bumped when the
+ * lease is lost). Any thread. */
+uint64_t placement_generation(void);
+
 /* The node lost its lease: every cached answer is dropped. */
 void placement_fenced(void);
 

@@ -299,6 +299,11 @@ void room_close_all(room *r, int code, const char *reason)
 
 /* ---- output gate ---- */
 
+/* Cluster mode: a node past its lease, or a room of an incarnation that
+ * lost its lease (the node may have registered again since), says nothing:
+ * another node may own the room now. Always true on one node. */
+static bool may_speak(const room *r) { return placement_lease_valid() && r->generation == placement_generation(); }
+
 static bool gate_closed(const room *r) { return r->dirty || r->commit_inflight; }
 
 static held *hold(room *r, enum held_kind kind)
@@ -313,7 +318,7 @@ static held *hold(room *r, enum held_kind kind)
 
 void room_output_send(room *r, lp_conn *c, chunk *msg)
 {
-    if (c->gone || !placement_lease_valid()) return; /* cluster: a node past its lease says nothing */
+    if (c->gone || !may_speak(r)) return;
     if (!gate_closed(r)) {
         c->ops->send(c, msg);
         return;
@@ -327,7 +332,7 @@ void room_output_send(room *r, lp_conn *c, chunk *msg)
 void room_output_close(room *r, lp_conn *c, int code, const char *reason, size_t len)
 {
     if (c->gone) return;
-    if (!placement_lease_valid()) { /* its clients learn it from the fence's 1012 */
+    if (!may_speak(r)) { /* its clients learn it from the fence's 1012 */
         code = 1012;
         reason = "this node lost its cluster lease";
         len = strlen(reason);
@@ -346,7 +351,7 @@ void room_output_close(room *r, lp_conn *c, int code, const char *reason, size_t
 
 void room_output_respond(room *r, exchange *ex, http_response *res)
 {
-    if (!placement_lease_valid()) { /* what it computed may be stale: another node may own the room now */
+    if (!may_speak(r)) { /* what it computed may be stale: another node may own the room now */
         http_response_free(res);
         res = http_response_new(503, "text/plain", "this node lost its cluster lease", 32);
         http_headers_add(&res->headers, "retry-after", 11, "1", 1);
@@ -368,7 +373,7 @@ static void release_held(room *r, bool deliver)
         if (!r->held_head) r->held_tail = NULL;
         switch (h->kind) {
         case HELD_SEND:
-            if (deliver && !h->conn->gone && placement_lease_valid()) h->conn->ops->send(h->conn, h->msg);
+            if (deliver && !h->conn->gone && may_speak(r)) h->conn->ops->send(h->conn, h->msg);
             break;
         case HELD_CLOSE:
             if (!h->conn->gone) h->conn->ops->close(h->conn, deliver ? h->code : 1011, h->reason, h->reason_len);

@@ -136,6 +136,7 @@ typedef struct room {
     bool dirty;                   /* wrote to storage in this step: output is held */
     bool commit_inflight;         /* input gate: hold events until committed */
     bool pinned;                  /* cluster mode: its data is in this node's storage (placement_pinned) */
+    uint64_t generation;          /* cluster mode: the node's incarnation when it was made (placement.h) */
     uint64_t commit_start;        /* uv_hrtime when the commit began (metrics) */
     bool alarm_changed;           /* the step set or deleted the alarm */
     int in_transaction;           /* inside storage:transaction: may not suspend */

@@ -13,6 +13,7 @@
 #include "lua_request.h"
 #include "log.h"
 #include "metrics.h"
+#include "placement.h"
 #include "sandbox.h"
 #include "storage.h"
 
@@ -42,6 +43,7 @@ room *room_create(worker *w, const party *p, const char *id, char **err)
     r->mem_limit = w->cfg->room_memory;
     r->rt_ref = r->message_ref = r->request_ref = LUA_NOREF;
     r->refs = 1;
+    r->generation = placement_generation();
     r->later.run = run_later;
     r->last_active = uv_now(w->loop);
     r->state = ROOM_ACTIVATING;
