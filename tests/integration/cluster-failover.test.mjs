@@ -280,6 +280,28 @@ test('T8: a request forwarded to an owner that stopped (SIGSTOP) does not hang: 
   }
 });
 
+test('T9: a request already sent to an owner that then stopped runs at most once: the paused owner does not run it when it wakes', async () => {
+  const { nodes: [a, b, c] } = await startCluster({ n: 3, ttl: TTL });
+  const room = roomName('once');
+  const target = roomName('once-t');
+  assert.equal((await freshRequest(`${c.url}/parties/other/${target}`)).node, 'c', 'c owns other/target and stays up');
+  assert.equal((await freshRequest(`${a.url}/parties/main/${room}`)).node, 'a');
+  a.pause();
+  // Through b to a (stopped): the handler would POST to other/target on c.
+  const r = await freshRequest(`${b.url}/parties/main/${room}/call?target=${target}`, { method: 'POST', timeout: TTL + 4000 })
+    .catch((e) => ({ error: e.message }));
+  const before = (await freshRequest(`${c.url}/parties/other/${target}`)).json().hits;
+  a.resume();
+  assert.ok(!r.error, `answered: ${r.error}`);
+  assert.ok([200, 502, 503].includes(r.status), `${r.status} ${r.body}`);
+  assert.equal(before, r.status === 200 ? 1 : 0, `the call ran once if it was answered 200, else not at all: ${r.status} ${r.body}`);
+  await waitFor(() => /rejoined|registered again/.test(a.logs()), 5000, { what: 'a to re-register after waking' })
+    .catch(() => {}); // only to give a time to read its buffered request
+  await sleep(500);
+  const after = (await freshRequest(`${c.url}/parties/other/${target}`)).json().hits;
+  assert.equal(after, before, `a did not run the request it had buffered while stopped (other/target hits ${before} -> ${after})`);
+});
+
 test('drain: SIGTERM closes WebSockets (direct and proxied) with 1012, exits 0, and another node serves the room at once', async () => {
   const { nodes: [a, b] } = await startCluster({ n: 2, ttl: 5000 }); // a long lease: "at once" cannot be expiry
   const room = roomName('drain');
