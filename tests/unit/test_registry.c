@@ -252,6 +252,18 @@ TEST(registry_owner_is_deterministic_and_spreads_rooms)
     int used = 0;
     for (int k = 0; k < 4; k++) used += parity[k] > 0;
     ASSERT_MSG(used >= 3, "16 one-letter ids land on %d workers", used);
+    /* two workers: FNV-1a's low bit alone is the parity of the bytes' low
+     * bits, so without the final mix "a", "c", "e", ... would all land on
+     * one worker */
+    for (int i = 0; i < 4; i++) ws[i].nworkers = 2;
+    int two[2] = {0};
+    for (char ch = 'a'; ch <= 'y'; ch += 2) {
+        char id[2] = {ch, 0};
+        worker *o = registry_owner(&ws[0], &p, id);
+        ASSERT(o == &ws[0] || o == &ws[1]);
+        two[o - ws]++;
+    }
+    ASSERT_MSG(two[0] && two[1], "13 odd one-letter ids: %d on worker 0, %d on worker 1", two[0], two[1]);
     /* one worker: always itself */
     worker solo;
     memset(&solo, 0, sizeof solo);

@@ -13,60 +13,96 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static const char project_json[] = "{\"name\": \"rooms\", \"main\": \"parties/main.lua\"}\n";
+static const char project_json[] = "{\"name\": \"rooms\", \"main\": \"parties/main.lua\",\n"
+                                   " \"parties\": {\"peer\": \"parties/peer.lua\"}}\n";
 
-/* Line numbers matter: the error tests look for main.lua:19 and :33. */
+/* The party of these tests. The error tests find their lines with line_of. */
 static const char main_lua[] =
-    "local luaparty = require 'luaparty'\n"                                                         /* 1 */
-    "local Response = luaparty.Response\n"                                                          /* 2 */
-    "local P = {}\n"                                                                                /* 3 */
-    "function P:onStart() self.seen = {} self.closed = {} end\n"                                    /* 4 */
-    "local function path(req) return req.url:match('^%a+://[^/]+/parties/[^/]+/[^/?]+([^?]*)') end\n" /* 5 */
-    "function P:onRequest(req)\n"                                                                   /* 6 */
-    "  local p = path(req)\n"                                                                       /* 7 */
-    "  if p == '/hello' then\n"                                                                     /* 8 */
-    "    return Response.new('hello ' .. self.room.id .. ' ' .. req.method .. ' ' .. req:text(),\n" /* 9 */
-    "                        { status = 201, headers = { ['x-test'] = 'yes' } })\n"                 /* 10 */
-    "  elseif p == '/write' then\n"                                                                 /* 11 */
-    "    self.room.storage:put('k', req:text())\n"                                                  /* 12 */
-    "    return 'wrote ' .. req:text()\n"                                                           /* 13 */
-    "  elseif p == '/seq' then\n"                                                                   /* 14 */
-    "    self.seen[#self.seen + 1] = req:text()\n"                                                  /* 15 */
-    "    return table.concat(self.seen, ',')\n"                                                     /* 16 */
-    "  elseif p == '/closed' then return table.concat(self.closed, ',')\n"                          /* 17 */
-    "  elseif p == '/nil' then return nil\n"                                                        /* 18 */
-    "  elseif p == '/boom' then error('request exploded')\n"                                        /* 19 */
-    "  end\n"                                                                                       /* 20 */
-    "  return Response.new('not found', { status = 404 })\n"                                        /* 21 */
-    "end\n"                                                                                         /* 22 */
-    "function P:onConnect(conn, ctx)\n"                                                             /* 23 */
-    "  if conn.id == 'bad' then error('connect exploded') end\n"                                    /* 24 */
-    "  conn:send('hi ' .. conn.id .. ' ' .. ctx.request.url)\n"                                     /* 25 */
-    "end\n"                                                                                         /* 26 */
-    "function P:onMessage(msg, sender)\n"                                                           /* 27 */
-    "  if luaparty.isBinary(msg) then sender:send(msg)\n"                                           /* 28 */
-    "  elseif msg == 'write' then\n"                                                                /* 29 */
-    "    sender:send('before')\n"                                                                   /* 30 */
-    "    self.room.storage:put('m', 'x')\n"                                                         /* 31 */
-    "    sender:send('after')\n"                                                                    /* 32 */
-    "  elseif msg == 'boom' then error('message exploded')\n"                                       /* 33 */
-    "  else sender:send('echo:' .. msg) end\n"                                                      /* 34 */
-    "end\n"                                                                                         /* 35 */
-    "function P:onClose(conn)\n"                                                                    /* 36 */
-    "  self.closed[#self.closed + 1] = conn.id\n"                                                   /* 37 */
-    "  self.room.storage:put('closed:' .. conn.id, 'yes')\n"                                        /* 38 */
-    "end\n"                                                                                         /* 39 */
+    "local luaparty = require 'luaparty'\n"
+    "local Response = luaparty.Response\n"
+    "local P = {}\n"
+    "local function peer(self, body)\n"
+    "  return self.room.context.parties.peer:get('p1'):fetch('/x', { method = 'POST', body = body }):text()\n"
+    "end\n"
+    "function P:onStart()\n"
+    "  self.seen, self.closed = {}, {}\n"
+    "  if self.room.id == 'slowstart' then self.peerSaid = peer(self, 'start') end\n"
+    "end\n"
+    "local function path(req) return req.url:match('^%a+://[^/]+/parties/[^/]+/[^/?]+([^?]*)') end\n"
+    "function P:onRequest(req)\n"
+    "  local p = path(req)\n"
+    "  if p == '/hello' then\n"
+    "    return Response.new('hello ' .. self.room.id .. ' ' .. req.method .. ' ' .. req:text(),\n"
+    "                        { status = 201, headers = { ['x-test'] = 'yes' } })\n"
+    "  elseif p == '/write' then\n"
+    "    self.room.storage:put('k', req:text())\n"
+    "    return 'wrote ' .. req:text()\n"
+    "  elseif p == '/seq' then\n"
+    "    self.seen[#self.seen + 1] = req:text()\n"
+    "    return table.concat(self.seen, ',')\n"
+    "  elseif p == '/closed' then return table.concat(self.closed, ',')\n"
+    "  elseif p == '/ready' then return tostring(self.peerSaid)\n"
+    "  elseif p == '/nil' then return nil\n"
+    "  elseif p == '/boom' then error('request exploded')\n"
+    "  end\n"
+    "  return Response.new('not found', { status = 404 })\n"
+    "end\n"
+    "function P:onConnect(conn, ctx)\n"
+    "  if conn.id == 'bad' then error('connect exploded') end\n"
+    "  if conn.id == 'slow' then conn:send('hi slow ' .. peer(self, 'connect')) return end\n"
+    "  conn:send('hi ' .. conn.id .. ' ' .. ctx.request.url)\n"
+    "end\n"
+    "function P:onMessage(msg, sender)\n"
+    "  if luaparty.isBinary(msg) then sender:send(msg)\n"
+    "  elseif msg == 'write' then\n"
+    "    sender:send('before')\n"
+    "    self.room.storage:put('m', 'x')\n"
+    "    sender:send('after')\n"
+    "  elseif msg == 'boom' then error('message exploded')\n"
+    "  else sender:send('echo:' .. msg) end\n"
+    "end\n"
+    "function P:onClose(conn)\n"
+    "  self.closed[#self.closed + 1] = conn.id\n"
+    "  self.room.storage:put('closed:' .. conn.id, 'yes')\n"
+    "end\n"
     "return P\n";
 
-static room *start(fixture *f, const char *id)
+/* Another party, reached by cross-party fetch: a callback that suspends. */
+static const char peer_lua[] = "return { onRequest = function(self, req) return 'peer:' .. req:text() end }\n";
+
+/* "parties/main.lua:N: " for the line of main_lua holding needle. */
+static const char *line_of(const char *needle)
+{
+    static char out[64];
+    const char *at = strstr(main_lua, needle);
+    ASSERT_NOT_NULL(at);
+    int line = 1;
+    for (const char *p = main_lua; p < at; p++) line += *p == '\n';
+    snprintf(out, sizeof out, "parties/main.lua:%d: ", line);
+    return out;
+}
+
+static void start_project(fixture *f)
 {
     fx_project(f, "room", project_json);
     fx_file(f, "parties/main.lua", main_lua);
+    fx_file(f, "parties/peer.lua", peer_lua);
     fx_load(f);
-    fx_start(f, false);
+    fx_start(f, true); /* registry_start: cross-party calls need w->calls */
+}
+
+static room *resolve(fixture *f, const char *id)
+{
     char *err = NULL;
     room *r = registry_resolve(&f->w, fx_party(f, "main"), id, &err);
     ASSERT_MSG(r != NULL, "registry_resolve: %s", err ? err : "?");
+    return r;
+}
+
+static room *start(fixture *f, const char *id)
+{
+    start_project(f);
+    room *r = resolve(f, id);
     ASSERT(!r->starting);
     return r;
 }
@@ -166,7 +202,8 @@ TEST(room_request_error_gives_500_and_room_lives_on)
     f.cfg.dev = true;
     request(&f, r, &x, "GET", "/parties/main/r1/boom", NULL);
     ASSERT_EQ(x.status, 500);
-    ASSERT_CONTAINS(x.body, "parties/main.lua:19: request exploded");
+    ASSERT_CONTAINS(x.body, line_of("request exploded"));
+    ASSERT_CONTAINS(x.body, "request exploded");
     ASSERT_EQ(f.w.stats.callback_errors, 2);
     ASSERT_EQ(r->state, ROOM_ACTIVE);
     ASSERT_NULL(r->tasks); /* the failed task is gone */
@@ -389,12 +426,62 @@ TEST(room_connect_error_closes_with_1011)
     fx_run(&f, NULL, NULL, 10);
     ASSERT_EQ(c.closes, 1);
     ASSERT_EQ(c.close_code, 1011);
-    ASSERT_CONTAINS(c.close_reason, "parties/main.lua:24: connect exploded");
+    ASSERT_CONTAINS(c.close_reason, line_of("connect exploded"));
+    ASSERT_CONTAINS(c.close_reason, "connect exploded");
     ASSERT_EQ(c.nsent, 0);
     ASSERT_EQ(f.w.stats.callback_errors, 1);
     leave(&f, &c);
     fx_exchange x;
     request(&f, r, &x, "GET", "/parties/main/r/closed", NULL);
     ASSERT_STR_EQ(x.body, "bad"); /* it joined, so onClose ran */
+    fx_stop(&f);
+}
+
+/* onConnect suspends (a cross-party fetch): the room takes other events
+ * meanwhile, but the connection's own message waits until its onConnect
+ * has finished. */
+TEST(room_suspended_callback_holds_its_connection_only)
+{
+    fixture f;
+    room *r = start(&f, "susp");
+    fx_conn c;
+    join(&f, r, &c, "slow");
+    ASSERT_EQ(r->suspended, 1); /* waiting for the peer's answer */
+    ASSERT(c.conn.busy);
+    ASSERT_EQ(c.nsent, 0);
+    room_message_bytes(&c.conn, WS_TEXT, "m1", 2);
+    /* another event of the room runs now, ahead of the suspended one */
+    fx_exchange x;
+    fx_exchange_init(&x, &f);
+    room_request(r, fx_request("POST", "/parties/main/susp/seq", "other"), &x.ex);
+    ASSERT_EQ(x.responded, 1);
+    ASSERT_STR_EQ(x.body, "other");
+    ASSERT_EQ(c.nsent, 0); /* the message did not overtake onConnect */
+    ASSERT_NOT_NULL(r->q_head);
+    wait_sent(&f, &c, 2);
+    ASSERT_STR_EQ(fx_sent(&c, 0), "hi slow peer:connect");
+    ASSERT_STR_EQ(fx_sent(&c, 1), "echo:m1");
+    ASSERT_EQ(r->suspended, 0);
+    ASSERT(!c.conn.busy);
+    leave(&f, &c);
+    fx_stop(&f);
+}
+
+/* Nothing but onStart runs before onStart finished, even when it suspends. */
+TEST(room_events_wait_for_a_suspended_onstart)
+{
+    fixture f;
+    start_project(&f);
+    room *r = resolve(&f, "slowstart");
+    ASSERT(r->starting);
+    ASSERT_EQ(r->suspended, 1);
+    fx_exchange x;
+    fx_exchange_init(&x, &f);
+    room_request(r, fx_request("GET", "/parties/main/slowstart/ready", NULL), &x.ex);
+    ASSERT_EQ(x.responded, 0);
+    ASSERT(fx_run(&f, fx_answered, &x, 2000));
+    ASSERT_EQ(x.status, 200);
+    ASSERT_STR_EQ(x.body, "peer:start"); /* onStart had finished */
+    ASSERT(!r->starting);
     fx_stop(&f);
 }
