@@ -206,8 +206,16 @@ static bool hop_header(const char *name)
     return strncmp(name, "x-luaparty-", 11) == 0;
 }
 
-/* The headers a forwarded request carries to the owner: the client's, then
- * the hop marker (so it is never forwarded again) and the shared secret. */
+/* The hop marker (a forwarded request is never forwarded again) and the
+ * shared secret the owner's internal listener asks for. */
+static void add_hop_headers(const config *cfg, http_headers *out)
+{
+    const char *me = placement_node_id(), *secret = cfg->cluster.secret;
+    http_headers_add(out, "x-luaparty-hop", 14, me, strlen(me));
+    http_headers_add(out, "x-luaparty-secret", 17, secret, strlen(secret));
+}
+
+/* The headers a forwarded HTTP request carries to the owner. */
 static void forward_headers(const config *cfg, const http_request *req, http_headers *out)
 {
     for (size_t i = 0; i < req->headers.n; i++) {
@@ -215,9 +223,7 @@ static void forward_headers(const config *cfg, const http_request *req, http_hea
         if (hop_header(h->name)) continue;
         http_headers_add(out, h->name, strlen(h->name), h->value, strlen(h->value));
     }
-    const char *me = placement_node_id(), *secret = cfg->cluster.secret;
-    http_headers_add(out, "x-luaparty-hop", 14, me, strlen(me));
-    http_headers_add(out, "x-luaparty-secret", 17, secret, strlen(secret));
+    add_hop_headers(cfg, out);
 }
 
 /* "host:port" -> host, port; false if it is not one. */
@@ -234,12 +240,19 @@ static bool split_addr(const char *addr, char *host, size_t cap, int *port)
     return true;
 }
 
-static void unavailable(http_peer *p, const http_request *req, const char *why)
+/* A plain-text answer to req with one extra header (none if value is NULL). */
+static void answer(http_peer *p, const http_request *req, int status, const char *body, const char *name,
+                   const char *value)
 {
-    http_response *res = http_response_new(503, "text/plain;charset=UTF-8", why, strlen(why));
-    http_headers_add(&res->headers, "retry-after", 11, "1", 1);
+    http_response *res = http_response_new(status, "text/plain;charset=UTF-8", body, strlen(body));
+    if (value) http_headers_add(&res->headers, name, strlen(name), value, strlen(value));
     p->ops->respond(p, res, !req->upgrade && req->keep_alive, false, req->method, req->target, uv_hrtime());
     http_response_free(res);
+}
+
+static void unavailable(http_peer *p, const http_request *req, const char *why)
+{
+    answer(p, req, 503, why, "retry-after", "1");
 }
 
 /* A forwarded request for a room this node does not own: the forwarding
@@ -247,10 +260,7 @@ static void unavailable(http_peer *p, const http_request *req, const char *why)
 static void misdirected(http_peer *p, const http_request *req, const char *owner)
 {
     METRIC_ADD(cluster_misdirected, 1);
-    http_response *res = http_response_new(421, "text/plain;charset=UTF-8", "not the owner of this room", 26);
-    if (owner && *owner) http_headers_add(&res->headers, "x-luaparty-owner", 16, owner, strlen(owner));
-    p->ops->respond(p, res, !req->upgrade && req->keep_alive, false, req->method, req->target, uv_hrtime());
-    http_response_free(res);
+    answer(p, req, 421, "not the owner of this room", "x-luaparty-owner", owner && *owner ? owner : NULL);
 }
 
 static void place_request(http_peer *p, http_request *req, const route *rt);
@@ -272,11 +282,24 @@ static void retry_or_fail(http_peer *p, http_request *req, const route *rt, int 
     http_request_free(req);
 }
 
-typedef struct forwarding {
+/* A room request the peer waits for while it is placed or forwarded. */
+typedef struct room_wait {
     awaiting a;
     http_request *req;
     route rt;
-} forwarding;
+} room_wait;
+
+/* The peer waits for req (taken) from now on. */
+static room_wait *wait_for(http_peer *p, http_request *req, const route *rt)
+{
+    room_wait *rw = xcalloc(1, sizeof *rw);
+    rw->a.peer = p;
+    rw->req = req;
+    rw->rt = *rt;
+    p->waiting = &rw->a;
+    p->ops->hold(p);
+    return rw;
+}
 
 static http_response *response_of(fetch_result *res)
 {
@@ -293,7 +316,7 @@ static http_response *response_of(fetch_result *res)
 
 static void forwarded(void *ud, fetch_result *res)
 {
-    forwarding *f = ud;
+    room_wait *f = ud;
     http_peer *p = f->a.peer;
     http_request *req = f->req;
     if (!p) {
@@ -322,7 +345,7 @@ static void fetch_from_owner(worker *w, const http_request *req, const char *hos
     /* An owner that hangs (paused, cut off) has lost its rooms one lease
      * later: a forwarded request waits no longer than that, then is placed
      * again (README "Cluster mode": room answers must come within the lease). */
-    uint64_t lease = cfg->cluster.lease_ttl_ms ? cfg->cluster.lease_ttl_ms : 5000;
+    uint64_t lease = cfg->cluster.lease_ttl_ms;
     uint64_t timeout = cfg->fetch_timeout_ms < lease ? cfg->fetch_timeout_ms : lease;
     fetch_request fr = {.method = req->method, .body = req->body.data, .body_len = req->body.len,
                         .max_bytes = max_bytes, .timeout_ms = timeout, .forward = true};
@@ -337,22 +360,14 @@ static void fetch_from_owner(worker *w, const http_request *req, const char *hos
 /* HTTP to the owner's internal listener, answered as if by this node. */
 static void forward_http(http_peer *p, http_request *req, const route *rt, const char *host, int port)
 {
-    forwarding *f = xcalloc(1, sizeof *f);
-    f->a.peer = p;
-    f->req = req;
-    f->rt = *rt;
-    p->waiting = &f->a;
-    p->ops->hold(p);
-    fetch_from_owner(p->w, req, host, port, p->w->cfg->max_output, forwarded, f);
+    fetch_from_owner(p->w, req, host, port, p->w->cfg->max_output, forwarded, wait_for(p, req, rt));
 }
 
 /* A WebSocket to the owner: the peer's socket is spliced to it. */
 static void forward_upgrade(http_peer *p, http_request *req, const char *host, int port)
 {
     http_headers extra = {0};
-    const char *me = placement_node_id(), *secret = p->w->cfg->cluster.secret;
-    http_headers_add(&extra, "x-luaparty-hop", 14, me, strlen(me));
-    http_headers_add(&extra, "x-luaparty-secret", 17, secret, strlen(secret));
+    add_hop_headers(p->w->cfg, &extra);
     chunk *head = http_request_serialize(req, &extra);
     http_headers_free(&extra);
     METRIC_ADD(cluster_proxied_sockets, 1);
@@ -388,19 +403,13 @@ static void deliver_there(http_peer *p, http_request *req, const route *rt, cons
     }
 }
 
-typedef struct placing {
-    awaiting a;
-    http_request *req;
-    route rt;
-} placing;
-
 static void placed(void *arg, const place *where)
 {
-    placing *pl = arg;
-    http_peer *p = pl->a.peer;
-    http_request *req = pl->req;
-    route rt = pl->rt;
-    free(pl);
+    room_wait *rw = arg;
+    http_peer *p = rw->a.peer;
+    http_request *req = rw->req;
+    route rt = rw->rt;
+    free(rw);
     if (!p) {
         http_request_free(req);
         return;
@@ -424,13 +433,7 @@ static void placed(void *arg, const place *where)
 static void place_request(http_peer *p, http_request *req, const route *rt)
 {
     p->tries++;
-    placing *pl = xcalloc(1, sizeof *pl);
-    pl->a.peer = p;
-    pl->req = req;
-    pl->rt = *rt;
-    p->waiting = &pl->a;
-    p->ops->hold(p);
-    placement_resolve(p->w, rt->party, rt->room, placed, pl);
+    placement_resolve(p->w, rt->party, rt->room, placed, wait_for(p, req, rt));
 }
 
 /* A request for a room, past the static hooks: here, or (cluster mode) on

@@ -296,6 +296,7 @@ static int check_cluster(config *cfg)
         return 2;
     }
     if (!cfg->cluster.internal_host) cfg->cluster.internal_host = xstrdup(cfg->host);
+    if (!cfg->cluster.lease_ttl_ms) cfg->cluster.lease_ttl_ms = 5000;
     return -1;
 }
 

@@ -57,7 +57,7 @@ uint64_t placement_generation(void) { return atomic_load_explicit(&generation, m
 void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms)
 {
     P.c = c;
-    P.stale_ns = (lease_ttl_ms ? lease_ttl_ms : 5000) * 1000000ull / 2;
+    P.stale_ns = lease_ttl_ms * 1000000ull / 2;
     P.workers = workers;
     P.nworkers = n;
     dict_init(&P.cache);

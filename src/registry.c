@@ -205,15 +205,27 @@ void registry_each(worker *w, void (*fn)(room *r, void *ud), void *ud)
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) fn(e->val, ud);
 }
 
-void registry_evict_all(worker *w, int code, const char *reason)
+size_t registry_rooms(worker *w, const party *p, room ***list)
 {
-    room **all = NULL;
     size_t n = 0, cap = 0;
     dict_entry *e;
+    if (list) *list = NULL;
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
-        if (n == cap) all = xrealloc(all, (cap = cap ? 2 * cap : 16) * sizeof *all);
-        all[n++] = e->val;
+        room *r = e->val;
+        if (p && r->party != p) continue;
+        if (list) {
+            if (n == cap) *list = xrealloc(*list, (cap = cap ? 2 * cap : 16) * sizeof **list);
+            (*list)[n] = r;
+        }
+        n++;
     }
+    return n;
+}
+
+void registry_evict_all(worker *w, int code, const char *reason)
+{
+    room **all;
+    size_t n = registry_rooms(w, NULL, &all);
     for (size_t i = 0; i < n; i++) registry_evict(w, all[i], code, reason);
     free(all);
 }

@@ -37,6 +37,10 @@ void registry_evict(worker *w, room *r, int code, const char *reason);
  * thread or while w is paused (worker_pause_others). fn must not add or
  * remove rooms. */
 void registry_each(worker *w, void (*fn)(room *r, void *ud), void *ud);
+/* How many live rooms of w belong to p (all if p is NULL) and, with list,
+ * those rooms (caller frees), so a caller can change the registry while it
+ * goes through them. */
+size_t registry_rooms(worker *w, const party *p, room ***list);
 /* Takes every room of w out of service (a node that lost its lease: 1012). */
 void registry_evict_all(worker *w, int code, const char *reason);
 /* Starts unloading rooms idle for longer than the configured idle timeout. */

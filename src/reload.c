@@ -178,37 +178,6 @@ void reload_stop(void)
     uv_close((uv_handle_t *)&R.debounce, NULL);
 }
 
-/* How many live rooms of one worker belong to p (all rooms if p is NULL),
- * and, with list, those rooms (caller frees). */
-typedef struct room_list {
-    const party *p;
-    room **items;          /* NULL when only the count is wanted */
-    size_t n, cap;
-    bool listing;
-} room_list;
-
-static void list_room(room *r, void *ud)
-{
-    room_list *l = ud;
-    if (l->p && r->party != l->p) return;
-    if (l->listing) {
-        if (l->n == l->cap) {
-            l->cap = l->cap ? 2 * l->cap : 16;
-            l->items = xrealloc(l->items, l->cap * sizeof *l->items);
-        }
-        l->items[l->n] = r;
-    }
-    l->n++;
-}
-
-static size_t rooms_of(worker *w, const party *p, room ***list)
-{
-    room_list l = {p, NULL, 0, 0, list != NULL};
-    registry_each(w, list_room, &l);
-    if (list) *list = l.items;
-    return l.n;
-}
-
 typedef struct change {
     const party *p;
     bool code, env, retire;
@@ -220,7 +189,7 @@ static void apply_change(worker *w, void *arg)
 {
     change *c = arg;
     room **list;
-    size_t n = rooms_of(w, c->p, &list);
+    size_t n = registry_rooms(w, c->p, &list);
     for (size_t i = 0; i < n; i++) {
         if (c->retire) registry_evict(w, list[i], 1012, "party removed from partykit.json");
         else room_reload(list[i], c->code, c->env);
@@ -237,7 +206,7 @@ static size_t change_rooms(worker *w, const party *p, bool code, bool env, bool 
     size_t total = 0;
     for (int k = 0; k < w->nworkers; k++) {
         worker *to = w->all[k];
-        total += rooms_of(to, p, NULL);
+        total += registry_rooms(to, p, NULL);
         change *c = xmalloc(sizeof *c);
         *c = (change){p, code, env, retire};
         if (to == w) apply_change(w, c);

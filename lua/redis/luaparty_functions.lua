@@ -153,29 +153,28 @@ local function lp_claim(keys, args)
   return {to == id and 1 or 0, fence, to, addr_of(to)}
 end
 
--- lp_release(own; id, epoch) -> 1 released | 0 not mine. Keeps the fence.
-local function lp_release(keys, args)
+-- (own; id, epoch) for a change to a room the caller owns: runs change(own, id)
+-- and answers 1, or answers 0 if the room is not the caller's.
+local function on_my_room(name, keys, args, change)
   local own, id, epoch = keys[1], args[1], args[2]
-  if #keys ~= 1 or #args ~= 2 then return arg_error('lp_release', 'wants 1 key and id, epoch') end
-  if not own:match('^lp:own:{.+}$') then return arg_error('lp_release', 'key is not lp:own:{...}') end
-  if bad_token(id, 63) or not uint(epoch) then return arg_error('lp_release', 'bad node id or epoch') end
+  if #keys ~= 1 or #args ~= 2 then return arg_error(name, 'wants 1 key and id, epoch') end
+  if not own:match('^lp:own:{.+}$') then return arg_error(name, 'key is not lp:own:{...}') end
+  if bad_token(id, 63) or not uint(epoch) then return arg_error(name, 'bad node id or epoch') end
   local cur = redis.call('HMGET', own, 'node', 'epoch')
   if cur[1] ~= id or cur[2] ~= epoch then return 0 end
-  redis.call('HDEL', own, 'node', 'epoch')
+  change(own, id)
   return 1
+end
+
+-- lp_release(own; id, epoch) -> 1 released | 0 not mine. Keeps the fence.
+local function lp_release(keys, args)
+  return on_my_room('lp_release', keys, args, function(own) redis.call('HDEL', own, 'node', 'epoch') end)
 end
 
 -- lp_pin(own; id, epoch) -> 1 pinned | 0 not mine: the room's data now lives in
 -- this node's local storage, so only this node may own it from now on.
 local function lp_pin(keys, args)
-  local own, id, epoch = keys[1], args[1], args[2]
-  if #keys ~= 1 or #args ~= 2 then return arg_error('lp_pin', 'wants 1 key and id, epoch') end
-  if not own:match('^lp:own:{.+}$') then return arg_error('lp_pin', 'key is not lp:own:{...}') end
-  if bad_token(id, 63) or not uint(epoch) then return arg_error('lp_pin', 'bad node id or epoch') end
-  local cur = redis.call('HMGET', own, 'node', 'epoch')
-  if cur[1] ~= id or cur[2] ~= epoch then return 0 end
-  redis.call('HSET', own, 'home', id)
-  return 1
+  return on_my_room('lp_pin', keys, args, function(own, id) redis.call('HSET', own, 'home', id) end)
 end
 
 -- lp_unregister(id, epoch) -> 1 | 0: a clean stop. Deletes the lease (so peers
