@@ -154,7 +154,7 @@ test('T9: SIGSTOP the owner past its lease, then SIGCONT: its clients (direct an
     assert.equal(await direct.nextText(), 'alarm-set');
 
     const mark = { direct: direct.all.length, proxied: proxied.all.length };
-    a.pause();
+    await a.pause();
     const tStop = Date.now();
     // Sent while a sleeps: they wait in a's socket buffers. Echoing them
     // after waking would be output after the lease deadline.
@@ -216,7 +216,7 @@ test('T8: SIGSTOP the owner past its lease: other nodes (one that proxied to it,
   const clients = [direct];
   try {
     const mark = direct.all.length;
-    a.pause();
+    await a.pause();
     const tStop = Date.now();
     direct.send('echo:late');
     // c never saw the room: it claims it once a's lease expired.
@@ -259,7 +259,7 @@ test('T8: a request forwarded to an owner that stopped (SIGSTOP) does not hang: 
   const url = (n) => `${n.url}/parties/main/${room}`;
   assert.equal((await freshRequest(url(a))).node, 'a');
   assert.equal((await freshRequest(url(b))).node, 'a');
-  a.pause();
+  await a.pause();
   const tStop = Date.now();
   const answers = await Promise.all([0, 300, 800].map(async (delay) => {
     await sleep(delay);
@@ -286,7 +286,7 @@ test('T9: a request already sent to an owner that then stopped runs at most once
   const target = roomName('once-t');
   assert.equal((await freshRequest(`${c.url}/parties/other/${target}`)).node, 'c', 'c owns other/target and stays up');
   assert.equal((await freshRequest(`${a.url}/parties/main/${room}`)).node, 'a');
-  a.pause();
+  await a.pause();
   // Through b to a (stopped): the handler would POST to other/target on c.
   const r = await freshRequest(`${b.url}/parties/main/${room}/call?target=${target}`, { method: 'POST', timeout: TTL + 4000 })
     .catch((e) => ({ error: e.message }));

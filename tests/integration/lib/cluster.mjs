@@ -28,6 +28,18 @@ process.on('exit', () => {
   }
 });
 
+/** True when every thread of process pid is stopped (SIGSTOP), per /proc. */
+function allStopped(pid) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).every((t) => {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
+    });
+  } catch {
+    return false;
+  }
+}
+
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -185,7 +197,16 @@ export async function startNode(redis, { id, project = 'cluster', ttl = 2000, se
   s.internalPort = Number(m[4]);
   s.internalUrl = `http://127.0.0.1:${s.internalPort}`;
   s.paused = false;
-  s.pause = () => { s.proc.kill('SIGSTOP'); s.paused = true; };
+  // kill() returns before every thread has stopped: a thread running on the
+  // other core can still handle a packet for a moment. pause() resolves once
+  // /proc shows every thread of the node stopped (state T), so what a test
+  // sends next is surely read only after SIGCONT.
+  s.pause = async () => {
+    s.proc.kill('SIGSTOP');
+    s.paused = true;
+    const end = Date.now() + 2000;
+    while (Date.now() < end && !allStopped(s.proc.pid)) await sleep(2);
+  };
   s.resume = () => { s.proc.kill('SIGCONT'); s.paused = false; };
   const stop = s.stop.bind(s);
   s.stop = async (grace) => {
