@@ -73,6 +73,18 @@ void room_shutdown(room *r)
     room_unref(r);
 }
 
+/* A wake-up for the alarm marked `lease` runs onAlarm only if the room's
+ * alarm is still that one: a second wake-up for the same alarm (cluster
+ * mode sweeps Redis, which learns that onAlarm ended only when the commit
+ * lands) or one for an alarm the room changed meanwhile does nothing. */
+static bool alarm_still_due(room *r, int64_t lease)
+{
+    int64_t at;
+    const char *err = NULL;
+    if (r->alarm_lease == lease) return false; /* running now (it suspended) */
+    return storage_get_alarm(r->owner->store, r->party->name, r->id, &at, NULL, &err) == 1 && at == lease;
+}
+
 /* onAlarm of the run marked `lease` finished: clear the alarm, or retry it
  * with exponential backoff (2 s, 4 s, ... up to ALARM_TRIES) if it failed.
  * An alarm that onAlarm set or deleted itself is theirs: left alone. */
@@ -405,6 +417,10 @@ static void run_event(room *r, event *ev)
         step(r, t, n);
         return;
     }
+    if (ev->kind == EV_ALARM && !alarm_still_due(r, ev->lease)) {
+        room_event_free(r, ev);
+        return;
+    }
     task *t = new_task(r, ev);
     int nargs = push_event(r, t, ev);
     room_event_free(r, ev);
@@ -426,7 +442,7 @@ void room_run(room *r)
         const char *why = r->reset_reason;
         r->reset_reason = NULL;
         log_warn("%s/%s: %s", r->party->name, r->id, why);
-        room_reset(r, why);
+        room_reset(r, 1011, why);
     }
     room_unref(r);
 }
