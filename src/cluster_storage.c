@@ -9,6 +9,7 @@
 #include "cluster_storage.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <inttypes.h>
@@ -31,7 +32,6 @@ struct cluster_storage {
     storage *local;
     storage_record rec;
     uint64_t next_fence, next_base; /* prepare -> send, within one storage_commit */
-    cluster_storage_counters counters;
 };
 
 static bool is_int(const redisReply *r) { return r && r->type == REDIS_REPLY_INTEGER; }
@@ -98,10 +98,10 @@ static void commit_finish(commit *k, int status, const char *err)
 {
     cluster_storage *cs = k->cs;
     if (status == 0) {
-        cs->counters.commits++;
+        METRIC_ADD(cluster_commits, 1);
     } else {
-        if (status == STORAGE_FENCED) cs->counters.commits_fenced++;
-        else cs->counters.commits_failed++;
+        if (status == STORAGE_FENCED) METRIC_ADD(cluster_commits_fenced, 1);
+        else METRIC_ADD(cluster_commits_failed, 1);
         forget_copy(cs, k->b.party, k->b.room);
     }
     if (k->prev) k->prev->next = k->next;
@@ -119,7 +119,7 @@ static void commit_answered(void *arg, const redis_result *res)
     const redisReply *r = res->reply;
     if (!r) { /* no answer: it may or may not have landed; a retry tells */
         if (cluster_lease_valid(k->cs->node)) {
-            k->cs->counters.commit_retries++;
+            METRIC_ADD(cluster_commit_retries, 1);
             commit_send(k);
         } else {
             commit_finish(k, STORAGE_FENCED, "this node lost its cluster lease before redis had the write");
@@ -252,8 +252,8 @@ static const char *write_copy(cluster_storage *cs, const activation *x, const re
         return err ? err : "local write failed";
     }
     if (commit_copy(s) != 0) return "local commit failed";
-    cs->counters.loads++;
-    cs->counters.load_keys += (r->elements - 4) / 2;
+    METRIC_ADD(cluster_room_loads, 1);
+    METRIC_ADD(cluster_room_load_keys, (r->elements - 4) / 2);
     return NULL;
 }
 
@@ -406,8 +406,6 @@ void cluster_storage_close(cluster_storage *cs)
     while (cs->inflight) commit_finish(cs->inflight, -1, "the server is shutting down");
     free(cs);
 }
-
-const cluster_storage_counters *cluster_storage_counters_get(const cluster_storage *cs) { return &cs->counters; }
 
 /* ---- luaparty storage export / import ------------------------------------- */
 

@@ -27,12 +27,6 @@
 
 typedef struct cluster_storage cluster_storage;
 
-/* Counters for /metrics (each worker's, summed by the page). */
-typedef struct cluster_storage_counters {
-    uint64_t commits, commits_fenced, commits_failed, commit_retries;
-    uint64_t loads, load_keys;
-} cluster_storage_counters;
-
 /* Makes local (a worker's connection) the copy of a Redis record: connects
  * a link on loop and installs itself as local's record. node answers
  * whether this node's lease is valid (any thread). */
@@ -40,7 +34,6 @@ cluster_storage *cluster_storage_new(uv_loop_t *loop, const redis_url *url, cons
 /* Closes the link (commits in flight end without their callback: only at
  * shutdown, after the rooms are gone). */
 void cluster_storage_close(cluster_storage *cs);
-const cluster_storage_counters *cluster_storage_counters_get(const cluster_storage *cs);
 
 /* Makes the local copy of (party, room) the data Redis holds at version
  * (vfence, seq), held from now on with `fence`: at once if it is already,

@@ -33,6 +33,14 @@ static int storage_error(lua_State *L, const char *what, const char *err)
 
 static void mark_dirty(room *r) { r->dirty = true; }
 
+/* The room set or deleted its alarm: re-arm, and if onAlarm is running, the
+ * alarm is the room's from now on (runner.c leaves it alone when it ends). */
+static void alarm_touched(room *r)
+{
+    r->alarm_changed = true;
+    if (r->alarm_lease) r->alarm_touched = true;
+}
+
 /* core.storage_get(key) -> value or nil */
 static int l_get(lua_State *L)
 {
@@ -107,7 +115,7 @@ static int l_delete_all(lua_State *L)
     const char *err = NULL;
     int rc = storage_delete_all(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
+    alarm_touched(r);
     if (rc < 0) return storage_error(L, "deleteAll", err);
     return 0;
 }
@@ -209,7 +217,7 @@ static int l_set_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_set_alarm(store_of(r), r->party->name, r->id, (int64_t)at, 0, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
+    alarm_touched(r);
     if (rc) return storage_error(L, "setAlarm", err);
     return 0;
 }
@@ -221,8 +229,8 @@ static int l_get_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_get_alarm(store_of(r), r->party->name, r->id, &at, NULL, &err);
     if (rc < 0) return storage_error(L, "getAlarm", err);
-    /* the running alarm's lease is bookkeeping, not a pending alarm */
-    if (rc && at != r->alarm_lease) lua_pushnumber(L, (lua_Number)at);
+    /* the running alarm's own entry is bookkeeping, not a pending alarm */
+    if (rc && (at != r->alarm_lease || r->alarm_touched)) lua_pushnumber(L, (lua_Number)at);
     else lua_pushnil(L);
     return 1;
 }
@@ -233,7 +241,7 @@ static int l_delete_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_delete_alarm(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
+    alarm_touched(r);
     if (rc) return storage_error(L, "deleteAlarm", err);
     return 0;
 }

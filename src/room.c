@@ -257,8 +257,11 @@ bool room_idle(const room *r)
 
 static bool runnable(const room *r, const event *ev)
 {
+    /* input gate, for a suspended task's resumption too: its next writes
+     * must not open a batch while the last one is on its way to Redis
+     * (cluster storage), where another room's step would find it open */
+    if (r->commit_inflight) return false;
     if (ev->kind == EV_RESUME) return true;
-    if (r->commit_inflight) return false;                 /* input gate */
     if (r->starting) return ev->kind == EV_START;         /* onStart first */
     if (ev->conn && ev->conn->busy) return false;         /* per-connection order */
     return true;

@@ -141,6 +141,7 @@ typedef struct room {
     bool alarm_changed;           /* the step set or deleted the alarm */
     int in_transaction;           /* inside storage:transaction: may not suspend */
     int64_t alarm_lease;          /* the lease of a running onAlarm, else 0 */
+    bool alarm_touched;           /* the room set or deleted its alarm while onAlarm ran */
     held *held_head, *held_tail;  /* output gate */
     uint64_t last_active;         /* uv_now of the last event, for idle unloading */
     int pins;                     /* open cross-party sockets: keep the room loaded */

@@ -95,8 +95,11 @@ static void alarm_finished(room *r, int64_t lease, bool ok)
     int retries = 0;
     const char *err = NULL;
     r->alarm_lease = 0;
-    if (storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease)
-        return; /* onAlarm set a new alarm or deleted it: theirs wins */
+    bool theirs = r->alarm_touched;
+    r->alarm_touched = false;
+    /* The room set a new alarm or deleted it meanwhile (even to the same
+     * time: in cluster mode the lease is the alarm time itself): theirs wins. */
+    if (theirs || storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease) return;
     if (ok) {
         storage_delete_alarm(s, r->party->name, r->id, &err);
     } else if (++retries < ALARM_TRIES) {
@@ -379,6 +382,7 @@ static int push_event(room *r, task *t, event *ev)
         lua_pushinteger(co, ev->code);
         t->lease = ev->lease;
         r->alarm_lease = ev->lease;
+        r->alarm_touched = false;
         nargs = 1;
         break;
     case EV_RELOAD:
