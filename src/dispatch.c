@@ -525,10 +525,40 @@ static void cluster_request(worker *w, const party *p, const char *id, http_requ
     call_place(cf);
 }
 
+typedef struct place_call {
+    const config *cfg;
+    room_place_fn fn;
+    void *arg;
+} place_call;
+
+static void call_where(void *arg, const place *where)
+{
+    place_call *pc = arg;
+    if (where->kind == PLACE_HERE) {
+        pc->fn(pc->arg, NULL, NULL, NULL, NULL);
+    } else if (where->kind == PLACE_THERE) {
+        http_headers hop = {0};
+        add_hop_headers(pc->cfg, &hop);
+        pc->fn(pc->arg, where->node, where->addr, &hop, NULL);
+        http_headers_free(&hop);
+    } else {
+        pc->fn(pc->arg, NULL, NULL, NULL, where->why);
+    }
+    free(pc);
+}
+
+/* room.context.parties.X:get(id):socket() in cluster mode asks first. */
+static void cluster_place(worker *w, const party *p, const char *id, room_place_fn fn, void *arg)
+{
+    place_call *pc = xmalloc(sizeof *pc);
+    *pc = (place_call){w->cfg, fn, arg};
+    placement_resolve(w, p, id, call_where, pc);
+}
+
 void dispatch_start(worker *w)
 {
-    /* sockets stay on the node (README "Cluster mode") */
-    static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, cluster_request};
+    static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, cluster_request,
+                                     cluster_place};
     if (placement_clustered()) w->calls = &calls;
 }
 

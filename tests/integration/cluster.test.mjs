@@ -271,7 +271,7 @@ test('cross-party fetch and socket between nodes: main room on a calls other/x o
   assert.equal(r.node, 'a');
   const v = r.json();
   assert.equal(v.status, 200, r.body);
-  assert.deepEqual(v.body, { party: 'other', room: target, hits: 1 });
+  assert.deepEqual(v.body, { party: 'other', room: target, hits: 1, sockets: 0 });
   if (v.node !== null) assert.equal(v.node, 'b', 'the callee answered on b');
   const r2 = await freshRequest(`${a.url}/parties/main/${caller}/call?target=${target}`, { timeout: 12_000 });
   assert.equal(r2.json().body.hits, 2, 'the same instance on b answers again');
@@ -280,10 +280,27 @@ test('cross-party fetch and socket between nodes: main room on a calls other/x o
   assert.equal(direct.json().hits, 2, 'b\'s instance counted both calls: no second instance on a');
   const viaA = await freshRequest(`${a.url}/parties/other/${target}`);
   assert.equal(viaA.node, 'b');
-  // A cross-party socket between nodes.
+  // A cross-party socket between nodes: it reaches b's instance.
   const p = await freshRequest(`${a.url}/parties/main/${caller}/pipe?target=${target}`, { timeout: 12_000 });
   assert.equal(p.status, 200, p.body);
   assert.deepEqual(p.json(), { got: 'other:hi', err: null });
+  assert.equal((await freshRequest(`${b.url}/parties/other/${target}`)).json().sockets, 1, 'the socket connected on b');
+  assert.equal((await freshRequest(`${a.url}/parties/main/${caller}`)).node, 'a', 'the caller stayed on a');
+});
+
+test('a cross-party socket to a room whose node died fails with an error that names the node', async () => {
+  const { nodes: [a, b] } = await startCluster({ n: 2, ttl: 10_000 });
+  const target = roomName('gone');
+  const caller = roomName('caller');
+  assert.equal((await freshRequest(`${b.url}/parties/other/${target}`)).node, 'b');
+  assert.equal((await freshRequest(`${a.url}/parties/main/${caller}/pipe?target=${target}`, { timeout: 12_000 })).json().got,
+    'other:hi', 'a knows b owns the target');
+  await b.kill9(); // its lease runs 10 s more: a still sends the socket to b
+  const p = await freshRequest(`${a.url}/parties/main/${caller}/pipe?target=${target}`, { timeout: 12_000 });
+  assert.equal(p.status, 200, p.body);
+  const v = p.json();
+  assert.equal(v.got, null);
+  assert.match(v.err, /node b \(127\.0\.0\.1:\d+\)/, `the error names the node: ${v.err}`);
 });
 
 test('cluster status: one line per node with id, epoch, alive, internal address and room count; a dead node shows expired', async () => {
