@@ -56,6 +56,8 @@ static void render_cluster(buf *b, const metrics *m)
     counter(b, "luaparty_cluster_claims_won_total", "Rooms claimed by this node.", cc->claims_won);
     counter(b, "luaparty_cluster_claims_lost_total", "Claims that found another owner.", cc->claims_lost);
     counter(b, "luaparty_cluster_claim_errors_total", "Claims that failed (Redis down, node fenced).", cc->claims_errors);
+    counter(b, "luaparty_cluster_claims_delegated_total",
+            "First requests for a room that the load guard placed on a less loaded node.", cc->claims_delegated);
     counter(b, "luaparty_cluster_lease_renewals_total", "Lease renewals that succeeded.", cc->renewals_ok);
     counter(b, "luaparty_cluster_lease_failures_total", "Lease renewals that failed.", cc->renewals_failed);
     counter(b, "luaparty_cluster_fences_total", "Times this node lost its lease and closed its rooms.", cc->fences);
