@@ -17,22 +17,25 @@
 //      node; time until a request is answered again, for two lease TTLs.
 //
 //   node bench/cluster-storage.mjs [--duration S (1-10, default 5)] [--clients C (default 16)]
-//                                  [--keys K (default 1000)] [--rooms R (default 5)]
+//                                  [--keys K (default 1000)] [--rooms R (default 7)]
+//                                  [--commits-only 1]
 //   LUAPARTY_BIN=/path/to/luaparty node bench/cluster-storage.mjs
 // A watchdog ends the run (and every child) after 150 s.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { opt, repo } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, sleep, waitFor,
 } from '../tests/integration/lib/cluster.mjs';
-import { startServer } from '../tests/integration/lib/server.mjs';
+import { startServer, metricsUrl } from '../tests/integration/lib/server.mjs';
 
 const DURATION = Math.min(10, Math.max(1, opt('duration', 5)));
+// one client (latency) and CLIENTS (throughput); --clients C sets the second
 const CLIENTS = Math.min(128, Math.max(1, opt('clients', 16)));
 const KEYS = Math.min(100_000, Math.max(1, opt('keys', 1000)));
-const ROOMS = Math.min(20, Math.max(1, opt('rooms', 5)));
+const ROOMS = Math.min(21, Math.max(1, opt('rooms', 7)));
 const SIZE = 32;
 const PROJECT = path.join(repo, 'bench/project');
 const BENCH = path.join(repo, 'build/bench');
@@ -61,19 +64,39 @@ function run(cmd, args, timeoutMs) {
 }
 
 /** lp_loadgen echo against the commit party: C clients, C rooms, 1 in flight each. */
-const loadgen = (port) => run(path.join(BENCH, 'lp_loadgen'), ['--mode', 'echo', '--port', String(port),
-  '--path', '/parties/commit/c', '--conns', String(CLIENTS), '--rooms', String(CLIENTS), '--window', '1',
+const loadgen = (port, clients) => run(path.join(BENCH, 'lp_loadgen'), ['--mode', 'echo', '--port', String(port),
+  '--path', '/parties/commit/c', '--conns', String(clients), '--rooms', String(clients), '--window', '1',
   '--size', String(SIZE), '--duration', String(DURATION)], (DURATION + 30) * 1000);
 
-async function commits() {
+/** Mean commit time inside the server (storage_commit to its callback), from /metrics. */
+async function meanCommitMs(srv) {
+  const page = await (await fetch(await metricsUrl(srv))).text();
+  const sum = Number(/^luaparty_storage_commit_seconds_sum (\S+)$/m.exec(page)[1]);
+  const count = Number(/^luaparty_storage_commit_seconds_count (\S+)$/m.exec(page)[1]);
+  return (sum / count) * 1000;
+}
+
+/** CPU seconds a process used so far (user + system, /proc). */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f2 = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f2[11]) + Number(f2[12])) / 100;
+}
+
+async function commits(clients) {
   const redis = await startRedis();
-  const node = await startNode(redis, { id: 'a', project: PROJECT, ttl: 5000, args: ['--log-level', 'warn'] });
-  const lp = await loadgen(node.port);
+  const node = await startNode(redis, { id: 'a', project: PROJECT, ttl: 5000, args: ['--metrics', '127.0.0.1:0'] });
+  const cpu0 = { lp: cpuSeconds(node.proc.pid), redis: cpuSeconds(redis.proc.pid) };
+  const lp = await loadgen(node.port, clients);
+  lp.cpu = { lp: cpuSeconds(node.proc.pid) - cpu0.lp, redis: cpuSeconds(redis.proc.pid) - cpu0.redis };
+  lp.commitMs = await meanCommitMs(node);
   await node.stop();
+  const rcpu0 = cpuSeconds(redis.proc.pid);
   const raw = await run(path.join(BENCH, 'lp_redis_commit'), [String(redis.port), path.join(repo, 'lua/redis/luaparty_functions.lua'),
-    '--clients', String(CLIENTS), '--duration', String(DURATION), '--size', String(SIZE)], (DURATION + 30) * 1000);
-  const single = await startServer({ project: PROJECT, command: 'serve', args: ['--log-level', 'warn'] });
-  const sq = await loadgen(single.port);
+    '--clients', String(clients), '--duration', String(DURATION), '--size', String(SIZE)], (DURATION + 30) * 1000);
+  raw.redisCpu = cpuSeconds(redis.proc.pid) - rcpu0;
+  const single = await startServer({ project: PROJECT, command: 'serve' });
+  const sq = await loadgen(single.port, clients);
   await single.stop();
   await stopAll();
   return { lp, raw, sq };
@@ -82,7 +105,7 @@ async function commits() {
 /** Median ms of the first GET to fresh rooms on a node that has never seen them. */
 async function activation() {
   const redis = await startRedis();
-  const writer = await startNode(redis, { id: 'w', project: 'cluster', ttl: 5000, args: ['--log-level', 'warn'] });
+  const writer = await startNode(redis, { id: 'w', project: 'cluster', ttl: 5000 });
   const full = [];
   const empty = [];
   for (let r = 0; r < ROOMS; r++) {
@@ -96,20 +119,22 @@ async function activation() {
     empty.push(`empty-${r}`);
   }
   await writer.stop(); // releases its rooms: the next node claims and loads them
-  const reader = await startNode(redis, { id: 'r', project: 'cluster', ttl: 5000, args: ['--log-level', 'warn'] });
+  const reader = await startNode(redis, { id: 'r', project: 'cluster', ttl: 5000 });
   const time = async (room, expectKeys) => {
     const t0 = process.hrtime.bigint();
     const res = await freshRequest(`${reader.url}/parties/ledger/${room}`);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    const n = res.json().keys.length;
+    const keys = res.json().keys;
+    const n = Array.isArray(keys) ? keys.length : 0; // cjson writes an empty table as {}
     if (n !== expectKeys) throw new Error(`${room}: ${n} keys, expected ${expectKeys}`);
     return ms;
   };
   const tFull = [];
   const tEmpty = [];
-  for (let r = 0; r < ROOMS; r++) {
-    tEmpty.push(await time(empty[r], 0));
+  for (let r = 0; r < ROOMS; r++) { // alternate which comes first: the node warms up as it goes
+    if (r % 2) tEmpty.push(await time(empty[r], 0));
     tFull.push(await time(full[r], KEYS));
+    if (!(r % 2)) tEmpty.push(await time(empty[r], 0));
   }
   await stopAll();
   const med = (a) => a.sort((x, y) => x - y)[Math.floor(a.length / 2)];
@@ -119,8 +144,8 @@ async function activation() {
 /** ms from kill -9 of the owner to the first 200 through the other node. */
 async function recovery(ttl) {
   const redis = await startRedis();
-  const a = await startNode(redis, { id: 'a', project: 'cluster', ttl, args: ['--log-level', 'error'] });
-  const b = await startNode(redis, { id: 'b', project: 'cluster', ttl, args: ['--log-level', 'error'] });
+  const a = await startNode(redis, { id: 'a', project: 'cluster', ttl });
+  const b = await startNode(redis, { id: 'b', project: 'cluster', ttl });
   const room = `rec-${ttl}`;
   await freshRequest(`${a.url}/parties/ledger/${room}`, { method: 'POST', body: 'before' });
   const tKill = Date.now();
@@ -147,13 +172,20 @@ for (const bin of ['lp_loadgen', 'lp_redis_commit']) {
 }
 
 try {
-  const c = await commits();
-  console.log(`\ncommits: ${CLIENTS} clients, each its own room, one write of ${SIZE} B in flight each, ${DURATION} s; redis AOF appendfsync always\n`);
-  console.log('| | commits/s | p50 | p99 | vs raw |');
-  console.log('|---|---|---|---|---|');
-  console.log(`| luaparty, storage in Redis (WebSocket message -> put -> echo after the ack) | ${f(c.lp.msgs_per_s)} | ${f(c.lp.p50_us / 1000, 2)} ms | ${f(c.lp.p99_us / 1000, 2)} ms | ${f(c.lp.msgs_per_s / c.raw.rate, 2)} |`);
-  console.log(`| raw hiredis, the same lp_commit call | ${f(c.raw.rate)} | ${f(c.raw.p50_us / 1000, 2)} ms | ${f(c.raw.p99_us / 1000, 2)} ms | 1.00 |`);
-  console.log(`| luaparty, one node, SQLite storage (the same load) | ${f(c.sq.msgs_per_s)} | ${f(c.sq.p50_us / 1000, 2)} ms | ${f(c.sq.p99_us / 1000, 2)} ms | ${f(c.sq.msgs_per_s / c.raw.rate, 2)} |`);
+  for (const clients of [1, CLIENTS]) {
+    const c = await commits(clients);
+    console.log(`\ncommits: ${clients} client(s), each in its own room, one write of ${SIZE} B in flight each, ${DURATION} s; redis AOF appendfsync always\n`);
+    console.log('| | commits/s | p50 | p99 | vs raw |');
+    console.log('|---|---|---|---|---|');
+    console.log(`| luaparty, storage in Redis (WebSocket message -> put -> echo after the ack) | ${f(c.lp.msgs_per_s)} | ${f(c.lp.p50_us / 1000, 2)} ms | ${f(c.lp.p99_us / 1000, 2)} ms | ${f(c.lp.msgs_per_s / c.raw.rate, 2)} |`);
+    console.log(`| raw hiredis, the same lp_commit call | ${f(c.raw.rate)} | ${f(c.raw.p50_us / 1000, 2)} ms | ${f(c.raw.p99_us / 1000, 2)} ms | 1.00 |`);
+    console.log(`| luaparty, one node, SQLite storage (the same load) | ${f(c.sq.msgs_per_s)} | ${f(c.sq.p50_us / 1000, 2)} ms | ${f(c.sq.p99_us / 1000, 2)} ms | ${f(c.sq.msgs_per_s / c.raw.rate, 2)} |`);
+    console.log(`mean commit inside luaparty (local SQLite + the lp_commit round trip): ${f(c.lp.commitMs, 2)} ms;` +
+      ` raw mean lp_commit: ${f(c.raw.mean_us / 1000, 2)} ms`);
+    console.log(`CPU: luaparty ${f(c.lp.cpu.lp, 1)} s + redis ${f(c.lp.cpu.redis, 1)} s (+ the load generator) in ${DURATION} s on ${os.cpus().length} cores;` +
+      ` raw: redis ${f(c.raw.redisCpu, 1)} s`);
+  }
+  if (opt('commits-only', 0)) process.exit(0);
   const act = await activation();
   console.log(`\nactivation (first request on a node that never had the room; median of ${ROOMS}):`);
   console.log(`  room with ${KEYS} keys: ${f(act.full, 2)} ms; empty room: ${f(act.empty, 2)} ms; ratio ${f(act.full / act.empty, 1)}`);

@@ -7,7 +7,7 @@
  *
  *   lp_redis_commit PORT LIBRARY.lua [--clients N] [--duration S] [--size BYTES]
  *
- * Prints one line "RESULT commits=... seconds=... rate=... p50_us=... p99_us=...". */
+ * Prints one line "RESULT commits=... seconds=... rate=... p50_us=... p99_us=... mean_us=...". */
 #define _POSIX_C_SOURCE 200809L
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -160,9 +160,10 @@ int main(int argc, char **argv)
         free(args[i].lat);
     }
     qsort(all, total, sizeof(double), by_value);
-    double p50 = total ? all[total / 2] : 0, p99 = total ? all[total * 99 / 100] : 0;
-    printf("RESULT commits=%zu seconds=%.2f rate=%.0f p50_us=%.1f p99_us=%.1f failed=%d\n", total, secs,
-           (double)total / secs, p50, p99, failed);
+    double p50 = total ? all[total / 2] : 0, p99 = total ? all[total * 99 / 100] : 0, sum = 0;
+    for (size_t i = 0; i < total; i++) sum += all[i];
+    printf("RESULT commits=%zu seconds=%.2f rate=%.0f p50_us=%.1f p99_us=%.1f mean_us=%.1f failed=%d\n", total, secs,
+           (double)total / secs, p50, p99, total ? sum / (double)total : 0, failed);
     free(all);
     return failed ? 1 : 0;
 }
