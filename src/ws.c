@@ -309,6 +309,10 @@ void ws_session_close(ws_session *s, int code, const char *reason, size_t len)
 {
     if (unpark(s) != 0 || wslay_event_get_close_sent(s->ctx)) return;
     if (len > 123) len = 123; /* a control frame payload is at most 125 bytes */
+    /* the reason must be UTF-8 (a client fails the socket with 1006 on one
+     * that is not): an error message put there may hold any bytes, and the
+     * cut above may fall inside a character */
+    len = utf8_valid_prefix((const uint8_t *)reason, len);
     wslay_event_queue_close(s->ctx, (uint16_t)code, (const uint8_t *)reason, len);
     wslay_event_send(s->ctx);
 }
