@@ -189,10 +189,25 @@ done:
 
 void dispatch_ws_message(lp_conn *c, int opcode, const void *data, size_t len)
 {
+    if (log_get_level() <= LOG_DEBUG) {
+        char text[200];
+        log_debug("message %s/%s id=%s %s %zu bytes%s%s", c->room->party->name, c->room->id, c->id,
+                  opcode == WS_TEXT ? "text" : "binary", len, opcode == WS_TEXT ? ": " : "",
+                  opcode == WS_TEXT ? log_preview(text, sizeof text, data, len) : "");
+    }
     room_message_bytes(c, opcode, data, len);
 }
 
-void dispatch_ws_closed(lp_conn *c, int code, const char *error) { room_disconnect(c, code, error); }
+void dispatch_ws_closed(lp_conn *c, int code, const char *reason, const char *error)
+{
+    if (c->room->owner->cfg->dev) {
+        const char *why = reason ? reason : error;
+        char text[200];
+        log_info("disconnect %s/%s id=%s code=%d%s%s%s", c->room->party->name, c->room->id, c->id, code,
+                 why ? " reason=\"" : "", why ? log_preview(text, sizeof text, why, strlen(why)) : "", why ? "\"" : "");
+    }
+    room_disconnect(c, code, error);
+}
 
 /* ---- cluster mode: the room may live on another node ---- */
 

@@ -150,7 +150,7 @@ static void notify_room(client *c, int code, const char *error)
 {
     if (!c->upgraded || c->disconnected) return;
     c->disconnected = true;
-    dispatch_ws_closed(&c->conn, code, error);
+    dispatch_ws_closed(&c->conn, code, c->ws.close_reason, error);
 }
 
 static void client_close_now(client *c)

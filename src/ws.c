@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 
 int ws_check_upgrade(const http_request *req, const char **why)
@@ -180,6 +181,9 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         }
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         s->close_code = arg->status_code ? arg->status_code : 1005;
+        /* the payload is the 2-byte code, then the reason (for the dev log) */
+        if (arg->status_code && arg->msg_length > 2 && !s->close_reason)
+            s->close_reason = xstrndup((const char *)arg->msg + 2, arg->msg_length - 2);
     }
 }
 
@@ -284,6 +288,8 @@ void ws_session_free(ws_session *s)
     if (s->ctx) wslay_event_context_free(s->ctx);
     s->ctx = NULL;
     buf_free(&s->parts);
+    free(s->close_reason);
+    s->close_reason = NULL;
 }
 
 int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
