@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "lua_bind.h"
 #include "cron_expr.h"
+#include "dotenv.h"
 #include "script.h"
 #include "log.h"
 #include "util.h"
@@ -418,23 +419,144 @@ static int load_parties(lua_State *L, config *cfg, char **err)
     return 0;
 }
 
-/* "vars": kept as JSON text, which each room decodes into room.env. */
+static const char *const env_sources[4] = {"partykit.json \"vars\"", ".env", ".env.local", "--var"};
+
+typedef struct env_fill {
+    lua_State *L; /* the env table is at its top */
+    size_t n;
+} env_fill;
+
+/* dotenv_fn: env[key] = value. */
+static void set_env(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    env_fill *f = ud;
+    lua_pushlstring(f->L, key, klen);
+    lua_pushlstring(f->L, val, vlen);
+    lua_rawset(f->L, -3);
+    f->n++;
+}
+
+/* <dir>/.env or .env.local, if it exists, into the table at the top of the
+ * stack. Errors name the file and the line, never a value. */
+static int load_env_file(lua_State *L, config *cfg, int source, char **err)
+{
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s/%s", cfg->dir, env_sources[source]);
+    char *path = buf_steal(&b);
+    size_t len;
+    char *text = read_file(path, &len);
+    free(path);
+    if (!text) return errno == ENOENT ? 0 : set_error(err, "%s: cannot read: %s", env_sources[source], strerror(errno));
+    env_fill f = {L, 0};
+    char *why = NULL;
+    int rc = dotenv_parse(text, len, set_env, &f, &why);
+    free(text);
+    cfg->env_counts[source] = f.n;
+    if (rc == 0) return 0;
+    set_error(err, "%s: %s", env_sources[source], why);
+    free(why);
+    return -1;
+}
+
+typedef struct env_entry {
+    char *key;   /* the name (binary-safe copy), to sort by */
+    size_t klen;
+    char *json;  /* "name":value */
+} env_entry;
+
+static int cmp_env_entry(const void *a, const void *b)
+{
+    const env_entry *x = a, *y = b;
+    int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* The env table at the top of the stack as a JSON object with its names in
+ * byte order, into cfg->vars_json: the same env gives the same text at
+ * every load (a Lua table's order differs from state to state), so a
+ * reload tells changed vars from unchanged ones by comparing the text. */
+static int encode_env(lua_State *L, config *cfg, char **err)
+{
+    int env = lua_gettop(L);
+    size_t n = 0, cap = 8;
+    env_entry *es = xcalloc(cap, sizeof *es);
+    luaopen_cjson(L);
+    lua_getfield(L, -1, "encode");
+    int enc = lua_gettop(L);
+    int rc = 0;
+    for (lua_pushnil(L); lua_next(L, env); lua_pop(L, 1)) {
+        lua_pushvalue(L, -2); /* the name as a string (a copy: lua_next needs the key as it is) */
+        size_t kl;
+        const char *k = lua_tolstring(L, -1, &kl);
+        lua_pushvalue(L, enc);
+        lua_pushvalue(L, -2);
+        if (lua_pcall(L, 1, 1, 0) != 0) goto bad;
+        lua_pushvalue(L, enc);
+        lua_pushvalue(L, -4); /* the value */
+        if (lua_pcall(L, 1, 1, 0) != 0) goto bad;
+        if (n == cap) es = xrealloc(es, (cap *= 2) * sizeof *es);
+        buf b;
+        buf_init(&b);
+        buf_appendstr(&b, lua_tostring(L, -2));
+        buf_appendstr(&b, ":");
+        buf_appendstr(&b, lua_tostring(L, -1));
+        es[n] = (env_entry){xmalloc(kl ? kl : 1), kl, buf_steal(&b)};
+        memcpy(es[n++].key, k, kl);
+        lua_pop(L, 3);
+    }
+    qsort(es, n, sizeof *es, cmp_env_entry);
+    buf out;
+    buf_init(&out);
+    buf_appendstr(&out, "{");
+    for (size_t i = 0; i < n; i++) buf_printf(&out, "%s%s", i ? "," : "", es[i].json);
+    buf_appendstr(&out, "}");
+    cfg->vars_json = buf_steal(&out);
+    goto done;
+bad:
+    rc = set_error(err, "partykit.json: \"vars\": %s", lua_tostring(L, -1));
+done:
+    for (size_t i = 0; i < n; i++) {
+        free(es[i].key);
+        free(es[i].json);
+    }
+    free(es);
+    lua_settop(L, 1);
+    return rc;
+}
+
+/* room.env, as JSON text each room decodes: partykit.json "vars", then
+ * .env, then .env.local, then --var, each overriding the ones before (as
+ * PartyKit: the command line wins). */
 static int load_vars(lua_State *L, config *cfg, char **err)
 {
     lua_getfield(L, 1, "vars");
     if (!lua_isnil(L, -1) && !lua_istable(L, -1)) return set_error(err, "partykit.json: \"vars\" must be an object");
-    if (!lua_istable(L, -1)) {
-        cfg->vars_json = xstrdup("{}");
-        lua_settop(L, 1);
-        return 0;
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
     }
-    luaopen_cjson(L);
-    lua_getfield(L, -1, "encode");
-    lua_pushvalue(L, -3);
-    if (lua_pcall(L, 1, 1, 0) != 0) return set_error(err, "partykit.json: \"vars\": %s", lua_tostring(L, -1));
-    cfg->vars_json = xstrdup(lua_tostring(L, -1));
-    lua_settop(L, 1);
-    return 0;
+    memset(cfg->env_counts, 0, sizeof cfg->env_counts);
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) cfg->env_counts[0]++;
+    if (load_env_file(L, cfg, 1, err) || load_env_file(L, cfg, 2, err)) return -1;
+    env_fill f = {L, 0};
+    for (size_t i = 0; i < cfg->ncli_vars; i++) {
+        const char *eq = strchr(cfg->cli_vars[i], '='); /* cli.c checked there is one */
+        if (eq) set_env(&f, cfg->cli_vars[i], (size_t)(eq - cfg->cli_vars[i]), eq + 1, strlen(eq + 1));
+    }
+    cfg->env_counts[3] = f.n;
+    return encode_env(L, cfg, err);
+}
+
+void config_log_env(const config *cfg)
+{
+    buf b;
+    buf_init(&b);
+    for (int i = 0; i < 4; i++)
+        if (cfg->env_counts[i])
+            buf_printf(&b, "%s%zu from %s", b.len ? ", " : "", cfg->env_counts[i], env_sources[i]);
+    if (b.len) log_info("room.env: %s (values are never logged)", b.data);
+    buf_free(&b);
 }
 
 /* "port" and "persist": the command line wins over both. */
@@ -524,6 +646,8 @@ void config_free(config *cfg)
     free(cfg->host);
     free(cfg->persist_dir);
     free(cfg->metrics_addr);
+    for (size_t i = 0; i < cfg->ncli_vars; i++) free(cfg->cli_vars[i]);
+    free(cfg->cli_vars);
     free(cfg->tls_ca);
     free(cfg->tls_cert);
     free(cfg->tls_key);

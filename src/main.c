@@ -468,6 +468,7 @@ static void log_ready(const app *a, uint64_t t0)
     log_info("%s: %zu part%s, storage in %s", cfg->name, cfg->nparties, cfg->nparties == 1 ? "y" : "ies",
              cfg->persist_dir);
     if (a->nslots > 1) log_info("%zu workers (event loop threads)", a->nslots);
+    config_log_env(cfg);
     if (cfg->dev)
         for (size_t i = 0; i < cfg->nparties; i++)
             log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", cfg->parties[i]->name, cfg->host, port,
