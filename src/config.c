@@ -22,14 +22,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys PartyKit knows (config-schema.ts). Those marked used are honoured. */
-static const struct { const char *key; bool used; } known_keys[] = {
-    {"$schema", true}, {"name", true}, {"main", true}, {"parties", true}, {"vars", true},
-    {"port", true}, {"persist", true}, {"team", false}, {"define", false}, {"serve", true},
-    {"build", false}, {"crons", true}, {"compatibilityDate", false}, {"compatibilityFlags", false},
-    {"minify", false}, {"ai", false}, {"vectorize", false}, {"bindings", false}, {"analytics", false},
-    {"domain", false}, {"preview", false}, {"logpush", false}, {"tailConsumers", false},
-    {"observability", false}, {"placement", false}, {"luaparty", true},
+/* Keys PartyKit knows (config-schema.ts). Those without `instead` are
+ * honoured; the others are ignored with a warning that says what to do. */
+static const struct { const char *key, *instead; } known_keys[] = {
+    {"$schema", NULL}, {"name", NULL}, {"main", NULL}, {"parties", NULL}, {"vars", NULL},
+    {"port", NULL}, {"persist", NULL}, {"serve", NULL}, {"crons", NULL}, {"luaparty", NULL},
+    {"team", "it names a PartyKit team for deploys; nothing to do"},
+    {"define", "no bundle to substitute into: put values in \"vars\" or .env and read room.env"},
+    {"build", "luaparty runs no build step: run the command yourself before (or beside) luaparty"},
+    {"compatibilityDate", "a Cloudflare Workers setting; nothing to do"},
+    {"compatibilityFlags", "a Cloudflare Workers setting; nothing to do"},
+    {"minify", "parties are Lua scripts, not a bundle; nothing to do"},
+    {"ai", "a Cloudflare binding luaparty does not have: call the service with fetch()"},
+    {"vectorize", "a Cloudflare binding luaparty does not have: call the service with fetch()"},
+    {"bindings", "Cloudflare bindings (R2, KV) luaparty does not have: use room storage or fetch()"},
+    {"analytics", "a Cloudflare binding luaparty does not have: see --metrics"},
+    {"domain", "a deploy setting: put luaparty behind your own proxy or DNS"},
+    {"preview", "a deploy setting; nothing to do"},
+    {"logpush", "Cloudflare logging: luaparty logs to stderr (--log-format json) and serves --metrics"},
+    {"tailConsumers", "Cloudflare logging: luaparty logs to stderr (--log-format json) and serves --metrics"},
+    {"observability", "Cloudflare logging: luaparty logs to stderr (--log-format json) and serves --metrics"},
+    {"placement", "Cloudflare placement: see --workers and --cluster"},
 };
 
 void config_defaults(config *cfg)
@@ -124,8 +137,27 @@ void party_free(party *p)
 
 /* Loads a party script and compiles it, so syntax errors stop start-up with
  * file:line instead of failing on the first request. */
+/* "TypeScript" or "JavaScript" if script is named like one, else NULL. */
+static const char *js_kind(const char *script)
+{
+    static const char *const ts[] = {".ts", ".tsx", ".mts", ".cts"}, *const js[] = {".js", ".jsx", ".mjs", ".cjs"};
+    const char *dot = strrchr(script, '.');
+    if (!dot || strchr(dot, '/')) return NULL;
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcmp(dot, ts[i])) return "TypeScript";
+        if (!strcmp(dot, js[i])) return "JavaScript";
+    }
+    return NULL;
+}
+
 static int add_party(config *cfg, const char *name, const char *script, char **err)
 {
+    const char *kind = js_kind(script);
+    if (kind)
+        return set_error(err,
+                         "partykit.json: party \"%s\": %s is %s, and luaparty runs parties written in Lua: README "
+                         "\"Porting from PartyKit\" shows a TypeScript party next to its Lua version",
+                         name, script, kind);
     party *p = xcalloc(1, sizeof *p);
     cfg->parties[cfg->nparties] = p;
     p->name = xstrdup(name);
@@ -171,6 +203,71 @@ static int decode_json(lua_State *L)
     return 1;
 }
 
+/* serve.build (a string, or {entry, outdir, ...}) at the top of the stack:
+ * luaparty does not bundle, so say so, with the esbuild command that makes
+ * what `partykit dev` would have (its defaults: bundle, esm, splitting,
+ * source maps, outdir <serve path>/dist). */
+static void warn_serve_build(lua_State *L, const char *serve_path)
+{
+    buf entry, outdir;
+    buf_init(&entry);
+    buf_init(&outdir);
+    int build = lua_gettop(L);
+    if (lua_istable(L, build)) lua_getfield(L, build, "entry");
+    else lua_pushvalue(L, build);
+    if (lua_type(L, -1) == LUA_TSTRING) buf_appendstr(&entry, lua_tostring(L, -1));
+    else if (lua_istable(L, -1))
+        for (int i = 1; i <= (int)lua_objlen(L, -1); i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_type(L, -1) == LUA_TSTRING) buf_printf(&entry, "%s%s", entry.len ? " " : "", lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    if (lua_istable(L, build)) lua_getfield(L, build, "outdir");
+    else lua_pushnil(L);
+    if (lua_type(L, -1) == LUA_TSTRING) buf_appendstr(&outdir, lua_tostring(L, -1));
+    else buf_printf(&outdir, "%s/dist", serve_path ? serve_path : "public");
+    lua_settop(L, build);
+    log_warn("partykit.json: \"serve.build\" is ignored: luaparty serves %s as it is and bundles nothing. Bundle "
+             "the client yourself, beside luaparty dev, with the esbuild PartyKit uses: npx esbuild %s --bundle "
+             "--format=esm --splitting --sourcemap --outdir=%s --watch (README \"Porting from PartyKit\")",
+             serve_path ? serve_path : "the folder", entry.len ? entry.data : "<entry>", outdir.data);
+    buf_free(&entry);
+    buf_free(&outdir);
+}
+
+/* The keys of a "serve" object (the table at the top of the stack): path and
+ * singlePageApp are used, build and PartyKit's cache and filter settings
+ * warn, anything else is a mistake. */
+static int check_serve_keys(lua_State *L, const char *path, char **err)
+{
+    static const struct { const char *key, *instead; } keys[] = {
+        {"path", NULL}, {"singlePageApp", NULL}, {"build", NULL},
+        {"include", "luaparty serves every file under \"path\""},
+        {"exclude", "luaparty serves every file under \"path\""},
+        {"browserTTL", "files are served with an ETag and cache-control: no-cache"},
+        {"edgeTTL", "files are served with an ETag and cache-control: no-cache"},
+    };
+    size_t n = sizeof keys / sizeof *keys;
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        size_t i = 0;
+        while (i < n && strcmp(keys[i].key, key) != 0) i++;
+        if (i == n) {
+            const char *best = NULL;
+            size_t best_d = 4;
+            for (size_t j = 0; j < n; j++) {
+                size_t d = edit_distance(key, keys[j].key);
+                if (d < best_d) best_d = d, best = keys[j].key;
+            }
+            return best ? set_error(err, "partykit.json: unknown key serve.%s (did you mean \"%s\"?)", key, best)
+                        : set_error(err, "partykit.json: unknown key serve.%s", key);
+        }
+        if (!strcmp(key, "build")) warn_serve_build(L, path);
+        else if (keys[i].instead) log_warn("partykit.json: \"serve.%s\" is ignored by luaparty: %s", key, keys[i].instead);
+    }
+    return 0;
+}
+
 /* "serve": "public" or { "path": "public", "singlePageApp": true } */
 static int load_serve(lua_State *L, config *cfg, char **err)
 {
@@ -183,7 +280,11 @@ static int load_serve(lua_State *L, config *cfg, char **err)
         path = lua_tostring(L, -1);
         lua_getfield(L, -2, "singlePageApp");
         cfg->serve_spa = lua_toboolean(L, -1);
-        lua_pop(L, 2);
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        int bad = check_serve_keys(L, path, err);
+        lua_pop(L, 2); /* the serve object's copy, and path (kept on the stack while path is used) */
+        if (bad) return -1;
         if (!path) return set_error(err, "partykit.json: \"serve\": the object needs a \"path\"");
     } else if (!lua_isnil(L, -1)) {
         return set_error(err, "partykit.json: \"serve\" must be a folder name or { \"path\": ... }");
@@ -361,8 +462,8 @@ static int check_keys(lua_State *L, char **err)
         for (size_t i = 0; i < sizeof known_keys / sizeof *known_keys; i++) {
             if (strcmp(key, known_keys[i].key) != 0) continue;
             found = true;
-            if (!known_keys[i].used)
-                log_warn("partykit.json: \"%s\" is not supported by luaparty yet and is ignored", key);
+            if (known_keys[i].instead)
+                log_warn("partykit.json: \"%s\" is ignored by luaparty: %s", key, known_keys[i].instead);
         }
         if (!found) {
             const char *near = nearest_key(key);

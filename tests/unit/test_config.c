@@ -200,6 +200,17 @@ TEST(config_load_errors_name_the_problem)
          "partykit.json: \"serve\": the object needs a \"path\""},
         {"{\"main\": \"parties/main.lua\", \"serve\": \"public\"}",
          "partykit.json: \"serve\": public: No such file or directory"},
+        {"{\"main\": \"parties/main.lua\", \"serve\": {\"path\": \"parties\", \"bulid\": \"x\"}}",
+         "partykit.json: unknown key serve.bulid (did you mean \"build\"?)"},
+        {"{\"main\": \"parties/main.lua\", \"serve\": {\"path\": \"parties\", \"colour\": 1}}",
+         "partykit.json: unknown key serve.colour"},
+        /* a PartyKit party in TypeScript or JavaScript: one line pointing at the README */
+        {"{\"main\": \"src/server.ts\"}",
+         "partykit.json: party \"main\": src/server.ts is TypeScript, and luaparty runs parties written in Lua: "
+         "README \"Porting from PartyKit\" shows a TypeScript party next to its Lua version"},
+        {"{\"main\": \"parties/main.lua\", \"parties\": {\"chat\": \"src/chat.mjs\"}}",
+         "partykit.json: party \"chat\": src/chat.mjs is JavaScript, and luaparty runs parties written in Lua: "
+         "README \"Porting from PartyKit\" shows a TypeScript party next to its Lua version"},
         {"{\"main\": \"parties/main.lua\", \"crons\": 5}",
          "partykit.json: \"crons\" must be an object of name: schedule"},
         /* (a number is converted by lua_tostring before the type check, so
