@@ -1,10 +1,13 @@
 // What `luaparty dev` logs: every connect and disconnect (with the close code
 // and reason), every message at --log-level debug, and the "listening on"
-// line at info (printed whatever the level, since scripts wait for it).
+// line at info (printed whatever the level, since scripts wait for it); a
+// browser's /favicon.ico on a served folder without one is not an error.
 // tests/projects/textframes (its party echoes "echo <text>").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServerPatient, wsConnect, waitFor, closeAll } from './lib/server.mjs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { BIN, mkTmp, startServerPatient, wsConnect, waitFor, closeAll, httpRequest } from './lib/server.mjs';
 
 const project = 'textframes';
 
@@ -65,5 +68,30 @@ test('dev --log-level debug logs each message: text with a one-line preview, bin
   } finally {
     await closeAll(clients);
     await s.stop();
+  }
+});
+
+test('a favicon request on a served folder without one is 204 (no error in the browser or the log)', { timeout: 20000 }, async () => {
+  const work = mkTmp('luaparty-favicon-');
+  assert.equal(spawnSync(BIN, ['init', 'app'], { cwd: work }).status, 0);
+  const s = await startServerPatient({ project: path.join(work, 'app') });
+  try {
+    for (const method of ['GET', 'HEAD']) {
+      const r = await httpRequest(`${s.url}/favicon.ico`, { method });
+      assert.equal(r.status, 204, `${method} /favicon.ico`);
+      assert.equal(r.text, '');
+    }
+    assert.equal((await httpRequest(`${s.url}/favicon.png`)).status, 404, 'other missing files are still 404');
+    await waitFor(() => /GET \/favicon\.ico 204/.test(s.logs()), 3000, { what: 'the request line' });
+    assert.doesNotMatch(s.logs(), /favicon\.ico 404/);
+  } finally {
+    await s.stop();
+  }
+  // without a served folder there is nothing to say: the usual 404
+  const plain = await startServerPatient({ project });
+  try {
+    assert.equal((await httpRequest(`${plain.url}/favicon.ico`)).status, 404);
+  } finally {
+    await plain.stop();
   }
 });
