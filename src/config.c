@@ -10,6 +10,7 @@
 #include "dotenv.h"
 #include "script.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -161,6 +162,7 @@ static int add_party(config *cfg, const char *name, const char *script, char **e
     party *p = xcalloc(1, sizeof *p);
     cfg->parties[cfg->nparties] = p;
     p->name = xstrdup(name);
+    p->metric_slot = metrics_party_slot(name);
     p->script = xstrdup(script);
     buf b;
     buf_init(&b);

@@ -17,6 +17,7 @@ typedef struct party {
     size_t bytecode_len;
     bool removed;        /* dropped from partykit.json by a reload */
     unsigned hooks;      /* PARTY_HAS_* : which static hooks the code defines */
+    unsigned metric_slot;/* its counters in /metrics (metrics_party_slot of its name) */
 } party;
 
 enum {
