@@ -187,14 +187,19 @@ done:
     http_request_free(req);
 }
 
+/* --log-level debug: one line per message (apart, so the message path
+ * stays a tail call with no stack buffer) */
+__attribute__((noinline)) static void log_message(const lp_conn *c, int opcode, const void *data, size_t len)
+{
+    char text[200];
+    log_msg(LOG_DEBUG, "message %s/%s id=%s %s %zu bytes%s%s", c->room->party->name, c->room->id, c->id,
+            opcode == WS_TEXT ? "text" : "binary", len, opcode == WS_TEXT ? ": " : "",
+            opcode == WS_TEXT ? log_preview(text, sizeof text, data, len) : "");
+}
+
 void dispatch_ws_message(lp_conn *c, int opcode, const void *data, size_t len)
 {
-    if (log_get_level() <= LOG_DEBUG) {
-        char text[200];
-        log_debug("message %s/%s id=%s %s %zu bytes%s%s", c->room->party->name, c->room->id, c->id,
-                  opcode == WS_TEXT ? "text" : "binary", len, opcode == WS_TEXT ? ": " : "",
-                  opcode == WS_TEXT ? log_preview(text, sizeof text, data, len) : "");
-    }
+    if (log_get_level() <= LOG_DEBUG) log_message(c, opcode, data, len);
     room_message_bytes(c, opcode, data, len);
 }
 

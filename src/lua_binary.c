@@ -79,7 +79,7 @@ static void not_utf8(lua_State *L, const char *what, const char *s, size_t len, 
 const char *lua_check_frame(lua_State *L, int idx, size_t *len, int *opcode)
 {
     const char *data = lua_check_message(L, idx, len, opcode);
-    if (*opcode == 1 && !utf8_valid((const uint8_t *)data, *len))
+    if (*opcode == 1 && utf8_valid_prefix((const uint8_t *)data, *len) != *len)
         not_utf8(L, "a text message", data, *len,
                  ": a WebSocket text frame must be UTF-8, and clients close the socket on one that is not; "
                  "send bytes as a binary frame with luaparty.binary(s)");

@@ -96,12 +96,19 @@ size_t utf8_valid_prefix(const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        /* ASCII eight bytes at a time: most text a party sends is ASCII,
-         * and conn:send checks every text message */
+        /* ASCII 32, then 8 bytes at a time: most text a party sends is
+         * ASCII, and conn:send checks every text message */
+        const uint64_t high = 0x8080808080808080ULL;
+        while (i + 32 <= len) {
+            uint64_t w[4];
+            memcpy(w, s + i, 32);
+            if ((w[0] | w[1] | w[2] | w[3]) & high) break;
+            i += 32;
+        }
         while (i + 8 <= len) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ULL) break;
+            if (w & high) break;
             i += 8;
         }
         if (i >= len) break;

@@ -402,6 +402,8 @@ TEST(utf8_valid_prefix_stops_at_the_first_bad_byte)
         {"\x80", 0, 0},                                       /* a lone continuation byte */
         {"nul\0inside", 10, 10},                              /* NUL is a character */
         {"0123456\xc3\xa9" "01234567\xf0\x9f\x8e", 0, 17},   /* a 4-byte character cut, after two fast runs */
+        {"0123456789abcdef0123456789abcdef01234567\xff", 0, 40}, /* past a 32-byte and an 8-byte run */
+        {"0123456789abcdef0123456789abcde\xc3\xa9" "0123456789abcdef0123456789abcdef", 0, 65},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].s);
