@@ -113,6 +113,22 @@ static const char *nearest_key(const char *key)
     return best_d <= 3 ? best : NULL;
 }
 
+/* The error for an unknown key of the object `where` ("serve", "luaparty"),
+ * suggesting the nearest of its n known keys when one is close. Each entry
+ * of table is stride bytes and starts with its key (a const char *). */
+static int unknown_key(char **err, const char *where, const char *key, const void *table, size_t n, size_t stride)
+{
+    const char *best = NULL;
+    size_t best_d = 4;
+    for (size_t j = 0; j < n; j++) {
+        const char *name = *(const char *const *)(const void *)((const char *)table + j * stride);
+        size_t d = edit_distance(key, name);
+        if (d < best_d) best_d = d, best = name;
+    }
+    return best ? set_error(err, "partykit.json: unknown key %s.%s (did you mean \"%s\"?)", where, key, best)
+                : set_error(err, "partykit.json: unknown key %s.%s", where, key);
+}
+
 int party_compile(party *p, char **err)
 {
     size_t len;
@@ -254,16 +270,7 @@ static int check_serve_keys(lua_State *L, const char *path, char **err)
         const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
         size_t i = 0;
         while (i < n && strcmp(keys[i].key, key) != 0) i++;
-        if (i == n) {
-            const char *best = NULL;
-            size_t best_d = 4;
-            for (size_t j = 0; j < n; j++) {
-                size_t d = edit_distance(key, keys[j].key);
-                if (d < best_d) best_d = d, best = keys[j].key;
-            }
-            return best ? set_error(err, "partykit.json: unknown key serve.%s (did you mean \"%s\"?)", key, best)
-                        : set_error(err, "partykit.json: unknown key serve.%s", key);
-        }
+        if (i == n) return unknown_key(err, "serve", key, keys, n, sizeof *keys);
         if (!strcmp(key, "build")) warn_serve_build(L, path);
         else if (keys[i].instead) log_warn("partykit.json: \"serve.%s\" is ignored by luaparty: %s", key, keys[i].instead);
     }
@@ -395,16 +402,7 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
         }
         size_t i = 0, n = sizeof keys / sizeof *keys;
         while (i < n && strcmp(keys[i].key, key) != 0) i++;
-        if (i == n) {
-            const char *best = NULL;
-            size_t best_d = 4;
-            for (size_t j = 0; j < n; j++) {
-                size_t d = edit_distance(key, keys[j].key);
-                if (d < best_d) best_d = d, best = keys[j].key;
-            }
-            return best ? set_error(err, "partykit.json: unknown key luaparty.%s (did you mean \"%s\"?)", key, best)
-                        : set_error(err, "partykit.json: unknown key luaparty.%s", key);
-        }
+        if (i == n) return unknown_key(err, "luaparty", key, keys, n, sizeof *keys);
         lua_Number v = lua_tonumber(L, -1);
         if (!lua_isnumber(L, -1) || v < 0 || (keys[i].unit != 2 && v == 0))
             return set_error(err, "partykit.json: luaparty.%s must be a positive number", key);
