@@ -3,6 +3,7 @@
  * writes it into a config. Errors are kept as text (not printed here) so
  * main prints them and the unit tests can read them. */
 #include "cli.h"
+#include "dotenv.h"
 #include "log.h"
 #include "util.h"
 
@@ -30,6 +31,8 @@ const char cli_usage[] =
     "  --host ADDR       address to listen on (default 127.0.0.1)\n"
     "  --persist DIR     storage directory (default DIR/.luaparty)\n"
     "  --log-level L     debug, info, warn, error (default info)\n"
+    "  --var KEY=VALUE   set room.env.KEY (repeatable); wins over .env.local, .env and\n"
+    "                    partykit.json \"vars\" (README \"Secrets and room.env\")\n"
     "  --max-message N   largest WebSocket message in bytes (default 1048576)\n"
     "  --room-memory N   Lua memory per room in bytes (default 67108864)\n"
     "  --max-value N     largest encoded storage value in bytes (default 131072)\n"
@@ -203,9 +206,22 @@ static int pick(const char *v, const char *a, const char *b)
     return !strcmp(v, a) ? 0 : !strcmp(v, b) ? 1 : -1;
 }
 
+/* --var KEY=VALUE. The value may be a secret: no message quotes it. */
+static int var_option(cli_options *o, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq) return fail(o, false, "--var needs KEY=VALUE (the argument has no '=')");
+    if (!dotenv_valid_key(v, (size_t)(eq - v)))
+        return fail(o, false, "--var %.*s=...: a name is letters, digits, '_', '.' and '-'", (int)(eq - v), v);
+    o->vars = xrealloc(o->vars, (o->nvars + 1) * sizeof *o->vars);
+    o->vars[o->nvars++] = v;
+    return 0;
+}
+
 /* An option with a value (name v). */
 static int value_option(cli_options *o, const char *name, const char *v)
 {
+    if (!strcmp(name, "--var")) return var_option(o, v);
     if (!strcmp(name, "--port") || !strcmp(name, "--internal-port")) {
         char *end;
         long p = strtol(v, &end, 10);
@@ -363,6 +379,13 @@ void cli_apply(const cli_options *o, config *cfg)
         if (number_options[i].kind == NUM_SIZE) *(size_t *)field = (size_t)n->value;
         else *(uint64_t *)field = n->value;
     }
+    if (o->nvars) {
+        for (size_t i = 0; i < cfg->ncli_vars; i++) free(cfg->cli_vars[i]);
+        free(cfg->cli_vars);
+        cfg->cli_vars = xcalloc(o->nvars, sizeof *cfg->cli_vars);
+        for (size_t i = 0; i < o->nvars; i++) cfg->cli_vars[i] = xstrdup(o->vars[i]);
+        cfg->ncli_vars = o->nvars;
+    }
     if (o->storage_sync_full >= 0) cfg->storage_sync_full = o->storage_sync_full;
     if (o->cluster_local >= 0) cfg->cluster.local_storage = o->cluster_local;
     if (o->log_level >= 0) log_set_level((enum log_level)o->log_level);
@@ -379,5 +402,8 @@ void cli_options_free(cli_options *o)
 {
     free(o->dir);
     free(o->error);
+    free(o->vars);
     o->dir = o->error = NULL;
+    o->vars = NULL;
+    o->nvars = 0;
 }

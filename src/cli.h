@@ -33,6 +33,8 @@ typedef struct cli_options {
     const char *cluster_url, *node_id, *internal_host, *cluster_secret;
     int internal_port;     /* -1: not given */
     cli_number lease_ttl_ms;
+    const char **vars;     /* --var KEY=VALUE, in order (into argv) */
+    size_t nvars;
     int log_level;         /* enum log_level, or -1: not given */
     int log_json;          /* --log-format: 1 json, 0 text, -1 not given */
     int storage_sync_full; /* --storage-sync: 1 full, 0 normal, -1 not given */

@@ -187,12 +187,32 @@ done:
     http_request_free(req);
 }
 
+/* --log-level debug: one line per message (apart, so the message path
+ * stays a tail call with no stack buffer) */
+__attribute__((noinline)) static void log_message(const lp_conn *c, int opcode, const void *data, size_t len)
+{
+    char text[200];
+    log_msg(LOG_DEBUG, "message %s/%s id=%s %s %zu bytes%s%s", c->room->party->name, c->room->id, c->id,
+            opcode == WS_TEXT ? "text" : "binary", len, opcode == WS_TEXT ? ": " : "",
+            opcode == WS_TEXT ? log_preview(text, sizeof text, data, len) : "");
+}
+
 void dispatch_ws_message(lp_conn *c, int opcode, const void *data, size_t len)
 {
+    if (log_get_level() <= LOG_DEBUG) log_message(c, opcode, data, len);
     room_message_bytes(c, opcode, data, len);
 }
 
-void dispatch_ws_closed(lp_conn *c, int code, const char *error) { room_disconnect(c, code, error); }
+void dispatch_ws_closed(lp_conn *c, int code, const char *reason, const char *error)
+{
+    if (c->room->owner->cfg->dev) {
+        const char *why = reason ? reason : error;
+        char text[200];
+        log_info("disconnect %s/%s id=%s code=%d%s%s%s", c->room->party->name, c->room->id, c->id, code,
+                 why ? " reason=\"" : "", why ? log_preview(text, sizeof text, why, strlen(why)) : "", why ? "\"" : "");
+    }
+    room_disconnect(c, code, error);
+}
 
 /* ---- cluster mode: the room may live on another node ---- */
 

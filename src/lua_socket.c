@@ -152,7 +152,7 @@ static int l_socket_send(lua_State *L)
     endpoint *e = check_socket(L, 1);
     size_t len;
     int opcode;
-    const char *data = lua_check_message(L, 2, &len, &opcode);
+    const char *data = lua_check_frame(L, 2, &len, &opcode);
     if (!e || e->closed) {
         lua_pushboolean(L, 0);
         return 1;

@@ -551,12 +551,13 @@ static void log_ready(const app *a, uint64_t t0)
     log_info("%s: %zu part%s, storage in %s", cfg->name, cfg->nparties, cfg->nparties == 1 ? "y" : "ies",
              cfg->persist_dir);
     if (a->nslots > 1) log_info("%zu workers (event loop threads)", a->nslots);
+    config_log_env(cfg);
     if (cfg->dev)
         for (size_t i = 0; i < cfg->nparties; i++)
             log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", cfg->parties[i]->name, cfg->host, port,
                      cfg->parties[i]->name, cfg->parties[i]->script);
-    log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on %s://%s:%d (ready in %.1f ms)",
-            cfg->tls_cert ? "https" : "http", cfg->host, port, (double)(uv_hrtime() - t0) / 1e6);
+    log_always(LOG_INFO, "listening on %s://%s:%d (ready in %.1f ms)", cfg->tls_cert ? "https" : "http", cfg->host,
+               port, (double)(uv_hrtime() - t0) / 1e6);
 }
 
 /* Starts hot reload and the other workers' threads, then runs worker 0 on

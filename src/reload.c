@@ -6,7 +6,8 @@
  * events (editors write a temp file, then rename it), so they are coalesced
  * by a short timer.
  *
- * Applying: partykit.json and every party script are read again. A script
+ * Applying: partykit.json (with .env and .env.local, which feed room.env)
+ * and every party script are read again. A script
  * that changed is compiled once and run once in a throwaway state; if that
  * fails, the error (file:line) is logged and the running code stays. Good
  * code reaches every live room of the party as an EV_RELOAD event, queued
@@ -70,11 +71,17 @@ static void on_debounce(uv_timer_t *t)
     reload_apply(R.w, R.cfg, modules);
 }
 
+/* .env and .env.local in the project folder: room.env changes without a restart. */
+static bool is_env_file(const char *dir, const char *file)
+{
+    return (strcmp(file, ".env") == 0 || strcmp(file, ".env.local") == 0) && strcmp(dir, R.cfg->dir) == 0;
+}
+
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status)
 {
     if (status < 0 || !file) return;
     const char *dir = h->data;
-    if (strcmp(file, "partykit.json") != 0 && !ends_with(file, ".lua")) {
+    if (strcmp(file, "partykit.json") != 0 && !ends_with(file, ".lua") && !is_env_file(dir, file)) {
         /* a new directory may soon hold modules: watch it now */
         char path[4096];
         struct stat st;
@@ -242,6 +249,8 @@ static bool read_project(const config *cfg, config *next)
     next->host = cfg->host;
     next->port = cfg->port;
     next->persist_dir = cfg->persist_dir;
+    next->cli_vars = cfg->cli_vars; /* --var: merged into room.env again */
+    next->ncli_vars = cfg->ncli_vars;
     char *err = NULL;
     if (config_load(next, &err) == 0) return true;
     log_error("reload: %s/%s; still running the previous code", cfg->dir, err);

@@ -146,6 +146,7 @@ static void release_conn(lp_conn *c)
 void room_connect(room *r, lp_conn *c, http_request *upgrade)
 {
     c->room = r;
+    c->metric_party = (unsigned short)r->party->metric_slot;
     c->release = release_conn;
     r->refs++; /* released by conn_cleanup (release_conn) */
     r->attached++;

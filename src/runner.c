@@ -188,7 +188,7 @@ static void task_failed(task *t)
     room *r = t->r;
     const char *msg = lua_tostring(t->co, -1);
     if (!msg) msg = "(error object is not a string)";
-    METRIC_ADD(callback_errors, 1);
+    METRIC_ADD(callback_errors[r->party->metric_slot], 1);
     log_traceback(r, t, msg);
     if (t->kind == EV_REQUEST) {
         room_output_respond(r, t->ex, error_response(r, msg));

@@ -92,10 +92,26 @@ size_t url_decode(char *s, size_t len, bool plus_is_space)
 
 bool str_ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
-bool utf8_valid(const uint8_t *s, size_t len)
+size_t utf8_valid_prefix(const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* ASCII 32, then 8 bytes at a time: most text a party sends is
+         * ASCII, and conn:send checks every text message */
+        const uint64_t high = 0x8080808080808080ULL;
+        while (i + 32 <= len) {
+            uint64_t w[4];
+            memcpy(w, s + i, 32);
+            if ((w[0] | w[1] | w[2] | w[3]) & high) break;
+            i += 32;
+        }
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & high) break;
+            i += 8;
+        }
+        if (i >= len) break;
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -106,18 +122,20 @@ bool utf8_valid(const uint8_t *s, size_t len)
         if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f;
         else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f;
         else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07;
-        else return false;
-        if (i + n >= len) return false; /* truncated sequence */
+        else return i;
+        if (i + n >= len) return i; /* truncated sequence */
         for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
+            if ((s[i + k] & 0xc0) != 0x80) return i;
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
         i += n + 1;
     }
-    return true;
+    return len;
 }
+
+bool utf8_valid(const uint8_t *s, size_t len) { return utf8_valid_prefix(s, len) == len; }
 
 bool str_ieqn(const char *a, size_t alen, const char *b)
 {

@@ -20,6 +20,9 @@ size_t url_decode(char *s, size_t len, bool plus_is_space);
 bool str_ieq(const char *a, const char *b);
 /* True if s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
 bool utf8_valid(const uint8_t *s, size_t len);
+/* The length of the longest prefix of s that is well-formed UTF-8: a close
+ * reason cut to fit a frame must not end inside a character. */
+size_t utf8_valid_prefix(const uint8_t *s, size_t len);
 bool str_ieqn(const char *a, size_t alen, const char *b);
 /* Levenshtein distance, for "did you mean" messages. */
 size_t edit_distance(const char *a, const char *b);

@@ -85,6 +85,10 @@ TEST(cli_bad_arguments_say_why)
         /* the first problem wins, even over a later --help */
         {"dev --bogus x --help", "unknown option '--bogus'", true},
         {"dev --port 1 --port x --port 99999", "--port x: not a port number", false},
+        /* --var: the value may be a secret and is never quoted back */
+        {"dev --var s3cr3t", "--var needs KEY=VALUE (the argument has no '=')", false},
+        {"dev --var =s3cr3t", "--var =...: a name is letters, digits, '_', '.' and '-'", false},
+        {"dev --var b@d=s3cr3t", "--var b@d=...: a name is letters, digits, '_', '.' and '-'", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cli_options o;
@@ -270,7 +274,7 @@ TEST(cli_usage_lists_every_option)
         "--idle-timeout", "--storage-sync", "--cpu-limit", "--workers", "--max-connections",
         "--max-room-connections", "--ping-interval", "--max-header", "--max-body", "--max-output",
         "--header-timeout", "--keepalive-timeout", "--metrics", "--tls-ca", "--tls-cert", "--tls-key",
-        "--log-format", "--watch", "--help", "--version",
+        "--log-format", "--var", "--watch", "--help", "--version",
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         ASSERT_CONTAINS(cli_usage, names[i]);
@@ -374,4 +378,28 @@ TEST(cli_cluster_options)
     ASSERT_EQ(parse(&o, "cluster nodes"), -1);
     ASSERT_STR_EQ(o.error, "usage: luaparty cluster status --cluster URL");
     cli_options_free(&o);
+}
+
+/* --var KEY=VALUE, repeatable, in order; the value may hold '='. Applied
+ * twice (as main does) the list is replaced, not doubled. */
+TEST(cli_var_repeats_in_order)
+{
+    const char *dir = unit_tmpdir("cli");
+    char args[512];
+    snprintf(args, sizeof args, "serve %s --var A=1 --var B=x=y --var A=2 --var EMPTY=", dir);
+    cli_options o;
+    ASSERT_EQ(parse(&o, args), 0);
+    ASSERT_EQ(o.nvars, 4);
+    config cfg;
+    config_defaults(&cfg);
+    cli_apply(&o, &cfg);
+    cli_apply(&o, &cfg);
+    ASSERT_EQ(cfg.ncli_vars, 4);
+    ASSERT_STR_EQ(cfg.cli_vars[0], "A=1");
+    ASSERT_STR_EQ(cfg.cli_vars[1], "B=x=y");
+    ASSERT_STR_EQ(cfg.cli_vars[2], "A=2");
+    ASSERT_STR_EQ(cfg.cli_vars[3], "EMPTY=");
+    config_free(&cfg);
+    cli_options_free(&o);
+    unit_remove_tree(dir);
 }
