@@ -14,7 +14,7 @@
 //                                [--owned N (default 100000)] [--seconds S (default 10)]
 // A watchdog ends the run (and every child) after 120 s.
 import { spawn } from 'node:child_process';
-import { opt } from './common.mjs';
+import { opt, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, sleep, redisCommand,
 } from '../tests/integration/lib/cluster.mjs';
@@ -23,11 +23,7 @@ const ROOMS = Math.min(5000, Math.max(10, opt('rooms', 500)));
 const OWNED = Math.min(1_000_000, Math.max(1000, opt('owned', 100_000)));
 const SECONDS = Math.min(30, Math.max(2, opt('seconds', 10)));
 
-const watchdog = setTimeout(async () => {
-  console.error('bench/cluster-lease.mjs: watchdog: not done within 120 s');
-  await stopAll().catch(() => {});
-  process.exit(1);
-}, 120_000);
+const disarm = watchdog('cluster-lease.mjs', 120000, stopAll);
 
 const q = (a, f) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(f * s.length))]; };
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -128,6 +124,6 @@ try {
   console.log(`| ${r.owned} | ${f(r.many.perSec, 1)} | ${f(r.many.usecPerCall, 1)} us | ${f(r.many.usecPerCall / r.none.usecPerCall, 2)} |`);
   console.log(`(${r.owned} rooms recorded in ${f(r.claimSecs, 1)} s; Redis memory ${f(r.mem / 1048576, 1)} MiB)`);
 } finally {
-  clearTimeout(watchdog);
+  disarm();
   await stopAll().catch(() => {});
 }

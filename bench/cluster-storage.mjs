@@ -25,7 +25,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { opt, repo } from './common.mjs';
+import { opt, repo, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, sleep, waitFor,
 } from '../tests/integration/lib/cluster.mjs';
@@ -40,11 +40,7 @@ const SIZE = 32;
 const PROJECT = path.join(repo, 'bench/project');
 const BENCH = path.join(repo, 'build/bench');
 
-const watchdog = setTimeout(async () => {
-  console.error('bench/cluster-storage.mjs: watchdog: not done within 150 s');
-  await stopAll().catch(() => {});
-  process.exit(1);
-}, 150_000);
+const disarm = watchdog('cluster-storage.mjs', 150000, stopAll);
 
 function run(cmd, args, timeoutMs) {
   return new Promise((resolve, reject) => {
@@ -195,6 +191,6 @@ try {
     console.log(`  --lease-ttl ${ttl}: ${ms} ms (${f(ms / ttl, 2)} x the TTL)`);
   }
 } finally {
-  clearTimeout(watchdog);
+  disarm();
   await stopAll().catch(() => {});
 }

@@ -14,7 +14,7 @@
 // Everything is on 127.0.0.1 and bounded: a watchdog ends the run (and every
 // child) after 90 s.
 import { spawn } from 'node:child_process';
-import { opt } from './common.mjs';
+import { opt, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, wsOpen,
 } from '../tests/integration/lib/cluster.mjs';
@@ -23,11 +23,7 @@ const DURATION = Math.min(10, Math.max(1, opt('duration', 5)));
 const CONNECTIONS = Math.min(256, Math.max(1, opt('connections', 16)));
 const ROOM = 'bench';
 
-const watchdog = setTimeout(async () => {
-  console.error('bench/cluster.mjs: watchdog: not done within 90 s');
-  await stopAll().catch(() => {});
-  process.exit(1);
-}, 90_000);
+const disarm = watchdog('cluster.mjs', 90000, stopAll);
 
 function wrk(url) {
   return new Promise((resolve, reject) => {
@@ -124,5 +120,5 @@ try {
   process.exitCode = 1;
 } finally {
   await stopAll().catch(() => {});
-  clearTimeout(watchdog);
+  disarm();
 }
