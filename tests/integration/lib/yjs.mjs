@@ -119,14 +119,23 @@ export function randomHistory(seed, { clients = 3, edits = 60 } = {}) {
   return { updates, docs };
 }
 
-/** The JSON of a doc's shared types (the ones randomEdit uses). */
+/** v with every object's keys sorted (a Y.Map's toJSON follows arrival order). */
+function canon(v) {
+  if (Array.isArray(v)) return v.map(canon);
+  if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])]));
+  }
+  return v;
+}
+
+/** The JSON of a doc's shared types (the ones randomEdit uses), keys sorted. */
 export function docJson(doc) {
-  return {
+  return canon({
     text: doc.getText('text').toDelta(),
     map: doc.getMap('map').toJSON(),
     array: doc.getArray('array').toJSON(),
     xml: doc.getXmlFragment('xml').toString(),
-  };
+  });
 }
 
 /** A fresh doc from one update. */
