@@ -668,6 +668,12 @@ static void put_dels(buf *out, const del *d, size_t n)
 static int cmp_u64_desc(uint64_t a, uint64_t b) { return a > b ? -1 : a < b; }
 static int cmp_u64(uint64_t a, uint64_t b) { return a < b ? -1 : a > b; }
 
+/* qsort, which must not be given a NULL array even when it is empty */
+static void sort_vec(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1) qsort(base, n, size, cmp);
+}
+
 /* merge order: client descending, clock ascending, then as read */
 static int cmp_struct(const void *pa, const void *pb)
 {
@@ -979,7 +985,7 @@ int yjs_merge(const yjs_bytes *updates, size_t n, int flags, buf *out, char err[
     }
     /* structs: per client, a sweep over them in clock order; what a struct
      * already written covers is dropped, a gap becomes a Skip */
-    qsort(w.items.v, w.items.n, sizeof(ys), cmp_struct);
+    sort_vec(w.items.v, w.items.n, sizeof(ys), cmp_struct);
     vec m = VEC(ys);
     ys *in = w.items.v;
     for (size_t i = 0; i < w.items.n; i++) {
@@ -1008,7 +1014,7 @@ int yjs_merge(const yjs_bytes *updates, size_t n, int flags, buf *out, char err[
         }
         *(ys *)vec_push(&m) = s;
     }
-    qsort(w.dels.v, w.dels.n, sizeof(del), cmp_del_clock);
+    sort_vec(w.dels.v, w.dels.n, sizeof(del), cmp_del_clock);
     merge_dels(&w.dels);
     if (flags & YJS_GC) gc_structs(&m, w.dels.v, w.dels.n);
     if (flags & YJS_COALESCE) coalesce_structs(&m, w.dels.v, w.dels.n, &w.ar);
@@ -1141,7 +1147,7 @@ int yjs_diff(const uint8_t *update, size_t len, const uint8_t *sv, size_t svlen,
     put_structs(out, d.v, d.n);
     /* the delete set as Yjs reads and writes it: clients highest first,
      * each one's ranges in the order read */
-    qsort(w.dels.v, w.dels.n, sizeof(del), cmp_del_read);
+    sort_vec(w.dels.v, w.dels.n, sizeof(del), cmp_del_read);
     put_dels(out, w.dels.v, w.dels.n);
     free(d.v);
     free(m.slots);
@@ -1172,9 +1178,9 @@ int yjs_news(const uint8_t *update, size_t len, const uint8_t *doc, size_t docle
     state_of(dw.items.v, dw.items.n, map_pair, &sv);
     diff_structs(uw.items.v, uw.items.n, &sv, &d);
     /* deletions: the update's ranges less the document's */
-    qsort(dw.dels.v, dw.dels.n, sizeof(del), cmp_del_clock);
+    sort_vec(dw.dels.v, dw.dels.n, sizeof(del), cmp_del_clock);
     merge_dels(&dw.dels);
-    qsort(uw.dels.v, uw.dels.n, sizeof(del), cmp_del_clock);
+    sort_vec(uw.dels.v, uw.dels.n, sizeof(del), cmp_del_clock);
     merge_dels(&uw.dels);
     const del *have = dw.dels.v;
     for (size_t i = 0; i < uw.dels.n; i++) {
