@@ -364,8 +364,10 @@ function M.party(options)
     if req.url:match("[?&]info") then
       local n = 0
       for _ in pairs(st.conns) do n = n + 1 end
+      local key_bytes = st.doc_parts * #(DOC .. "000000") + #st.log_keys * #(LOG .. "000000000000:000")
       return Response.json({ documentBytes = #merged(st), storedDocumentBytes = st.doc_bytes,
-        storedUpdates = st.log_count, storedUpdateBytes = st.log_bytes, connections = n })
+        storedUpdates = st.log_count, storedUpdateBytes = st.log_bytes, connections = n,
+        storedBytes = st.doc_bytes + st.log_bytes + key_bytes })
     end
     return Response.new(binary(merged(st)), { headers = { ["content-type"] = "application/octet-stream" } })
   end
