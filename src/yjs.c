@@ -1060,8 +1060,6 @@ static void count_pair(void *arg, uint64_t client, uint64_t clock)
     (*(size_t *)arg)++;
 }
 
-static void map_pair(void *arg, uint64_t client, uint64_t clock) { *idmap_put(arg, client, 0) = clock; }
-
 int yjs_state_vector(const uint8_t *update, size_t len, buf *out, char err[YJS_ERR_MAX])
 {
     err[0] = 0;
@@ -1155,6 +1153,63 @@ int yjs_diff(const uint8_t *update, size_t len, const uint8_t *sv, size_t svlen,
     return 0;
 }
 
+/* Calls emit(arg, from, to) for each part of [pos, end) of client that the
+ * ranges r (sorted and merged, as merge_dels leaves them) do not cover. */
+static void uncovered(const del *r, size_t n, uint64_t client, uint64_t pos, uint64_t end,
+                      void (*emit)(void *, uint64_t, uint64_t, uint64_t), void *arg)
+{
+    size_t k = first_del(r, n, client, pos);
+    while (pos < end) {
+        while (k < n && r[k].client == client && r[k].len == 0) k++;
+        bool in = k < n && r[k].client == client && r[k].clock < end;
+        if (in && r[k].clock <= pos) {
+            pos = r[k].clock + r[k].len;
+            k++;
+            continue;
+        }
+        uint64_t upto = in ? r[k].clock : end;
+        emit(arg, client, pos, upto);
+        pos = upto;
+    }
+}
+
+static void emit_del(void *arg, uint64_t client, uint64_t from, uint64_t to)
+{
+    *(del *)vec_push(arg) = (del){client, from, to - from, 0};
+}
+
+typedef struct pieces {
+    vec *out;
+    const ys *s;
+} pieces;
+
+/* a part of a struct, with a Skip before it if it does not continue the last */
+static void emit_piece(void *arg, uint64_t client, uint64_t from, uint64_t to)
+{
+    pieces *p = arg;
+    vec *out = p->out;
+    if (out->n) {
+        const ys *last = &AT(out, ys, out->n - 1);
+        if (last->client == client && last->clock + last->len > from) { /* overlaps a struct before it */
+            from = last->clock + last->len;
+            if (from >= to) return;
+        }
+        if (last->client == client && last->clock + last->len < from) {
+            ys skip;
+            memset(&skip, 0, sizeof skip);
+            skip.kind = K_SKIP;
+            skip.client = client;
+            skip.clock = last->clock + last->len;
+            skip.len = from - skip.clock;
+            *(ys *)vec_push(out) = skip;
+        }
+    }
+    ys piece = *p->s;
+    cut_front(&piece, from - piece.clock);
+    piece.len = to - from;
+    *(ys *)vec_push(out) = piece;
+}
+
 int yjs_news(const uint8_t *update, size_t len, const uint8_t *doc, size_t doclen, buf *out, bool *empty,
              char err[YJS_ERR_MAX])
 {
@@ -1163,49 +1218,44 @@ int yjs_news(const uint8_t *update, size_t len, const uint8_t *doc, size_t docle
     work_init(&dw);
     work_init(&uw);
     int rc = -1;
-    idmap sv = {NULL, 0};
-    vec d = VEC(ys), nd = VEC(del);
-    if (!read_one(doc, doclen, 0, true, &dw, err)) {
+    vec cover = VEC(del), d = VEC(ys), nd = VEC(del);
+    if (!read_one(doc, doclen, 0, false, &dw, err)) {
         char inner[YJS_ERR_MAX];
         memcpy(inner, err, YJS_ERR_MAX);
         snprintf(err, YJS_ERR_MAX, "the document: %.120s", inner);
         goto done;
     }
-    if (!read_one(update, len, 0, true, &uw, err)) goto done;
-    size_t clients = 0;
-    state_of(dw.items.v, dw.items.n, count_pair, &clients);
-    idmap_init(&sv, clients);
-    state_of(dw.items.v, dw.items.n, map_pair, &sv);
-    diff_structs(uw.items.v, uw.items.n, &sv, &d);
+    if (!read_one(update, len, 0, false, &uw, err)) goto done;
+    /* the clocks the document has (gaps and all), as ranges */
+    for (size_t i = 0; i < dw.items.n; i++) {
+        const ys *s = &AT(&dw.items, ys, i);
+        *(del *)vec_push(&cover) = (del){s->client, s->clock, s->len, (uint32_t)i};
+    }
+    sort_vec(cover.v, cover.n, sizeof(del), cmp_del_clock);
+    merge_dels(&cover);
+    /* the update's structs, less those clocks; in the order read, as
+     * Yjs writes them (a client's structs in clock order) */
+    sort_vec(uw.items.v, uw.items.n, sizeof(ys), cmp_struct);
+    for (size_t i = 0; i < uw.items.n; i++) {
+        const ys *s = &AT(&uw.items, ys, i);
+        pieces p = {&d, s};
+        uncovered(cover.v, cover.n, s->client, s->clock, s->clock + s->len, emit_piece, &p);
+    }
     /* deletions: the update's ranges less the document's */
     sort_vec(dw.dels.v, dw.dels.n, sizeof(del), cmp_del_clock);
     merge_dels(&dw.dels);
     sort_vec(uw.dels.v, uw.dels.n, sizeof(del), cmp_del_clock);
     merge_dels(&uw.dels);
-    const del *have = dw.dels.v;
     for (size_t i = 0; i < uw.dels.n; i++) {
-        del x = AT(&uw.dels, del, i);
-        uint64_t pos = x.clock, end = x.clock + x.len;
-        size_t k = first_del(have, dw.dels.n, x.client, pos);
-        while (pos < end) {
-            while (k < dw.dels.n && have[k].client == x.client && have[k].len == 0) k++;
-            bool in = k < dw.dels.n && have[k].client == x.client && have[k].clock < end;
-            if (in && have[k].clock <= pos) {
-                pos = have[k].clock + have[k].len;
-                k++;
-                continue;
-            }
-            uint64_t upto = in ? have[k].clock : end;
-            *(del *)vec_push(&nd) = (del){x.client, pos, upto - pos, 0};
-            pos = upto;
-        }
+        const del *x = &AT(&uw.dels, del, i);
+        uncovered(dw.dels.v, dw.dels.n, x->client, x->clock, x->clock + x->len, emit_del, &nd);
     }
     put_structs(out, d.v, d.n);
     put_dels(out, nd.v, nd.n);
     *empty = d.n == 0 && nd.n == 0;
     rc = 0;
 done:
-    free(sv.slots);
+    free(cover.v);
     free(d.v);
     free(nd.v);
     work_free(&dw);
