@@ -53,6 +53,20 @@ static void push_buf(lua_State *L, buf *b)
     lua_remove(L, -2);
 }
 
+/* The result in b (a guarded buffer on top of the stack) as a string, or
+ * nil and the error when rc says the call failed. */
+static int result(lua_State *L, buf *b, int rc, const char *err)
+{
+    if (rc != 0) {
+        buf_free(b);
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    push_buf(L, b);
+    return 1;
+}
+
 static const uint8_t *check_bytes(lua_State *L, int idx, size_t *len)
 {
     int opcode;
@@ -212,14 +226,7 @@ static int l_merge(lua_State *L)
     }
     char err[YJS_ERR_MAX];
     buf *b = guarded_buf(L);
-    if (yjs_merge(in, n, flags, b, err) != 0) {
-        buf_free(b);
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    push_buf(L, b);
-    return 1;
+    return result(L, b, yjs_merge(in, n, flags, b, err), err);
 }
 
 static int l_diff(lua_State *L)
@@ -228,14 +235,7 @@ static int l_diff(lua_State *L)
     const uint8_t *u = check_bytes(L, 1, &len), *sv = check_bytes(L, 2, &svlen);
     char err[YJS_ERR_MAX];
     buf *b = guarded_buf(L);
-    if (yjs_diff(u, len, sv, svlen, b, err) != 0) {
-        buf_free(b);
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    push_buf(L, b);
-    return 1;
+    return result(L, b, yjs_diff(u, len, sv, svlen, b, err), err);
 }
 
 static int l_state_vector(lua_State *L)
@@ -244,14 +244,7 @@ static int l_state_vector(lua_State *L)
     const uint8_t *u = check_bytes(L, 1, &len);
     char err[YJS_ERR_MAX];
     buf *b = guarded_buf(L);
-    if (yjs_state_vector(u, len, b, err) != 0) {
-        buf_free(b);
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    push_buf(L, b);
-    return 1;
+    return result(L, b, yjs_state_vector(u, len, b, err), err);
 }
 
 static int l_news(lua_State *L)
@@ -261,13 +254,7 @@ static int l_news(lua_State *L)
     char err[YJS_ERR_MAX];
     bool empty = false;
     buf *b = guarded_buf(L);
-    if (yjs_news(u, len, d, dlen, b, &empty, err) != 0) {
-        buf_free(b);
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    push_buf(L, b);
+    if (result(L, b, yjs_news(u, len, d, dlen, b, &empty, err), err) == 2) return 2;
     lua_pushboolean(L, empty);
     return 2;
 }

@@ -182,6 +182,7 @@ local function handle(self, st, conn, msg)
   local kind, a, b = core.message(msg)
   if not kind then
     log_line(self, conn, ("malformed message (%s), closing with %d"):format(a, b))
+    c.closing = true -- what it sent after this is not read
     conn:close(b, a:sub(1, 123))
     return
   end
@@ -211,6 +212,7 @@ local function batch_marker(self, st, conn, text)
   local ok, marker = pcall(require("cjson").decode, text:sub(#BATCH + 1))
   if not ok or type(marker) ~= "table" or (marker.type ~= "start" and marker.type ~= "end") then
     log_line(self, conn, "malformed y-pk-batch marker, closing with 1007")
+    c.closing = true
     return conn:close(1007, "malformed y-pk-batch marker")
   end
   if marker.type == "start" then
@@ -222,6 +224,7 @@ local function batch_marker(self, st, conn, text)
   if not batch or batch.id ~= marker.id or batch.count ~= #batch.parts or batch.size ~= batch.bytes
      or marker.count ~= #batch.parts or marker.size ~= batch.bytes then
     log_line(self, conn, "y-pk-batch end does not match its start, closing with 1007")
+    c.closing = true
     return conn:close(1007, "y-pk-batch end does not match its start")
   end
   return handle(self, st, conn, table.concat(batch.parts))
@@ -302,10 +305,11 @@ function M.party(options)
   function P:onMessage(msg, conn)
     local st = self.yjs
     local c = st.conns[conn]
-    if not c then return end
+    if not c or c.closing then return end
     if type(msg) == "string" then -- a text frame
       if msg:sub(1, #BATCH) == BATCH then return batch_marker(self, st, conn, msg) end
       log_line(self, conn, "text frame (this party speaks binary y-websocket messages), closing with 1003")
+      c.closing = true
       return conn:close(1003, "binary messages only")
     end
     if c.batch then
@@ -315,6 +319,7 @@ function M.party(options)
       if b.bytes > MAX_BATCH then
         c.batch = nil
         log_line(self, conn, "y-pk-batch larger than 32 MiB, closing with 1009")
+        c.closing = true
         conn:close(1009, "batch too large")
       end
       return
