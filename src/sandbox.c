@@ -31,6 +31,7 @@
 #include "lua_socket.h"
 #include "lua_storage.h"
 #include "lua_wsclient.h"
+#include "lua_yjs.h"
 #include "lua_bind.h"
 #include "lua_embedded.h"
 #include "room.h"
@@ -522,6 +523,7 @@ static void preload_modules(lua_State *L)
     lua_request_register(L);
     lua_fetch_register(L);
     lua_wsclient_register(L);
+    lua_yjs_register(L);
     lua_pushcfunction(L, l_forget_project_modules);
     lua_setfield(L, -2, "forget_project_modules");
     lua_setfield(L, -2, "luaparty.core");

@@ -67,7 +67,7 @@ local Connection = {}
 ---@param message string|luaparty.Binary
 ---@return boolean sent false if the connection is closed
 function Connection:send(message) end
----@param code? integer 1000 or 3000-4999
+---@param code? integer 1000-1003, 1007-1014 or 3000-4999
 ---@param reason? string at most 123 bytes of UTF-8
 function Connection:close(code, reason) end
 ---@param value any|fun(previous: any): any

@@ -11,6 +11,8 @@
 // one page closes, they drop to 1. examples/chat: two pages with names, a message
 // from one shows in the other, a reload shows the history. The page `luaparty init`
 // writes: over http, and over https (--tls-cert), where it must use wss://.
+// examples/yjs (bundled here with esbuild): two tabs of a Yjs document, typing in
+// one shows in the other, a reload keeps the text.
 // The last line is "N passed, N failed"; the exit code is 1 on any failure.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -288,6 +290,73 @@ try {
       await page.close();
     });
   }
+
+  // ------------------------------------------------------------ yjs notes
+  console.log('examples/yjs');
+  const { build: buildYjs } = await import('../../examples/yjs/build.mjs');
+  await buildYjs({ quiet: true }); // yjs + y-partykit from npm, bundled with esbuild
+  const yjsPersist = mkTmp('luaparty-e2e-yjs-');
+  const ysrv = await startServer({ project: 'examples/yjs', persist: yjsPersist, startTimeout: 15000 });
+  cleanups.push(() => ysrv.stop());
+  origins.push(ysrv.url);
+  const NOTES = `${ysrv.url}/?doc=e2e-notes`;
+  const editorValue = (page) => page.evaluate(() => document.getElementById('editor').value);
+  const waitEditor = async (page, pred, what) => {
+    try {
+      await page.waitForFunction(pred, null, { timeout: STEP_MS });
+    } catch {
+      throw new Error(`${what}: the editor shows ${JSON.stringify(await editorValue(page))}`);
+    }
+  };
+  let ya;
+  let yb;
+
+  await check('yjs: two tabs of a document; typing in one appears in the other', async () => {
+    ya = track(await context.newPage(), 'yjs-a', sink);
+    await ya.goto(NOTES);
+    await ya.waitForFunction(() => document.body.dataset.synced === 'true', null, { timeout: STEP_MS });
+    await ya.fill('#name', 'Ada');
+    await ya.click('#editor');
+    await ya.keyboard.type('hello from tab A');
+    yb = track(await context.newPage(), 'yjs-b', sink);
+    await yb.goto(NOTES);
+    await yb.waitForFunction(() => document.body.dataset.synced === 'true', null, { timeout: STEP_MS });
+    await waitEditor(yb, () => document.getElementById('editor').value === 'hello from tab A', 'tab B after it synced');
+    await yb.click('#editor');
+    await yb.keyboard.press('End');
+    await yb.keyboard.type(', and B');
+    await waitEditor(ya, () => document.getElementById('editor').value === 'hello from tab A, and B', 'tab A, live');
+    // both at once: each tab types at its own end of the text
+    await ya.keyboard.press('Home');
+    await Promise.all([ya.keyboard.type('>> '), yb.keyboard.type('!')]);
+    const want = '>> hello from tab A, and B!';
+    await waitEditor(ya, (w) => document.getElementById('editor').value === '>> hello from tab A, and B!', 'tab A after both typed');
+    await waitEditor(yb, (w) => document.getElementById('editor').value === '>> hello from tab A, and B!', 'tab B after both typed');
+    assert((await editorValue(ya)) === want, 'converged');
+  });
+
+  await check('yjs: who is here, from awareness', async () => {
+    await yb.waitForFunction(() => [...document.querySelectorAll('#people li')].some((li) => li.textContent === 'Ada'), null, { timeout: STEP_MS });
+    const names = await ya.evaluate(() => [...document.querySelectorAll('#people li')].map((li) => li.textContent));
+    assert(names.length === 2 && names.includes('Ada (you)'), `tab A lists ${JSON.stringify(names)}`);
+  });
+
+  await check('yjs: a reload keeps the text (from the server), and a third tab gets it too', async () => {
+    await yb.reload();
+    await yb.waitForFunction(() => document.body.dataset.synced === 'true', null, { timeout: STEP_MS });
+    await waitEditor(yb, () => document.getElementById('editor').value === '>> hello from tab A, and B!', 'tab B after reload');
+    const stored = await (await fetch(`${ysrv.url}/parties/main/e2e-notes?info`)).json();
+    assert(stored.documentBytes > 20, `the server holds the document: ${JSON.stringify(stored)}`);
+    const yc = track(await context.newPage(), 'yjs-c', sink);
+    await yc.goto(NOTES);
+    await waitEditor(yc, () => document.getElementById('editor').value === '>> hello from tab A, and B!', 'a new tab');
+    await yc.close();
+  });
+
+  await check('yjs: screenshot', async () => {
+    const file = await shot(ya, 'yjs-notes');
+    assert(fs.statSync(file).size > 5000, 'a non-trivial PNG');
+  });
 
   await check('pages: no script errors, and no request left 127.0.0.1', async () => {
     assert(sink.errors.length === 0, `errors: ${sink.errors.join(' | ')}`);
