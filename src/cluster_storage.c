@@ -2,10 +2,11 @@
  * cluster_storage.h): fenced commits, loading a room's copy on activation,
  * the alarm index, and the export/import commands.
  *
- * A commit that gets no answer (Redis restarting, a dropped connection) is
- * sent again until the node's lease runs out: lp_commit knows a retry of a
- * commit that landed (same fence, seq one past its base) and answers it
- * again, so a retry never applies a batch twice. */
+ * A commit that gets no answer (Redis restarting, a dropped connection), or
+ * an answer that means "not now" (LOADING while Redis reads its AOF), is sent
+ * again until the node's lease runs out: lp_commit knows a retry of a commit
+ * that landed (same fence, seq one past its base) and answers it again, so a
+ * retry never applies a batch twice. */
 #include "cluster_storage.h"
 
 #include "log.h"
@@ -26,6 +27,7 @@
 typedef struct commit commit;
 
 struct cluster_storage {
+    uv_loop_t *loop;
     redis_link *link;
     commit *inflight;         /* commits waiting for Redis (failed at close) */
     const cluster *node;
@@ -90,9 +92,35 @@ struct commit {
     uint64_t fence, base;
     storage_done done;
     void *done_ud;
+    uv_timer_t *retry;        /* a retry after Redis said "not now" (made on first use) */
 };
 
 static void commit_send(commit *k);
+
+static void retry_due(uv_timer_t *t) { commit_send(t->data); }
+
+/* Redis answered but cannot take writes yet (loading its AOF after a
+ * restart, a script running too long): the same commit again in a moment. */
+static void commit_retry_later(commit *k)
+{
+    if (!k->retry) {
+        k->retry = xmalloc(sizeof *k->retry);
+        uv_timer_init(k->cs->loop, k->retry);
+        k->retry->data = k;
+    }
+    uv_timer_start(k->retry, retry_due, 50, 0);
+}
+
+/* Error replies that say "later", not "no". */
+static bool transient(const char *err)
+{
+    static const char *const later[] = {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "ERR Function not found"};
+    for (size_t i = 0; i < sizeof later / sizeof *later; i++)
+        if (!strncmp(err, later[i], strlen(later[i]))) return true;
+    return false;
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
 
 static void commit_finish(commit *k, int status, const char *err)
 {
@@ -108,6 +136,7 @@ static void commit_finish(commit *k, int status, const char *err)
     else cs->inflight = k->next;
     if (k->next) k->next->prev = k->prev;
     if (k->done) k->done(k->done_ud, status, err);
+    if (k->retry) uv_close((uv_handle_t *)k->retry, free_handle);
     storage_batch_free(&k->b);
     keys_free(&k->keys);
     free(k);
@@ -126,7 +155,11 @@ static void commit_answered(void *arg, const redis_result *res)
         }
         return;
     }
-    if (is_int(r) && (uint64_t)r->integer == k->base + 1) {
+    if (r->type == REDIS_REPLY_ERROR && transient(r->str) && cluster_lease_valid(k->cs->node)) {
+        METRIC_ADD(cluster_commit_retries, 1);
+        if (!strncmp(r->str, "ERR Function not found", 22)) redis_link_load_library(k->cs->link);
+        commit_retry_later(k);
+    } else if (is_int(r) && (uint64_t)r->integer == k->base + 1) {
         commit_finish(k, 0, NULL);
     } else if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LPFENCED", 8)) {
         commit_finish(k, STORAGE_FENCED, "another node owns the room now (commit refused by its fence)");
@@ -389,6 +422,7 @@ void cluster_storage_drop_alarm(cluster_storage *cs, const char *party, const ch
 cluster_storage *cluster_storage_new(uv_loop_t *loop, const redis_url *url, const cluster *node, storage *local)
 {
     cluster_storage *cs = xcalloc(1, sizeof *cs);
+    cs->loop = loop;
     cs->node = node;
     cs->local = local;
     redis_link_opts o = {.url = url, .name = "cluster storage"};

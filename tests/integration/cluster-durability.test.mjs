@@ -191,6 +191,33 @@ test('Redis down longer than the lease: nodes fence (clients get 1012), rejoin w
   assertNoneLost(loops, after.keys, 'long Redis outage');
 });
 
+test('Redis busy for a moment (a long script): commits answered BUSY are sent again, no write fails', async () => {
+  const { redis, nodes: [a] } = await startCluster({ n: 1, ttl: 5000, args: ['--metrics', '127.0.0.1:0'] });
+  const room = roomName('busy');
+  assert.equal((await ledger(a.url, room)).node, 'a');
+  await redis.cmd('CONFIG', 'SET', 'busy-reply-threshold', '50');
+  await redis.cmd('FUNCTION', 'LOAD', 'REPLACE', `#!lua name=lptest
+redis.register_function('spin', function(keys, args)
+  local t = redis.call('TIME')
+  local stop = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(args[1]) * 1000
+  repeat t = redis.call('TIME') until tonumber(t[1]) * 1000000 + tonumber(t[2]) >= stop
+  return 1
+end)`);
+  const loop = writeLoop([a.url], room, 'q');
+  try {
+    await waitFor(() => loop.acked.length >= 3, 10_000, { what: 'writes before the busy script' });
+    const n = loop.acked.length;
+    await redis.cmd('FCALL', 'spin', '0', '800').catch(() => {}); // Redis answers others BUSY meanwhile
+    await waitFor(() => loop.acked.length >= n + 3, 10_000, { what: 'writes after the busy script' });
+  } finally {
+    await loop.stop();
+  }
+  assert.deepEqual(loop.failed, [], 'no write failed while Redis was busy');
+  const page = await (await fetch(await metricsUrl(a))).text();
+  assert.ok(metricValue(page, 'luaparty_cluster_commit_retries_total') >= 1, 'some commit was answered BUSY and sent again');
+  assertNoneLost([loop], (await ledger(a.url, room)).keys, 'busy Redis');
+});
+
 test('a node cut off from Redis while clients still reach it: it fences, its late commits are refused and counted, the room never has two owners at once', async () => {
   const redis = await startRedis();
   const proxy = await startProxy(redis.port);
