@@ -321,15 +321,21 @@ static room_wait *wait_for(http_peer *p, http_request *req, const route *rt)
     return rw;
 }
 
+/* Of an owner's answer, what the client may not see: hop-by-hop headers
+ * and our own, except who answered. */
+static bool not_for_client(const char *name, const void *arg)
+{
+    return hop_header(name) && strcmp(name, "x-luaparty-node") != 0;
+}
+
 static http_response *response_of(fetch_result *res)
 {
     http_response *out = http_response_new(res->status, NULL, NULL, 0);
-    for (size_t i = 0; i < res->headers.n; i++) {
-        const http_header *h = &res->headers.items[i];
-        if (hop_header(h->name) && strcmp(h->name, "x-luaparty-node") != 0) continue;
-        http_headers_add(&out->headers, h->name, strlen(h->name), h->value, strlen(h->value));
-    }
-    out->body = res->body; /* moved */
+    http_headers_free(&out->headers);
+    out->headers = res->headers; /* moved, as the body: no copy per header */
+    memset(&res->headers, 0, sizeof res->headers);
+    http_headers_remove_if(&out->headers, not_for_client, NULL);
+    out->body = res->body;
     buf_init(&res->body);
     return out;
 }
