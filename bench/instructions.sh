@@ -6,17 +6,22 @@
 # is not counted, and it is the same for both servers: one read and one
 # write per request or message.
 #
-#   bench/instructions.sh [--seconds S] [--only echo,http] [--luaparty-args "ARGS"]
+#   bench/instructions.sh [--seconds S] [--only echo,http,bcast] [--luaparty-args "ARGS"]
+#                         [--broadcasts N] [--keep DIR]
 #
 # Each server runs under callgrind with instrumentation off until it is
 # listening and warmed up (one request), then is counted while one client
 # does S seconds (4) of unbatched traffic: echo = lp_loadgen, 1 WebSocket,
-# 1 message of 64 B in flight; http = wrk -t1 -c1 on the small JSON GET.
+# 1 message of 64 B in flight; http = wrk -t1 -c1 on the small JSON GET;
+# bcast = lp_loadgen, 1 sender + 1,000 receivers in one room, N (200)
+# broadcasts of 64 B, one in flight, counted per delivery (the 1,001
+# handshakes are not counted: counting starts once they are done).
 # Prints one line per (server, test) and a table with luaparty/raw ratios.
 # --luaparty-args adds options to luaparty's command line (e.g. "--cpu-limit 0"
-# to see what the CPU limit costs: with it the JIT is on).
+# to see what the CPU limit costs: with it the JIT is on). --keep DIR keeps
+# the callgrind files there (callgrind_annotate DIR/cg.luaparty.echo.*).
 # Env: BUILD (<repo>/build), LUAPARTY, LG and RAW (the binaries, from BUILD).
-# Bounded: every step has a timeout; about 30 s in all.
+# Bounded: every step has a timeout; about 30 s in all (60 s with bcast).
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
@@ -24,14 +29,19 @@ LUAPARTY=${LUAPARTY:-$BUILD/luaparty}
 LG=${LG:-$BUILD/bench/lp_loadgen}
 RAW=${RAW:-$BUILD/bench/lp_rawserver}
 SECS=4
-TESTS="echo http"
+TESTS="echo http bcast"
 LP_ARGS=""
+BCASTS=200
+RECEIVERS=1000
+KEEP=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECS=$2; shift 2 ;;
     --only) TESTS=${2//,/ }; shift 2 ;;
     --luaparty-args) LP_ARGS=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --broadcasts) BCASTS=$2; shift 2 ;;
+    --keep) KEEP=$2; mkdir -p "$KEEP"; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "instructions.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -47,15 +57,15 @@ cleanup() { [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; }
 trap cleanup EXIT
 
 count() { # SERVER TEST -> prints "instructions ops"
-  local srv=$1 test=$2 port="" cmd epath hpath
+  local srv=$1 test=$2 port="" cmd epath hpath bpath
   if [ "$srv" = raw ]; then
-    cmd=("$RAW" --port 0); epath=/echo; hpath=/http/bench
+    cmd=("$RAW" --port 0); epath=/echo; hpath=/http/bench; bpath=/broadcast/bench
   else
     mkdir -p "$OUT/persist-$test"
     cmd=("$LUAPARTY" serve "$ROOT/bench/project" --workers 1 --port 0 --persist "$OUT/persist-$test" --log-level warn)
     # shellcheck disable=SC2206 # word splitting of the extra options is intended
     cmd+=($LP_ARGS)
-    epath=/parties/main/echo; hpath=/parties/http/bench
+    epath=/parties/main/echo; hpath=/parties/http/bench; bpath=/parties/broadcast/bench
   fi
   local cg=$OUT/cg.$srv.$test
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$cg" "${cmd[@]}" >"$OUT/$srv.$test.log" 2>&1 &
@@ -67,10 +77,32 @@ count() { # SERVER TEST -> prints "instructions ops"
     kill -0 "$PID" 2>/dev/null || break
     sleep 0.1
   done
-  callgrind_control -i on "$PID" >/dev/null 2>&1
-  sleep 0.3
   local ops=""
-  if [ "$test" = echo ]; then
+  if [ "$test" = bcast ]; then
+    # Counting starts when every receiver is connected; the first broadcast
+    # goes 3 s later (--settle-ms), long after callgrind took the command.
+    # Each broadcast waits for all its deliveries (--window 1): ops = deliveries.
+    local lg=$OUT/lg.$srv.bcast
+    timeout $((SECS + 120)) "$LG" --port "$port" --mode broadcast --path "$bpath" --receivers "$RECEIVERS" \
+      --window 1 --size 64 --warmup 0 --duration 600 --max-msgs "$BCASTS" --settle-ms 3000 \
+      --timeout $((SECS + 110)) >"$lg.out" 2>"$lg.err" &
+    local lgpid=$!
+    for i in $(seq 1 900); do
+      grep -q 'receivers connected' "$lg.err" 2>/dev/null && break
+      kill -0 "$lgpid" 2>/dev/null || break
+      sleep 0.1
+    done
+    callgrind_control -i on "$PID" >/dev/null 2>&1
+    wait "$lgpid"
+    ops=$(awk '/mode=broadcast/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+                                  if (v["lost"] == 0) print v["deliveries"] }' "$lg.out")
+  else
+    callgrind_control -i on "$PID" >/dev/null 2>&1
+    sleep 0.3
+  fi
+  if [ "$test" = bcast ]; then
+    :
+  elif [ "$test" = echo ]; then
     ops=$(timeout $((SECS + 30)) "$LG" --port "$port" --pid "$PID" --mode echo --path "$epath" --conns 1 --window 1 \
             --size 64 --warmup 0 --duration "$SECS" --timeout $((SECS + 20)) 2>/dev/null | grep -o ' msgs=[0-9]*' | cut -d= -f2)
   else
@@ -85,6 +117,7 @@ count() { # SERVER TEST -> prints "instructions ops"
   # the dump (-d) is the file with the counted part: the largest total
   local ir
   ir=$(awk '/^totals:/{print $2}' "$cg"* 2>/dev/null | sort -n | tail -1)
+  if [ -n "$KEEP" ]; then cp "$cg"* "$KEEP/" 2>/dev/null; fi
   echo "${ir:-0} ${ops:-0}"
 }
 
@@ -102,12 +135,16 @@ for test in $TESTS; do
 done
 echo
 echo "User-space instructions per operation (callgrind, unbatched: 1 connection, 1 op in flight)"
-printf '| %-30s | %10s | %10s | %8s |\n' test luaparty "raw C" "lp/raw"
-printf '|%s|%s|%s|%s|\n' "--------------------------------" "------------" "------------" "----------"
+printf '| %-32s | %10s | %10s | %8s |\n' test luaparty "raw C" "lp/raw"
+printf '|%s|%s|%s|%s|\n' "----------------------------------" "------------" "------------" "----------"
 for test in $TESTS; do
   a=${PER[luaparty.$test]:-}; b=${PER[raw.$test]:-}
   r="-"; [ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
-  case "$test" in echo) name="WS echo via Lua (per message)" ;; http) name="HTTP onRequest JSON (per req)" ;; esac
-  printf '| %-30s | %10s | %10s | %8s |\n' "$name" "${a:--}" "${b:--}" "$r"
+  case "$test" in
+    echo) name="WS echo via Lua (per message)" ;;
+    http) name="HTTP onRequest JSON (per req)" ;;
+    bcast) name="broadcast to $RECEIVERS (per delivery)" ;;
+  esac
+  printf '| %-32s | %10s | %10s | %8s |\n' "$name" "${a:--}" "${b:--}" "$r"
 done
 rm -rf "$OUT"
