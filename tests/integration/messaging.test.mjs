@@ -170,6 +170,25 @@ test('broadcast reaches everyone, and `without` excludes the given ids', { timeo
   await assert.rejects(other.next(200), /no message/);
 });
 
+test('broadcast `without`: a long list, non-string entries, ids that share a prefix', { timeout: 10000 }, async () => {
+  // The ids to skip are read once per broadcast (src/lua_conn.c): past the
+  // 8 kept inline, numbers among them (compared as strings, as before),
+  // and ids that differ only after their first bytes.
+  const a = await join('bcast-long', '?_pk=bl-a');
+  const b = await join('bcast-long', '?_pk=bl-b');
+  const c = await join('bcast-long', '?_pk=bl-bb');
+  const d = await join('bcast-long', '?_pk=42');
+  const filler = Array.from({ length: 20 }, (_, i) => `nobody-${i}`);
+  a.sendJson({ cmd: 'broadcast', msg: 'only-b', without: [...filler, 'bl-a', 'bl-bb', 42, ...filler] });
+  assert.equal(await b.nextText(), 'only-b');
+  a.sendJson({ cmd: 'broadcast', msg: 'all-but-bb', without: ['bl-b'.slice(0, 3), 'bl-bb'] });
+  for (const x of [a, b, d]) assert.equal(await x.nextText(), 'all-but-bb');
+  a.sendJson({ cmd: 'broadcast', msg: 'end' });
+  for (const x of [a, b, c, d]) assert.equal(await x.nextText(), 'end');
+  // a, c and d never got "only-b"; c never got "all-but-bb"
+  for (const x of [a, b, c, d]) assert.equal(x.queue.length, 0);
+});
+
 test('broadcast of a Binary value arrives as binary frames', { timeout: 10000 }, async () => {
   const a = await join('bcast-bin', '?_pk=bb-a');
   const b = await join('bcast-bin', '?_pk=bb-b');
