@@ -25,7 +25,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { opt, repo, watchdog } from './common.mjs';
+import { cpuSeconds, opt, repo, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, sleep, waitFor,
 } from '../tests/integration/lib/cluster.mjs';
@@ -72,12 +72,6 @@ async function meanCommitMs(srv) {
   return (sum / count) * 1000;
 }
 
-/** CPU seconds a process used so far (user + system, /proc). */
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f2 = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f2[11]) + Number(f2[12])) / 100;
-}
 
 async function commits(clients) {
   const redis = await startRedis();

@@ -14,9 +14,8 @@
 // Everything is on 127.0.0.1 and bounded: a watchdog ends the run (and every
 // child) after 90 s.
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
-import { opt, watchdog } from './common.mjs';
+import { cpuSeconds, opt, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, wsOpen,
 } from '../tests/integration/lib/cluster.mjs';
@@ -77,12 +76,6 @@ async function echoLoop(url) {
 
 const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
-/** CPU seconds a process used so far (user + system, /proc). */
-function cpuSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** Runs fn while counting the CPU both nodes use: {result, a, b} (seconds). */
 async function withCpu(a, b, fn) {

@@ -1,5 +1,6 @@
 // What the node bench scripts share: where the repo is, the luaparty binary
 // under test (LUAPARTY_BIN), the ws package, numeric --options.
+import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,18 @@ export function loadWs() {
     process.exit(1);
   }
   return ws;
+}
+
+/** CPU seconds (user + system) process pid used so far, from /proc (null if
+ *  it cannot be read). */
+export function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return null;
+  }
 }
 
 const args = process.argv.slice(2);

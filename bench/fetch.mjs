@@ -22,7 +22,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BIN } from './common.mjs';
+import { BIN, cpuSeconds } from './common.mjs';
 
 
 // ---- child mode: the target server ----
@@ -51,16 +51,6 @@ if (process.argv[2] === '--target-server') {
   await main();
 }
 
-/** CPU seconds (user + system) a process used so far, from /proc (null elsewhere). */
-function cpuSeconds(pid) {
-  try {
-    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-  } catch {
-    return null;
-  }
-}
 function pctOf(a, b, secs) {
   return a === null || b === null ? 'n/a' : `${(((b - a) / secs) * 100).toFixed(0)}%`;
 }

@@ -1,19 +1,29 @@
 /* lp_sqlite_raw.c - the reference for bench/storage.mjs: the same rows that
  * the Lua benchmark writes through room.storage, written and read with raw
  * SQLite (same schema, WAL, synchronous=NORMAL, prepared statements, one
- * transaction for all puts). Prints one RESULT line. */
+ * transaction for all puts). Prints one RESULT line: rates (wall clock)
+ * and the CPU time (user + system) each phase took. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system) this process used so far. */
+static double cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void check(int rc, sqlite3 *db, const char *what)
@@ -57,7 +67,7 @@ int main(int argc, char **argv)
     vlen += (size_t)vbytes;
 
     char key[32];
-    double t0 = now();
+    double t0 = now(), c0 = cpu();
     check(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), db, "begin");
     for (int i = 1; i <= n; i++) {
         int kl = snprintf(key, sizeof key, "k%d", i);
@@ -67,8 +77,9 @@ int main(int argc, char **argv)
         sqlite3_reset(put);
     }
     check(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), db, "commit");
-    double t_put = now() - t0;
+    double t_put = now() - t0, c_put = cpu() - c0;
     t0 = now();
+    c0 = cpu();
     size_t total = 0;
     for (int i = 1; i <= n; i++) {
         int kl = snprintf(key, sizeof key, "k%d", i);
@@ -77,8 +88,9 @@ int main(int argc, char **argv)
         total += (size_t)sqlite3_column_bytes(get, 0);
         sqlite3_reset(get);
     }
-    double t_get = now() - t0;
-    printf("RESULT raw puts_per_s=%.0f gets_per_s=%.0f bytes_read=%zu\n", n / t_put, n / t_get, total);
+    double t_get = now() - t0, c_get = cpu() - c0;
+    printf("RESULT raw puts_per_s=%.0f gets_per_s=%.0f bytes_read=%zu put_cpu_s=%.4f get_cpu_s=%.4f\n", n / t_put,
+           n / t_get, total, c_put, c_get);
     sqlite3_finalize(put);
     sqlite3_finalize(get);
     sqlite3_close(db);

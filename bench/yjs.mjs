@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { repo, BIN, opt } from './common.mjs';
+import { repo, BIN, cpuSeconds, opt } from './common.mjs';
 
 let req;
 for (const base of ['bench', 'tests']) {
@@ -71,12 +71,6 @@ function start(name, cmd, args, re) {
   });
 }
 
-/** CPU seconds (user + system) a process used so far, from /proc */
-function cpuSeconds(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
 
 // ---- lib0 / y-protocols framing, by hand: [0 sync, 2 update, varUint8Array]
 const varuint = (n) => { const out = []; while (n > 0x7f) { out.push(0x80 | (n & 0x7f)); n = Math.floor(n / 128); } out.push(n); return out; };
