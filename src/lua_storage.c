@@ -41,72 +41,153 @@ static void alarm_touched(room *r)
     if (r->alarm_lease) r->alarm_touched = true;
 }
 
+/* Pushes the value stored under the key at idx (nil if none). */
+static void push_stored(lua_State *L, room *r, int idx)
+{
+    size_t klen;
+    const char *key = check_key(L, idx, &klen);
+    buf *out = storage_scratch(store_of(r)); /* stays the storage's if decoding raises */
+    const char *err = NULL;
+    storage_begin_read(store_of(r)); /* until the step ends (room_commit) */
+    int found = storage_get(store_of(r), r->party->name, r->id, key, klen, out, &err);
+    if (found < 0) storage_error(L, "read", err);
+    if (!found) lua_pushnil(L);
+    else if (codec_decode(L, out->data, out->len)) luaL_error(L, "storage: the value of key '%s' is corrupt", key);
+}
+
+/* Stores the value at vidx under the key at kidx: raises (writing nothing)
+ * if the value cannot be stored. */
+static void put_value(lua_State *L, room *r, int kidx, int vidx)
+{
+    size_t klen;
+    const char *key = check_key(L, kidx, &klen);
+    luaL_checkany(L, vidx); /* nil is a value like any other: get returns nil */
+    buf *v = storage_scratch(store_of(r)); /* the storage's: nothing to free before an error */
+    char err[200];
+    if (codec_encode(L, vidx, v, err, sizeof err) != 0)
+        luaL_error(L, "storage:put('%s'): %s; nothing was written", key, err);
+    size_t max = r->owner->cfg->max_value;
+    if (v->len > max)
+        luaL_error(L, "storage:put('%s'): the value is %d bytes encoded; the limit is %d", key, (int)v->len,
+                   (int)max);
+    const char *serr = NULL;
+    int rc = storage_put(store_of(r), r->party->name, r->id, key, klen, v->data, v->len, &serr);
+    mark_dirty(r);
+    if (rc) storage_error(L, "write", serr);
+}
+
+/* Deletes the key at idx: 1 if it existed. */
+static int delete_key(lua_State *L, room *r, int idx)
+{
+    size_t klen;
+    const char *key = check_key(L, idx, &klen);
+    const char *err = NULL;
+    int rc = storage_delete(store_of(r), r->party->name, r->id, key, klen, &err);
+    mark_dirty(r);
+    if (rc < 0) storage_error(L, "delete", err);
+    return rc;
+}
+
 /* core.storage_get(key) -> value or nil */
 static int l_get(lua_State *L)
 {
-    room *r = room_from_state(L);
-    size_t klen;
-    const char *key = check_key(L, 1, &klen);
-    buf out;
-    buf_init(&out);
-    const char *err = NULL;
-    int found = storage_get(store_of(r), r->party->name, r->id, key, klen, &out, &err);
-    if (found < 0) {
-        buf_free(&out);
-        return storage_error(L, "read", err);
-    }
-    if (!found) {
-        lua_pushnil(L);
-        return 1;
-    }
-    int bad = codec_decode(L, out.data, out.len);
-    buf_free(&out);
-    if (bad) return luaL_error(L, "storage: the value of key '%s' is corrupt", key);
+    push_stored(L, room_from_state(L), 1);
     return 1;
 }
 
-/* core.storage_put(key, value): raises (writing nothing) if the value
- * cannot be stored. */
+/* core.storage_put(key, value) */
 static int l_put(lua_State *L)
 {
-    room *r = room_from_state(L);
-    size_t klen;
-    const char *key = check_key(L, 1, &klen);
-    luaL_checkany(L, 2); /* nil is a value like any other: get returns nil */
-    buf v;
-    buf_init(&v);
-    char err[200];
-    if (codec_encode(L, 2, &v, err, sizeof err) != 0) {
-        buf_free(&v);
-        return luaL_error(L, "storage:put('%s'): %s; nothing was written", key, err);
-    }
-    size_t max = r->owner->cfg->max_value;
-    if (v.len > max) {
-        size_t n = v.len;
-        buf_free(&v);
-        return luaL_error(L, "storage:put('%s'): the value is %d bytes encoded; the limit is %d", key, (int)n,
-                          (int)max);
-    }
-    const char *serr = NULL;
-    int rc = storage_put(store_of(r), r->party->name, r->id, key, klen, v.data, v.len, &serr);
-    buf_free(&v);
-    mark_dirty(r);
-    if (rc) return storage_error(L, "write", serr);
+    put_value(L, room_from_state(L), 1, 2);
     return 0;
 }
 
 /* core.storage_delete(key) -> true if it existed */
 static int l_delete(lua_State *L)
 {
-    room *r = room_from_state(L);
-    size_t klen;
-    const char *key = check_key(L, 1, &klen);
-    const char *err = NULL;
-    int rc = storage_delete(store_of(r), r->party->name, r->id, key, klen, &err);
-    mark_dirty(r);
-    if (rc < 0) return storage_error(L, "delete", err);
-    lua_pushboolean(L, rc);
+    lua_pushboolean(L, delete_key(L, room_from_state(L), 1));
     return 1;
+}
+
+/* ---- room.storage's get, put and delete (runtime.lua) ----
+ * C functions with the storage object as argument 1, so a get or put from
+ * party code is one call, without a Lua method in between. The forms that
+ * take a table of keys run their loop here too; put of a table of pairs,
+ * which must be all or nothing, calls back the Lua function it was made
+ * with (a pcall around a transaction). */
+
+/* The i-th key of the array at idx, pushed (keys as ipairs walks them:
+ * up to the first nil); false at the end. */
+static bool push_nth_key(lua_State *L, int idx, int i, const char *method)
+{
+    lua_rawgeti(L, idx, i);
+    int t = lua_type(L, -1);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return false;
+    }
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+        luaL_error(L, "storage:%s({...}): keys must be strings, got %s", method, lua_typename(L, t));
+    return true;
+}
+
+/* storage:get(key) -> value; storage:get({k1, k2}) -> {k1 = v1, ...} (missing keys absent) */
+static int m_get(lua_State *L)
+{
+    room *r = room_from_state(L);
+    if (lua_type(L, 2) != LUA_TTABLE) {
+        push_stored(L, r, 2);
+        return 1;
+    }
+    lua_settop(L, 2);
+    lua_newtable(L);
+    for (int i = 1; push_nth_key(L, 2, i, "get"); i++) { /* keys, out, key */
+        push_stored(L, r, 4);
+        lua_rawset(L, 3);
+    }
+    return 1;
+}
+
+/* storage:put(key, value); storage:put({k1 = v1, ...}) (upvalue 1) */
+static int m_put(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE && lua_isnoneornil(L, 3)) {
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_pushvalue(L, 2);
+        lua_call(L, 1, 0);
+        return 0;
+    }
+    put_value(L, room_from_state(L), 2, 3);
+    return 0;
+}
+
+/* storage:delete(key) -> existed; storage:delete({k1, ...}) -> count deleted */
+static int m_delete(lua_State *L)
+{
+    room *r = room_from_state(L);
+    if (lua_type(L, 2) != LUA_TTABLE) {
+        lua_pushboolean(L, delete_key(L, r, 2));
+        return 1;
+    }
+    lua_settop(L, 2);
+    int n = 0;
+    for (int i = 1; push_nth_key(L, 2, i, "delete"); i++) {
+        n += delete_key(L, r, 3);
+        lua_pop(L, 1);
+    }
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* core.storage_methods(put_all) -> get, put, delete */
+static int l_methods(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushcfunction(L, m_get);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, m_put, 1);
+    lua_pushcfunction(L, m_delete);
+    return 3;
 }
 
 static int l_delete_all(lua_State *L)
@@ -248,7 +329,8 @@ static int l_delete_alarm(lua_State *L)
 
 void lua_storage_register(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"storage_get", l_get},
+    static const luaL_Reg fns[] = {{"storage_methods", l_methods},
+                                   {"storage_get", l_get},
                                    {"storage_put", l_put},
                                    {"storage_delete", l_delete},
                                    {"storage_delete_all", l_delete_all},

@@ -437,6 +437,7 @@ static void commit_done(void *ud, int status, const char *error)
 
 void room_commit(room *r)
 {
+    storage_end_read(r->owner->store);
     if (!r->dirty || r->commit_inflight) return;
     r->dirty = false;
     r->commit_inflight = true;

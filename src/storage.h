@@ -38,6 +38,10 @@ int storage_put(storage *s, const char *party, const char *room, const char *key
 int storage_delete(storage *s, const char *party, const char *room, const char *key, size_t klen,
                    const char **err); /* 1 existed, 0 absent */
 int storage_delete_all(storage *s, const char *party, const char *room, const char **err);
+/* An empty buffer of s's own, to build a value in or read one into (the
+ * `out` of storage_get), reused by every call: a get or put needs no
+ * allocation. Its contents last until the next storage_scratch. */
+buf *storage_scratch(storage *s);
 
 typedef struct storage_range {
     const char *start, *start_after, *end, *prefix; /* NULL: no bound */
@@ -56,6 +60,11 @@ int storage_rollback_to(storage *s, const char **err);
 
 /* True while a batch is open. */
 bool storage_dirty(const storage *s);
+/* The reads from here until storage_end_read share one read transaction
+ * (one snapshot) unless a batch is open: a room's step begins one before
+ * its first get (lua_storage.c), room_commit ends it (storage.c says why). */
+void storage_begin_read(storage *s);
+void storage_end_read(storage *s);
 /* status: 0 durable; -1 failed (rolled back, or refused by the record);
  * STORAGE_FENCED: the record refused it because this node no longer owns
  * the room (cluster mode). */

@@ -97,42 +97,22 @@ local Storage = {}
 Storage.__index = Storage
 
 --- storage:get(key) -> value; storage:get({k1, k2}) -> {k1 = v1, ...} (missing keys absent)
-function Storage:get(key)
-  if type(key) == "table" then
-    local out = {}
-    for _, k in ipairs(key) do out[k] = core.storage_get(k) end
-    return out
-  end
-  return core.storage_get(key)
-end
-
 --- storage:put(key, value); storage:put({k1 = v1, ...}) writes them atomically:
 --- if one value cannot be stored, none is written.
-function Storage:put(key, value)
-  if type(key) == "table" and value == nil then
-    core.storage_txn_begin()
-    local ok, err = pcall(function()
-      for k, v in pairs(key) do
-        if type(k) ~= "string" then error("storage:put({...}): keys must be strings", 0) end
-        core.storage_put(k, v)
-      end
-    end)
-    core.storage_txn_end(ok)
-    if not ok then error(err, 2) end
-    return
-  end
-  core.storage_put(key, value)
-end
-
 --- storage:delete(key) -> existed; storage:delete({k1, ...}) -> count deleted
-function Storage:delete(key)
-  if type(key) == "table" then
-    local n = 0
-    for _, k in ipairs(key) do if core.storage_delete(k) then n = n + 1 end end
-    return n
-  end
-  return core.storage_delete(key)
-end
+-- These three are C functions (src/lua_storage.c): a get or put is one call
+-- from party code. A put of a table of pairs calls this back.
+Storage.get, Storage.put, Storage.delete = core.storage_methods(function(pairs_)
+  core.storage_txn_begin()
+  local ok, err = pcall(function()
+    for k, v in pairs(pairs_) do
+      if type(k) ~= "string" then error("storage:put({...}): keys must be strings", 0) end
+      core.storage_put(k, v)
+    end
+  end)
+  core.storage_txn_end(ok)
+  if not ok then error(err, 3) end -- 1 is this function, 2 the C put, 3 its caller
+end)
 
 -- The rest of the storage API (list, transaction, alarms, ...) is loaded
 -- the first time a room uses it (luaparty/storage.lua): most rooms never

@@ -244,6 +244,21 @@ test('put({...}) is atomic: a refused value writes none of the table\'s keys', {
   assert.deepEqual(arr(c.writtenKeys), [], 'no key of the refused put({...}) is visible right after the error');
 });
 
+test('get/put/delete with a bad key raise at the caller\'s line; plain calls and txn methods work', { timeout: 10000 }, async () => {
+  const srv = await sharedServer();
+  const r = await cmd(srv, 'arg-errors', { op: 'argErrors', prefix: 'ae:' });
+  for (const [name, re] of [['put', /keys must be strings/], ['get', /keys must be strings, got table/],
+    ['delete', /keys must be strings, got boolean/], ['noKey', /string expected, got no value/]]) {
+    const c = r[name];
+    assert.equal(c.raised, true, `${name} with a bad key raises`);
+    assert.match(c.message, re, `${name}'s message`);
+    assert.ok(c.expected, 'the marker has a position');
+    assert.equal(c.at, c.expected, `${name}'s error points at the calling line: ${c.message}`);
+  }
+  assert.equal(r.plain, 1, 'storage.put(storage, k, v) and storage.get(storage, k)');
+  assert.deepEqual(r.txn, ['in txn', 1], 'txn:get and txn:delete({...}) inside a transaction');
+});
+
 test('keys: 2048 bytes work, 2049 raise', { timeout: 10000 }, async () => {
   const srv = await sharedServer();
   const R = 'key-limits';

@@ -195,6 +195,80 @@ TEST(storage_delete_all_only_that_room)
     unit_remove_tree(dir);
 }
 
+/* The key statements keep the last room bound (storage.c): a different
+ * room is recognised by its name, not by where the name lives. One buffer
+ * holds one room's name, then another's (as a freed room's id may be
+ * reused): each sees only its own keys. */
+TEST(storage_rooms_told_apart_by_name_not_address)
+{
+    const char *dir = make_tmpdir();
+    storage *s = open_ok(dir);
+    char party[16], room[16];
+    const char *err = NULL;
+    strcpy(party, "main");
+    strcpy(room, "a");
+    ASSERT_EQ(storage_put(s, party, room, "k", 1, "from a", 6, &err), 0);
+    strcpy(room, "bb"); /* same address, another room */
+    ASSERT_EQ(storage_put(s, party, room, "k", 1, "from bb", 7, &err), 0);
+    expect(s, party, room, "k", 1, "from bb", 7);
+    strcpy(room, "c");
+    expect(s, party, room, "k", 1, NULL, 0);
+    ASSERT_EQ(storage_delete(s, party, room, "k", 1, &err), 0); /* nothing to delete in c */
+    strcpy(room, "a");
+    expect(s, party, room, "k", 1, "from a", 6);
+    strcpy(party, "peer"); /* same room name, another party */
+    expect(s, party, room, "k", 1, NULL, 0);
+    commit_ok(s);
+    EXPECT(s, "a", "k", "from a");
+    EXPECT(s, "bb", "k", "from bb");
+    strcpy(party, "main");
+    strcpy(room, "bb");
+    ASSERT_EQ(storage_delete(s, party, room, "k", 1, &err), 1);
+    commit_ok(s);
+    EXPECT_ABSENT(s, "bb", "k");
+    EXPECT(s, "a", "k", "from a");
+    storage_close(s);
+    unit_remove_tree(dir);
+}
+
+/* A step's reads share one snapshot (storage_begin_read): another
+ * connection's commit is not seen until storage_end_read, and a write
+ * after the reads still gets its batch (the snapshot is left first, so the
+ * write lock is not refused as stale). */
+TEST(storage_shared_read_snapshot_then_write)
+{
+    const char *dir = make_tmpdir();
+    storage *s = open_ok(dir);
+    char *oerr = NULL;
+    storage *other = storage_open_again(dir, false, &oerr);
+    ASSERT_MSG(other != NULL, "storage_open_again: %s", oerr ? oerr : "?");
+    PUT(s, "r", "k", "1");
+    commit_ok(s);
+    storage_begin_read(s);
+    EXPECT(s, "r", "k", "1");
+    PUT(other, "r2", "x", "y"); /* another worker commits meanwhile */
+    PUT(other, "r", "k", "2");
+    commit_ok(other);
+    EXPECT(s, "r", "k", "1"); /* the same snapshot */
+    EXPECT_ABSENT(s, "r2", "x");
+    PUT(s, "r", "mine", "3"); /* leaves the snapshot: a batch of its own */
+    EXPECT(s, "r", "k", "2");
+    EXPECT(s, "r", "mine", "3");
+    commit_ok(s);
+    storage_end_read(s); /* nothing open: does nothing */
+    storage_begin_read(s);
+    EXPECT(s, "r2", "x", "y");
+    storage_end_read(s);
+    /* without a shared read each get sees the latest commit */
+    PUT(other, "r", "k", "4");
+    commit_ok(other);
+    EXPECT(s, "r", "k", "4");
+    EXPECT(other, "r", "mine", "3");
+    storage_close(other);
+    storage_close(s);
+    unit_remove_tree(dir);
+}
+
 /* ---- list ---- */
 
 typedef struct rows {

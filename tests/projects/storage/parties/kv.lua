@@ -306,6 +306,27 @@ local function handle(self, cmd)
     end
     local same = T.deepEqual(specials(), specials())
     return { wronglyEqual = wronglyEqual, n = #pairsToDiffer, equalCopiesEqual = same }
+  elseif op == "argErrors" then
+    -- get/put/delete are C functions (src/lua_storage.c): their errors name
+    -- the caller's line, as the Lua methods' did. Each call shares its line
+    -- with a marker error, whose position is the expected one.
+    local function where(err) return tostring(err):match("^([^:]+:%d+):") end
+    local okP, errP = pcall(function() storage:put({ [1] = "x" }) end); local _, markP = pcall(function() error("m") end)
+    local okG, errG = pcall(function() storage:get({ "a", {} }) end); local _, markG = pcall(function() error("m") end)
+    local okD, errD = pcall(function() storage:delete({ "a", true }) end); local _, markD = pcall(function() error("m") end)
+    local okK, errK = pcall(function() storage:get() end); local _, markK = pcall(function() error("m") end)
+    return {
+      put = { raised = not okP, message = tostring(errP), at = where(errP), expected = where(markP) },
+      get = { raised = not okG, message = tostring(errG), at = where(errG), expected = where(markG) },
+      delete = { raised = not okD, message = tostring(errD), at = where(errD), expected = where(markD) },
+      noKey = { raised = not okK, message = tostring(errK), at = where(errK), expected = where(markK) },
+      -- called as plain functions, and through a transaction's object
+      plain = storage.put(storage, cmd.prefix .. "p", 1) == nil and storage.get(storage, cmd.prefix .. "p"),
+      txn = storage:transaction(function(txn)
+        txn:put(cmd.prefix .. "t", "in txn")
+        return { txn:get(cmd.prefix .. "t"), txn:delete({ cmd.prefix .. "t", cmd.prefix .. "none" }) }
+      end),
+    }
   elseif op == "byteOrder" then
     -- keys whose byte order differs from naive text orders
     local keys = { "B", "a", "a\0", "a\0b", "a/1", "aa", "b", "\195\169", "\255", "\0", "~" }
