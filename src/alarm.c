@@ -10,6 +10,7 @@
  * With several workers the timer runs on worker 0, which wakes each room on
  * the worker that owns it. */
 #include "alarm.h"
+#include "clock.h"
 #include "log.h"
 #include "registry.h"
 #include "room.h"
@@ -91,11 +92,11 @@ void alarm_reschedule(worker *w)
     }
     int64_t at;
     if (!storage_next_alarm(w->store, &at)) {
-        uv_timer_stop(&w->alarm_timer);
+        clock_timer_stop(&w->alarm_timer);
         return;
     }
     int64_t delay = at - (int64_t)now_ms();
-    uv_timer_start(&w->alarm_timer, on_timer, delay > 0 ? (uint64_t)delay : 0, 0);
+    clock_timer_start(&w->alarm_timer, on_timer, delay > 0 ? (uint64_t)delay : 0, 0);
 }
 
 void alarm_start(worker *w)
@@ -107,6 +108,6 @@ void alarm_start(worker *w)
 
 void alarm_stop(worker *w)
 {
-    uv_timer_stop(&w->alarm_timer);
+    clock_timer_stop(&w->alarm_timer);
     uv_close((uv_handle_t *)&w->alarm_timer, NULL);
 }
