@@ -13,6 +13,14 @@
 static enum log_level current = LOG_INFO;
 static int use_colour = -1;
 static bool json;
+static log_sink sink;
+static void *sink_ud;
+
+void log_set_sink(log_sink fn, void *ud)
+{
+    sink = fn;
+    sink_ud = ud;
+}
 
 void log_set_json(bool on) { json = on; }
 
@@ -32,6 +40,15 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
     static const char *tags[] = {"debug", "info", "warn", "error"};
     static const char *colours[] = {"\033[2m", "\033[36m", "\033[33m", "\033[31m"};
     if (lvl < current || lvl >= LOG_OFF) return;
+    if (sink) {
+        char msg[8192];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        sink(sink_ud, lvl, msg);
+        return;
+    }
     if (use_colour < 0) use_colour = isatty(2);
 
     struct timeval tv;

@@ -13,6 +13,11 @@ enum log_level log_get_level(void);
 /* Parses "debug", "info", "warn", "error", "off"; returns -1 if unknown. */
 int log_parse_level(const char *name);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sends every line that passes the level to sink instead of stderr (NULL:
+ * stderr again). `luaparty test` collects a test's party errors and prints
+ * this way. One thread only. */
+typedef void (*log_sink)(void *ud, enum log_level lvl, const char *msg);
+void log_set_sink(log_sink sink, void *ud);
 
 #define log_debug(...) do { if (log_get_level() <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...)  do { if (log_get_level() <= LOG_INFO)  log_msg(LOG_INFO, __VA_ARGS__); } while (0)
