@@ -26,13 +26,13 @@
 #include "testrun.h"
 #include "alarm.h"
 #include "clock.h"
-#include "codec.h"
 #include "cron.h"
 #include "dispatch.h"
 #include "fetch.h"
 #include "log.h"
 #include "lua_binary.h"
 #include "lua_conn.h"
+#include "lua_storage.h"
 #include "metrics.h"
 #include "registry.h"
 #include "reload.h"
@@ -237,6 +237,14 @@ static void answer_close(deferred *d)
     tconn *c = (tconn *)((char *)d - offsetof(tconn, answer));
     finish(c, c->close_code, NULL);
     conn_unref(&c->conn); /* answer_close's own */
+}
+
+/* The client ends the connection: it closes, or the server refused what it
+ * sent (error: what the room's onError hears). */
+static void client_ends(tconn *c, int code, const char *reason, size_t len, const char *error)
+{
+    mark_closed(c, code, reason, len);
+    finish(c, code, error);
 }
 
 /* The room closes: the client answers with the same code, later (as over
@@ -566,6 +574,7 @@ static int l_fetch(lua_State *L)
 
 static tconn *check_conn(lua_State *L, int idx)
 {
+    need_test(L);
     tconn_box *b = luaL_checkudata(L, idx, TCONN_MT);
     if (!b->c) luaL_error(L, "this connection belongs to a test that has ended");
     return b->c;
@@ -608,7 +617,6 @@ static int l_connect(lua_State *L)
 /* core.send(handle, message) */
 static int l_send(lua_State *L)
 {
-    need_test(L);
     tconn *c = check_conn(L, 1);
     size_t len;
     int opcode;
@@ -618,13 +626,8 @@ static int l_send(lua_State *L)
                           c->close_reason ? ": " : "", c->close_reason ? c->close_reason : "");
     /* what the server's WebSocket session refuses (ws.c), it refuses here */
     int bad = len > R.cfg.max_message ? 1009 : opcode == WS_TEXT && !utf8_valid((const uint8_t *)data, len) ? 1007 : 0;
-    if (bad) {
-        const char *why = ws_close_reason(bad);
-        mark_closed(c, bad, why, strlen(why));
-        finish(c, bad, why);
-    } else {
-        dispatch_ws_message(&c->conn, opcode, data, len);
-    }
+    if (bad) client_ends(c, bad, ws_close_reason(bad), strlen(ws_close_reason(bad)), ws_close_reason(bad));
+    else dispatch_ws_message(&c->conn, opcode, data, len);
     settle();
     return 0;
 }
@@ -647,7 +650,6 @@ static int push_next(lua_State *L, tconn *c)
 /* core.receive(handle, timeout_ms) -> message | nil, "closed" / "timeout" */
 static int l_receive(lua_State *L)
 {
-    need_test(L);
     tconn *c = check_conn(L, 1);
     lua_Number timeout = luaL_checknumber(L, 2);
     if (!c->n && !c->closed) wait_until(now_ms() + (uint64_t)(timeout > 0 ? timeout : 0), has_news, c);
@@ -660,7 +662,6 @@ static int l_receive(lua_State *L)
 /* core.messages(handle) -> {messages} */
 static int l_messages(lua_State *L)
 {
-    need_test(L);
     tconn *c = check_conn(L, 1);
     settle();
     lua_createtable(L, (int)c->n, 0);
@@ -671,15 +672,11 @@ static int l_messages(lua_State *L)
 /* core.close(handle, code, reason): the client closes */
 static int l_close(lua_State *L)
 {
-    need_test(L);
     tconn *c = check_conn(L, 1);
     int code;
     size_t len;
     const char *reason = lua_check_close(L, 2, &code, &len);
-    if (!c->closed) {
-        mark_closed(c, code, reason, len);
-        finish(c, code, NULL);
-    }
+    if (!c->closed) client_ends(c, code, reason, len, NULL);
     settle();
     return 0;
 }
@@ -854,121 +851,91 @@ static int l_cron(lua_State *L)
     return 2;
 }
 
-/* ---- storage, as the rooms keep it ---- */
+/* ---- storage, as the rooms keep it (lua_storage.c reads and writes it) ---- */
 
-static int storage_failed(lua_State *L, const char *err) { return luaL_error(L, "storage: %s", err ? err : "?"); }
-
-static int l_storage_get(lua_State *L)
+/* (party, room, ...) arguments: the room's party (checked) and id. */
+static const party *check_room(lua_State *L, const char **id)
 {
     need_test(L);
     const party *p = check_party(L, 1);
-    const char *id = luaL_checkstring(L, 2);
+    *id = luaL_checkstring(L, 2);
+    settle(); /* what the rooms are doing is done first */
+    return p;
+}
+
+/* (party, room, key, ...) arguments */
+typedef struct stored_key {
+    const party *p;
+    const char *id, *key;
     size_t klen;
-    const char *key = luaL_checklstring(L, 3, &klen);
-    buf v;
-    buf_init(&v);
-    const char *err = NULL;
-    int found = storage_get(R.store, p->name, id, key, klen, &v, &err);
-    if (found < 0) {
-        buf_free(&v);
-        return storage_failed(L, err);
-    }
-    if (!found) lua_pushnil(L);
-    int bad = found && codec_decode(L, v.data, v.len) != 0;
-    buf_free(&v);
-    if (bad) return luaL_error(L, "storage: the value of '%s' is corrupt", key);
+} stored_key;
+
+static stored_key check_key(lua_State *L)
+{
+    stored_key k;
+    k.p = check_room(L, &k.id);
+    k.key = luaL_checklstring(L, 3, &k.klen);
+    return k;
+}
+
+static int storage_failed(lua_State *L, const char *err)
+{
+    storage_abort(R.store);
+    return luaL_error(L, "storage %s: %s", storage_path(R.store), err ? err : "?");
+}
+
+/* core.storage_get(party, room, key) -> value or nil */
+static int l_storage_get(lua_State *L)
+{
+    stored_key k = check_key(L);
+    lua_storage_push_value(L, R.store, k.p->name, k.id, k.key, k.klen);
     return 1;
 }
 
+/* core.storage_put(party, room, key, value): written and committed now */
 static int l_storage_put(lua_State *L)
 {
-    need_test(L);
-    const party *p = check_party(L, 1);
-    const char *id = luaL_checkstring(L, 2);
-    size_t klen;
-    const char *key = luaL_checklstring(L, 3, &klen);
+    stored_key k = check_key(L);
     luaL_checkany(L, 4);
-    settle();
     buf v;
     buf_init(&v);
-    char why[200];
+    lua_storage_encode(L, 4, k.key, R.cfg.max_value, &v);
     const char *err = NULL;
-    if (codec_encode(L, 4, &v, why, sizeof why) != 0) {
-        buf_free(&v);
-        return luaL_error(L, "t.storage():put('%s'): %s", key, why);
-    }
-    int rc = storage_put(R.store, p->name, id, key, klen, v.data, v.len, &err);
+    int rc = storage_put(R.store, k.p->name, k.id, k.key, k.klen, v.data, v.len, &err);
     buf_free(&v);
-    if (rc != 0) {
-        storage_abort(R.store);
-        return storage_failed(L, err);
-    }
+    if (rc != 0) return storage_failed(L, err);
     storage_commit(R.store, NULL, NULL);
     return 0;
 }
 
+/* core.storage_delete(party, room, key) -> true if it existed */
 static int l_storage_delete(lua_State *L)
 {
-    need_test(L);
-    const party *p = check_party(L, 1);
-    const char *id = luaL_checkstring(L, 2);
-    size_t klen;
-    const char *key = luaL_checklstring(L, 3, &klen);
-    settle();
+    stored_key k = check_key(L);
     const char *err = NULL;
-    int rc = storage_delete(R.store, p->name, id, key, klen, &err);
-    if (rc < 0) {
-        storage_abort(R.store);
-        return storage_failed(L, err);
-    }
+    int rc = storage_delete(R.store, k.p->name, k.id, k.key, k.klen, &err);
+    if (rc < 0) return storage_failed(L, err);
     storage_commit(R.store, NULL, NULL);
     lua_pushboolean(L, rc == 1);
     return 1;
 }
 
-typedef struct list_ctx {
-    lua_State *L;
-    int n;
-    bool bad;
-} list_ctx;
-
-static void list_row(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
-{
-    list_ctx *lc = ud;
-    lua_State *L = lc->L;
-    lua_createtable(L, 0, 2);
-    lua_pushlstring(L, key, klen);
-    lua_setfield(L, -2, "key");
-    if (codec_decode(L, val, vlen) != 0) {
-        lc->bad = true;
-        lua_pushnil(L);
-    }
-    lua_setfield(L, -2, "value");
-    lua_rawseti(L, -2, ++lc->n);
-}
-
-/* core.storage_list(party, room [, prefix]) -> {{key=, value=}, ...} in key order */
+/* core.storage_list(party, room [, options]) -> {{key=, value=}, ...}, as storage:list */
 static int l_storage_list(lua_State *L)
 {
-    need_test(L);
-    const party *p = check_party(L, 1);
-    const char *id = luaL_checkstring(L, 2);
-    storage_range range = {.limit = -1};
-    range.prefix = luaL_optlstring(L, 3, NULL, &range.prefix_len);
-    lua_settop(L, 3);
-    lua_newtable(L);
-    list_ctx lc = {L, 0, false};
-    const char *err = NULL;
-    if (storage_list(R.store, p->name, id, &range, list_row, &lc, &err) != 0) return storage_failed(L, err);
-    if (lc.bad) return luaL_error(L, "storage: a value of %s/%s is corrupt", p->name, id);
+    const char *id;
+    const party *p = check_room(L, &id);
+    storage_range range;
+    lua_storage_check_range(L, 3, &range);
+    lua_storage_push_list(L, R.store, p->name, id, &range);
     return 1;
 }
 
+/* core.storage_alarm(party, room) -> epoch ms or nil */
 static int l_storage_alarm(lua_State *L)
 {
-    need_test(L);
-    const party *p = check_party(L, 1);
-    const char *id = luaL_checkstring(L, 2);
+    const char *id;
+    const party *p = check_room(L, &id);
     int64_t at;
     int retries;
     const char *err = NULL;

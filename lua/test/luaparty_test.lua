@@ -361,14 +361,14 @@ end
 local Storage = {}
 Storage.__index = Storage
 --- t.storage(party, room) -> what the room has in storage: :get(key),
---- :list([{prefix=}]) (an array of {key=, value=}), :put(key, value),
+--- :list([options]) (as storage:list: an array of {key=, value=}), :put(key, value),
 --- :delete(key), :alarm() (epoch ms or nil). A live room does not see
 --- :put until it starts again (t.restart).
 function t.storage(party, room) return setmetatable({ party = party, room = room }, Storage) end
 function Storage:get(key) return core.storage_get(self.party, self.room, key) end
 function Storage:put(key, value) core.storage_put(self.party, self.room, key, value) end
 function Storage:delete(key) return core.storage_delete(self.party, self.room, key) end
-function Storage:list(opts) return core.storage_list(self.party, self.room, opts and opts.prefix) end
+function Storage:list(opts) return core.storage_list(self.party, self.room, opts) end
 function Storage:alarm() return core.storage_alarm(self.party, self.room) end
 
 --- t.seed(n): connection ids without _pk (and pipe ids) repeat for a given

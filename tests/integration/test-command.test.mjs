@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import { spawn, spawnSync } from 'node:child_process';
 import { BIN, EXAMPLES, PROJECTS, mkTmp, waitFor } from './lib/server.mjs';
 import { copyProject, lineOf, writeProject } from './lib/fixtures.mjs';
@@ -144,6 +145,27 @@ test('a party that fails to load stops the run with its file:line; a bad partyki
   const bad = luapartyTest([dir]);
   assert.equal(bad.status, 2);
   assert.match(bad.err, /partykit\.json/);
+});
+
+test('an outbound fetch from party code goes to the real network, and the test waits for it', async () => {
+  const upstream = http.createServer((req, res) => setTimeout(() => res.end(`pong ${req.url}`), 150));
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  try {
+    const dir = writeProject({ name: 'outbound', main: 'parties/main.lua', vars: { UPSTREAM: `http://127.0.0.1:${upstream.address().port}` } }, {
+      'parties/main.lua': 'local P = {}\nfunction P:onRequest(req) return fetch(self.room.env.UPSTREAM .. "/x"):text() end\nreturn P\n',
+      'tests/out_test.lua': 'local t = require "luaparty.test"\n' +
+        't.test("upstream", function() t.eq(t.fetch("main", "r"):text(), "pong /x") end)\n',
+    });
+    // spawnSync would block this process, and with it the upstream server
+    const proc = spawn(BIN, ['test', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; });
+    const code = await new Promise((r) => proc.on('exit', r));
+    assert.equal(code, 0, out);
+    assert.match(out, /1 passed, 0 failed\n$/);
+  } finally {
+    upstream.close();
+  }
 });
 
 test('a project without tests: a message and exit 1', () => {
