@@ -62,7 +62,7 @@ extern const size_t luaparty_test_lua_len;
 
 typedef struct tconn tconn;
 
-/* Lines the log sink collected during a test. */
+/* Strings: the log lines of a test, paths. */
 typedef struct lines {
     char **items;
     size_t n;
@@ -85,6 +85,7 @@ static struct {
     bool in_test;
     tconn *conns;           /* the test's WebSockets */
     lines errors, logs;
+    lines outside;          /* party scripts outside the project (--watch watches them too) */
     uint64_t seed;
 } R;
 
@@ -377,6 +378,13 @@ static int try_parties(char **err)
     return 0;
 }
 
+/* path relative to the project directory, or NULL if it is outside. */
+static const char *inside_project(const char *path)
+{
+    size_t n = strlen(R.cfg.dir);
+    return strncmp(path, R.cfg.dir, n) == 0 && path[n] == '/' ? path + n + 1 : NULL;
+}
+
 static void unload_project(void)
 {
     if (R.cfg_loaded) config_free(&R.cfg);
@@ -392,6 +400,9 @@ static int load_project(void)
     if (rc >= 0) return rc;
     R.cfg_loaded = true;
     R.cfg_changed = false;
+    lines_clear(&R.outside);
+    for (size_t i = 0; i < R.cfg.nparties; i++)
+        if (!inside_project(R.cfg.parties[i]->path)) lines_add(&R.outside, R.cfg.parties[i]->path);
     free(R.cfg.persist_dir);
     R.cfg.persist_dir = xstrdup(R.tmp); /* never the project's own .luaparty */
     char *err = NULL;
@@ -478,6 +489,16 @@ static const party *check_party(lua_State *L, int idx)
     return p;
 }
 
+/* (party, room, ...) arguments: the room's party (checked) and id. */
+static const party *check_room(lua_State *L, const char **id)
+{
+    need_test(L);
+    const party *p = check_party(L, 1);
+    *id = luaL_checkstring(L, 2);
+    settle(); /* what the rooms are doing is done first */
+    return p;
+}
+
 /* The live room (party, id), or NULL. */
 static room *find_room(const party *p, const char *id)
 {
@@ -500,10 +521,11 @@ static http_request *make_request(lua_State *L, const char *method, const char *
         luaL_checktype(L, headers_idx, LUA_TTABLE);
         lua_pushnil(L);
         while (lua_next(L, headers_idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "header names must be strings");
             size_t nlen, vlen;
             const char *name = lua_tolstring(L, -2, &nlen), *value = lua_tolstring(L, -1, &vlen);
-            if (!name || !value || !nlen || !http_header_value_ok(name, nlen) || !http_header_value_ok(value, vlen))
-                luaL_error(L, "header %s cannot be sent", name ? name : "?");
+            if (!value || !nlen || !http_header_value_ok(name, nlen) || !http_header_value_ok(value, vlen))
+                luaL_error(L, "header %s cannot be sent", name);
             lua_pop(L, 1);
         }
     }
@@ -730,10 +752,8 @@ static int l_advance(lua_State *L)
  * again from storage. */
 static int l_restart(lua_State *L)
 {
-    need_test(L);
-    const party *p = check_party(L, 1);
-    const char *id = luaL_checkstring(L, 2);
-    settle();
+    const char *id;
+    const party *p = check_room(L, &id);
     room *r = find_room(p, id);
     if (r) registry_evict(&R.w, r, 1012, "the room restarted");
     settle();
@@ -745,10 +765,9 @@ static int l_restart(lua_State *L)
 
 static int l_loaded(lua_State *L)
 {
-    need_test(L);
-    const party *p = check_party(L, 1);
-    settle();
-    lua_pushboolean(L, find_room(p, luaL_checkstring(L, 2)) != NULL);
+    const char *id;
+    const party *p = check_room(L, &id);
+    lua_pushboolean(L, find_room(p, id) != NULL);
     return 1;
 }
 
@@ -852,16 +871,6 @@ static int l_cron(lua_State *L)
 }
 
 /* ---- storage, as the rooms keep it (lua_storage.c reads and writes it) ---- */
-
-/* (party, room, ...) arguments: the room's party (checked) and id. */
-static const party *check_room(lua_State *L, const char **id)
-{
-    need_test(L);
-    const party *p = check_party(L, 1);
-    *id = luaL_checkstring(L, 2);
-    settle(); /* what the rooms are doing is done first */
-    return p;
-}
 
 /* (party, room, key, ...) arguments */
 typedef struct stored_key {
@@ -1009,9 +1018,8 @@ static int open_test_module(lua_State *L)
 /* A test file's name as tests show it: relative to the project if inside. */
 static const char *shown_name(const char *path)
 {
-    size_t n = strlen(R.cfg.dir);
-    if (strncmp(path, R.cfg.dir, n) == 0 && path[n] == '/') return path + n + 1;
-    return path;
+    const char *rel = inside_project(path);
+    return rel ? rel : path;
 }
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -1176,8 +1184,17 @@ static int run_once(void)
 
 /* ---- --watch ---- */
 
-/* A fingerprint of the project's Lua and JSON files (names, sizes, times)
- * and of the named test files: it changes when one is saved. */
+/* One file into a fingerprint: its name, size and time. */
+static uint64_t fingerprint_file(const char *path, const struct stat *st, uint64_t h)
+{
+    for (const char *s = path; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    uint64_t parts[] = {(uint64_t)st->st_size, (uint64_t)st->st_mtim.tv_sec, (uint64_t)st->st_mtim.tv_nsec};
+    for (size_t i = 0; i < 3; i++) h = (h ^ parts[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A fingerprint of the project's Lua files and partykit.json: it changes
+ * when one is saved (or added, or removed). */
 static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h)
 {
     DIR *d = opendir(dir);
@@ -1189,29 +1206,27 @@ static uint64_t fingerprint_dir(const char *dir, int depth, uint64_t h)
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         struct stat st;
         if (lstat(path, &st) != 0) continue;
+        size_t len = strlen(e->d_name);
         if (S_ISDIR(st.st_mode)) {
             if (depth < 4) h = fingerprint_dir(path, depth + 1, h);
-            continue;
+        } else if ((len > 4 && !strcmp(e->d_name + len - 4, ".lua")) || !strcmp(e->d_name, "partykit.json")) {
+            h = fingerprint_file(path, &st, h);
         }
-        size_t len = strlen(e->d_name);
-        bool lua = len > 4 && !strcmp(e->d_name + len - 4, ".lua"), json = !strcmp(e->d_name, "partykit.json");
-        if (!lua && !json) continue;
-        for (const char *s = path; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-        h = (h ^ (uint64_t)st.st_size) * 1099511628211ull;
-        h = (h ^ (uint64_t)st.st_mtim.tv_sec) * 1099511628211ull;
-        h = (h ^ (uint64_t)st.st_mtim.tv_nsec) * 1099511628211ull;
     }
     closedir(d);
     return h;
 }
 
+/* The project, the test files named, and party scripts that live outside
+ * the project (partykit.json may name ../shared/x.lua). */
 static uint64_t fingerprint(void)
 {
     uint64_t h = fingerprint_dir(R.o->dir, 0, 14695981039346656037ull);
-    for (size_t i = 0; i < R.o->nfiles; i++) {
-        struct stat st;
-        if (stat(R.o->files[i], &st) == 0) h = (h ^ (uint64_t)st.st_mtim.tv_nsec ^ (uint64_t)st.st_size) * 1099511628211ull;
-    }
+    struct stat st;
+    for (size_t i = 0; i < R.o->nfiles; i++)
+        if (stat(R.o->files[i], &st) == 0) h = fingerprint_file(R.o->files[i], &st, h);
+    for (size_t i = 0; i < R.outside.n; i++)
+        if (stat(R.outside.items[i], &st) == 0) h = fingerprint_file(R.outside.items[i], &st, h);
     return h;
 }
 
@@ -1245,6 +1260,7 @@ int testrun_main(const cli_options *o, testrun_loader load)
     log_set_sink(NULL, NULL);
     lines_clear(&R.errors);
     lines_clear(&R.logs);
+    lines_clear(&R.outside);
     fetch_shutdown();
     uv_close((uv_handle_t *)&R.guard, NULL);
     for (int i = 0; i < 3 && uv_loop_alive(&R.loop); i++) uv_run(&R.loop, UV_RUN_NOWAIT);

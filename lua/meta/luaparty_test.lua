@@ -63,7 +63,8 @@ function Storage:put(key, value) end
 ---@param key string
 ---@return boolean existed
 function Storage:delete(key) end
----@param options? {prefix?: string}
+---As room.storage:list: {prefix=, start=, startAfter=, ["end"]=, reverse=, limit=}.
+---@param options? table
 ---@return {key: string, value: any}[]
 function Storage:list(options) end
 ---@return integer|nil epoch_ms
