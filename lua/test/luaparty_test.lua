@@ -45,6 +45,14 @@ local function fail(msg) error(setmetatable({ msg = at() .. msg }, Failure), 0) 
 -- a call could not do what it was asked (t.error can expect it)
 local function raise(msg) error(at() .. msg, 0) end
 
+-- core.f(...), its error (a bad argument, a closed connection, a value
+-- storage refuses) raised at the test's line
+local function pass(ok, ...)
+  if not ok then raise(tostring((...))) end
+  return ...
+end
+local function call(f, ...) return pass(pcall(f, ...)) end
+
 local collecting -- t.partyErrors: party errors go here instead of failing the test
 
 -- After every call that may have run party code: its errors fail the test
@@ -242,7 +250,7 @@ function t.fetch(party, room, opts)
     headers["content-type"] = headers["content-type"] or "application/json"
   end
   if body ~= nil and type(body) ~= "string" then body = tostring(body) end
-  local status, rheaders, rbody = core.fetch((opts.method or "GET"):upper(), url, headers, body)
+  local status, rheaders, rbody = call(core.fetch, (opts.method or "GET"):upper(), url, headers, body)
   check()
   if not status then raise(rheaders) end
   return response(status, rheaders, rbody)
@@ -253,7 +261,7 @@ local Conn = {}
 local conn_state = { closed = 1, closeCode = 2, closeReason = 3 }
 Conn.__index = function(c, k)
   local i = conn_state[k]
-  if i then return (select(i, core.state(rawget(c, "_h")))) end
+  if i then return (select(i, call(core.state, rawget(c, "_h")))) end
   return Conn[k]
 end
 Conn.__tostring = function(c) return "Connection(" .. c.id .. ")" end
@@ -262,7 +270,7 @@ Conn.__tostring = function(c) return "Connection(" .. c.id .. ")" end
 function t.tryConnect(party, room, opts)
   local url
   url, opts = target(party, room, opts)
-  local h, status, headers, body = core.connect(url, headers_of(opts))
+  local h, status, headers, body = call(core.connect, url, headers_of(opts))
   check()
   if h then
     local id, uri = core.ident(h)
@@ -284,7 +292,7 @@ end
 
 --- conn:send(message): a string is a text frame, t.binary(s) a binary one.
 function Conn:send(message)
-  core.send(self._h, message)
+  call(core.send, self._h, message)
   check()
 end
 
@@ -292,7 +300,7 @@ end
 --- "closed" / "timeout". Waits in virtual time: alarms and timeouts due
 --- before the message arrives run first.
 function Conn:receive(timeout)
-  local m, why = core.receive(self._h, timeout or 1000)
+  local m, why = call(core.receive, self._h, timeout or 1000)
   check()
   return m, why
 end
@@ -300,7 +308,7 @@ end
 --- conn:receiveJson([timeout_ms]) -> the next message, decoded; fails the
 --- test if none came or it is not JSON.
 function Conn:receiveJson(timeout)
-  local m, why = core.receive(self._h, timeout or 1000)
+  local m, why = call(core.receive, self._h, timeout or 1000)
   check()
   if m == nil then fail("expected a message on " .. self.id .. ", got none (" .. why .. ")") end
   local ok, v = pcall(cjson.decode, tostring(m))
@@ -310,14 +318,14 @@ end
 
 --- conn:messages() -> every message received and not read yet (no waiting).
 function Conn:messages()
-  local list = core.messages(self._h)
+  local list = call(core.messages, self._h)
   check()
   return list
 end
 
 --- conn:close([code = 1000 [, reason]]): the client closes; onClose runs.
 function Conn:close(code, reason)
-  core.close(self._h, code or 1000, reason)
+  call(core.close, self._h, code or 1000, reason)
   check()
 end
 
@@ -328,14 +336,14 @@ t.now = core.now
 --- t.advance(ms): moves the virtual clock, running the alarms, crons, idle
 --- unloading and receive timeouts due on the way, in order.
 function t.advance(ms)
-  core.advance(ms)
+  call(core.advance, ms)
   check()
 end
 
 --- t.restart(party, room): the room is unloaded (its connections closed
 --- with 1012, as on a server restart) and started again from storage.
 function t.restart(party, room)
-  core.restart(party, room)
+  call(core.restart, party, room)
   check()
 end
 
@@ -343,17 +351,17 @@ end
 --- `luaparty dev` does on a save: with source, the party's new text (the
 --- file is not touched); without, what is on disk now.
 function t.reload(party, source)
-  local ok, err = core.reload(party, source)
+  local ok, err = call(core.reload, party, source)
   check()
   return ok, err
 end
 
 --- t.loaded(party, room) -> whether the room is live (not unloaded).
-t.loaded = core.loaded
+function t.loaded(party, room) return call(core.loaded, party, room) end
 
 --- t.cron(name): runs the partykit.json cron `name` now (onCron).
 function t.cron(name)
-  local ok, err = core.cron(name)
+  local ok, err = call(core.cron, name)
   check()
   if not ok then raise(err) end
 end
@@ -365,11 +373,11 @@ Storage.__index = Storage
 --- :delete(key), :alarm() (epoch ms or nil). A live room does not see
 --- :put until it starts again (t.restart).
 function t.storage(party, room) return setmetatable({ party = party, room = room }, Storage) end
-function Storage:get(key) return core.storage_get(self.party, self.room, key) end
-function Storage:put(key, value) core.storage_put(self.party, self.room, key, value) end
-function Storage:delete(key) return core.storage_delete(self.party, self.room, key) end
-function Storage:list(opts) return core.storage_list(self.party, self.room, opts) end
-function Storage:alarm() return core.storage_alarm(self.party, self.room) end
+function Storage:get(key) return call(core.storage_get, self.party, self.room, key) end
+function Storage:put(key, value) call(core.storage_put, self.party, self.room, key, value) end
+function Storage:delete(key) return call(core.storage_delete, self.party, self.room, key) end
+function Storage:list(opts) return call(core.storage_list, self.party, self.room, opts) end
+function Storage:alarm() return call(core.storage_alarm, self.party, self.room) end
 
 --- t.seed(n): connection ids without _pk (and pipe ids) repeat for a given
 --- seed; every test starts from the run's seed (--seed, default 1).

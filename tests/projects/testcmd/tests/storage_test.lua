@@ -25,4 +25,6 @@ t.test("a test can look into storage and seed it", function()
   t.eq(keys, { "counts", "starts" })
   t.eq(t.storage("counter", "seeded"):delete("counts"), true)
   t.eq(t.storage("counter", "seeded"):get("counts"), nil)
+  t.error(function() t.storage("counter", "seeded"):put("f", print) end,
+    "^tests/storage_test%.lua:%d+: storage:put%('f'%): cannot store a value of type function")
 end)
