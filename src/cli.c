@@ -24,6 +24,8 @@ const char cli_usage[] =
     "                (--filter TEXT: only tests whose name has it; --watch: run again on every\n"
     "                save; --seed N: connection ids; --verbose: party logs of passing tests too)\n"
     "  cluster status --cluster URL   the nodes of a cluster: leases, addresses, rooms\n"
+    "  storage export --cluster URL [DIR] [--persist P]   a single-node database into Redis\n"
+    "  storage import --cluster URL [DIR] [--persist P]   the cluster's rooms from Redis into one\n"
     "\n"
     "DIR holds partykit.json (default: the current directory).\n"
     "\n"
@@ -59,6 +61,8 @@ const char cli_usage[] =
     "                    (default: --host, any free port)\n"
     "  --cluster-secret S  shared by the nodes (or LUAPARTY_CLUSTER_SECRET)\n"
     "  --lease-ttl MS    node lease (default 5000): a dead node's rooms move after it\n"
+    "  --cluster-storage S  redis (default: room data in Redis, rooms move freely) or\n"
+    "                    local (each node's SQLite; a room that wrote stays on its node)\n"
     "  --watch           hot reload in serve (always on in dev)\n"
     "  --help            this text\n"
     "  --version         print the version\n"
@@ -226,6 +230,11 @@ static int value_option(cli_options *o, const char *name, const char *v)
         if (o->log_json < 0) return fail(o, false, "--log-format %s: use text or json", v);
         return 0;
     }
+    if (!strcmp(name, "--cluster-storage")) {
+        o->cluster_local = pick(v, "redis", "local");
+        if (o->cluster_local < 0) return fail(o, false, "--cluster-storage %s: use redis or local", v);
+        return 0;
+    }
     if (!strcmp(name, "--storage-sync")) {
         o->storage_sync_full = pick(v, "normal", "full");
         if (o->storage_sync_full < 0) return fail(o, false, "--storage-sync %s: use normal or full", v);
@@ -274,6 +283,12 @@ static int parse_command(cli_options *o, int argc, char **argv)
         o->command = CLI_TEST;
         return 1;
     }
+    if (!strcmp(c, "storage")) {
+        if (argc < 3 || (strcmp(argv[2], "export") && strcmp(argv[2], "import")))
+            return fail(o, false, "usage: luaparty storage export|import --cluster URL [DIR] [--persist P]");
+        o->command = !strcmp(argv[2], "export") ? CLI_STORAGE_EXPORT : CLI_STORAGE_IMPORT;
+        return 1;
+    }
     if (strcmp(c, "dev") && strcmp(c, "serve")) return fail(o, true, "unknown command '%s'", c);
     o->command = !strcmp(c, "dev") ? CLI_DEV : CLI_SERVE;
     o->watch = o->command == CLI_DEV;
@@ -318,7 +333,8 @@ static int test_argument(cli_options *o, int argc, char **argv, int *i, const ch
  * --version ends the parse. *dir gets the project directory if one is given. */
 static int parse_options(cli_options *o, int argc, char **argv, const char **dir)
 {
-    for (int i = 2; i < argc; i++) {
+    bool storage = o->command == CLI_STORAGE_EXPORT || o->command == CLI_STORAGE_IMPORT;
+    for (int i = storage ? 3 : 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "--version")) {
             o->command = !strcmp(a, "--help") ? CLI_HELP : CLI_VERSION;
@@ -357,12 +373,15 @@ static int resolve_dir(cli_options *o, const char *dir)
 int cli_parse(cli_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
-    o->port = o->internal_port = o->log_level = o->log_json = o->storage_sync_full = -1;
+    o->port = o->internal_port = o->log_level = o->log_json = o->storage_sync_full = o->cluster_local = -1;
     int rc = parse_command(o, argc, argv);
     if (rc <= 0) return rc;
     const char *dir = NULL;
     if (parse_options(o, argc, argv, &dir) != 0) return -1;
-    if (o->command != CLI_DEV && o->command != CLI_SERVE && o->command != CLI_TEST) return 0; /* --help or --version */
+    if (o->command == CLI_HELP || o->command == CLI_VERSION) return 0;
+    if ((o->command == CLI_STORAGE_EXPORT || o->command == CLI_STORAGE_IMPORT) && !o->cluster_url)
+        return fail(o, false, "luaparty storage %s needs --cluster URL",
+                    o->command == CLI_STORAGE_EXPORT ? "export" : "import");
     return resolve_dir(o, dir);
 }
 
@@ -390,6 +409,7 @@ void cli_apply(const cli_options *o, config *cfg)
         else *(uint64_t *)field = n->value;
     }
     if (o->storage_sync_full >= 0) cfg->storage_sync_full = o->storage_sync_full;
+    if (o->cluster_local >= 0) cfg->cluster.local_storage = o->cluster_local;
     if (o->log_level >= 0) log_set_level((enum log_level)o->log_level);
     if (o->log_json >= 0) log_set_json(o->log_json);
 }

@@ -11,7 +11,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum cli_command { CLI_DEV, CLI_SERVE, CLI_INIT, CLI_HELP, CLI_VERSION, CLI_CLUSTER_STATUS, CLI_TEST } cli_command;
+typedef enum cli_command {
+    CLI_DEV, CLI_SERVE, CLI_INIT, CLI_HELP, CLI_VERSION, CLI_CLUSTER_STATUS,
+    CLI_STORAGE_EXPORT, CLI_STORAGE_IMPORT, /* luaparty storage export|import --cluster URL [DIR] */
+    CLI_TEST                                /* luaparty test [DIR] [FILE...] */
+} cli_command;
 
 /* A number option: set says it was given (0 can be a given value). */
 typedef struct cli_number {
@@ -39,6 +43,7 @@ typedef struct cli_options {
     int log_level;         /* enum log_level, or -1: not given */
     int log_json;          /* --log-format: 1 json, 0 text, -1 not given */
     int storage_sync_full; /* --storage-sync: 1 full, 0 normal, -1 not given */
+    int cluster_local;     /* --cluster-storage: 1 local, 0 redis, -1 not given */
     cli_number cpu_limit_ms;
     /* bytes and counts */
     cli_number max_message, room_memory, max_value, max_connections, workers, max_room_connections, max_header,

@@ -262,6 +262,14 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
             lua_pop(L, 1);
             continue;
         }
+        if (strcmp(key, "clusterStorage") == 0) {
+            const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+            if (strcmp(v, "redis") != 0 && strcmp(v, "local") != 0)
+                return set_error(err, "partykit.json: luaparty.clusterStorage must be \"redis\" or \"local\"");
+            cfg->cluster.local_storage = strcmp(v, "local") == 0;
+            lua_pop(L, 1);
+            continue;
+        }
         if (strcmp(key, "cors") == 0) {
             if (lua_type(L, -1) == LUA_TBOOLEAN) {
                 free(cfg->cors_origin);

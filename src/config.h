@@ -79,6 +79,7 @@ typedef struct config {
         char *advertise;     /* host:port other nodes reach it at (default internal host:port) */
         char *secret;        /* --cluster-secret / LUAPARTY_CLUSTER_SECRET: required there */
         uint64_t lease_ttl_ms;
+        bool local_storage;  /* --cluster-storage local: SQLite, rooms pinned (default: Redis) */
     } cluster;
 } config;
 

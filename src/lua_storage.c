@@ -32,6 +32,14 @@ static int storage_error(lua_State *L, storage *s, const char *what, const char 
 
 static void mark_dirty(room *r) { r->dirty = true; }
 
+/* The room set or deleted its alarm: re-arm, and if onAlarm is running, the
+ * alarm is the room's from now on (runner.c leaves it alone when it ends). */
+static void alarm_touched(room *r)
+{
+    r->alarm_changed = true;
+    if (r->alarm_lease) r->alarm_touched = true;
+}
+
 void lua_storage_push_value(lua_State *L, storage *s, const char *party_name, const char *room_id, const char *key,
                             size_t klen)
 {
@@ -115,7 +123,7 @@ static int l_delete_all(lua_State *L)
     const char *err = NULL;
     int rc = storage_delete_all(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
+    alarm_touched(r);
     if (rc < 0) return storage_error(L, store_of(r), "deleteAll", err);
     return 0;
 }
@@ -227,7 +235,7 @@ static int l_set_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_set_alarm(store_of(r), r->party->name, r->id, (int64_t)at, 0, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
+    alarm_touched(r);
     if (rc) return storage_error(L, store_of(r), "setAlarm", err);
     return 0;
 }
@@ -239,8 +247,8 @@ static int l_get_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_get_alarm(store_of(r), r->party->name, r->id, &at, NULL, &err);
     if (rc < 0) return storage_error(L, store_of(r), "getAlarm", err);
-    /* the running alarm's lease is bookkeeping, not a pending alarm */
-    if (rc && at != r->alarm_lease) lua_pushnumber(L, (lua_Number)at);
+    /* the running alarm's own entry is bookkeeping, not a pending alarm */
+    if (rc && (at != r->alarm_lease || r->alarm_touched)) lua_pushnumber(L, (lua_Number)at);
     else lua_pushnil(L);
     return 1;
 }
@@ -251,7 +259,7 @@ static int l_delete_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_delete_alarm(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
+    alarm_touched(r);
     if (rc) return storage_error(L, store_of(r), "deleteAlarm", err);
     return 0;
 }

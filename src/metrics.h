@@ -19,6 +19,9 @@ typedef struct metrics {
     uint64_t frames_encoded;         /* frames made for a party's sends (lua_conn.c) */
     uint64_t cluster_proxied_requests, cluster_proxied_sockets; /* forwarded to the owner node */
     uint64_t cluster_misdirected;    /* 421s answered: forwarded here, owned elsewhere */
+    /* cluster storage (cluster_storage.c) */
+    uint64_t cluster_commits, cluster_commits_fenced, cluster_commits_failed, cluster_commit_retries;
+    uint64_t cluster_room_loads, cluster_room_load_keys;
 } metrics;
 /* Only uint64_t counters: metrics.c sums the workers' sets as arrays. */
 _Static_assert(sizeof(metrics) % sizeof(uint64_t) == 0, "metrics holds uint64_t counters only");

@@ -59,6 +59,18 @@ static void render_cluster(buf *b, const metrics *m)
     counter(b, "luaparty_cluster_lease_renewals_total", "Lease renewals that succeeded.", cc->renewals_ok);
     counter(b, "luaparty_cluster_lease_failures_total", "Lease renewals that failed.", cc->renewals_failed);
     counter(b, "luaparty_cluster_fences_total", "Times this node lost its lease and closed its rooms.", cc->fences);
+    counter(b, "luaparty_cluster_commits_total", "Storage commits Redis acknowledged.", m->cluster_commits);
+    counter(b, "luaparty_cluster_commits_fenced_total",
+            "Storage commits Redis refused: another node owns the room (or this node's lease ran out).",
+            m->cluster_commits_fenced);
+    counter(b, "luaparty_cluster_commits_failed_total", "Storage commits Redis refused for another reason.",
+            m->cluster_commits_failed);
+    counter(b, "luaparty_cluster_commit_retries_total", "Commits sent again after no answer (Redis restarting).",
+            m->cluster_commit_retries);
+    counter(b, "luaparty_cluster_room_loads_total", "Rooms whose data was loaded from Redis (the copy was stale).",
+            m->cluster_room_loads);
+    counter(b, "luaparty_cluster_room_load_keys_total", "Keys loaded from Redis by those loads.",
+            m->cluster_room_load_keys);
 }
 
 static void counter(buf *b, const char *name, const char *help, uint64_t v)

@@ -34,8 +34,9 @@ worker *registry_owner(worker *w, const party *p, const char *id)
     return w->all[h % (uint32_t)w->nworkers];
 }
 
-/* A room asks to be reset (its state may hold what storage does not). */
-static void reset_room(room *r, const char *why) { registry_evict(r->owner, r, 1011, why); }
+/* A room asks to be reset (its state may hold what storage does not, or
+ * another node owns it now). */
+static void reset_room(room *r, int code, const char *why) { registry_evict(r->owner, r, code, why); }
 
 room *registry_resolve(worker *w, const party *p, const char *id, char **err)
 {

@@ -74,6 +74,18 @@ void room_shutdown(room *r)
     room_unref(r);
 }
 
+/* A wake-up for the alarm marked `lease` runs onAlarm only if the room's
+ * alarm is still that one: a second wake-up for the same alarm (cluster
+ * mode sweeps Redis, which learns that onAlarm ended only when the commit
+ * lands) or one for an alarm the room changed meanwhile does nothing. */
+static bool alarm_still_due(room *r, int64_t lease)
+{
+    int64_t at;
+    const char *err = NULL;
+    if (r->alarm_lease == lease) return false; /* running now (it suspended) */
+    return storage_get_alarm(r->owner->store, r->party->name, r->id, &at, NULL, &err) == 1 && at == lease;
+}
+
 /* onAlarm of the run marked `lease` finished: clear the alarm, or retry it
  * with exponential backoff (2 s, 4 s, ... up to ALARM_TRIES) if it failed.
  * An alarm that onAlarm set or deleted itself is theirs: left alone. */
@@ -84,8 +96,11 @@ static void alarm_finished(room *r, int64_t lease, bool ok)
     int retries = 0;
     const char *err = NULL;
     r->alarm_lease = 0;
-    if (storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease)
-        return; /* onAlarm set a new alarm or deleted it: theirs wins */
+    bool theirs = r->alarm_touched;
+    r->alarm_touched = false;
+    /* The room set a new alarm or deleted it meanwhile (even to the same
+     * time: in cluster mode the lease is the alarm time itself): theirs wins. */
+    if (theirs || storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease) return;
     if (ok) {
         storage_delete_alarm(s, r->party->name, r->id, &err);
     } else if (++retries < ALARM_TRIES) {
@@ -368,6 +383,7 @@ static int push_event(room *r, task *t, event *ev)
         lua_pushinteger(co, ev->code);
         t->lease = ev->lease;
         r->alarm_lease = ev->lease;
+        r->alarm_touched = false;
         nargs = 1;
         break;
     case EV_RELOAD:
@@ -406,6 +422,10 @@ static void run_event(room *r, event *ev)
         step(r, t, n);
         return;
     }
+    if (ev->kind == EV_ALARM && !alarm_still_due(r, ev->lease)) {
+        room_event_free(r, ev);
+        return;
+    }
     task *t = new_task(r, ev);
     int nargs = push_event(r, t, ev);
     room_event_free(r, ev);
@@ -427,7 +447,7 @@ void room_run(room *r)
         const char *why = r->reset_reason;
         r->reset_reason = NULL;
         log_warn("%s/%s: %s", r->party->name, r->id, why);
-        room_reset(r, why);
+        room_reset(r, 1011, why);
     }
     room_unref(r);
 }
