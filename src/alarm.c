@@ -18,6 +18,7 @@
  * and a node that dies during onAlarm leaves the alarm due in Redis, where
  * another node finds it once the dead node's lease is gone. */
 #include "alarm.h"
+#include "clock.h"
 #include "cluster_storage.h"
 #include "log.h"
 #include "placement.h"
@@ -144,7 +145,7 @@ static void sweep_answered(void *arg, const cluster_alarm *list, int n, int64_t 
     if (next >= 0 && next - (int64_t)now_ms() < delay) delay = next - (int64_t)now_ms();
     if (n >= BATCH || again) delay = 0;
     again = false;
-    uv_timer_start(&w->alarm_timer, on_sweep, delay > 0 ? (uint64_t)delay : 0, 0);
+    clock_timer_start(&w->alarm_timer, on_sweep, delay > 0 ? (uint64_t)delay : 0, 0);
 }
 
 static void on_sweep(uv_timer_t *t)
@@ -165,16 +166,16 @@ void alarm_reschedule(worker *w)
     }
     if (w->cstore) { /* a commit changed an alarm and Redis has it: look now */
         if (sweeping) again = true;
-        else uv_timer_start(&w->alarm_timer, on_sweep, 0, 0);
+        else clock_timer_start(&w->alarm_timer, on_sweep, 0, 0);
         return;
     }
     int64_t at;
     if (!storage_next_alarm(w->store, &at)) {
-        uv_timer_stop(&w->alarm_timer);
+        clock_timer_stop(&w->alarm_timer);
         return;
     }
     int64_t delay = at - (int64_t)now_ms();
-    uv_timer_start(&w->alarm_timer, on_timer, delay > 0 ? (uint64_t)delay : 0, 0);
+    clock_timer_start(&w->alarm_timer, on_timer, delay > 0 ? (uint64_t)delay : 0, 0);
 }
 
 void alarm_start(worker *w)
@@ -186,6 +187,6 @@ void alarm_start(worker *w)
 
 void alarm_stop(worker *w)
 {
-    uv_timer_stop(&w->alarm_timer);
+    clock_timer_stop(&w->alarm_timer);
     uv_close((uv_handle_t *)&w->alarm_timer, NULL);
 }

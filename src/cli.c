@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char cli_usage[] =
     "usage: luaparty <command> [DIR] [options]\n"
@@ -20,6 +21,9 @@ const char cli_usage[] =
     "  dev   [DIR]   development server (logs every request and connection, hot reload)\n"
     "  serve [DIR]   production server\n"
     "  init  [DIR]   write a small working project to start from\n"
+    "  test  [DIR] [FILE...]   run the project's tests/*_test.lua in-process, on a virtual clock\n"
+    "                (--filter TEXT: only tests whose name has it; --watch: run again on every\n"
+    "                save; --seed N: connection ids; --verbose: party logs of passing tests too)\n"
     "  cluster status --cluster URL   the nodes of a cluster: leases, addresses, rooms\n"
     "  storage export --cluster URL [DIR] [--persist P]   a single-node database into Redis\n"
     "  storage import --cluster URL [DIR] [--persist P]   the cluster's rooms from Redis into one\n"
@@ -291,6 +295,10 @@ static int parse_command(cli_options *o, int argc, char **argv)
         return 0;
     }
     if (!strcmp(c, "cluster")) return parse_cluster_command(o, argc, argv);
+    if (!strcmp(c, "test")) {
+        o->command = CLI_TEST;
+        return 1;
+    }
     if (!strcmp(c, "storage")) {
         if (argc < 3 || (strcmp(argv[2], "export") && strcmp(argv[2], "import")))
             return fail(o, false, "usage: luaparty storage export|import --cluster URL [DIR] [--persist P]");
@@ -303,7 +311,41 @@ static int parse_command(cli_options *o, int argc, char **argv)
     return 1;
 }
 
-/* The arguments after dev/serve, in order: the first problem, --help or
+/* `test` only: --filter, --seed and --verbose (1 if a was one of them, and
+ * *i moved past its value), and the words that are not options: the first
+ * may be the project directory, the others (and a first that is not a
+ * directory) are test files. 0 if a is neither, -1 on an error. */
+static int test_argument(cli_options *o, int argc, char **argv, int *i, const char **dir)
+{
+    const char *a = argv[*i];
+    struct stat st;
+    if (a[0] != '-') {
+        if (!*dir && !o->nfiles && stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
+            *dir = a;
+        } else {
+            o->files = xrealloc(o->files, (o->nfiles + 1) * sizeof *o->files);
+            o->files[o->nfiles++] = a;
+        }
+        return 1;
+    }
+    if (!strcmp(a, "--verbose")) {
+        o->verbose = true;
+        return 1;
+    }
+    if (strcmp(a, "--filter") && strcmp(a, "--seed")) return 0;
+    if (*i + 1 >= argc) return fail(o, false, "%s needs a value", a);
+    const char *v = argv[++*i];
+    if (!strcmp(a, "--filter")) {
+        o->filter = v;
+    } else if (parse_ms(v, &o->seed.value) != 0) {
+        return fail(o, false, "--seed %s: not a number", v);
+    } else {
+        o->seed.set = true;
+    }
+    return 1;
+}
+
+/* The arguments after dev/serve/test, in order: the first problem, --help or
  * --version ends the parse. *dir gets the project directory if one is given. */
 static int parse_options(cli_options *o, int argc, char **argv, const char **dir)
 {
@@ -318,6 +360,9 @@ static int parse_options(cli_options *o, int argc, char **argv, const char **dir
             o->watch = true;
             continue;
         }
+        int rc = o->command == CLI_TEST ? test_argument(o, argc, argv, &i, dir) : 0;
+        if (rc < 0) return -1;
+        if (rc) continue;
         if (a[0] != '-') {
             if (*dir) return fail(o, false, "more than one project directory given ('%s', '%s')", *dir, a);
             *dir = a;
@@ -358,9 +403,9 @@ int cli_parse(cli_options *o, int argc, char **argv)
 
 void cli_apply(const cli_options *o, config *cfg)
 {
-    if (o->command != CLI_DEV && o->command != CLI_SERVE) return;
+    if (o->command != CLI_DEV && o->command != CLI_SERVE && o->command != CLI_TEST) return;
     cfg->dev = o->command == CLI_DEV;
-    cfg->watch = o->watch;
+    cfg->watch = o->watch && o->command != CLI_TEST; /* test's --watch runs the tests again, no hot reload */
     free(cfg->dir);
     cfg->dir = xstrdup(o->dir);
     if (o->port >= 0) cfg->port = o->port;
@@ -400,6 +445,8 @@ void cli_print_error(const cli_options *o, FILE *f)
 
 void cli_options_free(cli_options *o)
 {
+    free(o->files);
+    o->files = NULL;
     free(o->dir);
     free(o->error);
     free(o->vars);

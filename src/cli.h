@@ -13,7 +13,8 @@
 
 typedef enum cli_command {
     CLI_DEV, CLI_SERVE, CLI_INIT, CLI_HELP, CLI_VERSION, CLI_CLUSTER_STATUS,
-    CLI_STORAGE_EXPORT, CLI_STORAGE_IMPORT /* luaparty storage export|import --cluster URL [DIR] */
+    CLI_STORAGE_EXPORT, CLI_STORAGE_IMPORT, /* luaparty storage export|import --cluster URL [DIR] */
+    CLI_TEST                                /* luaparty test [DIR] [FILE...] */
 } cli_command;
 
 /* A number option: set says it was given (0 can be a given value). */
@@ -24,8 +25,14 @@ typedef struct cli_number {
 
 typedef struct cli_options {
     cli_command command;
-    char *dir;             /* dev/serve: the project directory, resolved; init: as given, or "." */
-    bool watch;            /* --watch, or the dev command */
+    char *dir;             /* dev/serve/test: the project directory, resolved; init: as given, or "." */
+    bool watch;            /* --watch, or the dev command; test: run again on every save */
+    /* test: the test files named (as given, pointing into argv), --filter, --seed, --verbose */
+    const char **files;
+    size_t nfiles;
+    const char *filter;
+    cli_number seed;
+    bool verbose;
     int port;              /* -1: not given */
     /* strings point into argv; NULL: not given */
     const char *host, *persist_dir, *tls_cert, *tls_key, *tls_ca, *metrics_addr;
@@ -56,7 +63,7 @@ extern const char cli_usage[];
 /* Parses argv into o (which it initializes). Returns 0, or -1 with
  * o->error / o->error_usage set; either way call cli_options_free. */
 int cli_parse(cli_options *o, int argc, char **argv);
-/* Writes what the options give into cfg (dev/serve only), and the log
+/* Writes what the options give into cfg (dev/serve/test only), and the log
  * settings, which are process-wide. Applying twice is harmless. */
 void cli_apply(const cli_options *o, config *cfg);
 /* Prints a failed parse's message the way luaparty always has. */

@@ -1,6 +1,7 @@
 /* init.c - `luaparty init [DIR]`: a starter project (partykit.json, a party
- * whose comments show every callback, and a page that talks to it), so a
- * newcomer has something running in two commands. Never overwrites files. */
+ * whose comments show every callback, a page that talks to it, and a test
+ * that `luaparty test` runs), so a newcomer has something running in two
+ * commands. Never overwrites files. */
 #include "init.h"
 #include "util.h"
 
@@ -70,6 +71,33 @@ static const char main_lua[] =
     "\n"
     "return Party\n";
 
+static const char main_test_lua[] =
+    "-- tests/main_test.lua: run with `luaparty test`. Each test gets a fresh server\n"
+    "-- in-process (empty storage, a virtual clock), so tests take milliseconds.\n"
+    "local t = require \"luaparty.test\"\n"
+    "\n"
+    "t.test(\"a new connection is welcomed\", function()\n"
+    "  local alice = t.connect(\"main\", \"lobby\", { id = \"alice\" })\n"
+    "  t.eq(alice:receiveJson(), { type = \"welcome\", id = \"alice\", count = 0 })\n"
+    "end)\n"
+    "\n"
+    "t.test(\"messages reach everyone in the room and are counted\", function()\n"
+    "  local alice = t.connect(\"main\", \"lobby\", { id = \"alice\" })\n"
+    "  local bob = t.connect(\"main\", \"lobby\", { id = \"bob\" })\n"
+    "  alice:receive(); bob:receive() -- the welcomes\n"
+    "  alice:send(\"hi\")\n"
+    "  t.eq(bob:receiveJson(), { type = \"message\", from = \"alice\", text = \"hi\", count = 1 })\n"
+    "  t.eq(t.fetch(\"main\", \"lobby\"):json(), { room = \"lobby\", count = 1 })\n"
+    "end)\n"
+    "\n"
+    "t.test(\"the count survives a restart of the room\", function()\n"
+    "  local alice = t.connect(\"main\", \"lobby\")\n"
+    "  alice:send(\"hi\")\n"
+    "  t.restart(\"main\", \"lobby\")\n"
+    "  t.eq(t.storage(\"main\", \"lobby\"):get(\"count\"), 1)\n"
+    "  t.eq(t.fetch(\"main\", \"lobby\"):json().count, 1)\n"
+    "end)\n";
+
 static const char index_html[] =
     "<!doctype html>\n"
     "<html lang=\"en\">\n"
@@ -128,12 +156,14 @@ static int make_dir(const char *dir, const char *sub)
 
 int init_project(const char *dir)
 {
-    if (make_dir(dir, NULL) || make_dir(dir, "parties") || make_dir(dir, "public")) return 1;
+    if (make_dir(dir, NULL) || make_dir(dir, "parties") || make_dir(dir, "public") || make_dir(dir, "tests"))
+        return 1;
     if (write_new(dir, "partykit.json", partykit_json) || write_new(dir, "parties/main.lua", main_lua) ||
-        write_new(dir, "public/index.html", index_html))
+        write_new(dir, "public/index.html", index_html) || write_new(dir, "tests/main_test.lua", main_test_lua))
         return 1;
     printf("Created a party in %s. Run it:\n\n  luaparty dev %s\n\nthen open http://127.0.0.1:1999/ in two "
-           "browser tabs.\nEdit %s/parties/main.lua: the running rooms pick up each save.\n",
-           dir, dir, dir);
+           "browser tabs.\nEdit %s/parties/main.lua: the running rooms pick up each save.\n"
+           "Test it (tests/main_test.lua):\n\n  luaparty test %s\n",
+           dir, dir, dir, dir);
     return 0;
 }

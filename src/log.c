@@ -13,6 +13,14 @@
 static enum log_level current = LOG_INFO;
 static int use_colour = -1;
 static bool json;
+static log_sink sink;
+static void *sink_ud;
+
+void log_set_sink(log_sink fn, void *ud)
+{
+    sink = fn;
+    sink_ud = ud;
+}
 
 void log_set_json(bool on) { json = on; }
 
@@ -51,6 +59,12 @@ static void emit(enum log_level lvl, const char *fmt, va_list ap)
 {
     static const char *tags[] = {"debug", "info", "warn", "error"};
     static const char *colours[] = {"\033[2m", "\033[36m", "\033[33m", "\033[31m"};
+    if (sink) {
+        char msg[8192];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        sink(sink_ud, lvl, msg);
+        return;
+    }
     if (use_colour < 0) use_colour = isatty(2);
 
     struct timeval tv;

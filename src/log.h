@@ -23,6 +23,11 @@ void log_always(enum log_level lvl, const char *fmt, ...) __attribute__((format(
  * cut with "..." (never inside a UTF-8 character) where it does not fit.
  * Returns out. */
 const char *log_preview(char *out, size_t cap, const void *data, size_t len);
+/* Sends every line that passes the level to sink instead of stderr (NULL:
+ * stderr again). `luaparty test` collects a test's party errors and prints
+ * this way. One thread only. */
+typedef void (*log_sink)(void *ud, enum log_level lvl, const char *msg);
+void log_set_sink(log_sink sink, void *ud);
 
 #define log_debug(...) do { if (log_get_level() <= LOG_DEBUG) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...)  do { if (log_get_level() <= LOG_INFO)  log_msg(LOG_INFO, __VA_ARGS__); } while (0)

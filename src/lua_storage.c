@@ -25,10 +25,9 @@ static const char *check_key(lua_State *L, int idx, size_t *len)
     return key;
 }
 
-static int storage_error(lua_State *L, const char *what, const char *err)
+static int storage_error(lua_State *L, storage *s, const char *what, const char *err)
 {
-    room *r = room_from_state(L);
-    return luaL_error(L, "storage %s failed (%s): %s", what, storage_path(store_of(r)), err ? err : "unknown error");
+    return luaL_error(L, "storage %s failed (%s): %s", what, storage_path(s), err ? err : "unknown error");
 }
 
 static void mark_dirty(room *r) { r->dirty = true; }
@@ -41,18 +40,38 @@ static void alarm_touched(room *r)
     if (r->alarm_lease) r->alarm_touched = true;
 }
 
+void lua_storage_push_value(lua_State *L, storage *s, const char *party_name, const char *room_id, const char *key,
+                            size_t klen)
+{
+    buf *out = storage_scratch(s); /* the storage's: nothing to free if decoding raises */
+    const char *err = NULL;
+    int found = storage_get(s, party_name, room_id, key, klen, out, &err);
+    if (found < 0) storage_error(L, s, "read", err);
+    if (!found) lua_pushnil(L);
+    else if (codec_decode(L, out->data, out->len)) luaL_error(L, "storage: the value of key '%s' is corrupt", key);
+}
+
+void lua_storage_encode(lua_State *L, int idx, const char *key, size_t max, buf *out)
+{
+    char err[200];
+    if (codec_encode(L, idx, out, err, sizeof err) != 0) {
+        buf_free(out);
+        luaL_error(L, "storage:put('%s'): %s; nothing was written", key, err);
+    }
+    if (out->len > max) {
+        size_t n = out->len;
+        buf_free(out);
+        luaL_error(L, "storage:put('%s'): the value is %d bytes encoded; the limit is %d", key, (int)n, (int)max);
+    }
+}
+
 /* Pushes the value stored under the key at idx (nil if none). */
 static void push_stored(lua_State *L, room *r, int idx)
 {
     size_t klen;
     const char *key = check_key(L, idx, &klen);
-    buf *out = storage_scratch(store_of(r)); /* stays the storage's if decoding raises */
-    const char *err = NULL;
     storage_begin_read(store_of(r)); /* until the step ends (room_commit) */
-    int found = storage_get(store_of(r), r->party->name, r->id, key, klen, out, &err);
-    if (found < 0) storage_error(L, "read", err);
-    if (!found) lua_pushnil(L);
-    else if (codec_decode(L, out->data, out->len)) luaL_error(L, "storage: the value of key '%s' is corrupt", key);
+    lua_storage_push_value(L, store_of(r), r->party->name, r->id, key, klen);
 }
 
 /* Stores the value at vidx under the key at kidx: raises (writing nothing)
@@ -62,18 +81,12 @@ static void put_value(lua_State *L, room *r, int kidx, int vidx)
     size_t klen;
     const char *key = check_key(L, kidx, &klen);
     luaL_checkany(L, vidx); /* nil is a value like any other: get returns nil */
-    buf *v = storage_scratch(store_of(r)); /* the storage's: nothing to free before an error */
-    char err[200];
-    if (codec_encode(L, vidx, v, err, sizeof err) != 0)
-        luaL_error(L, "storage:put('%s'): %s; nothing was written", key, err);
-    size_t max = r->owner->cfg->max_value;
-    if (v->len > max)
-        luaL_error(L, "storage:put('%s'): the value is %d bytes encoded; the limit is %d", key, (int)v->len,
-                   (int)max);
+    buf *v = storage_scratch(store_of(r)); /* the storage's: no allocation per put */
+    lua_storage_encode(L, vidx, key, r->owner->cfg->max_value, v);
     const char *serr = NULL;
     int rc = storage_put(store_of(r), r->party->name, r->id, key, klen, v->data, v->len, &serr);
     mark_dirty(r);
-    if (rc) storage_error(L, "write", serr);
+    if (rc) storage_error(L, store_of(r), "write", serr);
 }
 
 /* Deletes the key at idx: 1 if it existed. */
@@ -84,7 +97,7 @@ static int delete_key(lua_State *L, room *r, int idx)
     const char *err = NULL;
     int rc = storage_delete(store_of(r), r->party->name, r->id, key, klen, &err);
     mark_dirty(r);
-    if (rc < 0) storage_error(L, "delete", err);
+    if (rc < 0) storage_error(L, store_of(r), "delete", err);
     return rc;
 }
 
@@ -197,7 +210,7 @@ static int l_delete_all(lua_State *L)
     int rc = storage_delete_all(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
     alarm_touched(r);
-    if (rc < 0) return storage_error(L, "deleteAll", err);
+    if (rc < 0) return storage_error(L, store_of(r), "deleteAll", err);
     return 0;
 }
 
@@ -234,35 +247,45 @@ static const char *opt_field(lua_State *L, int t, const char *name, size_t *len)
     return s;
 }
 
+void lua_storage_check_range(lua_State *L, int idx, storage_range *range)
+{
+    memset(range, 0, sizeof *range);
+    range->limit = -1;
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    range->start = opt_field(L, idx, "start", &range->start_len);
+    range->start_after = opt_field(L, idx, "startAfter", &range->start_after_len);
+    range->end = opt_field(L, idx, "end", &range->end_len);
+    range->prefix = opt_field(L, idx, "prefix", &range->prefix_len);
+    lua_getfield(L, idx, "reverse");
+    range->reverse = lua_toboolean(L, -1);
+    lua_getfield(L, idx, "limit");
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (!lua_isnumber(L, -1) || n < 0 || n != (lua_Number)(long)n)
+            luaL_error(L, "storage:list: limit must be a non-negative integer");
+        range->limit = (long)n;
+    }
+    lua_pop(L, 2);
+}
+
+void lua_storage_push_list(lua_State *L, storage *s, const char *party_name, const char *room_id,
+                           const storage_range *range)
+{
+    lua_newtable(L);
+    list_ctx lc = {L, 0, 0};
+    const char *err = NULL;
+    if (storage_list(s, party_name, room_id, range, list_row, &lc, &err) != 0) storage_error(L, s, "list", err);
+    if (lc.bad) luaL_error(L, "storage:list: %d corrupt value(s)", lc.bad);
+}
+
 /* core.storage_list(options) -> array of {key=, value=} in key order */
 static int l_list(lua_State *L)
 {
     room *r = room_from_state(L);
-    storage_range range = {0};
-    range.limit = -1;
-    if (!lua_isnoneornil(L, 1)) {
-        luaL_checktype(L, 1, LUA_TTABLE);
-        range.start = opt_field(L, 1, "start", &range.start_len);
-        range.start_after = opt_field(L, 1, "startAfter", &range.start_after_len);
-        range.end = opt_field(L, 1, "end", &range.end_len);
-        range.prefix = opt_field(L, 1, "prefix", &range.prefix_len);
-        lua_getfield(L, 1, "reverse");
-        range.reverse = lua_toboolean(L, -1);
-        lua_getfield(L, 1, "limit");
-        if (!lua_isnil(L, -1)) {
-            lua_Number n = lua_tonumber(L, -1);
-            if (!lua_isnumber(L, -1) || n < 0 || n != (lua_Number)(long)n)
-                return luaL_error(L, "storage:list: limit must be a non-negative integer");
-            range.limit = (long)n;
-        }
-        lua_pop(L, 2);
-    }
-    lua_newtable(L);
-    list_ctx lc = {L, 0, 0};
-    const char *err = NULL;
-    if (storage_list(store_of(r), r->party->name, r->id, &range, list_row, &lc, &err) != 0)
-        return storage_error(L, "list", err);
-    if (lc.bad) return luaL_error(L, "storage:list: %d corrupt value(s)", lc.bad);
+    storage_range range;
+    lua_storage_check_range(L, 1, &range);
+    lua_storage_push_list(L, store_of(r), r->party->name, r->id, &range);
     return 1;
 }
 
@@ -273,7 +296,7 @@ static int l_txn_begin(lua_State *L)
 {
     room *r = room_from_state(L);
     const char *err = NULL;
-    if (storage_savepoint(store_of(r), &err)) return storage_error(L, "transaction", err);
+    if (storage_savepoint(store_of(r), &err)) return storage_error(L, store_of(r), "transaction", err);
     mark_dirty(r);
     r->in_transaction++;
     return 0;
@@ -286,7 +309,7 @@ static int l_txn_end(lua_State *L)
     const char *err = NULL;
     r->in_transaction--;
     int rc = commit ? storage_release(store_of(r), &err) : storage_rollback_to(store_of(r), &err);
-    if (rc) return storage_error(L, "transaction", err);
+    if (rc) return storage_error(L, store_of(r), "transaction", err);
     return 0;
 }
 
@@ -299,7 +322,7 @@ static int l_set_alarm(lua_State *L)
     int rc = storage_set_alarm(store_of(r), r->party->name, r->id, (int64_t)at, 0, &err);
     mark_dirty(r);
     alarm_touched(r);
-    if (rc) return storage_error(L, "setAlarm", err);
+    if (rc) return storage_error(L, store_of(r), "setAlarm", err);
     return 0;
 }
 
@@ -309,7 +332,7 @@ static int l_get_alarm(lua_State *L)
     int64_t at;
     const char *err = NULL;
     int rc = storage_get_alarm(store_of(r), r->party->name, r->id, &at, NULL, &err);
-    if (rc < 0) return storage_error(L, "getAlarm", err);
+    if (rc < 0) return storage_error(L, store_of(r), "getAlarm", err);
     /* the running alarm's own entry is bookkeeping, not a pending alarm */
     if (rc && (at != r->alarm_lease || r->alarm_touched)) lua_pushnumber(L, (lua_Number)at);
     else lua_pushnil(L);
@@ -323,7 +346,7 @@ static int l_delete_alarm(lua_State *L)
     int rc = storage_delete_alarm(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
     alarm_touched(r);
-    if (rc) return storage_error(L, "deleteAlarm", err);
+    if (rc) return storage_error(L, store_of(r), "deleteAlarm", err);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "sandbox.h"
 #include "server.h"
 #include "storage.h"
+#include "testrun.h"
 #include "worker.h"
 
 #include <errno.h>
@@ -302,6 +303,7 @@ static int run_other_command(const cli_options *o)
     }
     case CLI_DEV:
     case CLI_SERVE:
+    case CLI_TEST:
         break;
     }
     return -1;
@@ -397,6 +399,8 @@ static int configure(app *a, int argc, char **argv)
     if (cli_parse(&o, argc, argv) != 0) {
         cli_print_error(&o, stderr);
         rc = 2;
+    } else if (o.command == CLI_TEST) { /* reads the project itself: once per run with --watch */
+        rc = testrun_main(&o, load_config);
     } else if ((rc = run_other_command(&o)) < 0) {
         rc = load_config(&a->cfg, &o);
     }

@@ -6,6 +6,7 @@
  * jobs (worker_post) and their answers come back the same way, so a room's
  * Lua state is only ever touched by its owner's thread. */
 #include "registry.h"
+#include "clock.h"
 #include "placement.h"
 #include "runner.h"
 #include "log.h"
@@ -178,7 +179,7 @@ void registry_evict(worker *w, room *r, int code, const char *reason)
 
 static void sweep(worker *w)
 {
-    uint64_t now = uv_now(w->loop), idle = w->cfg->idle_timeout_ms;
+    uint64_t now = clock_loop_now(w->loop), idle = w->cfg->idle_timeout_ms;
     room **victims = NULL;
     size_t n = 0;
     dict_entry *e;
@@ -249,7 +250,7 @@ void registry_start(worker *w)
     uint64_t every = w->cfg->idle_timeout_ms / 4;
     if (every < 20) every = 20;
     if (every > 5000) every = 5000;
-    uv_timer_start(&w->sweeper, on_sweep, every, every);
+    clock_timer_start(&w->sweeper, on_sweep, every, every);
 }
 
 void registry_close(worker *w)
@@ -257,7 +258,7 @@ void registry_close(worker *w)
     dict_free(&w->rooms, drop);
     w->closed = true;
     if (w->sweeper.loop) {
-        uv_timer_stop(&w->sweeper);
+        clock_timer_stop(&w->sweeper);
         uv_close((uv_handle_t *)&w->sweeper, NULL);
     }
 }

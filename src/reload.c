@@ -386,15 +386,17 @@ static void swap_live_settings(config *cfg, config *next)
     next->ncrons = old_ncrons;
 }
 
-void reload_apply(worker *w, config *cfg, bool modules)
+void reload_apply(worker *w, config *cfg, bool modules) { reload_apply_edited(w, cfg, modules, NULL, NULL); }
+
+bool reload_apply_edited(worker *w, config *cfg, bool modules, bool (*edit)(config *next, void *ud), void *ud)
 {
     uint64_t t0 = uv_hrtime();
     config next;
-    if (!read_project(cfg, &next)) return;
-    if (!scripts_load(w, cfg, &next, modules) || !worker_pause_others(w)) {
-        /* a bad script, or shutting down: the others cannot be paused */
+    if (!read_project(cfg, &next)) return false;
+    if ((edit && !edit(&next, ud)) || !scripts_load(w, cfg, &next, modules) || !worker_pause_others(w)) {
+        /* a bad edit or script, or shutting down: the others cannot be paused */
         config_free_project(&next);
-        return;
+        return false;
     }
     /* The other workers wait while the shared config changes. */
     bool env_changed = take_vars(cfg, &next);
@@ -413,4 +415,5 @@ void reload_apply(worker *w, config *cfg, bool modules)
     log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", count.swapped, count.swapped == 1 ? "y" : "ies",
              env_changed ? " and vars" : "", (double)(uv_hrtime() - t0) / 1e6, count.rooms,
              count.rooms == 1 ? "" : "s");
+    return true;
 }

@@ -8,6 +8,7 @@
  * the room's storage writes are committed (room_commit). A step that ran
  * into the CPU or memory limit has the room reset once the run ends. */
 #include "runner.h"
+#include "clock.h"
 #include "lua_binary.h"
 #include "lua_conn.h"
 #include "lua_request.h"
@@ -45,7 +46,7 @@ room *room_create(worker *w, const party *p, const char *id, char **err)
     r->refs = 1;
     r->generation = placement_generation();
     r->later.run = run_later;
-    r->last_active = uv_now(w->loop);
+    r->last_active = clock_loop_now(w->loop);
     r->state = ROOM_ACTIVATING;
     if (sandbox_open_room(r, err) != 0) {
         room_unref(r);
@@ -441,7 +442,7 @@ void room_run(room *r)
     while ((ev = room_take_event(r))) run_event(r, ev);
     r->owner->lua_depth--;
     r->running = false;
-    r->last_active = uv_now(r->owner->loop);
+    r->last_active = clock_loop_now(r->owner->loop);
     if (r->reset_reason) {
         const char *why = r->reset_reason;
         r->reset_reason = NULL;

@@ -243,6 +243,18 @@ void storage_close(storage *s)
 
 const char *storage_path(const storage *s) { return s->path; }
 
+int storage_wipe(storage *s, char **err)
+{
+    storage_abort(s);
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, "BEGIN; DELETE FROM kv; DELETE FROM alarms; DELETE FROM versions; COMMIT", NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    *err = errorf(s->path, "cannot empty the database", msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    storage_abort(s);
+    return -1;
+}
+
 /* Ends a one-row query: 1 if it had a row, 0 if not, -1 on error. */
 static int finish_row(storage *s, sqlite3_stmt *st, int rc, const char **err)
 {

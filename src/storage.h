@@ -28,6 +28,9 @@ storage *storage_open(const char *dir, bool sync_full, char **err);
 storage *storage_open_again(const char *dir, bool sync_full, char **err);
 void storage_close(storage *s);
 const char *storage_path(const storage *s);
+/* Deletes every key, alarm and version of every room (`luaparty test`: each test
+ * starts on empty storage). Returns 0, or -1 with *err (caller frees). */
+int storage_wipe(storage *s, char **err);
 
 /* Functions returning int: >= 0 on success, -1 on error with *err set to a
  * message owned by the storage (valid until the next call). */

@@ -46,10 +46,33 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+/* uuid_seed: splitmix64's state, and whether it is in use. One thread
+ * seeds it (luaparty test runs on one); servers never do. */
+static uint64_t seeded_state;
+static bool seeded;
+
+void uuid_seed(bool on, uint64_t seed)
+{
+    seeded = on;
+    seeded_state = seed;
+}
+
+static uint64_t splitmix64(void)
+{
+    uint64_t z = (seeded_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 void uuid_v4(char out[37])
 {
     uint8_t b[16];
-    size_t got = 0;
+    size_t got = seeded ? sizeof b : 0;
+    for (size_t i = 0; seeded && i < sizeof b; i += 8) {
+        uint64_t v = splitmix64();
+        memcpy(b + i, &v, 8);
+    }
     while (got < sizeof b) {
         ssize_t n = getrandom(b + got, sizeof b - got, 0);
         if (n < 0 && errno == EINTR) continue;
@@ -191,8 +214,14 @@ char *read_file(const char *path, size_t *len)
     return data;
 }
 
+/* Set by clock.c while `luaparty test` runs on its virtual clock. */
+static const uint64_t *virtual_now;
+
+void now_ms_follow(const uint64_t *clock) { virtual_now = clock; }
+
 uint64_t now_ms(void)
 {
+    if (virtual_now) return *virtual_now;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;

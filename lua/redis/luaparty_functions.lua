@@ -351,6 +351,7 @@ local function lp_import(keys, args)
     if at ~= '' then set_alarm(own, alarms, at, retries) end
     local fence = redis.call('HINCRBY', own, 'fence', 1)
     redis.call('HSET', own, 'vfence', fence, 'seq', 1)
+    redis.call('HDEL', own, 'home') -- pinned by --cluster-storage local: its data is in Redis now
   end
   for i = 4, #args, 2 do redis.call('HSET', kv, args[i], args[i + 1]) end
   local vf, seq = version(own)

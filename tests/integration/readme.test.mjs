@@ -39,7 +39,8 @@ function runNode(code, timeoutMs, wantLines) {
 
 test('README "Writing a party": every code block runs and prints what the README says', { timeout: 30000 }, async () => {
   const steps = blocks(section);
-  assert.deepEqual(steps.map((s) => s.kind), ['shell', 'file', 'shell', 'node', 'shell'], 'the tutorial blocks changed: update this test');
+  assert.deepEqual(steps.map((s) => s.kind), ['shell', 'file', 'shell', 'node', 'shell', 'file', 'shell'],
+    'the tutorial blocks changed: update this test');
   const work = mkTmp('luaparty-readme-');
   const persist = mkTmp('luaparty-readme-data-');
   let server;
@@ -70,17 +71,27 @@ test('README "Writing a party": every code block runs and prints what the README
     const shown = steps[4].after.match(/prints `([^`]*)`/)[1];
     const res = await fetch(url);
     assert.deepEqual(JSON.parse(await res.text()), JSON.parse(shown)); // key order is cjson's
+    // 6. the test file, 7. luaparty test chat prints what the README shows (times aside)
+    fs.writeFileSync(path.join(work, steps[5].arg), steps[5].code);
+    assert.equal(steps[6].code.trim(), 'luaparty test chat');
+    const run = spawnSync(BIN, ['test', 'chat'], { cwd: work, encoding: 'utf8', timeout: 20000 });
+    assert.equal(run.status, 0, run.stdout + run.stderr);
+    const printed = steps[6].after.match(/```\n([\s\S]*?)```/)[1];
+    const untimed = (text) => text.trim().replace(/ \(\d+\.\d ms\)/g, '');
+    assert.equal(untimed(run.stdout), untimed(printed));
   } finally {
     await server?.stop();
   }
 });
 
-test('the LuaLS stubs (lua/meta/luaparty.lua) are valid Lua', async () => {
-  // a party script must return a table, and the stub file does: load it as one
+test('the LuaLS stubs (lua/meta/*.lua) are valid Lua', async () => {
+  // a party script must return a table, and the stub files do: load them as parties
   const dir = mkTmp('luaparty-stubs-');
   fs.mkdirSync(path.join(dir, 'parties'));
   fs.copyFileSync(path.join(REPO, 'lua/meta/luaparty.lua'), path.join(dir, 'parties/stubs.lua'));
-  fs.writeFileSync(path.join(dir, 'partykit.json'), JSON.stringify({ name: 'stubs', main: 'parties/stubs.lua' }));
+  fs.copyFileSync(path.join(REPO, 'lua/meta/luaparty_test.lua'), path.join(dir, 'parties/test_stubs.lua'));
+  fs.writeFileSync(path.join(dir, 'partykit.json'), JSON.stringify({ name: 'stubs', main: 'parties/stubs.lua',
+    parties: { test: 'parties/test_stubs.lua' } }));
   const server = await startServer({ project: dir });
   await server.stop();
 });

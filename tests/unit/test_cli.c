@@ -401,5 +401,54 @@ TEST(cli_var_repeats_in_order)
     ASSERT_STR_EQ(cfg.cli_vars[3], "EMPTY=");
     config_free(&cfg);
     cli_options_free(&o);
+}
+
+/* luaparty test [DIR] [FILE...]: the first word is the project if it is a
+ * directory; the others (and a first that is not) are test files. */
+TEST(cli_test_command)
+{
+    const char *dir = unit_tmpdir("cli");
+    char args[1024], real[PATH_MAX], cwd[PATH_MAX];
+    ASSERT_NOT_NULL(realpath(dir, real));
+    ASSERT_NOT_NULL(getcwd(cwd, sizeof cwd));
+    snprintf(args, sizeof args, "test %s a_test.lua --filter alarm b_test.lua --seed 7 --watch --verbose "
+                                "--idle-timeout 2", dir);
+    cli_options o;
+    ASSERT_MSG(parse(&o, args) == 0, "%s", o.error ? o.error : "?");
+    ASSERT_EQ(o.command, CLI_TEST);
+    ASSERT_STR_EQ(o.dir, real);
+    ASSERT_EQ(o.nfiles, 2);
+    ASSERT_STR_EQ(o.files[0], "a_test.lua");
+    ASSERT_STR_EQ(o.files[1], "b_test.lua");
+    ASSERT_STR_EQ(o.filter, "alarm");
+    ASSERT(o.seed.set && o.seed.value == 7);
+    ASSERT(o.watch && o.verbose);
+    config cfg;
+    config_defaults(&cfg);
+    cli_apply(&o, &cfg);
+    ASSERT_EQ(cfg.idle_timeout_ms, 2000); /* the limits apply to the test's server too */
+    ASSERT(!cfg.dev && !cfg.watch);       /* its --watch runs the tests again: no hot reload */
+    config_free(&cfg);
+    cli_options_free(&o);
+
+    ASSERT_EQ(parse(&o, "test only_test.lua"), 0); /* a file first: the project is the current directory */
+    ASSERT_STR_EQ(o.dir, cwd);
+    ASSERT_EQ(o.nfiles, 1);
+    ASSERT(!o.seed.set && !o.filter && !o.watch);
+    cli_options_free(&o);
+
+    static const struct {
+        const char *args, *error;
+    } bad[] = {
+        {"test --filter", "--filter needs a value"},
+        {"test --seed x", "--seed x: not a number"},
+        {"dev --filter x", "unknown option '--filter'"}, /* test's options are test's only */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ASSERT_EQ(parse(&o, bad[i].args), -1);
+        ASSERT_STR_EQ(o.error, bad[i].error);
+        cli_options_free(&o);
+    }
+    ASSERT_CONTAINS(cli_usage, "test  [DIR]");
     unit_remove_tree(dir);
 }

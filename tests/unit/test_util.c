@@ -378,6 +378,35 @@ TEST(now_ms_is_wall_clock)
     uint64_t t = now_ms();
     ASSERT(t > 1600000000000ULL); /* after 2020 */
     ASSERT(now_ms() >= t);
+    uint64_t frozen = 1234;
+    now_ms_follow(&frozen); /* luaparty test's virtual clock */
+    ASSERT_EQ(now_ms(), 1234);
+    frozen = 5678;
+    ASSERT_EQ(now_ms(), 5678);
+    now_ms_follow(NULL);
+    ASSERT(now_ms() >= t);
+}
+
+/* Seeded UUIDs (luaparty test --seed) repeat for a seed, differ between
+ * seeds, and are still well-formed version 4; unseeded ones are random. */
+TEST(uuid_seeded)
+{
+    char a[3][37], b[3][37], c[37], d[37];
+    uuid_seed(true, 1);
+    for (int i = 0; i < 3; i++) uuid_v4(a[i]);
+    uuid_seed(true, 1);
+    for (int i = 0; i < 3; i++) uuid_v4(b[i]);
+    uuid_seed(true, 2);
+    uuid_v4(c);
+    uuid_seed(false, 0);
+    uuid_v4(d);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_STR_EQ(a[i], b[i]);
+        ASSERT(a[i][14] == '4' && strchr("89ab", a[i][19]));
+    }
+    ASSERT(strcmp(a[0], a[1]) != 0);
+    ASSERT(strcmp(a[0], c) != 0);
+    ASSERT(strcmp(d, a[0]) != 0); /* seeding off: the CSPRNG again, not the seeded sequence */
 }
 
 /* utf8_valid_prefix: where well-formed UTF-8 stops; utf8_valid is "all of it". */
