@@ -227,7 +227,9 @@ local function batch_marker(self, st, conn, text)
     c.closing = true
     return conn:close(1007, "y-pk-batch end does not match its start")
   end
-  return handle(self, st, conn, table.concat(batch.parts))
+  -- a Binary, as the update would have come in one piece: it is relayed as
+  -- it came (a string would go out as a text frame, and an update is not UTF-8)
+  return handle(self, st, conn, binary(table.concat(batch.parts)))
 end
 
 local function load(self, st)
