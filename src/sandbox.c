@@ -413,13 +413,34 @@ static void push_lazy_lib(lua_State *L, const luaL_Reg *lib)
     lua_call(L, 0, 1);
 }
 
+/* The global fetch PartyKit code calls, the same as luaparty.fetch, is
+ * set the first time it is named: the luaparty module (init.lua) costs a
+ * room's state ~6 KB, and a room whose party never uses it never loads it. */
+static void push_fetch(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "luaparty");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "fetch");
+    lua_remove(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_GLOBALSINDEX, "fetch"); /* _G has no __newindex */
+}
+
 /* _G's __index: (t, key) */
 static int lazy_global(lua_State *L)
 {
-    const luaL_Reg *lib = lua_type(L, 2) == LUA_TSTRING ? lazy_lib(lua_tostring(L, 2)) : NULL;
-    if (!lib) return 0;
-    push_lazy_lib(L, lib);
-    return 1;
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    const luaL_Reg *lib = lazy_lib(name);
+    if (lib) {
+        push_lazy_lib(L, lib);
+        return 1;
+    }
+    if (name && strcmp(name, "fetch") == 0) {
+        push_fetch(L);
+        return 1;
+    }
+    return 0;
 }
 
 /* require's searcher for them, before project_searcher: (name) -> loader */
@@ -452,6 +473,8 @@ static int guarded_setmetatable(lua_State *L)
             push_lazy_lib(L, &lazy_libs[i]);
             lua_pop(L, 1);
         }
+        lua_getfield(L, LUA_GLOBALSINDEX, "fetch"); /* lazy_global sets it */
+        lua_pop(L, 1);
     }
     lua_settop(L, 2);
     lua_setmetatable(L, 1);
@@ -580,13 +603,6 @@ static int setup(lua_State *L)
     lua_pushliteral(L, "luaparty.runtime");
     lua_call(L, 1, 1);
     int rt = lua_gettop(L);
-    /* PartyKit code calls the global fetch: the same as luaparty.fetch */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "luaparty");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "fetch");
-    lua_setglobal(L, "fetch");
-    lua_pop(L, 1);
     guard_setmetatable(L);
 
     const party *p = r->party;

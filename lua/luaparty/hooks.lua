@@ -1,7 +1,7 @@
 -- luaparty.hooks: a party's static hooks (onBeforeConnect, onBeforeRequest,
 -- onFetch, onCron), which run in its lobby (room id ""); loaded only there.
 return function(shared)
-  local Request, Response = shared.Request, shared.Response
+  local Request, Response = shared.Request, require("luaparty").Response
   local H = {}
 
   --- Which static hooks the party defines, as the C bit set PARTY_HAS_*.

@@ -21,7 +21,6 @@ end
 
 local M = {}
 
-M._cjson = cjson -- for luaparty.runtime
 M.binary = core.binary
 M.isBinary = core.isBinary
 --- luaparty.validUtf8(s) -> true if s is well-formed UTF-8
@@ -48,7 +47,7 @@ local response_mt = { __index = function(res, k)
   return h
 end }
 M.Response = Response
-M._response_mt = response_mt
+core.response_mt = response_mt -- what luaparty/http.lua recognises a Response by
 
 local function lower_headers(headers, level)
   local out = {}

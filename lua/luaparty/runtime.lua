@@ -6,23 +6,22 @@
 --   connect(h, id, uri, req)     getConnectionTags + onConnect
 --   message(conn, msg)           onMessage
 --   close(conn, code, err)       onError (if err) + onClose
+--   alarm(retries)               onAlarm
 --   request(req) -> status, headers, body     onRequest
+--   reload(chunk, env_json)                   hot reload (luaparty/room.lua)
 --   socket_message / socket_close             socket events (luaparty/socket.lua)
 --   hooks() / hook(kind, req, room_id)        static hooks (luaparty/hooks.lua)
 -- Here the PartyKit objects (room, connection, request, storage) are built
--- on the small C API in luaparty.core. What most rooms never use (stubs for
--- other parties, sockets, static hooks, storage lists and transactions)
--- lives in modules loaded the first time a room needs them ("parts"): every
--- function costs each room's Lua state memory, and there can be 100,000
--- rooms (bench/rooms.mjs).
+-- on the small C API in luaparty.core. This file holds what every room with
+-- a WebSocket runs; the rest lives in modules loaded the first time a room
+-- needs them ("parts"): HTTP requests and responses, room.storage, the
+-- room's lists of connections and hot reload, stubs for other parties,
+-- sockets, static hooks. Every function costs each room's Lua state memory,
+-- and there can be 100,000 rooms (bench/rooms.mjs).
 local core = require "luaparty.core"
 -- The builtin, not the global the sandbox later wraps (src/sandbox.c: a
 -- setmetatable on _G first opens the lazy libraries); this is the hot path.
 local setmetatable = setmetatable
-local luaparty = require "luaparty"
-local cjson = luaparty._cjson -- cjson(), loaded on first use (init.lua)
-local Response = luaparty.Response
-
 local rt = {}
 
 local instance          -- the party object: self in every callback
@@ -33,7 +32,7 @@ local order = {}        -- open connections (array)
 local pos = {}          -- connection -> index in order, so removal is O(1)
 
 -- What the parts see of this module (kept up to date by init and reload).
-local shared = {}
+local shared = { order = order }
 
 --- part(name): the functions of a part, loading it on first use. A part is
 --- a module returning function(shared) -> its functions (or those directly).
@@ -48,6 +47,16 @@ local function part(name)
   return p
 end
 
+--- lazy(t, name, key): t's missing fields come from part(name)[key], copied
+--- into t the first time one is looked up.
+local function lazy(t, name, key)
+  return setmetatable(t, { __index = function(_, k)
+    setmetatable(t, nil)
+    for n, f in pairs(part(name)[key]) do t[n] = f end
+    return rawget(t, k)
+  end })
+end
+
 ---------------------------------------------------------------- requests
 local Request = {}
 -- req.headers is made the first time it is read, from the "name\0value\0"
@@ -60,18 +69,10 @@ Request.__index = function(req, k)
   rawset(req, "headers", h)
   return h
 end
-shared.Request, shared.Response = Request, Response
 
-function Request:text() return self.body end
-
---- req:query(name) -> the URL-decoded query parameter, or nil
-function Request:query(name) return core.queryParam(self.url, name) end
-
-function Request:json()
-  local ok, value = pcall(cjson().decode, self.body)
-  if not ok then error("request body is not valid JSON: " .. tostring(value), 2) end
-  return value
-end
+-- Its methods (text, query, json) come with the part that answers requests.
+lazy(Request, "luaparty.http", "Request")
+shared.Request = Request
 
 ---------------------------------------------------------------- connections
 local Connection = {}
@@ -95,75 +96,44 @@ Connection.__tostring = function(c) return "Connection(" .. c.id .. ")" end
 ---------------------------------------------------------------- storage
 local Storage = {}
 Storage.__index = Storage
-
---- storage:get(key) -> value; storage:get({k1, k2}) -> {k1 = v1, ...} (missing keys absent)
---- storage:put(key, value); storage:put({k1 = v1, ...}) writes them atomically:
---- if one value cannot be stored, none is written.
---- storage:delete(key) -> existed; storage:delete({k1, ...}) -> count deleted
--- These three are C functions (src/lua_storage.c): a get or put is one call
--- from party code. A put of a table of pairs calls this back.
-Storage.get, Storage.put, Storage.delete = core.storage_methods(function(pairs_)
-  core.storage_txn_begin()
-  local ok, err = pcall(function()
-    for k, v in pairs(pairs_) do
-      if type(k) ~= "string" then error("storage:put({...}): keys must be strings", 0) end
-      core.storage_put(k, v)
-    end
-  end)
-  core.storage_txn_end(ok)
-  if not ok then error(err, 3) end -- 1 is this function, 2 the C put, 3 its caller
-end)
-
--- The rest of the storage API (list, transaction, alarms, ...) is loaded
--- the first time a room uses it (luaparty/storage.lua): most rooms never
--- do, and each function costs every room's Lua state memory.
-shared.Storage = Storage
-setmetatable(Storage, { __index = function(_, k)
-  setmetatable(Storage, nil)
-  for name, f in pairs(part("luaparty.storage")) do Storage[name] = f end
-  return rawget(Storage, k)
-end })
+-- Every method (luaparty/storage.lua; get, put and delete are C functions)
+-- comes with the part, loaded by the first call.
+shared.Storage = lazy(Storage, "luaparty.storage", "Storage")
 
 ---------------------------------------------------------------- room
 local Room = {}
 Room.__index = Room
--- room.env is decoded from the project's vars when first read (most rooms
--- never read it; decoding needs cjson). A reload that changes vars sets it.
-local env
-setmetatable(Room, { __index = function(_, k)
-  if k ~= "env" then return nil end
-  if env == nil then env = cjson().decode(party_info.env_json) end
-  return env
-end })
 
 --- room:broadcast(message [, without_ids])
 function Room:broadcast(message, without) core.broadcast(message, without) end
 
---- room:getConnection(id) -> an open connection with that id, or nil
-function Room:getConnection(id)
-  for i = 1, #order do
-    local c = order[i]
-    if c.id == id then return c end
+-- Made when first read: room.storage, room.context (its parties: stubs for
+-- the rooms of other parties), room.env (decoded from the project's vars,
+-- which needs cjson; a reload that changes them sets it) and the methods
+-- of luaparty/room.lua (getConnection, getConnections).
+local env
+setmetatable(Room, { __index = function(_, k)
+  if k == "env" then
+    if env == nil then env = require("cjson").decode(party_info.env_json) end
+    return env
   end
-  return nil
-end
-
---- for conn in room:getConnections([tag]) do ... end
-function Room:getConnections(tag)
-  local list, n = {}, 0
-  for _, c in ipairs(order) do
-    -- a connection's id is always one of its tags, as in PartyKit
-    if tag == nil or tag == c.id or (c._tags and c._tags[tag]) then
-      n = n + 1
-      list[n] = c
-    end
+  local room = instance.room
+  if k == "storage" then
+    rawset(room, k, setmetatable({}, Storage))
+  elseif k == "context" then
+    rawset(room, k, setmetatable({}, { __index = function(t, key)
+      if key ~= "parties" then return nil end
+      local parties = part("luaparty.parties").make(party_info.parties)
+      rawset(t, "parties", parties)
+      return parties
+    end }))
+  elseif k == "getConnection" or k == "getConnections" then
+    local f = part("luaparty.room").Room[k]
+    rawset(Room, k, f)
+    return f
   end
-  local i = 0
-  return function()
-    i = i + 1
-    return list[i]
-  end
-end
+  return rawget(room, k)
+end })
 
 ---------------------------------------------------------------- events
 local function call(name, ...)
@@ -175,43 +145,29 @@ function rt.init(party_class, info)
   class = party_class
   party_info = info
   lobby = info.id == ""
-  local room = setmetatable({
-    id = info.id,
-    name = info.name,
-    storage = setmetatable({}, Storage),
-    context = setmetatable({}, { __index = function(t, k)
-      if k ~= "parties" then return nil end
-      local parties = part("luaparty.parties").make(info.parties)
-      rawset(t, "parties", parties)
-      return parties
-    end }),
-  }, Room)
+  local room = setmetatable({ id = info.id, name = info.name }, Room)
   -- Methods come from the class through __index, so a reload can swap them.
   instance = setmetatable({ room = room }, { __index = function(_, k) return class[k] end })
   shared.class, shared.instance, shared.info = class, instance, info
+  rt.init = nil -- runs once: its code need not stay in the room's memory
 end
+
+-- luaparty/room.lua's reload swaps the class.
+function shared.set_class(new)
+  class = new
+  shared.class = new
+end
+shared.call = call
 
 function rt.start() return call("onStart") end
-
---- A hot reload: chunk is the party's new code (or nil), env_json the new
---- room.env (or nil). The instance (self and its fields) and the connections
---- stay; only the methods change. onReload runs after the swap, and after a
---- new env alone too (a party that read a secret in onStart reads it again).
-function rt.reload(chunk, env_json)
-  if env_json then instance.room.env = cjson().decode(env_json) end
-  if chunk then
-    core.forget_project_modules() -- so they are required afresh
-    local new = chunk()
-    if type(new) ~= "table" then error("the party script must return a table of callbacks", 0) end
-    class = new
-    shared.class = new
-  end
-  return call("onReload")
-end
 
 function rt.alarm(retries)
   return call("onAlarm", { retryCount = retries, isRetry = retries > 0 })
 end
+
+-- Loaded here, in the coroutine C runs this in, so a failure to load is the
+-- callback's error like any other.
+function rt.reload(chunk, env_json) return part("luaparty.room").reload(chunk, env_json) end
 
 -- The lobby (room id "") gets WebSockets for URLs outside the parties
 -- (main party only): the static onSocket(conn, lobby) sets conn.onmessage /
@@ -288,28 +244,15 @@ function rt.close(conn, code, err)
   return call("onClose", conn)
 end
 
-local response_mt = luaparty._response_mt
-
-local function normalize(res)
-  if getmetatable(res) == response_mt then -- headers: a table, or the content type alone (init.lua)
-    return res.status, rawget(res, "headers") or rawget(res, "_type"), res.body
-  end
-  if res == nil then return 204, {}, "" end
-  if type(res) == "string" then return 200, { ["content-type"] = "text/plain;charset=UTF-8" }, res end
-  if type(res) == "table" and res.status then
-    local r = Response.new(res.body, res)
-    return r.status, r.headers, r.body
-  end
-  error("onRequest must return a Response, a string or nil (got " .. type(res) .. ")", 0)
-end
-
--- Once per request, like rt.message: no varargs.
+-- Once per request, like rt.message: no varargs. What turns the party's
+-- answer into status, headers and body comes with the part that answers
+-- requests (luaparty/http.lua), as do the request's methods.
+local normalize
 function rt.request(req)
   setmetatable(req, Request)
+  normalize = normalize or part("luaparty.http").normalize
   local f = class.onRequest
-  if not f then
-    return 404, { ["content-type"] = "text/plain;charset=UTF-8" }, "Party " .. instance.room.name .. " has no onRequest"
-  end
+  if not f then return normalize(nil, true) end
   return normalize(f(instance, req))
 end
 

@@ -1,11 +1,29 @@
--- luaparty.storage: the less common half of room.storage (list,
--- transaction, deleteAll, sync and the alarm), loaded by the runtime the
--- first time a room calls one of them (runtime.lua, "parts").
+-- luaparty.storage: room.storage's methods, loaded by the runtime the
+-- first time a room calls one of them (runtime.lua, "parts"): most rooms
+-- never use storage.
 local core = require "luaparty.core"
 
 return function(shared)
   local Storage = shared.Storage
   local M = {}
+
+  --- storage:get(key) -> value; storage:get({k1, k2}) -> {k1 = v1, ...} (missing keys absent)
+  --- storage:put(key, value); storage:put({k1 = v1, ...}) writes them atomically:
+  --- if one value cannot be stored, none is written.
+  --- storage:delete(key) -> existed; storage:delete({k1, ...}) -> count deleted
+  -- These three are C functions (src/lua_storage.c): a get or put is one
+  -- call from party code. A put of a table of pairs calls this back.
+  M.get, M.put, M.delete = core.storage_methods(function(pairs_)
+    core.storage_txn_begin()
+    local ok, err = pcall(function()
+      for k, v in pairs(pairs_) do
+        if type(k) ~= "string" then error("storage:put({...}): keys must be strings", 0) end
+        core.storage_put(k, v)
+      end
+    end)
+    core.storage_txn_end(ok)
+    if not ok then error(err, 3) end -- 1 is this function, 2 the C put, 3 its caller
+  end)
 
   -- The result of list(): an array of {key =, value =} in key order, with
   -- entries:pairs() iterating key, value in that order and entries:get(key).
@@ -60,5 +78,5 @@ return function(shared)
   function M:getAlarm() return core.storage_get_alarm() end
   function M:deleteAlarm() core.storage_delete_alarm() end
 
-  return M
+  return { Storage = M }
 end

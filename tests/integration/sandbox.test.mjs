@@ -31,6 +31,16 @@ test('math, bit, os and debug open on first use, as globals and through require,
   }
 });
 
+test('the luaparty module, the global fetch and the storage methods load on first use', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    const text = (await httpRequest(`${server.url}/parties/main/lazy-r?lazy=runtime`)).text;
+    assert.equal(text, 'true|true|true|function|true|true|function|true');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('math, os and debug open on first use even after the party dropped the package global', async () => {
   const server = await startServer({ project: 'sandbox' });
   try {

@@ -11,6 +11,17 @@ function P:onRequest(req)
       tostring(rawequal(debug, require "debug")), tostring(nosuchglobal),
     }, "|")
   end
+  if req:query("lazy") == "runtime" then
+    -- the luaparty module and the global fetch are loaded on first use too
+    -- (src/sandbox.c, lua/luaparty/runtime.lua): a fresh room answering a
+    -- request has loaded neither
+    local before = { tostring(rawget(_G, "fetch") == nil), tostring(package.loaded["luaparty"] == nil),
+                     tostring(package.loaded["luaparty.storage"] == nil) }
+    local f = fetch
+    local after = { type(f), tostring(rawequal(f, require("luaparty").fetch)), tostring(rawget(_G, "fetch") == f),
+                    type(self.room.storage.get), tostring(package.loaded["luaparty.storage"] ~= nil) }
+    return table.concat(before, "|") .. "|" .. table.concat(after, "|")
+  end
   if req:query("lazy") == "nopackage" then
     -- a party that drops the package global still gets its libraries
     package = nil
