@@ -5,12 +5,12 @@
 #include <stddef.h>
 
 #define ARENA_SMALL 256 /* blocks up to this size come from slabs */
-#define ARENA_CLASSES (ARENA_SMALL / 16)
+#define ARENA_CLASSES (ARENA_SMALL / 8)
 
 typedef struct arena_slab arena_slab;
 
 typedef struct arena {
-    void *free[ARENA_CLASSES]; /* freed blocks by 16-byte size class, linked through their first word */
+    void *free[ARENA_CLASSES]; /* freed blocks by 8-byte size class, linked through their first word */
     arena_slab *slabs;         /* every slab, freed together by arena_release */
     char *bump, *end;          /* the unused rest of the newest slab */
     size_t slab_bytes;         /* what the slabs take (tests, metrics) */
