@@ -16,12 +16,14 @@ typedef struct binary {
     char data[];
 } binary;
 
+static void binary_metatable(lua_State *L);
+
 void lua_push_binary(lua_State *L, const void *data, size_t len)
 {
     binary *b = lua_newuserdata(L, sizeof *b + len);
     b->len = len;
     if (len) memcpy(b->data, data, len);
-    luaL_getmetatable(L, BINARY_MT);
+    lua_bind_metatable(L, BINARY_MT, binary_metatable);
     lua_setmetatable(L, -2);
 }
 
@@ -136,9 +138,13 @@ static int l_valid_utf8(lua_State *L)
     return 1;
 }
 
-void lua_binary_register(lua_State *L)
+const luaL_Reg lua_binary_functions[] = {
+    {"binary", l_binary}, {"isBinary", l_is_binary}, {"validUtf8", l_valid_utf8}, {NULL, NULL}};
+
+void lua_binary_register(lua_State *L) { luaL_register(L, NULL, lua_binary_functions); }
+
+static void binary_metatable(lua_State *L)
 {
-    luaL_newmetatable(L, BINARY_MT);
     lua_pushcfunction(L, b_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, b_len);
@@ -149,11 +155,4 @@ void lua_binary_register(lua_State *L)
     lua_pushcfunction(L, b_tostring);
     lua_setfield(L, -2, "bytes");
     lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    lua_pushcfunction(L, l_binary);
-    lua_setfield(L, -2, "binary");
-    lua_pushcfunction(L, l_is_binary);
-    lua_setfield(L, -2, "isBinary");
-    lua_pushcfunction(L, l_valid_utf8);
-    lua_setfield(L, -2, "validUtf8");
 }

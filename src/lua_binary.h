@@ -4,7 +4,9 @@
 
 #include "lua_bind.h"
 
-/* Registers its core functions into the table on top of the stack. */
+/* Its functions of luaparty.core (lua_bind.h); register puts them into the
+ * table on top of the stack (luaparty test's core has them too). */
+extern const luaL_Reg lua_binary_functions[];
 void lua_binary_register(lua_State *L);
 /* Binary: pushes a message chunk as a string (text) or Binary (binary). */
 void lua_push_message(lua_State *L, const chunk *msg);

@@ -25,4 +25,22 @@ struct room;
 /* lua-cjson (Debian's liblua5.1-cjson.a), linked statically. */
 int luaopen_cjson(lua_State *L);
 
+/* Each file lists its functions of luaparty.core in a luaL_Reg array
+ * (lua_<file>_functions); a room's core table makes each the first time it
+ * is looked up (sandbox.c), and metatables are made on first use too: a
+ * room pays only for what its party uses (there can be 100,000 rooms).
+ *
+ * lua_bind_metatable pushes the metatable registered under name, made
+ * the first time by luaL_newmetatable and init (which fills the table on
+ * top of the stack). luaL_checkudata and luaL_testudata need no change:
+ * before the metatable exists, no value can have it. */
+static inline void lua_bind_metatable(lua_State *L, const char *name, void (*init)(lua_State *L))
+{
+    luaL_getmetatable(L, name);
+    if (!lua_isnil(L, -1)) return;
+    lua_pop(L, 1);
+    luaL_newmetatable(L, name);
+    init(L);
+}
+
 #endif

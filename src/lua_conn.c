@@ -29,11 +29,19 @@ static int box_gc(lua_State *L)
     return 0;
 }
 
+static void conn_metatable(lua_State *L)
+{
+    lua_pushcfunction(L, box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "connection handle");
+    lua_setfield(L, -2, "__metatable");
+}
+
 int lua_conn_join(lua_State *L, room *r, lp_conn *c)
 {
     conn_box *b = lua_newuserdata(L, sizeof *b);
     b->c = c;
-    luaL_getmetatable(L, CONN_MT);
+    lua_bind_metatable(L, CONN_MT, conn_metatable);
     lua_setmetatable(L, -2);
     c->box = b;
     c->obj_ref = LUA_NOREF; /* until core.adopt */
@@ -233,15 +241,5 @@ static int l_broadcast(lua_State *L)
     return 0;
 }
 
-void lua_conn_register(lua_State *L)
-{
-    luaL_newmetatable(L, CONN_MT);
-    lua_pushcfunction(L, box_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "connection handle");
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-    static const luaL_Reg fns[] = {
-        {"adopt", l_adopt}, {"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};
-    luaL_register(L, NULL, fns);
-}
+const luaL_Reg lua_conn_functions[] = {
+    {"adopt", l_adopt}, {"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};

@@ -4,8 +4,8 @@
 
 #include "lua_bind.h"
 
-/* Registers its core functions into the table on top of the stack. */
-void lua_conn_register(lua_State *L);
+/* Its functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_conn_functions[];
 /* Connections: join creates the handle and pushes (handle, id, uri);
  * returns the number of values pushed. push pushes the runtime's object
  * for the connection (core.adopt), or nil once it left. */

@@ -94,8 +94,4 @@ static int l_http_fetch(lua_State *L)
     return lua_yield(L, 0);
 }
 
-void lua_fetch_register(lua_State *L)
-{
-    lua_pushcfunction(L, l_http_fetch);
-    lua_setfield(L, -2, "http_fetch");
-}
+const luaL_Reg lua_fetch_functions[] = {{"http_fetch", l_http_fetch}, {NULL, NULL}};

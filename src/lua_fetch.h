@@ -4,7 +4,7 @@
 
 #include "lua_bind.h"
 
-/* Registers its core functions into the table on top of the stack. */
-void lua_fetch_register(lua_State *L);
+/* Its functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_fetch_functions[];
 
 #endif

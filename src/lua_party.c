@@ -138,8 +138,4 @@ static int l_fetch(lua_State *L)
     return lua_yield(L, 0);
 }
 
-void lua_party_register(lua_State *L)
-{
-    lua_pushcfunction(L, l_fetch);
-    lua_setfield(L, -2, "fetch");
-}
+const luaL_Reg lua_party_functions[] = {{"fetch", l_fetch}, {NULL, NULL}};

@@ -4,8 +4,8 @@
 
 #include "lua_bind.h"
 
-/* Registers its core functions into the table on top of the stack. */
-void lua_party_register(lua_State *L);
+/* Its functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_party_functions[];
 /* Parties, for :get(id):fetch() and :socket(): the party named at idx and
  * a room id at idx (1-256 bytes, no NUL), raising otherwise; the path a
  * request to that room gets ("/parties/<party>/<id><path>", caller frees). */

@@ -313,12 +313,5 @@ static int l_socket_remote(lua_State *L)
     return 1;
 }
 
-void lua_pipe_register(lua_State *L)
-{
-    static const luaL_Reg fns[] = {
-        {"socket_open", l_socket_open}, {"socket_where", l_socket_where}, {"socket_remote", l_socket_remote}, {NULL, NULL}};
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
-}
+const luaL_Reg lua_pipe_functions[] = {
+    {"socket_open", l_socket_open}, {"socket_where", l_socket_where}, {"socket_remote", l_socket_remote}, {NULL, NULL}};

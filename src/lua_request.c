@@ -110,13 +110,7 @@ static int l_query_param(lua_State *L)
     return 1;
 }
 
-void lua_request_register(lua_State *L)
-{
-    lua_pushcfunction(L, l_query_param);
-    lua_setfield(L, -2, "queryParam");
-    lua_pushcfunction(L, l_headers);
-    lua_setfield(L, -2, "headers");
-}
+const luaL_Reg lua_request_functions[] = {{"queryParam", l_query_param}, {"headers", l_headers}, {NULL, NULL}};
 
 void lua_push_request(lua_State *L, const http_request *req)
 {

@@ -4,8 +4,8 @@
 
 #include "lua_bind.h"
 
-/* Registers its core functions into the table on top of the stack. */
-void lua_request_register(lua_State *L);
+/* Its functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_request_functions[];
 /* Requests and responses. */
 void lua_push_request(lua_State *L, const http_request *req);
 void lua_push_headers(lua_State *L, const http_headers *h);

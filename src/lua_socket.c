@@ -111,13 +111,15 @@ void endpoint_cleanup(endpoint *e)
     e->timer = NULL;
 }
 
+static void socket_metatable(lua_State *L);
+
 void endpoint_open(lua_State *L, endpoint *e, const endpoint_ops *ops, int listener_idx)
 {
     room *r = room_from_state(L);
     if (listener_idx < 0) listener_idx = lua_gettop(L) + listener_idx + 1;
     socket_box *b = lua_newuserdata(L, sizeof *b);
     b->e = e;
-    luaL_getmetatable(L, SOCKET_MT);
+    lua_bind_metatable(L, SOCKET_MT, socket_metatable);
     lua_setmetatable(L, -2);
     e->ops = ops;
     e->caller = r;
@@ -148,6 +150,12 @@ static int socket_gc(lua_State *L)
         e->ops->release(e);
     }
     return 0;
+}
+
+static void socket_metatable(lua_State *L)
+{
+    lua_pushcfunction(L, socket_gc);
+    lua_setfield(L, -2, "__gc");
 }
 
 /* core.socket_send(handle, message) -> true, or false if closed */
@@ -249,17 +257,9 @@ static int l_socket_release(lua_State *L)
     return 0;
 }
 
-void lua_socket_register(lua_State *L)
-{
-    luaL_newmetatable(L, SOCKET_MT);
-    lua_pushcfunction(L, socket_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-    static const luaL_Reg fns[] = {{"socket_send", l_socket_send},
-                                   {"socket_close", l_socket_close},
-                                   {"socket_wait", l_socket_wait},
-                                   {"socket_release", l_socket_release},
-                                   {"socket_handoff", l_socket_handoff},
-                                   {NULL, NULL}};
-    luaL_register(L, NULL, fns);
-}
+const luaL_Reg lua_socket_functions[] = {{"socket_send", l_socket_send},
+                                         {"socket_close", l_socket_close},
+                                         {"socket_wait", l_socket_wait},
+                                         {"socket_release", l_socket_release},
+                                         {"socket_handoff", l_socket_handoff},
+                                         {NULL, NULL}};

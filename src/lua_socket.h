@@ -8,6 +8,7 @@
 
 #include "buf.h"
 #include <lua.h>
+#include <lauxlib.h>
 #include <stdbool.h>
 #include <uv.h>
 
@@ -44,7 +45,7 @@ void endpoint_closed(endpoint *e, int code, const char *reason);
 /* Frees the endpoint's own resources (its timer). */
 void endpoint_cleanup(endpoint *e);
 
-/* Registers the socket object's core functions into the table on top of the stack. */
-void lua_socket_register(lua_State *L);
+/* The socket object's functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_socket_functions[];
 
 #endif

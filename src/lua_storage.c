@@ -350,19 +350,15 @@ static int l_delete_alarm(lua_State *L)
     return 0;
 }
 
-void lua_storage_register(lua_State *L)
-{
-    static const luaL_Reg fns[] = {{"storage_methods", l_methods},
-                                   {"storage_get", l_get},
-                                   {"storage_put", l_put},
-                                   {"storage_delete", l_delete},
-                                   {"storage_delete_all", l_delete_all},
-                                   {"storage_list", l_list},
-                                   {"storage_txn_begin", l_txn_begin},
-                                   {"storage_txn_end", l_txn_end},
-                                   {"storage_set_alarm", l_set_alarm},
-                                   {"storage_get_alarm", l_get_alarm},
-                                   {"storage_delete_alarm", l_delete_alarm},
-                                   {NULL, NULL}};
-    luaL_register(L, NULL, fns);
-}
+const luaL_Reg lua_storage_functions[] = {{"storage_methods", l_methods},
+                                          {"storage_get", l_get},
+                                          {"storage_put", l_put},
+                                          {"storage_delete", l_delete},
+                                          {"storage_delete_all", l_delete_all},
+                                          {"storage_list", l_list},
+                                          {"storage_txn_begin", l_txn_begin},
+                                          {"storage_txn_end", l_txn_end},
+                                          {"storage_set_alarm", l_set_alarm},
+                                          {"storage_get_alarm", l_get_alarm},
+                                          {"storage_delete_alarm", l_delete_alarm},
+                                          {NULL, NULL}};

@@ -4,8 +4,8 @@
 
 #include "lua_bind.h"
 
-/* Registers its core functions into the table on top of the stack. */
-void lua_storage_register(lua_State *L);
+/* Its functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_storage_functions[];
 
 /* What room.storage and `luaparty test`'s t.storage() share (they raise
  * Lua errors saying what failed): */

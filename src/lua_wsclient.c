@@ -109,8 +109,4 @@ void lua_ws_open(lua_State *L, room *r, url *u, const http_headers *h, int liste
     s->client = wsclient_new(r->owner->loop, u, h, r->owner->cfg->max_message, &events, s);
 }
 
-void lua_wsclient_register(lua_State *L)
-{
-    lua_pushcfunction(L, l_ws_connect);
-    lua_setfield(L, -2, "ws_connect");
-}
+const luaL_Reg lua_wsclient_functions[] = {{"ws_connect", l_ws_connect}, {NULL, NULL}};

@@ -14,7 +14,7 @@ struct room;
  * (its errors name the node). */
 void lua_ws_open(lua_State *L, struct room *r, url *u, const http_headers *h, int listener_idx, const char *node);
 
-/* Registers its core functions into the table on top of the stack. */
-void lua_wsclient_register(lua_State *L);
+/* Its functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_wsclient_functions[];
 
 #endif

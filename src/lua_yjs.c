@@ -285,8 +285,4 @@ static int l_open(lua_State *L)
     return 1;
 }
 
-void lua_yjs_register(lua_State *L)
-{
-    lua_pushcfunction(L, l_open);
-    lua_setfield(L, -2, "yjs");
-}
+const luaL_Reg lua_yjs_functions[] = {{"yjs", l_open}, {NULL, NULL}};

@@ -4,7 +4,7 @@
 
 #include "lua_bind.h"
 
-/* Registers core.yjs into the table on top of the stack. */
-void lua_yjs_register(lua_State *L);
+/* Its functions of luaparty.core (lua_bind.h). */
+extern const luaL_Reg lua_yjs_functions[];
 
 #endif

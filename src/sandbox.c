@@ -269,14 +269,28 @@ static int project_searcher(lua_State *L)
     return 1;
 }
 
+/* require's searcher for the runtime's own modules (lua/luaparty), after
+ * package.preload: (name) -> loader. One searcher instead of a preload
+ * entry per module, which every room's state paid for. */
+static int embedded_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    for (const lua_embedded_module *m = lua_embedded_modules; m->name; m++) {
+        if (strcmp(m->name, name) != 0) continue;
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* Opens only the libraries a party may use. io, ffi and (with a CPU limit)
  * jit are never opened, so neither a global nor require can reach them.
  * math, bit, os and debug are opened on first use (lazy_libs below). */
 static void open_libraries(lua_State *L, bool jit)
 {
     static const luaL_Reg libs[] = {
-        {"", luaopen_base},        {LUA_LOADLIBNAME, luaopen_package}, {LUA_TABLIBNAME, luaopen_table},
-        {LUA_STRLIBNAME, luaopen_string}, {LUA_JITLIBNAME, luaopen_jit},
+        {"", luaopen_base}, {LUA_LOADLIBNAME, luaopen_package}, {LUA_JITLIBNAME, luaopen_jit},
     };
     size_t n = sizeof libs / sizeof *libs - (jit ? 0 : 1);
     for (size_t i = 0; i < n; i++) {
@@ -313,13 +327,15 @@ static void set_loaded(lua_State *L, const char *name)
     lua_pop(L, 1);
 }
 
-/* Libraries most parties never touch, opened the first time party code
+/* Libraries many parties never touch, opened the first time party code
  * names one: as a global (the __index of _G's metatable), through require
- * (lazy_searcher) or, before a setmetatable on _G replaces that __index,
- * all of them. Opened up front they cost every room's Lua state ~7 KB, and
- * there can be 100,000 rooms. Party code sees no difference except
- * rawget(_G, "math") being nil before first use. Each opener registers the
- * global and the package.loaded entry and returns the table. */
+ * (lazy_searcher), a method of a string (the __index of the strings'
+ * metatable, for string) or, before a setmetatable on _G replaces that
+ * __index, all of them. Opened up front they cost every room's Lua state
+ * ~11 KB, and there can be 100,000 rooms. Party code sees no difference
+ * except rawget(_G, "math") being nil before first use. Each opener
+ * registers the global and the package.loaded entry and returns the
+ * table. */
 static int open_plain(lua_State *L, lua_CFunction open, const char *name)
 {
     lua_pushcfunction(L, open);
@@ -329,6 +345,9 @@ static int open_plain(lua_State *L, lua_CFunction open, const char *name)
 }
 static int open_math(lua_State *L) { return open_plain(L, luaopen_math, LUA_MATHLIBNAME); }
 static int open_bit(lua_State *L) { return open_plain(L, luaopen_bit, LUA_BITLIBNAME); }
+static int open_table(lua_State *L) { return open_plain(L, luaopen_table, LUA_TABLIBNAME); }
+/* (luaopen_string also gives strings their real metatable, {__index = string}) */
+static int open_string(lua_State *L) { return open_plain(L, luaopen_string, LUA_STRLIBNAME); }
 
 /* os.time() and os.date(fmt) tell the time of now_ms(), which is the
  * virtual clock under `luaparty test` (clock.h); with a time given, they
@@ -389,7 +408,8 @@ static int open_debug(lua_State *L)
 }
 
 static const luaL_Reg lazy_libs[] = {
-    {LUA_MATHLIBNAME, open_math}, {LUA_BITLIBNAME, open_bit}, {LUA_OSLIBNAME, open_os}, {LUA_DBLIBNAME, open_debug},
+    {LUA_STRLIBNAME, open_string}, {LUA_TABLIBNAME, open_table}, {LUA_MATHLIBNAME, open_math},
+    {LUA_BITLIBNAME, open_bit},    {LUA_OSLIBNAME, open_os},     {LUA_DBLIBNAME, open_debug},
 };
 #define NLAZY (sizeof lazy_libs / sizeof *lazy_libs)
 
@@ -481,19 +501,51 @@ static int guarded_setmetatable(lua_State *L)
     return 1;
 }
 
+/* The strings' metatable until the string library opens: __index (s, key) */
+static int lazy_string_method(lua_State *L)
+{
+    push_lazy_lib(L, &lazy_libs[0]);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+/* getmetatable, replacing the global: a string's is the library's real one
+ * ({__index = string}), so the library is opened first. */
+static int guarded_getmetatable(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        push_lazy_lib(L, &lazy_libs[0]);
+        lua_pop(L, 1);
+    }
+    if (!lua_getmetatable(L, 1)) return 0;
+    lua_getfield(L, -1, "__metatable");
+    return lua_isnil(L, -1) ? (lua_pop(L, 1), 1) : 1;
+}
+
 static void install_lazy_libs(lua_State *L)
 {
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, lazy_global);
     lua_setfield(L, -2, "__index");
     lua_setmetatable(L, LUA_GLOBALSINDEX);
+    lua_pushliteral(L, "");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, lazy_string_method);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);
 }
 
-/* After the runtime loaded (it keeps the builtin setmetatable). */
+/* After the runtime loaded (it keeps the builtin setmetatable and
+ * getmetatable: luaparty.runtime's shared.getmetatable). */
 static void guard_setmetatable(lua_State *L)
 {
     lua_pushcfunction(L, guarded_setmetatable);
     lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, guarded_getmetatable);
+    lua_setglobal(L, "getmetatable");
 }
 
 static void restrict_libraries(lua_State *L, const room *r)
@@ -530,9 +582,9 @@ static void restrict_libraries(lua_State *L, const room *r)
     lua_setfield(L, -2, "cpath");
     lua_getfield(L, -1, "loaders");
     if (lua_istable(L, -1)) {
-        lua_pushnil(L);
-        lua_rawseti(L, -2, 4);
         lua_pushcfunction(L, project_searcher);
+        lua_rawseti(L, -2, 4);
+        lua_pushcfunction(L, embedded_searcher);
         lua_rawseti(L, -2, 3);
         lua_pushcfunction(L, lazy_searcher);
         lua_rawseti(L, -2, 2);
@@ -554,37 +606,48 @@ static int open_cjson(lua_State *L)
     return 1;
 }
 
+/* luaparty.core: the C functions the runtime builds the API from, each
+ * made the first time it is looked up (lua_bind.h). */
+static const luaL_Reg sandbox_functions[] = {{"forget_project_modules", l_forget_project_modules}, {NULL, NULL}};
+static const luaL_Reg *const core_functions[] = {
+    lua_conn_functions,    lua_binary_functions, lua_storage_functions, lua_party_functions,
+    lua_pipe_functions,    lua_socket_functions, lua_request_functions, lua_fetch_functions,
+    lua_wsclient_functions, lua_yjs_functions,   sandbox_functions,
+};
+
+/* core's __index: (core, name) -> the function, kept in core from now on */
+static int core_index(lua_State *L)
+{
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    for (size_t i = 0; name && i < sizeof core_functions / sizeof *core_functions; i++) {
+        for (const luaL_Reg *f = core_functions[i]; f->name; f++) {
+            if (strcmp(f->name, name) != 0) continue;
+            lua_pushcfunction(L, f->func);
+            lua_pushvalue(L, 2);
+            lua_pushvalue(L, -2);
+            lua_rawset(L, 1);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void preload_modules(lua_State *L)
 {
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, open_cjson);
     lua_setfield(L, -2, "cjson");
-    for (const lua_embedded_module *m = lua_embedded_modules; m->name; m++) {
-        lua_pushlightuserdata(L, (void *)m);
-        lua_pushcclosure(L, load_embedded, 1);
-        lua_setfield(L, -2, m->name);
-    }
     lua_pop(L, 2);
 
-    /* luaparty.core: the C functions the runtime builds the API from */
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
     lua_newtable(L);
-    lua_conn_register(L);
-    lua_binary_register(L);
-    lua_storage_register(L);
-    lua_party_register(L);
-    lua_pipe_register(L);
-    lua_socket_register(L);
-    lua_request_register(L);
-    lua_fetch_register(L);
-    lua_wsclient_register(L);
-    lua_yjs_register(L);
-    lua_pushcfunction(L, l_forget_project_modules);
-    lua_setfield(L, -2, "forget_project_modules");
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, core_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     lua_setfield(L, -2, "luaparty.core");
-    lua_pop(L, 2);
+    lua_pop(L, 1);
 }
 
 /* Runs protected (lua_cpcall): every step may raise, e.g. out of memory. */

@@ -7,6 +7,7 @@
 local core = require "luaparty.core"
 
 return function(shared)
+  local getmetatable = shared.getmetatable -- the builtin (runtime.lua)
   local M = { Request = {} }
   local Request = M.Request
 

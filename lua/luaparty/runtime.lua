@@ -19,8 +19,9 @@
 -- sockets, static hooks. Every function costs each room's Lua state memory,
 -- and there can be 100,000 rooms (bench/rooms.mjs).
 local core = require "luaparty.core"
--- The builtin, not the global the sandbox later wraps (src/sandbox.c: a
--- setmetatable on _G first opens the lazy libraries); this is the hot path.
+-- The builtins, not the globals the sandbox later wraps (src/sandbox.c: a
+-- setmetatable on _G first opens the lazy libraries, getmetatable of a
+-- string the string library); this is the hot path.
 local setmetatable = setmetatable
 local rt = {}
 
@@ -32,7 +33,7 @@ local order = {}        -- open connections (array)
 local pos = {}          -- connection -> index in order, so removal is O(1)
 
 -- What the parts see of this module (kept up to date by init and reload).
-local shared = { order = order }
+local shared = { order = order, getmetatable = getmetatable }
 
 --- part(name): the functions of a part, loading it on first use. A part is
 --- a module returning function(shared) -> its functions (or those directly).

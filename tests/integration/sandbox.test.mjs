@@ -41,6 +41,17 @@ test('the luaparty module, the global fetch and the storage methods load on firs
   }
 });
 
+test('string and table open on first use: methods, getmetatable(""), globals and require agree', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    assert.equal((await httpRequest(`${server.url}/parties/main/lazy-str?lazy=strings`)).text,
+      'truetrue|abab|true|true|true|true|7-x|4|1');
+    assert.equal((await httpRequest(`${server.url}/parties/main/lazy-mt?lazy=metatable`)).text, 'table|true|Q');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('math, os and debug open on first use even after the party dropped the package global', async () => {
   const server = await startServer({ project: 'sandbox' });
   try {

@@ -11,6 +11,22 @@ function P:onRequest(req)
       tostring(rawequal(debug, require "debug")), tostring(nosuchglobal),
     }, "|")
   end
+  if req:query("lazy") == "strings" then
+    -- string and table open on first use too: a string's method, the
+    -- strings' metatable, the globals and require all see the same tables
+    local before = tostring(rawget(_G, "string") == nil) .. tostring(rawget(_G, "table") == nil)
+    local s = ("ab"):rep(2)
+    return table.concat({
+      before, s, tostring(rawequal(getmetatable("").__index, string)), tostring(rawequal(string, require "string")),
+      tostring(rawequal(table, require "table")), tostring(rawequal(package.loaded.string, string)),
+      ("%d-%s"):format(7, "x"), tostring(#"four"), tostring(("x"):len()),
+    }, "|")
+  end
+  if req:query("lazy") == "metatable" then
+    -- getmetatable("") before any string method: the library's metatable
+    local mt = getmetatable("")
+    return tostring(type(mt.__index)) .. "|" .. tostring(rawequal(mt.__index, string)) .. "|" .. mt.__index.upper("q")
+  end
   if req:query("lazy") == "runtime" then
     -- the luaparty module and the global fetch are loaded on first use too
     -- (src/sandbox.c, lua/luaparty/runtime.lua): a fresh room answering a
