@@ -33,14 +33,19 @@ int luaopen_cjson(lua_State *L);
  * lua_bind_metatable pushes the metatable registered under name, made
  * the first time by luaL_newmetatable and init (which fills the table on
  * top of the stack). luaL_checkudata and luaL_testudata need no change:
- * before the metatable exists, no value can have it. */
+ * before the metatable exists, no value can have it. It is found again
+ * under the address of name, a light userdata: no string is hashed for
+ * that, once per message or request. */
 static inline void lua_bind_metatable(lua_State *L, const char *name, void (*init)(lua_State *L))
 {
-    luaL_getmetatable(L, name);
+    lua_pushlightuserdata(L, (void *)name);
+    lua_rawget(L, LUA_REGISTRYINDEX);
     if (!lua_isnil(L, -1)) return;
     lua_pop(L, 1);
-    luaL_newmetatable(L, name);
-    init(L);
+    if (luaL_newmetatable(L, name)) init(L);
+    lua_pushlightuserdata(L, (void *)name);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
 #endif

@@ -1,14 +1,14 @@
-/* lua_conn.c - connection handles for Lua: conn:send, conn:close and
- * room:broadcast.
+/* lua_conn.c - connections as party code sees them: the connection object
+ * (id, uri, send, close, setState, state) and room:broadcast.
  *
- * A handle is a small userdata pointing at the C connection. The connection
- * points back at it, and whichever dies first clears the other's pointer, so
- * a party that keeps a connection object after it closed gets a harmless
- * no-op instead of a dangling pointer. The runtime's connection object (the
- * table holding the handle as _h) is given to C with core.adopt and kept by
- * the connection (obj_ref) while it is joined: messages and the close come
- * with the object itself, so the runtime does not look it up by handle (a
- * userdata key is the interpreter's slow path). */
+ * The object is a table made here when the connection joins: {_h = handle,
+ * id =, uri =, send =} with the Connection metatable (its other methods).
+ * The handle is a small userdata pointing at the C connection. The
+ * connection points back at it, and whichever dies first clears the other's
+ * pointer, so a party that keeps a connection object after it closed gets a
+ * harmless no-op instead of a dangling pointer. The connection keeps the
+ * object (obj_ref) while it is joined: messages and the close come with the
+ * object itself. */
 #include "lua_conn.h"
 #include "lua_binary.h"
 #include "metrics.h"
@@ -19,6 +19,7 @@
 #include <string.h>
 
 #define CONN_MT "luaparty.conn"
+#define CONNECTION_MT "luaparty.connection"
 
 
 static int box_gc(lua_State *L)
@@ -37,14 +38,36 @@ static void conn_metatable(lua_State *L)
     lua_setfield(L, -2, "__metatable");
 }
 
-int lua_conn_join(lua_State *L, room *r, lp_conn *c)
+static int l_conn_send(lua_State *L);
+static void connection_metatable(lua_State *L);
+
+void lua_conn_join(lua_State *L, room *r, lp_conn *c)
 {
+    lua_createtable(L, 0, 4);
+    int obj = lua_gettop(L);
     conn_box *b = lua_newuserdata(L, sizeof *b);
     b->c = c;
     lua_bind_metatable(L, CONN_MT, conn_metatable);
     lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, obj, "_h");
+    /* conn.send: bound to the handle (upvalue 1) and to the object
+     * (upvalue 2), in the table itself, so a send goes from the party's
+     * code straight to C (a miss that goes on to __index is the
+     * interpreter's slow path; a Lua method between would cost a call and
+     * two lookups, once per message). */
+    lua_pushvalue(L, obj);
+    lua_pushcclosure(L, l_conn_send, 2);
+    lua_setfield(L, obj, "send");
+    lua_pushstring(L, c->id);
+    lua_setfield(L, obj, "id");
+    lua_pushstring(L, c->uri);
+    lua_setfield(L, obj, "uri");
+    lua_bind_metatable(L, CONNECTION_MT, connection_metatable);
+    lua_setmetatable(L, obj);
     c->box = b;
-    c->obj_ref = LUA_NOREF; /* until core.adopt */
+    lua_pushvalue(L, obj);
+    c->obj_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     /* Newest first, as the room keeps them. */
     c->prev = NULL;
     c->next = r->conns;
@@ -53,9 +76,6 @@ int lua_conn_join(lua_State *L, room *r, lp_conn *c)
     r->nconns++;
     c->joined = true;
     conn_ref(c);
-    lua_pushstring(L, c->id);
-    lua_pushstring(L, c->uri);
-    return 3;
 }
 
 void lua_conn_push(lua_State *L, lp_conn *c)
@@ -121,10 +141,7 @@ static int l_send(lua_State *L)
     return send_message(L, luaL_checkudata(L, 1, CONN_MT), 2);
 }
 
-/* conn:send(message): core.adopt puts one in each connection object, bound
- * to its handle (upvalue 1) and to the object (upvalue 2), so a send goes
- * from the party's code straight to C: no Lua method in between looking up
- * core.send and self._h (a measurable part of an echoed message). */
+/* conn:send(message): the one in each connection object (lua_conn_join) */
 static int l_conn_send(lua_State *L)
 {
     if (lua_rawequal(L, 1, lua_upvalueindex(2)))
@@ -136,22 +153,67 @@ static int l_conn_send(lua_State *L)
     return send_message(L, luaL_checkudata(L, 1, CONN_MT), 2);
 }
 
-/* core.adopt(handle, conn): conn is what message and close events pass;
- * it gets its send function. */
-static int l_adopt(lua_State *L)
+/* ---- the Connection metatable: the methods a connection object finds
+ * through __index (send is in the object itself), and its tostring ---- */
+
+/* The handle of the connection object at idx (its _h). */
+static conn_box *object_box(lua_State *L, int idx)
 {
-    conn_box *b = luaL_checkudata(L, 1, CONN_MT);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (!b->c || !b->c->joined) return 0;
-    lua_settop(L, 2);
-    lua_pushliteral(L, "send");
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_pushcclosure(L, l_conn_send, 2);
-    lua_rawset(L, 2);
-    luaL_unref(L, LUA_REGISTRYINDEX, b->c->obj_ref);
-    b->c->obj_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_getfield(L, idx, "_h");
+    conn_box *b = luaL_checkudata(L, -1, CONN_MT);
+    lua_pop(L, 1);
+    return b;
+}
+
+/* conn:send(message) -> true, or false if the connection is closed */
+static int m_send(lua_State *L) { return send_message(L, object_box(L, 1), 2); }
+
+/* conn:close([code [, reason]]) */
+static int m_close(lua_State *L)
+{
+    conn_box *b = object_box(L, 1);
+    lp_conn *c = b->c && !b->c->gone ? b->c : NULL;
+    int code;
+    size_t len;
+    const char *reason = lua_check_close(L, 2, &code, &len);
+    if (c) room_output_close(c->room, c, code, reason, len);
     return 0;
+}
+
+/* conn:setState(value or function(previous) -> value) -> value */
+static int m_set_state(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_isfunction(L, 2)) {
+        lua_getfield(L, 1, "state");
+        lua_call(L, 1, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, 1, "state");
+    return 1;
+}
+
+/* tostring(conn): "Connection(<id>)" */
+static int m_tostring(lua_State *L)
+{
+    lua_pushliteral(L, "Connection(");
+    lua_getfield(L, 1, "id");
+    lua_pushliteral(L, ")");
+    lua_concat(L, 3);
+    return 1;
+}
+
+/* The methods are fields of the metatable itself, its own __index (the
+ * Lua class idiom: getmetatable(conn).send(conn, msg) works). */
+static void connection_metatable(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"send", m_send}, {"close", m_close}, {"setState", m_set_state}, {"__tostring", m_tostring}, {NULL, NULL}};
+    luaL_register(L, NULL, methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
 }
 
 const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len)
@@ -241,5 +303,11 @@ static int l_broadcast(lua_State *L)
     return 0;
 }
 
-const luaL_Reg lua_conn_functions[] = {
-    {"adopt", l_adopt}, {"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};
+/* room:broadcast(message [, without_ids]): l_broadcast with the room first */
+int lua_room_broadcast(lua_State *L)
+{
+    lua_remove(L, 1);
+    return l_broadcast(L);
+}
+
+const luaL_Reg lua_conn_functions[] = {{"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};

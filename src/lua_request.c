@@ -1,9 +1,9 @@
 /* lua_request.c - HTTP requests and responses crossing between C and Lua.
  *
- * A request becomes a plain table {method, url, body, _headers}; the runtime
- * gives it its methods (text, json) and makes req.headers from _headers when
- * the party first reads it. A response comes back from the runtime as three
- * values (status, headers, body), already normalized there. */
+ * A request becomes a table {method, url, body, _headers} with the Request
+ * metatable: its methods (text, query, json), and req.headers made from
+ * _headers when the party first reads it. A response comes back as three
+ * values (status, headers, body), normalized by lua_room.c or the runtime. */
 #include "lua_request.h"
 #include "util.h"
 #include "router.h"
@@ -60,12 +60,12 @@ static void push_header_blob(lua_State *L, const http_headers *h)
     if (blob != stack) free(blob);
 }
 
-/* core.headers(blob) -> the headers table of a request's _headers (an
- * empty table for nil). Stops at the first incomplete pair. */
-static int l_headers(lua_State *L)
+/* Pushes the headers table of a request's _headers blob at idx (an empty
+ * table for nil). Stops at the first incomplete pair. */
+static void push_headers_of_blob(lua_State *L, int idx)
 {
     size_t size = 0;
-    const char *p = luaL_optlstring(L, 1, "", &size), *end = p + size;
+    const char *p = luaL_optlstring(L, idx, "", &size), *end = p + size;
     lua_newtable(L);
     while (p < end) {
         const char *name_end = memchr(p, 0, (size_t)(end - p));
@@ -78,6 +78,12 @@ static int l_headers(lua_State *L)
         set_header(L);
         p = value_end + 1;
     }
+}
+
+/* core.headers(blob) -> the headers table of a request's _headers */
+static int l_headers(lua_State *L)
+{
+    push_headers_of_blob(L, 1);
     return 1;
 }
 
@@ -110,7 +116,112 @@ static int l_query_param(lua_State *L)
     return 1;
 }
 
-const luaL_Reg lua_request_functions[] = {{"queryParam", l_query_param}, {"headers", l_headers}, {NULL, NULL}};
+void lua_push_cjson(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    lua_getfield(L, -1, "cjson");
+    if (lua_istable(L, -1)) {
+        lua_remove(L, -2);
+        return;
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    /* lua-cjson keeps a 1 KB encode buffer per state by default, malloc'ed
+     * outside the room's heap; a buffer per encode instead (glibc hands the
+     * same block back) saves each room that uses JSON that kilobyte. */
+    lua_getfield(L, -1, "encode_keep_buffer");
+    lua_pushboolean(L, 0);
+    lua_call(L, 1, 0);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "cjson");
+    lua_remove(L, -2);
+}
+
+/* ---- the Request metatable ---- */
+
+#define REQUEST_MT "luaparty.request"
+
+/* req:text() -> the body */
+static int m_text(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "body");
+    return 1;
+}
+
+/* req:query(name) -> the URL-decoded query parameter, or nil */
+static int m_query(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "url");
+    lua_replace(L, 1);
+    return l_query_param(L);
+}
+
+/* req:json() -> the body decoded; raises at the caller's line if it is not JSON */
+static int m_json(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_push_cjson(L);
+    lua_getfield(L, -1, "decode");
+    lua_getfield(L, 1, "body");
+    if (lua_pcall(L, 1, 1, 0) == 0) return 1;
+    const char *why = lua_tostring(L, -1);
+    luaL_where(L, 2); /* 1 is this function, 2 its caller */
+    lua_pushfstring(L, "request body is not valid JSON: %s", why ? why : "(not a string)");
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/* __index(req, key): req.headers, made from _headers the first time it is
+ * read (most handlers never read it, and each header made into a table
+ * entry costs every request), or a method: a field of the metatable
+ * (upvalue 1), as in the Lua class idiom. */
+static int request_index(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "headers") == 0) {
+        lua_pushliteral(L, "_headers");
+        lua_rawget(L, 1);
+        push_headers_of_blob(L, lua_gettop(L));
+        lua_pushliteral(L, "headers");
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 1);
+        lua_pushliteral(L, "_headers");
+        lua_pushnil(L);
+        lua_rawset(L, 1);
+        return 1;
+    }
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
+static void request_metatable(lua_State *L)
+{
+    static const luaL_Reg methods[] = {{"text", m_text}, {"query", m_query}, {"json", m_json}, {NULL, NULL}};
+    luaL_register(L, NULL, methods);
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, request_index, 1);
+    lua_setfield(L, -2, "__index");
+}
+
+void lua_request_setmeta(lua_State *L, int idx)
+{
+    if (idx < 0) idx = lua_gettop(L) + idx + 1;
+    lua_bind_metatable(L, REQUEST_MT, request_metatable);
+    lua_setmetatable(L, idx);
+}
+
+/* core.request_mt() -> the Request metatable (static hooks compare with it) */
+static int l_request_mt(lua_State *L)
+{
+    lua_bind_metatable(L, REQUEST_MT, request_metatable);
+    return 1;
+}
+
+const luaL_Reg lua_request_functions[] = {
+    {"queryParam", l_query_param}, {"headers", l_headers}, {"request_mt", l_request_mt}, {NULL, NULL}};
 
 void lua_push_request(lua_State *L, const http_request *req)
 {

@@ -146,8 +146,9 @@ typedef struct room {
     uint64_t last_active;         /* uv_now of the last event, for idle unloading */
     int pins;                     /* open cross-party sockets: keep the room loaded */
 
-    int rt_ref;                   /* runtime table in the registry */
-    int message_ref, request_ref; /* its message and request functions */
+    int rt_ref;                   /* the runtime module (lua/luaparty/runtime.lua) once loaded, else LUA_NOREF */
+    int class_ref, instance_ref;  /* the party class and self (lua_room.c) */
+    int request_ref;              /* luaparty.http's request once a request came, else LUA_NOREF */
     struct task *tasks;           /* live tasks (running or suspended) */
     lua_State *spare[8];          /* finished coroutines kept for the next events */
     int spare_ref[8];

@@ -12,6 +12,7 @@
 #include "lua_binary.h"
 #include "lua_conn.h"
 #include "lua_request.h"
+#include "lua_room.h"
 #include "log.h"
 #include "metrics.h"
 #include "placement.h"
@@ -42,7 +43,7 @@ room *room_create(worker *w, const party *p, const char *id, char **err)
     r->party = p;
     r->id = xstrdup(id);
     r->mem_limit = w->cfg->room_memory;
-    r->rt_ref = r->message_ref = r->request_ref = LUA_NOREF;
+    r->rt_ref = r->class_ref = r->instance_ref = r->request_ref = LUA_NOREF;
     r->refs = 1;
     r->generation = placement_generation();
     r->later.run = run_later;
@@ -295,16 +296,6 @@ static void step(room *r, task *t, int nargs)
     room_commit(r); /* a callback boundary: see room.c */
 }
 
-/* The runtime's function for an event (runtime.lua), pushed on co. The two
- * that run per message and per request come from registry references
- * taken at start-up instead: a field lookup by name hashes the name. */
-static void push_entry(room *r, lua_State *co, const char *name)
-{
-    lua_rawgeti(co, LUA_REGISTRYINDEX, r->rt_ref);
-    lua_getfield(co, -1, name);
-    lua_remove(co, -2);
-}
-
 /* A task for a new event, in a spare coroutine if the room has one. */
 static task *new_task(room *r, const event *ev)
 {
@@ -340,54 +331,31 @@ static int push_event(room *r, task *t, event *ev)
     int nargs = 0;
     switch (ev->kind) {
     case EV_START:
-        push_entry(r, co, "start");
-        break;
     case EV_CONNECT:
-        push_entry(r, co, "connect");
-        nargs = lua_conn_join(co, r, ev->conn);
-        lua_push_request(co, ev->req);
-        nargs++;
-        break;
     case EV_MESSAGE:
-        lua_rawgeti(co, LUA_REGISTRYINDEX, r->message_ref);
-        lua_conn_push(co, ev->conn);
-        if (ev->msg) lua_push_message(co, ev->msg);
-        else lua_push_message_bytes(co, ev->opcode, ev->bytes, ev->nbytes);
-        nargs = 2;
-        break;
     case EV_CLOSE:
-        push_entry(r, co, "close");
-        lua_conn_push(co, ev->conn);
-        lua_pushinteger(co, ev->code);
-        if (ev->error) lua_pushstring(co, ev->error);
-        else lua_pushnil(co);
-        nargs = 3;
-        lua_conn_leave(co, r, ev->conn);
+        nargs = lua_room_push_event(co, r, ev);
         break;
     case EV_REQUEST:
-        lua_rawgeti(co, LUA_REGISTRYINDEX, r->request_ref);
-        lua_push_request(co, ev->req);
+        nargs = lua_room_push_event(co, r, ev);
         t->ex = ev->ex;
-        nargs = 1;
+        break;
+    case EV_ALARM:
+        nargs = lua_room_push_event(co, r, ev);
+        t->lease = ev->lease;
+        r->alarm_lease = ev->lease;
+        r->alarm_touched = false;
         break;
     case EV_CALL:
-        push_entry(r, co, ev->error);
+        lua_room_push_entry(co, r, ev->error);
         lua_rawgeti(co, LUA_REGISTRYINDEX, ev->ref);
         if (ev->msg) lua_push_message(co, ev->msg);
         else lua_pushnil(co);
         lua_pushinteger(co, ev->code);
         nargs = 3;
         break;
-    case EV_ALARM:
-        push_entry(r, co, "alarm");
-        lua_pushinteger(co, ev->code);
-        t->lease = ev->lease;
-        r->alarm_lease = ev->lease;
-        r->alarm_touched = false;
-        nargs = 1;
-        break;
     case EV_RELOAD:
-        push_entry(r, co, "reload");
+        lua_room_push_entry(co, r, "reload");
         if (!(ev->code & 1)) lua_pushnil(co);
         else if (luaL_loadbuffer(co, r->party->bytecode, r->party->bytecode_len, r->party->chunkname) != 0)
             lua_pushnil(co); /* cannot happen: the bytecode was made from a good load */
@@ -396,7 +364,7 @@ static int push_event(room *r, task *t, event *ev)
         nargs = 2;
         break;
     case EV_HOOK:
-        push_entry(r, co, "hook");
+        lua_room_push_entry(co, r, "hook");
         lua_pushinteger(co, ev->code);
         lua_push_request(co, ev->req);
         lua_pushstring(co, ev->error);

@@ -28,6 +28,7 @@
 #include "lua_party.h"
 #include "lua_pipe.h"
 #include "lua_request.h"
+#include "lua_room.h"
 #include "lua_socket.h"
 #include "lua_storage.h"
 #include "lua_wsclient.h"
@@ -267,6 +268,28 @@ static int project_searcher(lua_State *L)
     }
     lua_pushfstring(L, "\n\tno file '%s.lua' or '%s/init.lua' in the project", rel, rel);
     return 1;
+}
+
+/* (name) -> the runtime's module of that name, loaded (package.loaded)
+ * the first time: how lua_room.c loads luaparty.runtime when a room first
+ * needs it, whatever party code did to require and package. */
+static int require_embedded(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    lua_getfield(L, -1, name);
+    if (lua_istable(L, -1)) return 1;
+    lua_pop(L, 1);
+    for (const lua_embedded_module *m = lua_embedded_modules; m->name; m++) {
+        if (strcmp(m->name, name) != 0) continue;
+        lua_pushlightuserdata(L, (void *)m);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_call(L, 0, 1);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, name);
+        return 1;
+    }
+    return luaL_error(L, "no runtime module %s", name);
 }
 
 /* require's searcher for the runtime's own modules (lua/luaparty), after
@@ -538,10 +561,18 @@ static void install_lazy_libs(lua_State *L)
     lua_pop(L, 1);
 }
 
-/* After the runtime loaded (it keeps the builtin setmetatable and
- * getmetatable: luaparty.runtime's shared.getmetatable). */
+/* Before party code runs. The builtins stay in luaparty.core for the
+ * runtime's modules (core.setmetatable, core.getmetatable): they are on
+ * the hot path (Response.json), and know no lazy library. */
 static void guard_setmetatable(lua_State *L)
 {
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    lua_getfield(L, -1, "luaparty.core");
+    lua_getglobal(L, "setmetatable");
+    lua_setfield(L, -2, "setmetatable");
+    lua_getglobal(L, "getmetatable");
+    lua_setfield(L, -2, "getmetatable");
+    lua_pop(L, 2);
     lua_pushcfunction(L, guarded_setmetatable);
     lua_setglobal(L, "setmetatable");
     lua_pushcfunction(L, guarded_getmetatable);
@@ -592,17 +623,11 @@ static void restrict_libraries(lua_State *L, const room *r)
     lua_pop(L, 2);
 }
 
-/* require "cjson": lua-cjson keeps a 1 KB encode buffer per state by
- * default, malloc'ed outside the room's heap; a buffer per encode instead
- * (glibc hands the same block back) saves each room that uses JSON that
- * kilobyte. */
+/* require "cjson": the state's one (lua_request.c: without a kept encode
+ * buffer) */
 static int open_cjson(lua_State *L)
 {
-    lua_pushcfunction(L, luaopen_cjson);
-    lua_call(L, 0, 1);
-    lua_getfield(L, -1, "encode_keep_buffer");
-    lua_pushboolean(L, 0);
-    lua_call(L, 1, 0);
+    lua_push_cjson(L);
     return 1;
 }
 
@@ -610,9 +635,9 @@ static int open_cjson(lua_State *L)
  * made the first time it is looked up (lua_bind.h). */
 static const luaL_Reg sandbox_functions[] = {{"forget_project_modules", l_forget_project_modules}, {NULL, NULL}};
 static const luaL_Reg *const core_functions[] = {
-    lua_conn_functions,    lua_binary_functions, lua_storage_functions, lua_party_functions,
-    lua_pipe_functions,    lua_socket_functions, lua_request_functions, lua_fetch_functions,
-    lua_wsclient_functions, lua_yjs_functions,   sandbox_functions,
+    lua_room_functions,    lua_conn_functions,    lua_binary_functions, lua_storage_functions,
+    lua_party_functions,   lua_pipe_functions,    lua_socket_functions, lua_request_functions,
+    lua_fetch_functions,   lua_wsclient_functions, lua_yjs_functions,   sandbox_functions,
 };
 
 /* core's __index: (core, name) -> the function, kept in core from now on */
@@ -661,11 +686,7 @@ static int setup(lua_State *L)
     if (cfg->cpu_limit_ms) luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     restrict_libraries(L, r);
     preload_modules(L);
-
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "luaparty.runtime");
-    lua_call(L, 1, 1);
-    int rt = lua_gettop(L);
+    lua_room_set_loader(L, require_embedded);
     guard_setmetatable(L);
 
     const party *p = r->party;
@@ -674,36 +695,13 @@ static int setup(lua_State *L)
     if (!lua_istable(L, -1))
         return luaL_error(L, "%s must return a table of callbacks (it returned %s)", p->script,
                           luaL_typename(L, -1));
-    int class = lua_gettop(L);
-
-    lua_getfield(L, rt, "init");
-    lua_pushvalue(L, class);
-    lua_createtable(L, 0, 6);
-    lua_pushstring(L, r->id);
-    lua_setfield(L, -2, "id");
-    lua_pushstring(L, p->name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, cfg->vars_json);
-    lua_setfield(L, -2, "env_json");
-    lua_createtable(L, (int)cfg->nparties, 0);
-    for (size_t i = 0; i < cfg->nparties; i++) {
-        lua_pushstring(L, cfg->parties[i]->name);
-        lua_rawseti(L, -2, (int)i + 1);
-    }
-    lua_setfield(L, -2, "parties");
-    lua_call(L, 2, 0);
-
-    lua_pushvalue(L, rt);
-    r->rt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_getfield(L, rt, "message");
-    r->message_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_getfield(L, rt, "request");
-    r->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_room_init(L, r);
     return 0;
 }
 
 int sandbox_open_room(room *r, char **err)
 {
+    r->rt_ref = r->class_ref = r->instance_ref = r->request_ref = LUA_NOREF;
     r->L = lua_newstate(room_alloc, r);
     if (!r->L) {
         *err = xstrdup("cannot create a Lua state (out of memory)");
@@ -741,8 +739,7 @@ int sandbox_try_party(worker *w, party *p, char **err)
     probe.mem_limit = w->cfg->room_memory;
     if (sandbox_open_room(&probe, err) != 0) return -1;
     lua_State *L = probe.L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, probe.rt_ref);
-    lua_getfield(L, -1, "hooks");
+    lua_room_push_entry(L, &probe, "hooks");
     p->hooks = lua_pcall(L, 0, 1, 0) == 0 ? (unsigned)lua_tointeger(L, -1) : 0;
     lua_close(L);
     arena_release(&probe.heap);

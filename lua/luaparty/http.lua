@@ -1,46 +1,43 @@
--- luaparty.http: requests and their answers, loaded by the runtime for a
--- room's first HTTP request (or the first call of a request's methods):
--- the methods of a request (text, query, json) and turning what onRequest
--- returned into status, headers and body for C. The luaparty module
--- (init.lua) is not loaded for that: a party that never requires it cannot
--- have made a Response.
+-- luaparty.http: a room's HTTP requests, loaded by C for the room's first
+-- one (src/lua_room.c; a room that never gets a request never loads it).
+-- request(class, self, req) runs onRequest and turns its answer into
+-- status, headers and body for C: in Lua, where reading the answer's
+-- fields costs a fraction of what the C API would.
 local core = require "luaparty.core"
+-- the builtins, not the globals the sandbox wraps (src/sandbox.c)
+local setmetatable, getmetatable = core.setmetatable, core.getmetatable
+local Request = core.request_mt()
+local text_plain = "text/plain;charset=UTF-8"
 
-return function(shared)
-  local getmetatable = shared.getmetatable -- the builtin (runtime.lua)
-  local M = { Request = {} }
-  local Request = M.Request
+-- The metatable of luaparty's Responses, once the luaparty module (init.lua)
+-- loaded and left it in core: a party that never required it has none.
+local response_mt
 
-  function Request:text() return self.body end
-
-  --- req:query(name) -> the URL-decoded query parameter, or nil
-  function Request:query(name) return core.queryParam(self.url, name) end
-
-  function Request:json()
-    local ok, value = pcall(require("cjson").decode, self.body)
-    if not ok then error("request body is not valid JSON: " .. tostring(value), 2) end
-    return value
+--- status, headers, body of what onRequest returned
+local function normalize(res)
+  local mt = getmetatable(res)
+  response_mt = response_mt or rawget(core, "response_mt")
+  -- a luaparty Response: headers are a table, or the content type alone
+  if mt ~= nil and mt == response_mt then
+    return res.status, rawget(res, "headers") or rawget(res, "_type"), res.body
   end
-
-  --- status, headers, body of what onRequest returned (missing: the party
-  --- has no onRequest).
-  function M.normalize(res, missing)
-    local mt = getmetatable(res)
-    if mt ~= nil and mt == core.response_mt then -- headers: a table, or the content type alone (init.lua)
-      return res.status, rawget(res, "headers") or rawget(res, "_type"), res.body
-    end
-    if missing then
-      return 404, { ["content-type"] = "text/plain;charset=UTF-8" },
-        "Party " .. shared.instance.room.name .. " has no onRequest"
-    end
-    if res == nil then return 204, {}, "" end
-    if type(res) == "string" then return 200, { ["content-type"] = "text/plain;charset=UTF-8" }, res end
-    if type(res) == "table" and res.status then
-      local r = require("luaparty").Response.new(res.body, res)
-      return r.status, r.headers, r.body
-    end
-    error("onRequest must return a Response, a string or nil (got " .. type(res) .. ")", 0)
+  if res == nil then return 204, {}, "" end
+  if type(res) == "string" then return 200, { ["content-type"] = text_plain }, res end
+  if type(res) == "table" and res.status then
+    local r = require("luaparty").Response.new(res.body, res)
+    return r.status, r.headers, r.body
   end
-
-  return M
+  error("onRequest must return a Response, a string or nil (got " .. type(res) .. ")", 0)
 end
+
+-- Once per request: no varargs.
+local function request(class, self, req)
+  setmetatable(req, Request)
+  local f = class.onRequest
+  if not f then
+    return 404, { ["content-type"] = text_plain }, "Party " .. self.room.name .. " has no onRequest"
+  end
+  return normalize(f(self, req))
+end
+
+return { request = request }

@@ -6,9 +6,10 @@
 -- Response.new(body [, {status=, headers=}]), Response.json(value [, init]),
 -- luaparty.binary(str) / luaparty.isBinary(v) for binary WebSocket messages.
 local core = require "luaparty.core"
--- The builtin, not the global the sandbox later wraps (src/sandbox.c: a
--- setmetatable on _G first opens the lazy libraries); this is the hot path.
-local setmetatable = setmetatable
+-- The builtins, not the globals the sandbox wraps (src/sandbox.c: a
+-- setmetatable on _G first opens the lazy libraries, a string's getmetatable
+-- the string library); this is the hot path (Response.json).
+local setmetatable, getmetatable = core.setmetatable, core.getmetatable
 -- cjson is loaded on first use: a room that never touches JSON saves ~5 KB.
 local cjson_module
 local function require_cjson()
@@ -47,7 +48,7 @@ local response_mt = { __index = function(res, k)
   return h
 end }
 M.Response = Response
-core.response_mt = response_mt -- what luaparty/http.lua recognises a Response by
+core.response_mt = response_mt -- what luaparty.http recognises onRequest's Response by
 
 local function lower_headers(headers, level)
   local out = {}

@@ -2,7 +2,7 @@
 // with the JIT off (the default, CPU limit on) and on (--cpu-limit 0).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, httpRequest } from './lib/server.mjs';
+import { startServer, httpRequest, wsConnect } from './lib/server.mjs';
 
 for (const args of [[], ['--cpu-limit', '0']]) {
   test(`no io, ffi, jit, os.exit or loadfile; debug is only traceback (${args.join(' ') || 'defaults'})`, async () => {
@@ -76,6 +76,63 @@ test('luaparty.validUtf8, luaparty.queryParam and req:query', async () => {
   try {
     const text = (await httpRequest(`${server.url}/parties/main/x?helpers=1&name=Ann%20Lee`)).text;
     assert.equal(text, 'true|false|Ann Lee|nil|two words');
+  } finally {
+    await server.stop();
+  }
+});
+
+// The callbacks C calls itself (src/lua_room.c): found through the class's
+// metatable, a no-op when missing or false, the runtime module not loaded
+// for them; onRequest's answers of every kind.
+test('callbacks from a base class; a party without any; no runtime module loaded for them', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    const c = await wsConnect(`${server.wsUrl}/parties/inherit/r1?_pk=ann`);
+    assert.equal(await c.nextText(), 'hello ann from /parties/inherit/r1?_pk=ann');
+    c.send('hi');
+    assert.equal(await c.nextText(), 'echo|hi|r1|false');
+    await c.closeAndWait(); // onClose = false: nothing to run, nothing logged
+    const r = await httpRequest(`${server.url}/parties/inherit/r1`, { method: 'POST', body: 'x' });
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'base POST x');
+    const b = await wsConnect(`${server.wsUrl}/parties/bare/r2`);
+    b.send('ignored');
+    await assert.rejects(b.next(300), /no message/);
+    await b.closeAndWait();
+    const nf = await httpRequest(`${server.url}/parties/bare/r2`);
+    assert.equal(nf.status, 404);
+    assert.equal(nf.text, 'Party bare has no onRequest');
+    assert.doesNotMatch(server.logs(), /error/i);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('onRequest answers: nil, a string, a Response, a table with a status, and a number refused', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  const get = (what, room = 'a') => httpRequest(`${server.url}/parties/answers/${room}?what=${what}`);
+  try {
+    let r = await get('nil');
+    assert.equal(r.status, 204);
+    r = await get('string');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'a string');
+    assert.match(r.headers.get('content-type'), /^text\/plain/);
+    r = await get('response');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    assert.equal(r.text, '{"ok":true}');
+    r = await get('table');
+    assert.equal(r.status, 202);
+    assert.equal(r.text, 'a plain table');
+    assert.equal(r.headers.get('x-kind'), 'table');
+    r = await get('number');
+    assert.equal(r.status, 500);
+    assert.match(r.text, /onRequest must return a Response, a string or nil \(got number\)/);
+    r = await get('runtime', 'fresh'); // a room whose answers so far needed no runtime
+    assert.equal(r.text, 'true|true|function', 'the runtime module loads for room.storage, not before');
+    r = await httpRequest(`${server.url}/parties/answers/a?what=json`, { method: 'POST', body: '{bad' });
+    assert.match(r.text, /^false\|request body is not valid JSON: /);
   } finally {
     await server.stop();
   }
