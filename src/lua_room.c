@@ -311,13 +311,25 @@ static void push_noop(lua_State *L)
     set_key(L, &KEY_NOOP);
 }
 
-/* Pushes class[name] (the class may have a metatable); true if it is set. */
+/* Pushes class[name] (a plain table: see by_runtime); true if it is set. */
 static bool push_class_field(lua_State *co, room *r, const char *name)
 {
     lua_rawgeti(co, LUA_REGISTRYINDEX, r->class_ref);
     lua_getfield(co, -1, name);
     lua_replace(co, -2);
     return lua_toboolean(co, -1);
+}
+
+/* C reads the class's fields only if it is a plain table. One with a
+ * metatable (a base class, a proxy) could run party code on a lookup, and
+ * that must run in the event's coroutine, under the CPU and memory limits
+ * and with its errors caught: the runtime looks the callback up there. */
+static bool by_runtime(lua_State *co, room *r)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, r->class_ref);
+    bool meta = lua_getmetatable(co, -1);
+    lua_pop(co, meta ? 2 : 1);
+    return meta || lobby(r);
 }
 
 /* Pushes the party's callback name and self; false (a no-op pushed) if the
@@ -344,13 +356,17 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
 {
     switch (ev->kind) {
     case EV_START:
+        if (by_runtime(co, r)) {
+            lua_room_push_entry(co, r, "start");
+            return 0;
+        }
         return push_callback(co, r, "onStart") ? 1 : 0;
     case EV_MESSAGE:
         if (!ev->conn->joined) { /* it closed before this message's turn */
             push_noop(co);
             return 0;
         }
-        if (lobby(r)) {
+        if (by_runtime(co, r)) {
             lua_room_push_entry(co, r, "message");
             lua_conn_push(co, ev->conn);
             if (ev->msg) lua_push_message(co, ev->msg);
@@ -366,9 +382,12 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
         lua_conn_join(co, r, ev->conn);
         lua_push_request(co, ev->req);
         lua_request_setmeta(co, -1);
-        bool tags = push_class_field(co, r, "getConnectionTags");
-        lua_pop(co, 1);
-        if (lobby(r) || tags) { /* (conn, req): onSocket, or tags then onConnect */
+        bool special = by_runtime(co, r);
+        if (!special) {
+            special = push_class_field(co, r, "getConnectionTags");
+            lua_pop(co, 1);
+        }
+        if (special) { /* (conn, req): onSocket, or tags, then onConnect */
             lua_room_push_entry(co, r, "connect");
             lift(co, 1, 2);
             return 2;
@@ -392,9 +411,12 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
             push_noop(co);
             return 0;
         }
-        bool on_error = ev->error && push_class_field(co, r, "onError");
-        if (ev->error) lua_pop(co, 1);
-        if (lobby(r) || on_error) { /* (conn, code, err) */
+        bool special = by_runtime(co, r);
+        if (!special && ev->error) {
+            special = push_class_field(co, r, "onError");
+            lua_pop(co, 1);
+        }
+        if (special) { /* (conn, code, err) */
             lua_pushinteger(co, ev->code);
             if (ev->error) lua_pushstring(co, ev->error);
             else lua_pushnil(co);
@@ -420,6 +442,11 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
         lua_rawgeti(co, LUA_REGISTRYINDEX, r->instance_ref);
         return 2 + lua_push_request_parts(co, ev->req);
     case EV_ALARM: {
+        if (by_runtime(co, r)) {
+            lua_room_push_entry(co, r, "alarm");
+            lua_pushinteger(co, ev->code);
+            return 1;
+        }
         if (!push_callback(co, r, "onAlarm")) return 0;
         lua_createtable(co, 0, 2);
         lua_pushinteger(co, ev->code);

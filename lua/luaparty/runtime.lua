@@ -1,11 +1,14 @@
 -- luaparty.runtime: what rooms rarely need, loaded by C the first time a
 -- room does (src/lua_room.c). What every room needs is C: self and
 -- self.room, connection and request objects, and onStart, onConnect,
--- onMessage, onClose, onRequest and onAlarm, which C calls itself. C runs
--- these functions in the event's coroutine instead:
+-- onMessage, onClose and onAlarm, which C calls itself when the party
+-- class is a plain table. C runs these functions in the event's coroutine
+-- instead, for the lobby and for a class with a metatable (whose lookups
+-- may run party code, which must run under the room's limits):
+--   start(), alarm(retries)   onStart, onAlarm
 --   connect(conn, req)        the lobby's onSocket, or getConnectionTags + onConnect
---   message(conn, msg)        the lobby's sockets' onmessage
---   close(conn, code, err)    the lobby's sockets' onerror/onclose, or onError + onClose
+--   message(conn, msg)        onMessage, or the lobby's sockets' onmessage
+--   close(conn, code, err)    onError + onClose, or the lobby's sockets' onerror/onclose
 --   room_field(name)          room.storage, room.context, room.env, made when first read
 --   reload(chunk, env_json)   hot reload
 --   socket_message / socket_close             socket events (luaparty/socket.lua)
@@ -110,8 +113,9 @@ function rt.connect(conn, req)
     return class.onSocket(conn, lobby_of({ request = req }))
   end
   local ctx = { request = req }
-  local tags = class.getConnectionTags(core.instance(), conn, ctx)
-  if tags ~= nil then
+  local get_tags = class.getConnectionTags
+  local tags = get_tags and get_tags(core.instance(), conn, ctx)
+  if get_tags and tags ~= nil then
     if type(tags) ~= "table" then error("getConnectionTags must return an array of strings", 0) end
     local set = {}
     for _, t in ipairs(tags) do
@@ -124,7 +128,14 @@ function rt.connect(conn, req)
 end
 
 function rt.message(conn, message)
+  if not lobby() then return call("onMessage", message, conn) end
   if conn.onmessage then return conn.onmessage(message) end
+end
+
+function rt.start() return call("onStart") end
+
+function rt.alarm(retries)
+  return call("onAlarm", { retryCount = retries, isRetry = retries > 0 })
 end
 
 function rt.close(conn, code, err)

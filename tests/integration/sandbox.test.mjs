@@ -2,7 +2,7 @@
 // with the JIT off (the default, CPU limit on) and on (--cpu-limit 0).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, httpRequest, wsConnect } from './lib/server.mjs';
+import { startServer, httpRequest, wsConnect, waitFor } from './lib/server.mjs';
 
 for (const args of [[], ['--cpu-limit', '0']]) {
   test(`no io, ffi, jit, os.exit or loadfile; debug is only traceback (${args.join(' ') || 'defaults'})`, async () => {
@@ -90,7 +90,12 @@ test('callbacks from a base class; a party without any; no runtime module loaded
     const c = await wsConnect(`${server.wsUrl}/parties/inherit/r1?_pk=ann`);
     assert.equal(await c.nextText(), 'hello ann from /parties/inherit/r1?_pk=ann');
     c.send('hi');
-    assert.equal(await c.nextText(), 'echo|hi|r1|false');
+    assert.equal(await c.nextText(), 'echo|hi|r1|true', 'a class with a metatable: through the runtime');
+    const p = await wsConnect(`${server.wsUrl}/parties/plain/r1?_pk=bo`);
+    assert.equal(await p.nextText(), 'hi bo');
+    p.send('x');
+    assert.equal(await p.nextText(), 'x|false', 'a plain class: C calls it, no runtime loaded');
+    await p.closeAndWait();
     await c.closeAndWait(); // onClose = false: nothing to run, nothing logged
     const r = await httpRequest(`${server.url}/parties/inherit/r1`, { method: 'POST', body: 'x' });
     assert.equal(r.status, 200);
@@ -133,6 +138,21 @@ test('onRequest answers: nil, a string, a Response, a table with a status, and a
     assert.equal(r.text, 'true|true|function', 'the runtime module loads for room.storage, not before');
     r = await httpRequest(`${server.url}/parties/answers/a?what=json`, { method: 'POST', body: '{bad' });
     assert.match(r.text, /^false\|request body is not valid JSON: /);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a class whose __index raises or loops: the event fails or trips the CPU limit, the server serves on', async () => {
+  const server = await startServer({ project: 'sandbox', args: ['--cpu-limit', '200'] });
+  try {
+    const t = await wsConnect(`${server.wsUrl}/parties/trap/t1`);
+    t.send('hello');
+    await waitFor(() => /no onMessage today/.test(server.logs()), 3000, { what: 'the lookup error logged' });
+    await t.closeAndWait(); // onClose's lookup loops: the CPU limit stops it
+    await waitFor(() => /CPU time limit/.test(server.logs()), 5000, { what: 'the CPU limit to stop the loop' });
+    const r = await httpRequest(`${server.url}/parties/plain/ok`);
+    assert.equal(r.status, 404, 'another room still answers');
   } finally {
     await server.stop();
   }

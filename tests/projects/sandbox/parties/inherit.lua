@@ -1,5 +1,6 @@
 -- Callbacks found through the class's metatable (a base class), and one
--- set to false: C looks them up as Lua code would (src/lua_room.c).
+-- set to false: the runtime module looks them up, in the event's coroutine
+-- (src/lua_room.c: a lookup through a metatable may run party code).
 local Base = {}
 function Base:onConnect(conn, ctx)
   conn:send("hello " .. conn.id .. " from " .. tostring(ctx.request.url):match("/parties/.*$"))
