@@ -2,7 +2,7 @@
 // with the JIT off (the default, CPU limit on) and on (--cpu-limit 0).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, httpRequest, wsConnect, waitFor } from './lib/server.mjs';
+import { startServer, httpRequest, wsConnect, waitFor, closeAll as closeAllOf } from './lib/server.mjs';
 
 for (const args of [[], ['--cpu-limit', '0']]) {
   test(`no io, ffi, jit, os.exit or loadfile; debug is only traceback (${args.join(' ') || 'defaults'})`, async () => {
@@ -153,6 +153,25 @@ test('a class whose __index raises or loops: the event fails or trips the CPU li
     await waitFor(() => /CPU time limit/.test(server.logs()), 5000, { what: 'the CPU limit to stop the loop' });
     const r = await httpRequest(`${server.url}/parties/plain/ok`);
     assert.equal(r.status, 404, 'another room still answers');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('one room breaking its metatables and libraries leaves every other room whole', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    const b = await httpRequest(`${server.url}/parties/mutate/a?act=break`, { method: 'POST', body: 'x' });
+    assert.equal(b.text, 'broken');
+    const a = await httpRequest(`${server.url}/parties/mutate/a`, { method: 'POST', body: 'x' });
+    assert.equal(a.status, 500, 'room a is broken indeed');
+    const s = await wsConnect(`${server.wsUrl}/parties/mutate/a?break=1`);
+    const r = await httpRequest(`${server.url}/parties/mutate/b`, { method: 'POST', body: 'body' });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.text, 'body|OK|0');
+    const c = await wsConnect(`${server.wsUrl}/parties/mutate/b?_pk=zed`);
+    assert.equal(await c.nextText(), 'Connection(zed)|function');
+    await closeAllOf([s, c]);
   } finally {
     await server.stop();
   }
