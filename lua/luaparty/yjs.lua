@@ -227,7 +227,7 @@ local function batch_marker(self, st, conn, text)
     c.closing = true
     return conn:close(1007, "y-pk-batch end does not match its start")
   end
-  return handle(self, st, conn, table.concat(batch.parts))
+  return handle(self, st, conn, binary(table.concat(batch.parts))) -- relayed whole, as a binary frame
 end
 
 local function load(self, st)
