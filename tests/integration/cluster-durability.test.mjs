@@ -86,8 +86,9 @@ test('owner kill -9 under writes through other nodes: every acknowledged write s
   assert.ok(after.node === 'b' || after.node === 'c', `a live node owns the room now (got ${after.node})`);
   assert.equal(after.starts, 2, 'onStart ran once on a and once on the new owner');
   assertNoneLost(loops, after.keys, 'owner kill -9');
+  // the waits above saw at least 5 writes of each loop before the kill and 1 after
   const total = loops.reduce((s, l) => s + l.acked.length, 0);
-  assert.ok(total >= 25, `enough writes made it (${total})`);
+  assert.ok(total >= 24, `enough writes made it (${total})`);
 });
 
 /** A PartySocket (npm, unchanged) with a log of acks; reconnects fast for the test. */
