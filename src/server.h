@@ -13,6 +13,7 @@ typedef struct server {
     uv_prepare_t flusher;    /* writes queued output before each poll */
     uv_timer_t pinger;       /* pings idle WebSockets, drops dead ones */
     uv_timer_t parker;       /* frees the WebSocket parsers of quiet clients */
+    uv_timer_t trimmer;      /* gives memory back to the system after large frees */
     worker *w;
     const config *cfg;
     client *clients;         /* every open client */

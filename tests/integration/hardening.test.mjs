@@ -422,6 +422,74 @@ describe('WebSocket load', () => {
   });
 });
 
+/**
+ * Writes `block` to a socket that never reads, over and over, until the
+ * server drops it or `maxBytes` went out. Resolves {sent, dropped}.
+ */
+async function floodUntilDropped(sock, block, maxBytes) {
+  sock.pause(); // nothing is read from here on: whatever the server answers piles up
+  let dropped = false;
+  let wake = () => {};
+  const gone = () => { dropped = true; wake(); };
+  sock.on('close', gone);
+  sock.on('error', gone);
+  sock.on('drain', () => wake());
+  let sent = 0;
+  while (!dropped && sent < maxBytes) {
+    const ok = sock.write(block);
+    sent += block.length;
+    if (!ok) await Promise.race([new Promise((r) => { wake = r; }), sleep(2000)]);
+  }
+  for (let i = 0; i < 200 && !dropped; i++) await sleep(10); // what the kernel holds is still being read
+  sock.destroy();
+  return { sent, dropped };
+}
+
+/** About 1 MiB of one masked client frame (opcode, 125-byte payload), repeated. */
+function frameBlock(opcode) {
+  const one = Buffer.alloc(2 + 4 + 125);
+  one[0] = 0x80 | opcode;
+  one[1] = 0x80 | 125;
+  crypto.randomBytes(4).copy(one, 2);
+  return Buffer.concat(Array(8000).fill(one));
+}
+
+describe('every byte queued for a client counts against --max-output (16 MiB)', () => {
+  let srv;
+  // warn: dev would log every one of the flood's requests
+  before(async () => { srv = await start({ project: PROJECT, args: ['--log-level', 'warn'] }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  test('a client that floods pings and never reads the pongs is dropped; others are served', { timeout: 60000 }, async () => {
+    const ws = await rawWs(srv.port, '/parties/echo/pinger');
+    const other = await open(srv, '/parties/echo/bystander-p');
+    // 125-byte pings: each is answered with a 127-byte pong, so 64 MiB of
+    // pings would queue about 64 MiB of pongs.
+    const { sent, dropped } = await floodUntilDropped(ws.sock, frameBlock(0x9), 64 * 1048576);
+    assert.ok(dropped, `not dropped after ${(sent / 1048576).toFixed(0)} MiB of pings${await died(srv)}`);
+    assert.ok(sent < 48 * 1048576, `dropped only after ${(sent / 1048576).toFixed(0)} MiB of pings`);
+    await waitFor(() => /dropping connection .* it stopped reading/.test(srv.logs()), 3000,
+      { what: 'the log line about the dropped client' });
+    other.send('still here');
+    assert.equal(await other.nextText(), 'still here', 'another room is served');
+    assert.equal(srv.alive(), true);
+  });
+
+  test('an HTTP client that pipelines requests and never reads the answers is dropped', { timeout: 60000 }, async () => {
+    const sock = net.connect({ host: '127.0.0.1', port: srv.port });
+    await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+    // answered at once (no room involved), each answer ~3x the request
+    const req = 'GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n';
+    const { sent, dropped } = await floodUntilDropped(sock, Buffer.from(req.repeat(Math.floor(1048576 / req.length))),
+      64 * 1048576);
+    assert.ok(dropped, `not dropped after ${(sent / 1048576).toFixed(0)} MiB of requests${await died(srv)}`);
+    await waitFor(() => /dropping a client that stopped reading/.test(srv.logs()), 3000,
+      { what: 'the log line about the dropped client' });
+    const r = await httpRequest(`${srv.url}/parties/main/after-flood/count`);
+    assert.equal(r.status, 200, 'the server goes on serving');
+  });
+});
+
 describe('graceful shutdown', () => {
   test('SIGTERM: every client gets 1001, exit 0 within 5 s; after a restart the counts are 0', { timeout: 30000 }, async () => {
     const persist = mkTmp('luaparty-hardening-');
