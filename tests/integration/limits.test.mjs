@@ -278,6 +278,42 @@ describe('messages, room ids and responses (default limits)', () => {
     assert.equal(await ok.nextText(), 'still here', 'the other connection of the room is unaffected');
   });
 
+  test('bad frames get a close frame with 1002: a fragmented ping, a 126-byte ping, a 1-byte close payload, a 64-bit length with the top bit set', { timeout: 15000 }, async () => {
+    const mask = [0x11, 0x22, 0x33, 0x44];
+    const cases = {
+      'fragmented ping': Buffer.from([0x09, 0x81, ...mask, 0x70]),
+      '126-byte ping': Buffer.concat([Buffer.from([0x89, 0xfe, 0x00, 126, ...mask]), Buffer.alloc(126, 1)]),
+      '1-byte close payload': Buffer.from([0x88, 0x81, ...mask, 0x12]),
+      'top bit of the 64-bit length': Buffer.from([0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 1, 0, ...mask, 1, 2, 3]),
+    };
+    for (const [what, bytes] of Object.entries(cases)) {
+      const id = `pe-${what.replace(/\W+/g, '-')}`;
+      const ws = await rawWs(srv.port, `/parties/main/proto?_pk=${id}`);
+      try {
+        ws.sock.write(bytes);
+        const f = await ws.nextFrame(3000);
+        assert.equal(f.opcode, 8, `${what}: a close frame (got opcode ${f.opcode})`);
+        assert.ok(f.payload.length >= 2, `${what}: the close frame carries a code (the client would see 1005)`);
+        assert.equal(f.payload.readUInt16BE(0), 1002, `${what}: close code`);
+      } finally {
+        ws.destroy();
+      }
+      await waitFor(async () => (await closedInfo(srv, 'proto', id)).closed === 1, 3000, { what: `onClose after ${what}` });
+    }
+  });
+
+  test('a frame header announcing 2^62 bytes gets 1009 at once, before any payload', { timeout: 10000 }, async () => {
+    const ws = await rawWs(srv.port, '/parties/main/huge?_pk=huge');
+    try {
+      ws.sock.write(Buffer.from([0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44]));
+      const f = await ws.nextFrame(3000);
+      assert.equal(f.opcode, 8, `a close frame (got opcode ${f.opcode})`);
+      assert.equal(f.payload.readUInt16BE(0), 1009);
+    } finally {
+      ws.destroy();
+    }
+  });
+
   test('invalid UTF-8 in a text frame closes with 1007 and onClose runs', { timeout: 10000 }, async () => {
     const ws = await rawWs(srv.port, '/parties/main/utf?_pk=u8-bad');
     try {
