@@ -38,6 +38,7 @@ void config_defaults(config *cfg)
     cfg->port = -1;
     cfg->max_message = 1024 * 1024;
     cfg->max_header = 16 * 1024;
+    cfg->max_headers = 100;
     cfg->max_body = 8 * 1024 * 1024;
     cfg->max_output = 16 * 1024 * 1024;
     cfg->room_memory = 64 * 1024 * 1024;
@@ -235,6 +236,7 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
         {"maxConnections", offsetof(config, max_connections), 0},
         {"maxRoomConnections", offsetof(config, max_room_connections), 0},
         {"maxHeader", offsetof(config, max_header), 0},
+        {"maxHeaders", offsetof(config, max_headers), 0},
         {"maxBody", offsetof(config, max_body), 0},
         {"maxOutput", offsetof(config, max_output), 0},
         {"cpuLimit", offsetof(config, cpu_limit_ms), 2},

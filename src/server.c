@@ -913,7 +913,7 @@ static void on_connection(uv_stream_t *ls, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     if (s->cfg->tls_cert && !c->peer.internal) c->tls = tls_server_new(); /* decided at start-up */
     c->http = xmalloc(sizeof *c->http);
-    http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body});
+    http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body, s->cfg->max_headers});
     c->state = C_HTTP;
     buf_init(&c->pending_in);
     link_client(s, c);

@@ -261,6 +261,52 @@ describe('HTTP: timeouts, malformed and pipelined requests', () => {
     }
   });
 
+  test('strict framing: chunk data without its CRLF, a folded header line and a request without a version get 400 and a close; what follows is not served', { timeout: 10000 }, async () => {
+    const next = 'GET /parties/main/smuggled/count HTTP/1.1\r\nHost: h\r\n\r\n';
+    const cases = {
+      'chunk data not followed by CRLF': 'POST /parties/main/sm/count HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n' +
+        '3\r\nabcXX0\r\n\r\n',
+      'obsolete line folding': 'GET /parties/main/sm/count HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n',
+      'HTTP/0.9 (no version)': 'GET /parties/main/sm/count\r\n\r\n',
+    };
+    for (const [what, bytes] of Object.entries(cases)) {
+      const r = await rawHttp(srv.port, bytes + next, { timeout: 3000 });
+      const res = parseRawResponse(r.data);
+      assert.equal(res.status, 400, `${what} -> ${res.statusLine} ${res.body}`);
+      assert.equal(res.headers.connection, 'close', `${what}: connection: close`);
+      assert.ok(r.closed, `${what}: the server closed the connection`);
+      assert.equal(splitResponses(r.data).length, 1, `${what}: the pipelined request after it was not served`);
+    }
+    const r = await httpRequest(`${srv.url}/parties/main/smuggled/count`);
+    assert.equal(r.text, '1', 'no smuggled request reached the room');
+  });
+
+  test('the header limit counts the header section as received: 15,000 empty headers get 431', { timeout: 15000 }, async () => {
+    // a cap on header lines would stop them first: lift it, the byte count must hold alone
+    const big = await start({ project: PROJECT, args: ['--max-headers', '100000'] });
+    try {
+      const r = await rawHttp(big.port, `GET /parties/main/h/count HTTP/1.1\r\nHost: h\r\n${'a:\r\n'.repeat(15000)}\r\n`,
+        { timeout: 3000 });
+      assert.equal(parseRawResponse(r.data).status, 431, r.text.split('\r\n')[0]);
+      assert.ok(r.closed, 'closed');
+    } finally {
+      await big.stop();
+    }
+  });
+
+  test('at most 100 header lines (--max-headers): 100 pass, 101 get 431', { timeout: 10000 }, async () => {
+    const lines = (n) => Array.from({ length: n }, (_, i) => `x-${i}: v\r\n`).join('');
+    // Host + 98 + Connection = 100 lines; Host + 100 = 101
+    const ok = await rawHttp(srv.port, `GET /parties/main/hc/count HTTP/1.1\r\nHost: h\r\n${lines(98)}Connection: close\r\n\r\n`,
+      { timeout: 3000 });
+    assert.equal(parseRawResponse(ok.data).status, 200, ok.text.split('\r\n')[0]);
+    const over = await rawHttp(srv.port, `GET /parties/main/hc/count HTTP/1.1\r\nHost: h\r\n${lines(100)}\r\n`,
+      { timeout: 3000 });
+    const res = parseRawResponse(over.data);
+    assert.equal(res.status, 431, res.statusLine);
+    assert.match(res.body.toString(), /too many header fields/);
+  });
+
   test('a request line with a method but no target gets 400 (not 501)', { timeout: 5000 }, async () => {
     // RFC 9110: 501 means the method is not recognized; GET is.
     const r = await rawHttp(srv.port, 'GET\r\nHost: 127.0.0.1\r\n\r\n', { timeout: 3000 });

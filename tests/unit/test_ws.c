@@ -236,7 +236,7 @@ TEST(ws_check_upgrade_from_parser)
                               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                               "Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
     http_parser hp;
-    http_parser_init(&hp, (http_limits){4096, 4096});
+    http_parser_init(&hp, (http_limits){4096, 4096, 0});
     size_t used;
     ASSERT_EQ(http_parser_feed(&hp, req, sizeof req - 1, &used), HTTP_PARSE_UPGRADE);
     http_request *r = http_parser_take(&hp);
