@@ -419,9 +419,8 @@ static void flush(client *c)
     else if (c->moving) hand_over(c);
 }
 
-static void on_prepare(uv_prepare_t *h)
+static void flush_dirty(server *s)
 {
-    server *s = h->data;
     while (s->dirty) {
         client *c = s->dirty;
         s->dirty = c->next_dirty;
@@ -429,6 +428,21 @@ static void on_prepare(uv_prepare_t *h)
         if (uv_is_closing((uv_handle_t *)&c->tcp)) client_maybe_free(c);
         else flush(c);
     }
+}
+
+/* Right after the poll, while rooms have paused steps (runner.c): their
+ * next slices run before the prepare phase, so what this turn's I/O
+ * produced leaves now instead of after them. Otherwise (no handle to run
+ * on every turn) output waits for the prepare phase, gathered into one
+ * write per client. */
+static void on_check(uv_check_t *h) { flush_dirty(h->data); }
+
+static void on_prepare(uv_prepare_t *h)
+{
+    server *s = h->data;
+    flush_dirty(s);
+    if (s->w->nextq_head) uv_check_start(&s->early_flusher, on_check);
+    else if (uv_is_active((uv_handle_t *)&s->early_flusher)) uv_check_stop(&s->early_flusher);
 }
 
 /* Graceful end: send what is queued, then shut down (file comment). */
@@ -1042,6 +1056,9 @@ static void start_timers(server *s)
     s->flusher.data = s;
     uv_prepare_start(&s->flusher, on_prepare);
     uv_unref((uv_handle_t *)&s->flusher);
+    uv_check_init(loop, &s->early_flusher); /* started by on_prepare when needed */
+    s->early_flusher.data = s;
+    uv_unref((uv_handle_t *)&s->early_flusher);
 }
 
 int server_listen(server *s, worker *w, const server *first, char **err)
@@ -1116,6 +1133,7 @@ void server_free(server *s)
     }
     s->dirty = NULL;
     if (!uv_is_closing((uv_handle_t *)&s->flusher)) uv_close((uv_handle_t *)&s->flusher, NULL);
+    if (!uv_is_closing((uv_handle_t *)&s->early_flusher)) uv_close((uv_handle_t *)&s->early_flusher, NULL);
     if (!uv_is_closing((uv_handle_t *)&s->pinger)) uv_close((uv_handle_t *)&s->pinger, NULL);
     if (!uv_is_closing((uv_handle_t *)&s->parker)) uv_close((uv_handle_t *)&s->parker, NULL);
     if (!uv_is_closing((uv_handle_t *)&s->trimmer)) uv_close((uv_handle_t *)&s->trimmer, NULL);

@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  startServer, wsConnect, closeAll, httpRequest, rawHttp, parseRawResponse, waitFor, PROJECTS,
+  startServer, wsConnect, closeAll, httpRequest, rawHttp, parseRawResponse, waitFor, sleep, PROJECTS,
 } from './lib/server.mjs';
 import { watched } from './lib/watch.mjs';
 import { lineOf as lineIn } from './lib/fixtures.mjs';
@@ -206,6 +206,58 @@ describe('CPU time limit (--cpu-limit 500)', () => {
     assert.equal(await again.nextText(), '1', 'a fresh instance serves the room');
     await steadyCounts();
     assert.equal(srv.alive(), true);
+  });
+});
+
+describe('time slices: a long callback pauses so the other rooms of its worker are served (--workers 1)', () => {
+  // One worker: every room shares one loop, as the rooms of a worker do.
+  let srv;
+  before(async () => { srv = await start({ project: PROJECT, args: ['--workers', '1'] }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  /** Probes room `room` with `n` requests while `busy` (a promise) is pending; each must be answered before it settles. */
+  async function probeDuring(busy, room, n) {
+    let settled = false;
+    busy.then(() => { settled = true; }, () => { settled = true; });
+    for (let i = 1; i <= n; i++) {
+      await sleep(20);
+      const r = await httpRequest(`${srv.url}/parties/main/${room}/count`, { timeout: 5000 });
+      assert.equal(r.text, String(i));
+      assert.equal(settled, false, `probe ${i} of room ${room} was answered only after the long callback had ended`);
+    }
+  }
+
+  for (const [what, needle] of [['spin', 'BOMB: spin'], ['spin-pcall', 'BOMB: spin-pcall']]) {
+    test(`${what}: other rooms are answered while it runs, and it is still stopped at the 1 s CPU limit`, { timeout: 20000 }, async () => {
+      const t0 = Date.now();
+      const spin = httpRequest(`${srv.url}/parties/main/run-${what}/${what}`, { timeout: 15000 });
+      await probeDuring(spin, `probe-${what}`, 10);
+      const r = await spin;
+      const ms = Date.now() - t0;
+      assert.equal(r.status, 500, `the runaway callback answers 500 (got ${r.status})`);
+      assert.ok(ms >= 900, `stopped after ${ms} ms, before its 1 s of CPU`);
+      assert.ok(ms < 8000, `stopped after ${ms} ms`);
+      await logLine(srv, [`parties/main.lua:${lineOf(needle)}:`, 'CPU time limit', `run-${what}`], 'the CPU limit error');
+    });
+  }
+
+  test('a paused callback keeps its room\'s order: the room\'s next events wait for it, other rooms do not', { timeout: 20000 }, async () => {
+    const ws = await open(srv, '/parties/main/ordered');
+    ws.send('work 600'); // 600 ms of CPU: about 300 time slices
+    ws.send('count');
+    await sleep(50);
+    let worked = null;
+    const replies = (async () => {
+      const a = await ws.nextText(8000);
+      worked = Date.now();
+      return [a, await ws.nextText(8000)];
+    })();
+    const http = httpRequest(`${srv.url}/parties/main/ordered/count`, { timeout: 8000 }).then((r) => ({ r, at: Date.now() }));
+    await probeDuring(replies, 'probe-order', 5);
+    assert.deepEqual(await replies, ['worked', '1'], 'the socket\'s messages in order, after the work');
+    const { r, at } = await http;
+    assert.equal(r.text, '2', 'the request sent during the work ran after the socket\'s "count"');
+    assert.ok(at >= worked, 'the request was answered only after the work ended');
   });
 });
 
