@@ -117,7 +117,6 @@ typedef struct room {
     arena heap;                   /* where the Lua heap lives (arena.c) */
     bool in_user_code;            /* the cap applies only while party code runs */
     uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime; sandbox.c) */
-    uint64_t cpu_budget;          /* the CPU the step may still use once its clock starts (ns) */
     uint64_t slice_end;           /* the step yields to other rooms after this (sandbox.c) */
     bool hook_tripped;            /* the CPU hook runs on every instruction (sandbox.c) */
     room_limit limit_hit;         /* set when a step ran into a limit */

@@ -123,7 +123,7 @@ static void cpu_hook(lua_State *L, lua_Debug *ar)
     if (r->deadline == DEADLINE_IDLE) return;
     uint64_t now = uv_hrtime();
     if (!r->deadline) { /* the clock starts here, see sandbox_arm */
-        r->deadline = now + r->cpu_budget;
+        r->deadline = now + r->owner->cfg->cpu_limit_ms * 1000000ULL;
         r->slice_end = now + SLICE_NS;
         return;
     }
@@ -157,7 +157,6 @@ void sandbox_arm(room *r, uint64_t cpu_left)
     if (!r->owner->cfg->cpu_limit_ms) return;
     if (!lua_gethook(r->L)) lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, HOOK_EVERY);
     r->deadline = 0;
-    r->cpu_budget = r->owner->cfg->cpu_limit_ms * 1000000ULL;
     if (cpu_left) { /* a paused step goes on: its clock runs from now (rare: read it) */
         uint64_t now = uv_hrtime();
         r->deadline = now + cpu_left;

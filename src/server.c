@@ -441,8 +441,10 @@ static void on_prepare(uv_prepare_t *h)
 {
     server *s = h->data;
     flush_dirty(s);
-    if (s->w->nextq_head) uv_check_start(&s->early_flusher, on_check);
-    else if (uv_is_active((uv_handle_t *)&s->early_flusher)) uv_check_stop(&s->early_flusher);
+    if (!s->w->nextq_head == !s->early_flushing) return;
+    s->early_flushing = !s->early_flushing;
+    if (s->early_flushing) uv_check_start(&s->early_flusher, on_check);
+    else uv_check_stop(&s->early_flusher);
 }
 
 /* Graceful end: send what is queued, then shut down (file comment). */

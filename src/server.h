@@ -20,7 +20,7 @@ typedef struct server {
     client *clients;         /* every open client */
     client *dirty;           /* clients with output to flush */
     size_t nclients;
-    bool listening, internal_listening;
+    bool listening, internal_listening, early_flushing;
     char rbuf[65536];        /* one read slab: reads are consumed synchronously */
 } server;
 

@@ -240,38 +240,39 @@ static uint64_t header_payload_len(const uint8_t *h)
  * - 1009 for a message announced over max_message: wslay would notice only
  *   once payload arrives, which may be never.
  * wslay decides on a header's first two bytes, then on its extended length,
- * so this must decide no later: it is asked again as each byte comes. */
-static int refuse_header(const ws_session *s, const uint8_t *h, size_t n)
+ * so this must decide no later: it is asked again as each byte comes.
+ * Once the header is whole and accepted, its payload is to be skipped, and
+ * a data frame without FIN leaves a fragmented message in progress. */
+static inline int header_seen(ws_session *s, const uint8_t *h, size_t n)
 {
     uint8_t l7 = h[1] & 0x7f;
     int opcode = h[0] & 0x0f;
-    if (opcode >= 8 && (!(h[0] & 0x80) || l7 > 125)) return 1002;
-    if (opcode == WS_CLOSE && l7 == 1) return 1002;
+    bool fin = h[0] & 0x80;
+    if (opcode >= 8 && (!fin || l7 > 125 || (opcode == WS_CLOSE && l7 == 1))) return 1002;
     size_t ext = l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
     if (n < 2 + ext) return 0;
-    uint64_t plen = header_payload_len(h);
-    if ((l7 == 126 && plen < 126) || (l7 == 127 && (plen <= 0xffff || plen >> 63))) return 1002;
-    if (opcode < 8 && (opcode == 0 && s->in_fragments ? s->announced : 0) + plen > s->max_message) return 1009;
-    return 0;
-}
-
-/* A whole frame header at h, accepted: its payload is to be skipped, and a
- * data frame without FIN leaves a fragmented message in progress. */
-static void header_seen(ws_session *s, const uint8_t *h)
-{
-    uint64_t plen = header_payload_len(h);
-    int opcode = h[0] & 0x0f;
-    if (opcode < 8) { /* data or continuation; control frames never fragment */
-        s->announced = (opcode == 0 && s->in_fragments ? s->announced : 0) + plen;
-        s->in_fragments = !(h[0] & 0x80);
+    uint64_t plen = l7;
+    if (ext) {
+        plen = header_payload_len(h);
+        if (plen < 126 || (ext == 8 && (plen <= 0xffff || plen >> 63))) return 1002;
     }
-    s->payload_left = plen;
+    bool whole = n == header_len(h);
+    if (opcode < 8) { /* data or continuation; control frames never fragment */
+        uint64_t msg = (opcode == 0 && s->in_fragments ? s->announced : 0) + plen;
+        if (msg > s->max_message) return 1009;
+        if (whole) {
+            s->announced = msg;
+            s->in_fragments = !fin;
+        }
+    }
+    if (whole) s->payload_left = plen;
+    return 0;
 }
 
 /* Follows frame boundaries in the bytes wslay is about to read: only the
  * headers are looked at; wslay still does the rest of the parsing and
  * checking. Returns how many bytes wslay may read: all of them, or those
- * before a header refuse_header refused (*code says why). */
+ * before a header header_seen refused (*code says why). */
 static size_t track(ws_session *s, const uint8_t *p, size_t len, int *code)
 {
     const uint8_t *start = p;
@@ -286,8 +287,7 @@ static size_t track(ws_session *s, const uint8_t *p, size_t len, int *code)
         if (s->hdr_len == 0 && len >= 2 && len >= header_len(p)) {
             /* the usual case: the whole header is in this read */
             size_t n = header_len(p);
-            if ((*code = refuse_header(s, p, n))) return (size_t)(p - start);
-            header_seen(s, p);
+            if ((*code = header_seen(s, p, n))) return (size_t)(p - start);
             p += n;
             len -= n;
             continue;
@@ -297,11 +297,8 @@ static size_t track(ws_session *s, const uint8_t *p, size_t len, int *code)
         s->hdr[s->hdr_len++] = *p++;
         len--;
         if (s->hdr_len < 2) continue;
-        if ((*code = refuse_header(s, s->hdr, s->hdr_len))) return (size_t)(p - 1 - start);
-        if (s->hdr_len == header_len(s->hdr)) {
-            header_seen(s, s->hdr);
-            s->hdr_len = 0;
-        }
+        if ((*code = header_seen(s, s->hdr, s->hdr_len))) return (size_t)(p - 1 - start);
+        if (s->hdr_len == header_len(s->hdr)) s->hdr_len = 0;
     }
     return (size_t)(p - start);
 }
