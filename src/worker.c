@@ -149,25 +149,20 @@ int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *s
     return 0;
 }
 
-void worker_defer(worker *w, deferred *d)
+/* Appends d to the queue (head, tail) unless it is queued somewhere already. */
+static void enqueue(worker *w, deferred **head, deferred **tail, deferred *d)
 {
     if (d->queued) return;
     d->queued = true;
-    if (w->runq_tail) w->runq_tail->next = d;
-    else w->runq_head = d;
-    w->runq_tail = d;
+    if (*tail) (*tail)->next = d;
+    else *head = d;
+    *tail = d;
     uv_idle_start(&w->runner, run_queue);
 }
 
-void worker_defer_turn(worker *w, deferred *d)
-{
-    if (d->queued) return;
-    d->queued = true;
-    if (w->nextq_tail) w->nextq_tail->next = d;
-    else w->nextq_head = d;
-    w->nextq_tail = d;
-    uv_idle_start(&w->runner, run_queue);
-}
+void worker_defer(worker *w, deferred *d) { enqueue(w, &w->runq_head, &w->runq_tail, d); }
+
+void worker_defer_turn(worker *w, deferred *d) { enqueue(w, &w->nextq_head, &w->nextq_tail, d); }
 
 void worker_settle(worker *w)
 {
