@@ -191,7 +191,8 @@ TEST(cli_every_option)
              "serve --port 0 %s/. --host 0.0.0.0 --persist /p --tls-cert c.pem --tls-key k.pem --tls-ca ca.pem "
              "--metrics 127.0.0.1:9464 --log-level debug --log-format json --storage-sync full --cpu-limit 0 "
              "--max-message 5 --room-memory 6 --max-value 7 --max-connections 8 --workers 2 "
-             "--max-room-connections 9 --max-header 10 --max-headers 13 --max-body 11 --max-output 12 --idle-timeout 1.5 "
+             "--max-room-connections 9 --max-header 10 --max-headers 13 --max-body 11 --max-output 12 "
+             "--idle-timeout 1.5 "
              "--ping-interval 2 --header-timeout 0.25 --keepalive-timeout 3",
              dir);
     cli_options o;

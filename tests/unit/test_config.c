@@ -163,7 +163,8 @@ TEST(config_load_errors_name_the_problem)
         /* line and column as an editor counts them: characters, not bytes */
         {"{\n  \"name\": \"caf\xc3\xa9\",\n  \"main\": \"parties/main.lua\"\n  \"vars\": {}\n}",
          "partykit.json:4:3: not valid JSON: expected comma or object end but found a string"},
-        {"{\"name\": \"\xc3\xa9\xc3\xa9\" ]", "partykit.json:1:15: not valid JSON: expected comma or object end but found ']'"},
+        {"{\"name\": \"\xc3\xa9\xc3\xa9\" ]",
+         "partykit.json:1:15: not valid JSON: expected comma or object end but found ']'"},
         {"\"just a string\"", "partykit.json must hold a JSON object, not a string"},
         {"42", "partykit.json must hold a JSON object, not a number"},
         {"[1,2,3]", "partykit.json must hold a JSON object, not an array"},
