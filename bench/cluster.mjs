@@ -14,7 +14,9 @@
 // Everything is on 127.0.0.1 and bounded: a watchdog ends the run (and every
 // child) after 90 s.
 import { spawn } from 'node:child_process';
-import { opt } from './common.mjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import { opt, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, wsOpen,
 } from '../tests/integration/lib/cluster.mjs';
@@ -23,11 +25,7 @@ const DURATION = Math.min(10, Math.max(1, opt('duration', 5)));
 const CONNECTIONS = Math.min(256, Math.max(1, opt('connections', 16)));
 const ROOM = 'bench';
 
-const watchdog = setTimeout(async () => {
-  console.error('bench/cluster.mjs: watchdog: not done within 90 s');
-  await stopAll().catch(() => {});
-  process.exit(1);
-}, 90_000);
+const disarm = watchdog('cluster.mjs', 90000, stopAll);
 
 function wrk(url) {
   return new Promise((resolve, reject) => {
@@ -79,6 +77,21 @@ async function echoLoop(url) {
 
 const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
+/** CPU seconds a process used so far (user + system, /proc). */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Runs fn while counting the CPU both nodes use: {result, a, b} (seconds). */
+async function withCpu(a, b, fn) {
+  const a0 = cpuSeconds(a.proc.pid);
+  const b0 = cpuSeconds(b.proc.pid);
+  const result = await fn();
+  return { result, a: cpuSeconds(a.proc.pid) - a0, b: cpuSeconds(b.proc.pid) - b0 };
+}
+
 async function main() {
   const redis = await startRedis();
   const common = { ttl: 5000, args: ['--workers', '1'] };
@@ -89,8 +102,13 @@ async function main() {
   if (claim.node !== 'a' || via.node !== 'a') throw new Error(`room ownership is not as expected: direct ${claim.node}, via b ${via.node}`);
   console.log(`redis ${redis.url}; owner a ${a.url}, ingress b ${b.url}; ${DURATION} s per run, wrk -c${CONNECTIONS}`);
 
-  const httpDirect = await wrk(`${a.url}/parties/main/${ROOM}`);
-  const httpProxied = await wrk(`${b.url}/parties/main/${ROOM}`);
+  const direct = await withCpu(a, b, () => wrk(`${a.url}/parties/main/${ROOM}`));
+  const proxied = await withCpu(a, b, () => wrk(`${b.url}/parties/main/${ROOM}`));
+  const httpDirect = direct.result;
+  const httpProxied = proxied.result;
+  // µs of each node's CPU per request: what a request costs where, whatever
+  // the two nodes share here
+  const perReq = (cpu, r) => (cpu * 1e6) / (r.rps * DURATION);
   const wsDirect = await echoLoop(`${a.wsUrl}/parties/main/${ROOM}`);
   const wsProxied = await echoLoop(`${b.wsUrl}/parties/main/${ROOM}`);
   if (wsDirect.node !== 'a' || wsProxied.node !== 'a') throw new Error(`echo sockets landed on ${wsDirect.node}/${wsProxied.node}, not a`);
@@ -113,6 +131,13 @@ async function main() {
   if (httpDirect.non2xx || httpProxied.non2xx) bad.push(`non-2xx answers: direct ${httpDirect.non2xx}, proxied ${httpProxied.non2xx}`);
   if (httpDirect.sockErr || httpProxied.sockErr) bad.push(`socket errors: direct "${httpDirect.sockErr}", proxied "${httpProxied.sockErr}"`);
   if (bad.length) console.log(`\nwarning: ${bad.join('; ')}`);
+  const cDirect = perReq(direct.a, httpDirect);
+  const cOwner = perReq(proxied.a, httpProxied);
+  const cIngress = perReq(proxied.b, httpProxied);
+  console.log(`\nHTTP CPU per request: direct, the owner a ${f(cDirect, 1)} us; proxied, the owner a ${f(cOwner, 1)} us + the ingress b ${f(cIngress, 1)} us`);
+  console.log(`Here both nodes and wrk share ${os.cpus().length} cores, so the proxied throughput pays for both. With the nodes on`);
+  console.log(`machines of their own, the slower of the two bounds it: an estimate (not a measurement) of proxied/direct is`);
+  console.log(`${f(cDirect / Math.max(cOwner, cIngress), 2)} (direct CPU per request over the busier node's).`);
   console.log(`\nRESULT cluster http_direct_rps=${f(httpDirect.rps)} http_proxied_rps=${f(httpProxied.rps)} ` +
     `ws_direct_rtps=${f(wsDirect.rps)} ws_proxied_rtps=${f(wsProxied.rps)}`);
 }
@@ -124,5 +149,5 @@ try {
   process.exitCode = 1;
 } finally {
   await stopAll().catch(() => {});
-  clearTimeout(watchdog);
+  disarm();
 }

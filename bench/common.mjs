@@ -29,3 +29,14 @@ export const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
+
+/** Ends the run after ms (cleanup first, e.g. stopping every child): every
+ *  bench script is bounded in time. Returns a function that disarms it. */
+export function watchdog(script, ms, cleanup = async () => {}) {
+  const t = setTimeout(async () => {
+    console.error(`bench/${script}: watchdog: not done within ${ms / 1000} s`);
+    await cleanup().catch(() => {});
+    process.exit(1);
+  }, ms);
+  return () => clearTimeout(t);
+}

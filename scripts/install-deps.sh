@@ -28,6 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
-  (cd tests && { [ -d node_modules/ws ] && [ -d node_modules/partysocket ] && [ -d node_modules/playwright-core ]; } \
+  (cd tests && { [ -d node_modules/ws ] && [ -d node_modules/partysocket ] && [ -d node_modules/playwright-core ] \
+       && [ -d node_modules/yjs ] && [ -d node_modules/y-partykit ] && [ -d node_modules/y-websocket ] && [ -d node_modules/esbuild ]; } \
      || npm ci --no-audit --no-fund --loglevel=error)
 fi

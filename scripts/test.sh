@@ -5,7 +5,8 @@
 #   2. the integration tests: real clients against the real ASan+UBSan binary,
 #      once with one worker (dev's default) and once with --workers 2, then
 #      once more with --workers 2 against a ThreadSanitizer build,
-#   3. a valgrind run of the release binary: no leak at shutdown,
+#   3. the storage suites once more with room storage in Redis (cluster mode),
+#      and a valgrind run of the release binary: no leak at shutdown,
 #   4. end-to-end pages in headless Chromium, the luarocks install, and a
 #      short libFuzzer run of each fuzz target.
 # Ends with one line "N passed, N failed".
@@ -58,6 +59,14 @@ echo "== integration tests with --workers 2 under ThreadSanitizer (a data race f
 TSAN_OPTIONS="halt_on_error=1 report_signal_unsafe=0 atexit_sleep_ms=0 io_sync=2" LUAPARTY_TEST_WORKERS=2 \
   LUAPARTY_BIN=$root/build-tsan/luaparty node tests/integration/run.mjs 2>&1 | tee build/test-logs/integration-tsan.log
 count build/test-logs/integration-tsan.log
+
+echo "== the storage suites again, storage in Redis (each server a one-node cluster; ASan+UBSan)"
+# The same tests, unchanged, against cluster storage: what room.storage
+# promises on one node holds when its record is in Redis.
+LUAPARTY_TEST_STORAGE=redis LUAPARTY_TEST_WORKERS=2 LUAPARTY_BIN=$root/build-asan/luaparty \
+  node tests/integration/run.mjs storage.test suite-storage alarms coalesce crash limit-keys room-api multiparty 2>&1 |
+  tee build/test-logs/integration-redis-storage.log
+count build/test-logs/integration-redis-storage.log
 
 echo "== valgrind: no leak at shutdown"
 bash tests/valgrind.sh 2>&1 | tee build/test-logs/valgrind.log

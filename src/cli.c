@@ -3,6 +3,7 @@
  * writes it into a config. Errors are kept as text (not printed here) so
  * main prints them and the unit tests can read them. */
 #include "cli.h"
+#include "dotenv.h"
 #include "log.h"
 #include "util.h"
 
@@ -11,6 +12,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const char cli_usage[] =
     "usage: luaparty <command> [DIR] [options]\n"
@@ -19,7 +21,12 @@ const char cli_usage[] =
     "  dev   [DIR]   development server (logs every request and connection, hot reload)\n"
     "  serve [DIR]   production server\n"
     "  init  [DIR]   write a small working project to start from\n"
+    "  test  [DIR] [FILE...]   run the project's tests/*_test.lua in-process, on a virtual clock\n"
+    "                (--filter TEXT: only tests whose name has it; --watch: run again on every\n"
+    "                save; --seed N: connection ids; --verbose: party logs of passing tests too)\n"
     "  cluster status --cluster URL   the nodes of a cluster: leases, addresses, rooms\n"
+    "  storage export --cluster URL [DIR] [--persist P]   a single-node database into Redis\n"
+    "  storage import --cluster URL [DIR] [--persist P]   the cluster's rooms from Redis into one\n"
     "\n"
     "DIR holds partykit.json (default: the current directory).\n"
     "\n"
@@ -28,6 +35,8 @@ const char cli_usage[] =
     "  --host ADDR       address to listen on (default 127.0.0.1)\n"
     "  --persist DIR     storage directory (default DIR/.luaparty)\n"
     "  --log-level L     debug, info, warn, error (default info)\n"
+    "  --var KEY=VALUE   set room.env.KEY (repeatable); wins over .env.local, .env and\n"
+    "                    partykit.json \"vars\" (README \"Secrets and room.env\")\n"
     "  --max-message N   largest WebSocket message in bytes (default 1048576)\n"
     "  --room-memory N   Lua memory per room in bytes (default 67108864)\n"
     "  --max-value N     largest encoded storage value in bytes (default 131072)\n"
@@ -56,6 +65,8 @@ const char cli_usage[] =
     "                    (default: --host, any free port)\n"
     "  --cluster-secret S  shared by the nodes (or LUAPARTY_CLUSTER_SECRET)\n"
     "  --lease-ttl MS    node lease (default 5000): a dead node's rooms move after it\n"
+    "  --cluster-storage S  redis (default: room data in Redis, rooms move freely) or\n"
+    "                    local (each node's SQLite; a room that wrote stays on its node)\n"
     "  --watch           hot reload in serve (always on in dev)\n"
     "  --help            this text\n"
     "  --version         print the version\n"
@@ -201,9 +212,22 @@ static int pick(const char *v, const char *a, const char *b)
     return !strcmp(v, a) ? 0 : !strcmp(v, b) ? 1 : -1;
 }
 
+/* --var KEY=VALUE. The value may be a secret: no message quotes it. */
+static int var_option(cli_options *o, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq) return fail(o, false, "--var needs KEY=VALUE (the argument has no '=')");
+    if (!dotenv_valid_key(v, (size_t)(eq - v)))
+        return fail(o, false, "--var %.*s=...: a name is letters, digits, '_', '.' and '-'", (int)(eq - v), v);
+    o->vars = xrealloc(o->vars, (o->nvars + 1) * sizeof *o->vars);
+    o->vars[o->nvars++] = v;
+    return 0;
+}
+
 /* An option with a value (name v). */
 static int value_option(cli_options *o, const char *name, const char *v)
 {
+    if (!strcmp(name, "--var")) return var_option(o, v);
     if (!strcmp(name, "--port") || !strcmp(name, "--internal-port")) {
         char *end;
         long p = strtol(v, &end, 10);
@@ -222,6 +246,11 @@ static int value_option(cli_options *o, const char *name, const char *v)
     if (!strcmp(name, "--log-format")) {
         o->log_json = pick(v, "text", "json");
         if (o->log_json < 0) return fail(o, false, "--log-format %s: use text or json", v);
+        return 0;
+    }
+    if (!strcmp(name, "--cluster-storage")) {
+        o->cluster_local = pick(v, "redis", "local");
+        if (o->cluster_local < 0) return fail(o, false, "--cluster-storage %s: use redis or local", v);
         return 0;
     }
     if (!strcmp(name, "--storage-sync")) {
@@ -268,17 +297,62 @@ static int parse_command(cli_options *o, int argc, char **argv)
         return 0;
     }
     if (!strcmp(c, "cluster")) return parse_cluster_command(o, argc, argv);
+    if (!strcmp(c, "test")) {
+        o->command = CLI_TEST;
+        return 1;
+    }
+    if (!strcmp(c, "storage")) {
+        if (argc < 3 || (strcmp(argv[2], "export") && strcmp(argv[2], "import")))
+            return fail(o, false, "usage: luaparty storage export|import --cluster URL [DIR] [--persist P]");
+        o->command = !strcmp(argv[2], "export") ? CLI_STORAGE_EXPORT : CLI_STORAGE_IMPORT;
+        return 1;
+    }
     if (strcmp(c, "dev") && strcmp(c, "serve")) return fail(o, true, "unknown command '%s'", c);
     o->command = !strcmp(c, "dev") ? CLI_DEV : CLI_SERVE;
     o->watch = o->command == CLI_DEV;
     return 1;
 }
 
-/* The arguments after dev/serve, in order: the first problem, --help or
+/* `test` only: --filter, --seed and --verbose (1 if a was one of them, and
+ * *i moved past its value), and the words that are not options: the first
+ * may be the project directory, the others (and a first that is not a
+ * directory) are test files. 0 if a is neither, -1 on an error. */
+static int test_argument(cli_options *o, int argc, char **argv, int *i, const char **dir)
+{
+    const char *a = argv[*i];
+    struct stat st;
+    if (a[0] != '-') {
+        if (!*dir && !o->nfiles && stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
+            *dir = a;
+        } else {
+            o->files = xrealloc(o->files, (o->nfiles + 1) * sizeof *o->files);
+            o->files[o->nfiles++] = a;
+        }
+        return 1;
+    }
+    if (!strcmp(a, "--verbose")) {
+        o->verbose = true;
+        return 1;
+    }
+    if (strcmp(a, "--filter") && strcmp(a, "--seed")) return 0;
+    if (*i + 1 >= argc) return fail(o, false, "%s needs a value", a);
+    const char *v = argv[++*i];
+    if (!strcmp(a, "--filter")) {
+        o->filter = v;
+    } else if (parse_ms(v, &o->seed.value) != 0) {
+        return fail(o, false, "--seed %s: not a number", v);
+    } else {
+        o->seed.set = true;
+    }
+    return 1;
+}
+
+/* The arguments after dev/serve/test, in order: the first problem, --help or
  * --version ends the parse. *dir gets the project directory if one is given. */
 static int parse_options(cli_options *o, int argc, char **argv, const char **dir)
 {
-    for (int i = 2; i < argc; i++) {
+    bool storage = o->command == CLI_STORAGE_EXPORT || o->command == CLI_STORAGE_IMPORT;
+    for (int i = storage ? 3 : 2; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "--version")) {
             o->command = !strcmp(a, "--help") ? CLI_HELP : CLI_VERSION;
@@ -288,6 +362,9 @@ static int parse_options(cli_options *o, int argc, char **argv, const char **dir
             o->watch = true;
             continue;
         }
+        int rc = o->command == CLI_TEST ? test_argument(o, argc, argv, &i, dir) : 0;
+        if (rc < 0) return -1;
+        if (rc) continue;
         if (a[0] != '-') {
             if (*dir) return fail(o, false, "more than one project directory given ('%s', '%s')", *dir, a);
             *dir = a;
@@ -314,20 +391,23 @@ static int resolve_dir(cli_options *o, const char *dir)
 int cli_parse(cli_options *o, int argc, char **argv)
 {
     memset(o, 0, sizeof *o);
-    o->port = o->internal_port = o->log_level = o->log_json = o->storage_sync_full = -1;
+    o->port = o->internal_port = o->log_level = o->log_json = o->storage_sync_full = o->cluster_local = -1;
     int rc = parse_command(o, argc, argv);
     if (rc <= 0) return rc;
     const char *dir = NULL;
     if (parse_options(o, argc, argv, &dir) != 0) return -1;
-    if (o->command != CLI_DEV && o->command != CLI_SERVE) return 0; /* --help or --version */
+    if (o->command == CLI_HELP || o->command == CLI_VERSION) return 0;
+    if ((o->command == CLI_STORAGE_EXPORT || o->command == CLI_STORAGE_IMPORT) && !o->cluster_url)
+        return fail(o, false, "luaparty storage %s needs --cluster URL",
+                    o->command == CLI_STORAGE_EXPORT ? "export" : "import");
     return resolve_dir(o, dir);
 }
 
 void cli_apply(const cli_options *o, config *cfg)
 {
-    if (o->command != CLI_DEV && o->command != CLI_SERVE) return;
+    if (o->command != CLI_DEV && o->command != CLI_SERVE && o->command != CLI_TEST) return;
     cfg->dev = o->command == CLI_DEV;
-    cfg->watch = o->watch;
+    cfg->watch = o->watch && o->command != CLI_TEST; /* test's --watch runs the tests again, no hot reload */
     free(cfg->dir);
     cfg->dir = xstrdup(o->dir);
     if (o->port >= 0) cfg->port = o->port;
@@ -346,7 +426,15 @@ void cli_apply(const cli_options *o, config *cfg)
         if (number_options[i].kind == NUM_SIZE) *(size_t *)field = (size_t)n->value;
         else *(uint64_t *)field = n->value;
     }
+    if (o->nvars) {
+        for (size_t i = 0; i < cfg->ncli_vars; i++) free(cfg->cli_vars[i]);
+        free(cfg->cli_vars);
+        cfg->cli_vars = xcalloc(o->nvars, sizeof *cfg->cli_vars);
+        for (size_t i = 0; i < o->nvars; i++) cfg->cli_vars[i] = xstrdup(o->vars[i]);
+        cfg->ncli_vars = o->nvars;
+    }
     if (o->storage_sync_full >= 0) cfg->storage_sync_full = o->storage_sync_full;
+    if (o->cluster_local >= 0) cfg->cluster.local_storage = o->cluster_local;
     if (o->log_level >= 0) log_set_level((enum log_level)o->log_level);
     if (o->log_json >= 0) log_set_json(o->log_json);
 }
@@ -359,7 +447,12 @@ void cli_print_error(const cli_options *o, FILE *f)
 
 void cli_options_free(cli_options *o)
 {
+    free(o->files);
+    o->files = NULL;
     free(o->dir);
     free(o->error);
+    free(o->vars);
     o->dir = o->error = NULL;
+    o->vars = NULL;
+    o->nvars = 0;
 }

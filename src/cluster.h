@@ -15,7 +15,9 @@
  *   lp:own:{<party>/<room>}  hash node, epoch, fence: the room's owner and
  *                            fencing counter; never deleted (release clears
  *                            node/epoch only), so fences stay monotonic
- * Party and room names inside {...} are percent-encoded (cluster_room_key),
+ *                            (cluster storage adds seq, vfence, alarm: see
+ *                            cluster_storage.h)
+ * Party and room names inside {...} are percent-encoded (redis_room_key),
  * so a Redis Cluster hash tag always spans exactly one room.
  *
  * Lease: registering takes a new epoch and sets lp:node:<id>. A renewal
@@ -36,40 +38,19 @@
 #include <stdio.h>
 #include <uv.h>
 
-#include "buf.h"
-
-/* ---- Redis URL ------------------------------------------------------------ */
-
-/* A parsed Redis address. Exactly one of host (TCP) or unix_path is set. */
-typedef struct cluster_url {
-    char host[256];      /* TCP host name or address (IPv6 without brackets) */
-    int port;            /* TCP port, 6379 by default */
-    char unix_path[108]; /* unix socket path (sun_path limit) */
-    char user[256];      /* ACL user name, "" for the default user */
-    char password[256];  /* "" for none */
-    int db;              /* SELECT index, 0 by default */
-} cluster_url;
-
-/* Parses
- *   redis://[[user]:password@]host[:port][/db]   (user/password %-decoded,
- *                                                  host may be [IPv6])
- *   redis://password@host...                      (as redis-cli: a password)
- *   unix:/path/to.sock[?db=N][&password=P][&user=U]   (also unix:///path)
- * Returns 0, or -1 with a one-line *err (caller frees) that never repeats
- * the URL (it may hold a password). */
-int cluster_url_parse(const char *url, cluster_url *out, char **err);
-
-/* Appends "<prefix>{<party>/<room>}" to b, with '{', '}', '%', '/' (in the
- * party only) and bytes < 0x21 or 0x7f percent-encoded. */
-void cluster_room_key(buf *b, const char *prefix, const char *party, const char *room);
+#include "redis_link.h"
 
 /* ---- membership ----------------------------------------------------------- */
 
 typedef struct cluster_opts {
-    const char *url;           /* see cluster_url_parse */
+    const char *url;           /* see redis_url_parse */
     const char *node_id;       /* 1-63 printable ASCII bytes, no space or '|' */
     const char *internal_addr; /* host:port of this node's internal listener */
     uint64_t lease_ttl_ms;     /* 0: 5000; at least 200 */
+    /* This node's own last epoch, if it knows it (0: none): a lease still
+     * held by that epoch is its own, left by a crash, and is taken over
+     * instead of refused as a collision. */
+    uint64_t prev_epoch;
 } cluster_opts;
 
 typedef struct cluster cluster;
@@ -97,7 +78,8 @@ cluster *cluster_start(uv_loop_t *loop, const cluster_opts *o, char **err);
  * false from cluster_stop on. Other threads must stop calling it before the
  * loop thread calls cluster_stop (the loop frees c afterwards). */
 bool cluster_lease_valid(const cluster *c);
-/* The current incarnation; while fenced, the lost one (until on_rejoin). */
+/* The current incarnation; while fenced, the lost one (until on_rejoin).
+ * Any thread. */
 uint64_t cluster_epoch(const cluster *c);
 const char *cluster_node_id(const cluster *c);
 
@@ -123,6 +105,9 @@ typedef struct claim_answer {
     char addr[300];      /* owner's internal address */
     const char *error;   /* CLAIM_ERROR: why (static text) */
     bool fresh;          /* MINE: won by this claim (not mine already) */
+    /* The version of the room's data in Redis (cluster storage): the fence
+     * of the node that committed last and its commit count; 0, 0 if none. */
+    uint64_t data_fence, data_seq;
 } claim_answer;
 
 /* Claims (party, room) with lp_claim: answers MINE (activate it here, with

@@ -7,8 +7,10 @@
 #include "buf.h"
 #include "lua_bind.h"
 #include "cron_expr.h"
+#include "dotenv.h"
 #include "script.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -21,14 +23,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys PartyKit knows (config-schema.ts). Those marked used are honoured. */
-static const struct { const char *key; bool used; } known_keys[] = {
-    {"$schema", true}, {"name", true}, {"main", true}, {"parties", true}, {"vars", true},
-    {"port", true}, {"persist", true}, {"team", false}, {"define", false}, {"serve", true},
-    {"build", false}, {"crons", true}, {"compatibilityDate", false}, {"compatibilityFlags", false},
-    {"minify", false}, {"ai", false}, {"vectorize", false}, {"bindings", false}, {"analytics", false},
-    {"domain", false}, {"preview", false}, {"logpush", false}, {"tailConsumers", false},
-    {"observability", false}, {"placement", false}, {"luaparty", true},
+/* Keys PartyKit knows (config-schema.ts). Those without `instead` are
+ * honoured; the others are ignored with a warning that says what to do. */
+static const struct { const char *key, *instead; } known_keys[] = {
+    {"$schema", NULL}, {"name", NULL}, {"main", NULL}, {"parties", NULL}, {"vars", NULL},
+    {"port", NULL}, {"persist", NULL}, {"serve", NULL}, {"crons", NULL}, {"luaparty", NULL},
+    {"team", "it names a PartyKit team for deploys; nothing to do"},
+    {"define", "no bundle to substitute into: put values in \"vars\" or .env and read room.env"},
+    {"build", "luaparty runs no build step: run the command yourself before (or beside) luaparty"},
+    {"compatibilityDate", "a Cloudflare Workers setting; nothing to do"},
+    {"compatibilityFlags", "a Cloudflare Workers setting; nothing to do"},
+    {"minify", "parties are Lua scripts, not a bundle; nothing to do"},
+    {"ai", "a Cloudflare binding luaparty does not have: call the service with fetch()"},
+    {"vectorize", "a Cloudflare binding luaparty does not have: call the service with fetch()"},
+    {"bindings", "Cloudflare bindings (R2, KV) luaparty does not have: use room storage or fetch()"},
+    {"analytics", "a Cloudflare binding luaparty does not have: see --metrics"},
+    {"domain", "a deploy setting: put luaparty behind your own proxy or DNS"},
+    {"preview", "a deploy setting; nothing to do"},
+    {"logpush", "Cloudflare logging: luaparty logs to stderr (--log-format json) and serves --metrics"},
+    {"tailConsumers", "Cloudflare logging: luaparty logs to stderr (--log-format json) and serves --metrics"},
+    {"observability", "Cloudflare logging: luaparty logs to stderr (--log-format json) and serves --metrics"},
+    {"placement", "Cloudflare placement: see --workers and --cluster"},
 };
 
 void config_defaults(config *cfg)
@@ -99,6 +114,22 @@ static const char *nearest_key(const char *key)
     return best_d <= 3 ? best : NULL;
 }
 
+/* The error for an unknown key of the object `where` ("serve", "luaparty"),
+ * suggesting the nearest of its n known keys when one is close. Each entry
+ * of table is stride bytes and starts with its key (a const char *). */
+static int unknown_key(char **err, const char *where, const char *key, const void *table, size_t n, size_t stride)
+{
+    const char *best = NULL;
+    size_t best_d = 4;
+    for (size_t j = 0; j < n; j++) {
+        const char *name = *(const char *const *)(const void *)((const char *)table + j * stride);
+        size_t d = edit_distance(key, name);
+        if (d < best_d) best_d = d, best = name;
+    }
+    return best ? set_error(err, "partykit.json: unknown key %s.%s (did you mean \"%s\"?)", where, key, best)
+                : set_error(err, "partykit.json: unknown key %s.%s", where, key);
+}
+
 int party_compile(party *p, char **err)
 {
     size_t len;
@@ -124,11 +155,31 @@ void party_free(party *p)
 
 /* Loads a party script and compiles it, so syntax errors stop start-up with
  * file:line instead of failing on the first request. */
+/* "TypeScript" or "JavaScript" if script is named like one, else NULL. */
+static const char *js_kind(const char *script)
+{
+    static const char *const ts[] = {".ts", ".tsx", ".mts", ".cts"}, *const js[] = {".js", ".jsx", ".mjs", ".cjs"};
+    const char *dot = strrchr(script, '.');
+    if (!dot || strchr(dot, '/')) return NULL;
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcmp(dot, ts[i])) return "TypeScript";
+        if (!strcmp(dot, js[i])) return "JavaScript";
+    }
+    return NULL;
+}
+
 static int add_party(config *cfg, const char *name, const char *script, char **err)
 {
+    const char *kind = js_kind(script);
+    if (kind)
+        return set_error(err,
+                         "partykit.json: party \"%s\": %s is %s, and luaparty runs parties written in Lua: README "
+                         "\"Porting from PartyKit\" shows a TypeScript party next to its Lua version",
+                         name, script, kind);
     party *p = xcalloc(1, sizeof *p);
     cfg->parties[cfg->nparties] = p;
     p->name = xstrdup(name);
+    p->metric_slot = metrics_party_slot(name);
     p->script = xstrdup(script);
     buf b;
     buf_init(&b);
@@ -171,6 +222,62 @@ static int decode_json(lua_State *L)
     return 1;
 }
 
+/* serve.build (a string, or {entry, outdir, ...}) at the top of the stack:
+ * luaparty does not bundle, so say so, with the esbuild command that makes
+ * what `partykit dev` would have (its defaults: bundle, esm, splitting,
+ * source maps, outdir <serve path>/dist). */
+static void warn_serve_build(lua_State *L, const char *serve_path)
+{
+    buf entry, outdir;
+    buf_init(&entry);
+    buf_init(&outdir);
+    int build = lua_gettop(L);
+    if (lua_istable(L, build)) lua_getfield(L, build, "entry");
+    else lua_pushvalue(L, build);
+    if (lua_type(L, -1) == LUA_TSTRING) buf_appendstr(&entry, lua_tostring(L, -1));
+    else if (lua_istable(L, -1))
+        for (int i = 1; i <= (int)lua_objlen(L, -1); i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_type(L, -1) == LUA_TSTRING) buf_printf(&entry, "%s%s", entry.len ? " " : "", lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    if (lua_istable(L, build)) lua_getfield(L, build, "outdir");
+    else lua_pushnil(L);
+    if (lua_type(L, -1) == LUA_TSTRING) buf_appendstr(&outdir, lua_tostring(L, -1));
+    else buf_printf(&outdir, "%s/dist", serve_path ? serve_path : "public");
+    lua_settop(L, build);
+    log_warn("partykit.json: \"serve.build\" is ignored: luaparty serves %s as it is and bundles nothing. Bundle "
+             "the client yourself, beside luaparty dev, with the esbuild PartyKit uses: npx esbuild %s --bundle "
+             "--format=esm --splitting --sourcemap --outdir=%s --watch (README \"Porting from PartyKit\")",
+             serve_path ? serve_path : "the folder", entry.len ? entry.data : "<entry>", outdir.data);
+    buf_free(&entry);
+    buf_free(&outdir);
+}
+
+/* The keys of a "serve" object (the table at the top of the stack): path and
+ * singlePageApp are used, build and PartyKit's cache and filter settings
+ * warn, anything else is a mistake. */
+static int check_serve_keys(lua_State *L, const char *path, char **err)
+{
+    static const struct { const char *key, *instead; } keys[] = {
+        {"path", NULL}, {"singlePageApp", NULL}, {"build", NULL},
+        {"include", "luaparty serves every file under \"path\""},
+        {"exclude", "luaparty serves every file under \"path\""},
+        {"browserTTL", "files are served with an ETag and cache-control: no-cache"},
+        {"edgeTTL", "files are served with an ETag and cache-control: no-cache"},
+    };
+    size_t n = sizeof keys / sizeof *keys;
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) {
+        const char *key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        size_t i = 0;
+        while (i < n && strcmp(keys[i].key, key) != 0) i++;
+        if (i == n) return unknown_key(err, "serve", key, keys, n, sizeof *keys);
+        if (!strcmp(key, "build")) warn_serve_build(L, path);
+        else if (keys[i].instead) log_warn("partykit.json: \"serve.%s\" is ignored by luaparty: %s", key, keys[i].instead);
+    }
+    return 0;
+}
+
 /* "serve": "public" or { "path": "public", "singlePageApp": true } */
 static int load_serve(lua_State *L, config *cfg, char **err)
 {
@@ -183,7 +290,11 @@ static int load_serve(lua_State *L, config *cfg, char **err)
         path = lua_tostring(L, -1);
         lua_getfield(L, -2, "singlePageApp");
         cfg->serve_spa = lua_toboolean(L, -1);
-        lua_pop(L, 2);
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        int bad = check_serve_keys(L, path, err);
+        lua_pop(L, 2); /* the serve object's copy, and path (kept on the stack while path is used) */
+        if (bad) return -1;
         if (!path) return set_error(err, "partykit.json: \"serve\": the object needs a \"path\"");
     } else if (!lua_isnil(L, -1)) {
         return set_error(err, "partykit.json: \"serve\" must be a folder name or { \"path\": ... }");
@@ -264,6 +375,14 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
             lua_pop(L, 1);
             continue;
         }
+        if (strcmp(key, "clusterStorage") == 0) {
+            const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+            if (strcmp(v, "redis") != 0 && strcmp(v, "local") != 0)
+                return set_error(err, "partykit.json: luaparty.clusterStorage must be \"redis\" or \"local\"");
+            cfg->cluster.local_storage = strcmp(v, "local") == 0;
+            lua_pop(L, 1);
+            continue;
+        }
         if (strcmp(key, "cors") == 0) {
             if (lua_type(L, -1) == LUA_TBOOLEAN) {
                 free(cfg->cors_origin);
@@ -293,16 +412,7 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
         }
         size_t i = 0, n = sizeof keys / sizeof *keys;
         while (i < n && strcmp(keys[i].key, key) != 0) i++;
-        if (i == n) {
-            const char *best = NULL;
-            size_t best_d = 4;
-            for (size_t j = 0; j < n; j++) {
-                size_t d = edit_distance(key, keys[j].key);
-                if (d < best_d) best_d = d, best = keys[j].key;
-            }
-            return best ? set_error(err, "partykit.json: unknown key luaparty.%s (did you mean \"%s\"?)", key, best)
-                        : set_error(err, "partykit.json: unknown key luaparty.%s", key);
-        }
+        if (i == n) return unknown_key(err, "luaparty", key, keys, n, sizeof *keys);
         lua_Number v = lua_tonumber(L, -1);
         if (!lua_isnumber(L, -1) || v < 0 || (keys[i].unit != 2 && v == 0))
             return set_error(err, "partykit.json: luaparty.%s must be a positive number", key);
@@ -417,8 +527,8 @@ static int check_keys(lua_State *L, char **err)
         for (size_t i = 0; i < sizeof known_keys / sizeof *known_keys; i++) {
             if (strcmp(key, known_keys[i].key) != 0) continue;
             found = true;
-            if (!known_keys[i].used)
-                log_warn("partykit.json: \"%s\" is not supported by luaparty yet and is ignored", key);
+            if (known_keys[i].instead)
+                log_warn("partykit.json: \"%s\" is ignored by luaparty: %s", key, known_keys[i].instead);
         }
         if (!found) {
             const char *near = nearest_key(key);
@@ -475,23 +585,144 @@ static int load_parties(lua_State *L, config *cfg, char **err)
     return 0;
 }
 
-/* "vars": kept as JSON text, which each room decodes into room.env. */
+static const char *const env_sources[4] = {"partykit.json \"vars\"", ".env", ".env.local", "--var"};
+
+typedef struct env_fill {
+    lua_State *L; /* the env table is at its top */
+    size_t n;
+} env_fill;
+
+/* dotenv_fn: env[key] = value. */
+static void set_env(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    env_fill *f = ud;
+    lua_pushlstring(f->L, key, klen);
+    lua_pushlstring(f->L, val, vlen);
+    lua_rawset(f->L, -3);
+    f->n++;
+}
+
+/* <dir>/.env or .env.local, if it exists, into the table at the top of the
+ * stack. Errors name the file and the line, never a value. */
+static int load_env_file(lua_State *L, config *cfg, int source, char **err)
+{
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "%s/%s", cfg->dir, env_sources[source]);
+    char *path = buf_steal(&b);
+    size_t len;
+    char *text = read_file(path, &len);
+    free(path);
+    if (!text) return errno == ENOENT ? 0 : set_error(err, "%s: cannot read: %s", env_sources[source], strerror(errno));
+    env_fill f = {L, 0};
+    char *why = NULL;
+    int rc = dotenv_parse(text, len, set_env, &f, &why);
+    free(text);
+    cfg->env_counts[source] = f.n;
+    if (rc == 0) return 0;
+    set_error(err, "%s: %s", env_sources[source], why);
+    free(why);
+    return -1;
+}
+
+typedef struct env_entry {
+    char *key;   /* the name (binary-safe copy), to sort by */
+    size_t klen;
+    char *json;  /* "name":value */
+} env_entry;
+
+static int cmp_env_entry(const void *a, const void *b)
+{
+    const env_entry *x = a, *y = b;
+    int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* The env table at the top of the stack as a JSON object with its names in
+ * byte order, into cfg->vars_json: the same env gives the same text at
+ * every load (a Lua table's order differs from state to state), so a
+ * reload tells changed vars from unchanged ones by comparing the text. */
+static int encode_env(lua_State *L, config *cfg, char **err)
+{
+    int env = lua_gettop(L);
+    size_t n = 0, cap = 8;
+    env_entry *es = xcalloc(cap, sizeof *es);
+    luaopen_cjson(L);
+    lua_getfield(L, -1, "encode");
+    int enc = lua_gettop(L);
+    int rc = 0;
+    for (lua_pushnil(L); lua_next(L, env); lua_pop(L, 1)) {
+        lua_pushvalue(L, -2); /* the name as a string (a copy: lua_next needs the key as it is) */
+        size_t kl;
+        const char *k = lua_tolstring(L, -1, &kl);
+        lua_pushvalue(L, enc);
+        lua_pushvalue(L, -2);
+        if (lua_pcall(L, 1, 1, 0) != 0) goto bad;
+        lua_pushvalue(L, enc);
+        lua_pushvalue(L, -4); /* the value */
+        if (lua_pcall(L, 1, 1, 0) != 0) goto bad;
+        if (n == cap) es = xrealloc(es, (cap *= 2) * sizeof *es);
+        buf b;
+        buf_init(&b);
+        buf_appendstr(&b, lua_tostring(L, -2));
+        buf_appendstr(&b, ":");
+        buf_appendstr(&b, lua_tostring(L, -1));
+        es[n] = (env_entry){xmalloc(kl ? kl : 1), kl, buf_steal(&b)};
+        memcpy(es[n++].key, k, kl);
+        lua_pop(L, 3);
+    }
+    qsort(es, n, sizeof *es, cmp_env_entry);
+    buf out;
+    buf_init(&out);
+    buf_appendstr(&out, "{");
+    for (size_t i = 0; i < n; i++) buf_printf(&out, "%s%s", i ? "," : "", es[i].json);
+    buf_appendstr(&out, "}");
+    cfg->vars_json = buf_steal(&out);
+    goto done;
+bad:
+    rc = set_error(err, "partykit.json: \"vars\": %s", lua_tostring(L, -1));
+done:
+    for (size_t i = 0; i < n; i++) {
+        free(es[i].key);
+        free(es[i].json);
+    }
+    free(es);
+    lua_settop(L, 1);
+    return rc;
+}
+
+/* room.env, as JSON text each room decodes: partykit.json "vars", then
+ * .env, then .env.local, then --var, each overriding the ones before (as
+ * PartyKit: the command line wins). */
 static int load_vars(lua_State *L, config *cfg, char **err)
 {
     lua_getfield(L, 1, "vars");
     if (!lua_isnil(L, -1) && !lua_istable(L, -1)) return set_error(err, "partykit.json: \"vars\" must be an object");
-    if (!lua_istable(L, -1)) {
-        cfg->vars_json = xstrdup("{}");
-        lua_settop(L, 1);
-        return 0;
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
     }
-    luaopen_cjson(L);
-    lua_getfield(L, -1, "encode");
-    lua_pushvalue(L, -3);
-    if (lua_pcall(L, 1, 1, 0) != 0) return set_error(err, "partykit.json: \"vars\": %s", lua_tostring(L, -1));
-    cfg->vars_json = xstrdup(lua_tostring(L, -1));
-    lua_settop(L, 1);
-    return 0;
+    memset(cfg->env_counts, 0, sizeof cfg->env_counts);
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1)) cfg->env_counts[0]++;
+    if (load_env_file(L, cfg, 1, err) || load_env_file(L, cfg, 2, err)) return -1;
+    env_fill f = {L, 0};
+    for (size_t i = 0; i < cfg->ncli_vars; i++) {
+        const char *eq = strchr(cfg->cli_vars[i], '='); /* cli.c checked there is one */
+        if (eq) set_env(&f, cfg->cli_vars[i], (size_t)(eq - cfg->cli_vars[i]), eq + 1, strlen(eq + 1));
+    }
+    cfg->env_counts[3] = f.n;
+    return encode_env(L, cfg, err);
+}
+
+void config_log_env(const config *cfg)
+{
+    buf b;
+    buf_init(&b);
+    for (int i = 0; i < 4; i++)
+        if (cfg->env_counts[i])
+            buf_printf(&b, "%s%zu from %s", b.len ? ", " : "", cfg->env_counts[i], env_sources[i]);
+    if (b.len) log_info("room.env: %s (values are never logged)", b.data);
+    buf_free(&b);
 }
 
 /* "port" and "persist": the command line wins over both. */
@@ -581,6 +812,8 @@ void config_free(config *cfg)
     free(cfg->host);
     free(cfg->persist_dir);
     free(cfg->metrics_addr);
+    for (size_t i = 0; i < cfg->ncli_vars; i++) free(cfg->cli_vars[i]);
+    free(cfg->cli_vars);
     free(cfg->tls_ca);
     free(cfg->tls_cert);
     free(cfg->tls_key);

@@ -17,6 +17,7 @@ typedef struct party {
     size_t bytecode_len;
     bool removed;        /* dropped from partykit.json by a reload */
     unsigned hooks;      /* PARTY_HAS_* : which static hooks the code defines */
+    unsigned metric_slot;/* its counters in /metrics (metrics_party_slot of its name) */
 } party;
 
 enum {
@@ -36,11 +37,14 @@ typedef struct config {
     bool dev;
     bool watch;              /* hot reload (default in dev) */
     char *metrics_addr;      /* --metrics HOST:PORT, or NULL */
+    char **cli_vars;         /* --var KEY=VALUE, as given (kept across reloads) */
+    size_t ncli_vars;
     /* partykit.json */
     char *name;
     party **parties;         /* parties[0] is "main"; pointers stay valid across reloads */
     size_t nparties;
-    char *vars_json;         /* JSON object text for room.env */
+    char *vars_json;         /* JSON object text for room.env: "vars", .env, .env.local, --var */
+    size_t env_counts[4];    /* how many names each of those four gave (for the log; never values) */
     char *serve_dir;         /* "serve": static files (realpath), or NULL */
     bool serve_spa;          /* serve.singlePageApp: index.html for unknown paths */
     char *cors_origin;       /* luaparty.cors: Access-Control-Allow-Origin, or NULL */
@@ -80,10 +84,13 @@ typedef struct config {
         char *advertise;     /* host:port other nodes reach it at (default internal host:port) */
         char *secret;        /* --cluster-secret / LUAPARTY_CLUSTER_SECRET: required there */
         uint64_t lease_ttl_ms;
+        bool local_storage;  /* --cluster-storage local: SQLite, rooms pinned (default: Redis) */
     } cluster;
 } config;
 
 void config_defaults(config *cfg);
+/* Logs where room.env came from (names of sources and counts, no values). */
+void config_log_env(const config *cfg);
 /* Reads <cfg->dir>/partykit.json and the party scripts. On error returns -1
  * with *err set to one line naming the file and the key (caller frees). */
 int config_load(config *cfg, char **err);

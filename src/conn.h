@@ -41,6 +41,7 @@ struct lp_conn {
     char *id;               /* connection id (_pk or a UUID) */
     char *uri;              /* the URL the client connected to */
     int refs;
+    unsigned short metric_party; /* its room's party's slot in /metrics (room_connect) */
     bool joined;            /* in the room's connection list */
     bool busy;              /* one of its callbacks is suspended: later events wait */
     bool gone;              /* transport closed: sends are dropped */

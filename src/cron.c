@@ -3,6 +3,7 @@
  * its lobby. `luaparty dev` also runs one on GET /__scheduled__?cron=NAME,
  * as partykit dev does. */
 #include "cron.h"
+#include "clock.h"
 #include "log.h"
 #include "registry.h"
 #include "room.h"
@@ -66,7 +67,7 @@ static void arm(worker *w);
 static void on_minute(uv_timer_t *t)
 {
     worker *w = t->data;
-    time_t now = time(NULL);
+    time_t now = (time_t)(now_ms() / 1000); /* the virtual clock under luaparty test */
     struct tm utc;
     gmtime_r(&now, &utc);
     for (size_t i = 0; i < w->cfg->ncrons; i++) {
@@ -80,11 +81,12 @@ static void on_minute(uv_timer_t *t)
     arm(w);
 }
 
-/* Fires just after the next minute starts. */
+/* Fires just after the next minute starts: a few ms after, as the loop's
+ * clock and the wall clock drift apart (a virtual clock does not). */
 static void arm(worker *w)
 {
     uint64_t ms = now_ms();
-    uv_timer_start(&w->cron_timer, on_minute, 60000 - ms % 60000 + 5, 0);
+    clock_timer_start(&w->cron_timer, on_minute, 60000 - ms % 60000 + (clock_is_virtual() ? 0 : 5), 0);
 }
 
 void cron_start(worker *w)
@@ -96,6 +98,6 @@ void cron_start(worker *w)
 
 void cron_stop(worker *w)
 {
-    uv_timer_stop(&w->cron_timer);
+    clock_timer_stop(&w->cron_timer);
     uv_close((uv_handle_t *)&w->cron_timer, NULL);
 }

@@ -187,12 +187,32 @@ done:
     http_request_free(req);
 }
 
+/* --log-level debug: one line per message (apart, so the message path
+ * stays a tail call with no stack buffer) */
+__attribute__((noinline)) static void log_message(const lp_conn *c, int opcode, const void *data, size_t len)
+{
+    char text[200];
+    log_msg(LOG_DEBUG, "message %s/%s id=%s %s %zu bytes%s%s", c->room->party->name, c->room->id, c->id,
+            opcode == WS_TEXT ? "text" : "binary", len, opcode == WS_TEXT ? ": " : "",
+            opcode == WS_TEXT ? log_preview(text, sizeof text, data, len) : "");
+}
+
 void dispatch_ws_message(lp_conn *c, int opcode, const void *data, size_t len)
 {
+    if (log_get_level() <= LOG_DEBUG) log_message(c, opcode, data, len);
     room_message_bytes(c, opcode, data, len);
 }
 
-void dispatch_ws_closed(lp_conn *c, int code, const char *error) { room_disconnect(c, code, error); }
+void dispatch_ws_closed(lp_conn *c, int code, const char *reason, const char *error)
+{
+    if (c->room->owner->cfg->dev) {
+        const char *why = reason ? reason : error;
+        char text[200];
+        log_info("disconnect %s/%s id=%s code=%d%s%s%s", c->room->party->name, c->room->id, c->id, code,
+                 why ? " reason=\"" : "", why ? log_preview(text, sizeof text, why, strlen(why)) : "", why ? "\"" : "");
+    }
+    room_disconnect(c, code, error);
+}
 
 /* ---- cluster mode: the room may live on another node ---- */
 
@@ -301,15 +321,21 @@ static room_wait *wait_for(http_peer *p, http_request *req, const route *rt)
     return rw;
 }
 
+/* Of an owner's answer, what the client may not see: hop-by-hop headers
+ * and our own, except who answered. */
+static bool not_for_client(const char *name, const void *arg)
+{
+    return hop_header(name) && strcmp(name, "x-luaparty-node") != 0;
+}
+
 static http_response *response_of(fetch_result *res)
 {
     http_response *out = http_response_new(res->status, NULL, NULL, 0);
-    for (size_t i = 0; i < res->headers.n; i++) {
-        const http_header *h = &res->headers.items[i];
-        if (hop_header(h->name) && strcmp(h->name, "x-luaparty-node") != 0) continue;
-        http_headers_add(&out->headers, h->name, strlen(h->name), h->value, strlen(h->value));
-    }
-    out->body = res->body; /* moved */
+    http_headers_free(&out->headers);
+    out->headers = res->headers; /* moved, as the body: no copy per header */
+    memset(&res->headers, 0, sizeof res->headers);
+    http_headers_remove_if(&out->headers, not_for_client, NULL);
+    out->body = res->body;
     buf_init(&res->body);
     return out;
 }
@@ -525,10 +551,40 @@ static void cluster_request(worker *w, const party *p, const char *id, http_requ
     call_place(cf);
 }
 
+typedef struct place_call {
+    const config *cfg;
+    room_place_fn fn;
+    void *arg;
+} place_call;
+
+static void call_where(void *arg, const place *where)
+{
+    place_call *pc = arg;
+    if (where->kind == PLACE_HERE) {
+        pc->fn(pc->arg, NULL, NULL, NULL, NULL);
+    } else if (where->kind == PLACE_THERE) {
+        http_headers hop = {0};
+        add_hop_headers(pc->cfg, &hop);
+        pc->fn(pc->arg, where->node, where->addr, &hop, NULL);
+        http_headers_free(&hop);
+    } else {
+        pc->fn(pc->arg, NULL, NULL, NULL, where->why);
+    }
+    free(pc);
+}
+
+/* room.context.parties.X:get(id):socket() in cluster mode asks first. */
+static void cluster_place(worker *w, const party *p, const char *id, room_place_fn fn, void *arg)
+{
+    place_call *pc = xmalloc(sizeof *pc);
+    *pc = (place_call){w->cfg, fn, arg};
+    placement_resolve(w, p, id, call_where, pc);
+}
+
 void dispatch_start(worker *w)
 {
-    /* sockets stay on the node (README "Cluster mode") */
-    static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, cluster_request};
+    static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, cluster_request,
+                                     cluster_place};
     if (placement_clustered()) w->calls = &calls;
 }
 

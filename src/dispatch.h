@@ -75,7 +75,9 @@ void dispatch_tunnel_failed(http_peer *p, http_request *req, int status, const c
 
 /* A WebSocket's message and its end, on their way to its room. */
 void dispatch_ws_message(lp_conn *c, int opcode, const void *data, size_t len);
-void dispatch_ws_closed(lp_conn *c, int code, const char *error);
+/* reason: the peer's close reason (NULL if none); error: why the server
+ * ended it (NULL for a clean close; the room's onError gets it). */
+void dispatch_ws_closed(lp_conn *c, int code, const char *reason, const char *error);
 
 /* One line per answered request: in dev, or at log level debug. */
 static inline bool dispatch_logs_requests(const config *cfg) { return cfg->dev || log_get_level() <= LOG_DEBUG; }

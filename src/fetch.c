@@ -113,13 +113,19 @@ static void send_request(out_conn *oc)
     call *c = oc->c;
     buf b;
     buf_init(&b);
-    buf_printf(&b, "%s %s HTTP/1.1\r\n", c->method, c->u.target);
+    buf_reserve(&b, 256 + c->body.len);
+    http_append_request_line(&b, c->method, c->u.target);
     if (!http_headers_get(&c->headers, "host")) {
-        bool default_port = c->u.port == (c->u.tls ? 443 : 80);
         bool v6 = strchr(c->u.host, ':') != NULL;
-        buf_printf(&b, "host: %s%s%s", v6 ? "[" : "", c->u.host, v6 ? "]" : "");
-        if (!default_port) buf_printf(&b, ":%d", c->u.port);
-        buf_appendstr(&b, "\r\n");
+        buf_appendstr(&b, v6 ? "host: [" : "host: ");
+        buf_appendstr(&b, c->u.host);
+        if (v6) buf_append(&b, "]", 1);
+        if (c->u.port != (c->u.tls ? 443 : 80)) {
+            char digits[24];
+            buf_append(&b, ":", 1);
+            buf_append(&b, digits, (size_t)(put_uint(digits, (uint64_t)c->u.port) - digits));
+        }
+        buf_append(&b, "\r\n", 2);
     }
     if (!http_headers_get(&c->headers, "user-agent")) buf_appendstr(&b, "user-agent: luaparty/" LUAPARTY_VERSION "\r\n");
     for (size_t i = 0; i < c->headers.n; i++) {
@@ -127,9 +133,9 @@ static void send_request(out_conn *oc)
         if (!strcmp(h->name, "content-length") || !strcmp(h->name, "connection") ||
             !strcmp(h->name, "transfer-encoding"))
             continue;
-        buf_printf(&b, "%s: %s\r\n", h->name, h->value);
+        http_append_header(&b, h->name, h->value);
     }
-    if (c->body.len || strcmp(c->method, "GET") != 0) buf_printf(&b, "content-length: %zu\r\n", c->body.len);
+    if (c->body.len || strcmp(c->method, "GET") != 0) http_append_content_length(&b, c->body.len);
     buf_appendstr(&b, "connection: keep-alive\r\n\r\n");
     buf_append(&b, c->body.data, c->body.len);
     oc->sent = true;
@@ -389,7 +395,7 @@ static const dial_events conn_events = {on_open, on_data, on_eof, on_error};
 static void conn_new(uv_loop_t *loop, const char *origin, call *c)
 {
     out_conn *oc = xcalloc(1, sizeof *oc);
-    snprintf(oc->origin, sizeof oc->origin, "%s", origin);
+    str_copy(oc->origin, sizeof oc->origin, origin);
     llhttp_init(&oc->parser, HTTP_RESPONSE, &response_settings);
     oc->parser.data = oc;
     header_asm_init(&oc->head);
@@ -408,8 +414,17 @@ static void start_call(call *c)
         call_fail(c, "fetch to %s refused: the host is not in luaparty.outbound of partykit.json", c->u.host);
         return;
     }
-    char origin[300];
-    snprintf(origin, sizeof origin, "%s://%s:%d", c->u.tls ? "https" : "http", c->u.host, c->u.port);
+    /* "scheme://host:port", the pool's key (built without printf: once per
+     * fetch, and every request forwarded between nodes is one) */
+    char origin[300], digits[24];
+    const char *scheme = c->u.tls ? "https://" : "http://";
+    size_t hl = strlen(c->u.host), sl = strlen(scheme), dl = (size_t)(put_uint(digits, (uint64_t)c->u.port) - digits);
+    if (sl + hl + 1 + dl >= sizeof origin) hl = sizeof origin - sl - dl - 2; /* host names are < 256 bytes */
+    memcpy(origin, scheme, sl);
+    memcpy(origin + sl, c->u.host, hl);
+    origin[sl + hl] = ':';
+    memcpy(origin + sl + hl + 1, digits, dl);
+    origin[sl + hl + 1 + dl] = 0;
     out_conn *oc = pool_take(origin, uv_now(loop));
     if (oc) {
         oc->c = c;

@@ -46,11 +46,11 @@ const char *http_headers_get(const http_headers *h, const char *name)
     return NULL;
 }
 
-size_t http_headers_remove_prefix(http_headers *h, const char *prefix)
+size_t http_headers_remove_if(http_headers *h, bool (*drop)(const char *name, const void *arg), const void *arg)
 {
-    size_t plen = strlen(prefix), kept = 0, removed = 0;
+    size_t kept = 0, removed = 0;
     for (size_t i = 0; i < h->n; i++) {
-        if (strncmp(h->items[i].name, prefix, plen) == 0) {
+        if (drop(h->items[i].name, arg)) {
             free(h->items[i].name);
             removed++;
         } else {
@@ -59,6 +59,16 @@ size_t http_headers_remove_prefix(http_headers *h, const char *prefix)
     }
     h->n = kept;
     return removed;
+}
+
+static bool has_prefix(const char *name, const void *prefix)
+{
+    return strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+size_t http_headers_remove_prefix(http_headers *h, const char *prefix)
+{
+    return http_headers_remove_if(h, has_prefix, prefix);
 }
 
 void header_asm_init(header_asm *a)
@@ -254,21 +264,47 @@ chunk *http_response_serialize(const http_response *r, bool keep_alive, bool hea
     return c;
 }
 
+/* Appends, not printf: requests forwarded between nodes are built here and
+ * in fetch.c, where printf was a quarter of a proxied request's cost. */
+void http_append_request_line(buf *b, const char *method, const char *target)
+{
+    buf_appendstr(b, method);
+    buf_append(b, " ", 1);
+    buf_appendstr(b, target);
+    buf_append(b, " HTTP/1.1\r\n", 11);
+}
+
+void http_append_header(buf *b, const char *name, const char *value)
+{
+    buf_appendstr(b, name);
+    buf_append(b, ": ", 2);
+    buf_appendstr(b, value);
+    buf_append(b, "\r\n", 2);
+}
+
+void http_append_content_length(buf *b, size_t n)
+{
+    char digits[24];
+    buf_append(b, "content-length: ", 16);
+    buf_append(b, digits, (size_t)(put_uint(digits, n) - digits));
+    buf_append(b, "\r\n", 2);
+}
+
 chunk *http_request_serialize(const http_request *r, const http_headers *extra)
 {
     buf b;
     buf_init(&b);
-    buf_printf(&b, "%s %s HTTP/1.1\r\n", r->method, r->target);
+    http_append_request_line(&b, r->method, r->target);
     for (int pass = 0; pass < 2; pass++) {
         const http_headers *h = pass ? extra : &r->headers;
         for (size_t i = 0; h && i < h->n; i++) {
             const http_header *x = &h->items[i];
             if (!strcmp(x->name, "content-length") || !strcmp(x->name, "transfer-encoding")) continue;
-            buf_printf(&b, "%s: %s\r\n", x->name, x->value);
+            http_append_header(&b, x->name, x->value);
         }
     }
     if (r->body.len || (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0))
-        buf_printf(&b, "content-length: %zu\r\n", r->body.len);
+        http_append_content_length(&b, r->body.len);
     buf_appendstr(&b, "\r\n");
     if (r->body.len) buf_append(&b, r->body.data, r->body.len);
     chunk *c = chunk_from(b.data, b.len);

@@ -40,6 +40,8 @@ void http_headers_free(http_headers *h);
 /* Removes every header whose (lowercase) name starts with prefix; returns
  * how many went. */
 size_t http_headers_remove_prefix(http_headers *h, const char *prefix);
+/* Removes the headers whose (lowercase) name drop(name, arg) says; returns how many. */
+size_t http_headers_remove_if(http_headers *h, bool (*drop)(const char *name, const void *arg), const void *arg);
 
 http_request *http_request_new(const char *method, const char *target);
 void http_request_free(http_request *r);
@@ -58,6 +60,11 @@ bool http_header_value_ok(const char *s, size_t len);
  * headers, then extra's, without Content-Length/Transfer-Encoding (the
  * body's length is set). Connection and Upgrade headers are kept: an upgrade stays one. */
 chunk *http_request_serialize(const http_request *r, const http_headers *extra);
+/* Pieces of a request's head: "METHOD target HTTP/1.1\r\n", "name: value\r\n",
+ * "content-length: n\r\n" (fetch.c builds its requests from them too). */
+void http_append_request_line(buf *b, const char *method, const char *target);
+void http_append_header(buf *b, const char *name, const char *value);
+void http_append_content_length(buf *b, size_t n);
 /* Serializes status line, headers (Content-Length added), body. */
 chunk *http_response_serialize(const http_response *r, bool keep_alive, bool head_only);
 

@@ -1,6 +1,7 @@
 /* init.c - `luaparty init [DIR]`: a starter project (partykit.json, a party
- * whose comments show every callback, and a page that talks to it), so a
- * newcomer has something running in two commands. Never overwrites files. */
+ * whose comments show every callback, a page that talks to it, and a test
+ * that `luaparty test` runs), so a newcomer has something running in two
+ * commands. Never overwrites files. */
 #include "init.h"
 #include "util.h"
 
@@ -20,7 +21,8 @@ static const char main_lua[] =
     "-- parties/main.lua: the main party. Each room (/parties/main/<room>) gets\n"
     "-- its own instance: `self`, with `self.room`. Every callback is optional.\n"
     "local json = require \"cjson\"\n"
-    "local Response = require(\"luaparty\").Response\n"
+    "local luaparty = require \"luaparty\"\n"
+    "local Response = luaparty.Response\n"
     "\n"
     "local Party = {}\n"
     "\n"
@@ -36,9 +38,14 @@ static const char main_lua[] =
     "\n"
     "-- A message from a connection: a string (text) or a Binary (binary).\n"
     "function Party:onMessage(message, sender)\n"
+    "  if luaparty.isBinary(message) then\n"
+    "    -- bytes go on as a binary frame: a text frame (and so JSON) must be UTF-8\n"
+    "    self.room:broadcast(message, { sender.id })\n"
+    "    return\n"
+    "  end\n"
     "  self.count = self.count + 1\n"
     "  self.room.storage:put(\"count\", self.count) -- durable before anyone hears of it\n"
-    "  self.room:broadcast(json.encode({ type = \"message\", from = sender.id, text = tostring(message),\n"
+    "  self.room:broadcast(json.encode({ type = \"message\", from = sender.id, text = message,\n"
     "                                    count = self.count }))\n"
     "end\n"
     "\n"
@@ -64,6 +71,33 @@ static const char main_lua[] =
     "\n"
     "return Party\n";
 
+static const char main_test_lua[] =
+    "-- tests/main_test.lua: run with `luaparty test`. Each test gets a fresh server\n"
+    "-- in-process (empty storage, a virtual clock), so tests take milliseconds.\n"
+    "local t = require \"luaparty.test\"\n"
+    "\n"
+    "t.test(\"a new connection is welcomed\", function()\n"
+    "  local alice = t.connect(\"main\", \"lobby\", { id = \"alice\" })\n"
+    "  t.eq(alice:receiveJson(), { type = \"welcome\", id = \"alice\", count = 0 })\n"
+    "end)\n"
+    "\n"
+    "t.test(\"messages reach everyone in the room and are counted\", function()\n"
+    "  local alice = t.connect(\"main\", \"lobby\", { id = \"alice\" })\n"
+    "  local bob = t.connect(\"main\", \"lobby\", { id = \"bob\" })\n"
+    "  alice:receive(); bob:receive() -- the welcomes\n"
+    "  alice:send(\"hi\")\n"
+    "  t.eq(bob:receiveJson(), { type = \"message\", from = \"alice\", text = \"hi\", count = 1 })\n"
+    "  t.eq(t.fetch(\"main\", \"lobby\"):json(), { room = \"lobby\", count = 1 })\n"
+    "end)\n"
+    "\n"
+    "t.test(\"the count survives a restart of the room\", function()\n"
+    "  local alice = t.connect(\"main\", \"lobby\")\n"
+    "  alice:send(\"hi\")\n"
+    "  t.restart(\"main\", \"lobby\")\n"
+    "  t.eq(t.storage(\"main\", \"lobby\"):get(\"count\"), 1)\n"
+    "  t.eq(t.fetch(\"main\", \"lobby\"):json().count, 1)\n"
+    "end)\n";
+
 static const char index_html[] =
     "<!doctype html>\n"
     "<html lang=\"en\">\n"
@@ -81,8 +115,11 @@ static const char index_html[] =
     "function join() {\n"
     "  if (ws) ws.close();\n"
     "  const room = encodeURIComponent(document.getElementById('room').value);\n"
-    "  ws = new WebSocket(`ws://${location.host}/parties/main/${room}`);\n"
-    "  ws.onmessage = (e) => log(e.data);\n"
+    "  // wss:// on an https:// page (luaparty serve --tls-cert), ws:// otherwise\n"
+    "  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';\n"
+    "  ws = new WebSocket(`${scheme}://${location.host}/parties/main/${room}`);\n"
+    "  ws.binaryType = 'arraybuffer';\n"
+    "  ws.onmessage = (e) => log(typeof e.data === 'string' ? e.data : `(${e.data.byteLength} bytes, binary)`);\n"
     "  ws.onclose = (e) => log(`closed (${e.code})`);\n"
     "}\n"
     "document.getElementById('join').onclick = join;\n"
@@ -119,12 +156,14 @@ static int make_dir(const char *dir, const char *sub)
 
 int init_project(const char *dir)
 {
-    if (make_dir(dir, NULL) || make_dir(dir, "parties") || make_dir(dir, "public")) return 1;
+    if (make_dir(dir, NULL) || make_dir(dir, "parties") || make_dir(dir, "public") || make_dir(dir, "tests"))
+        return 1;
     if (write_new(dir, "partykit.json", partykit_json) || write_new(dir, "parties/main.lua", main_lua) ||
-        write_new(dir, "public/index.html", index_html))
+        write_new(dir, "public/index.html", index_html) || write_new(dir, "tests/main_test.lua", main_test_lua))
         return 1;
     printf("Created a party in %s. Run it:\n\n  luaparty dev %s\n\nthen open http://127.0.0.1:1999/ in two "
-           "browser tabs.\nEdit %s/parties/main.lua: the running rooms pick up each save.\n",
-           dir, dir, dir);
+           "browser tabs.\nEdit %s/parties/main.lua: the running rooms pick up each save.\n"
+           "Test it (tests/main_test.lua):\n\n  luaparty test %s\n",
+           dir, dir, dir, dir);
     return 0;
 }

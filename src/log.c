@@ -13,6 +13,14 @@
 static enum log_level current = LOG_INFO;
 static int use_colour = -1;
 static bool json;
+static log_sink sink;
+static void *sink_ud;
+
+void log_set_sink(log_sink fn, void *ud)
+{
+    sink = fn;
+    sink_ud = ud;
+}
 
 void log_set_json(bool on) { json = on; }
 
@@ -27,11 +35,36 @@ int log_parse_level(const char *name)
     return -1;
 }
 
+static void emit(enum log_level lvl, const char *fmt, va_list ap);
+
 void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    if (lvl < current || lvl >= LOG_OFF) return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lvl, fmt, ap);
+    va_end(ap);
+}
+
+void log_always(enum log_level lvl, const char *fmt, ...)
+{
+    if (lvl >= LOG_OFF) return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lvl, fmt, ap);
+    va_end(ap);
+}
+
+static void emit(enum log_level lvl, const char *fmt, va_list ap)
 {
     static const char *tags[] = {"debug", "info", "warn", "error"};
     static const char *colours[] = {"\033[2m", "\033[36m", "\033[33m", "\033[31m"};
-    if (lvl < current || lvl >= LOG_OFF) return;
+    if (sink) {
+        char msg[8192];
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        sink(sink_ud, lvl, msg);
+        return;
+    }
     if (use_colour < 0) use_colour = isatty(2);
 
     struct timeval tv;
@@ -43,10 +76,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 
     if (json) {
         char msg[8192], esc[16400];
-        va_list ap;
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
         size_t o = 0;
         for (const unsigned char *p = (const unsigned char *)msg; *p && o < sizeof esc - 8; p++) {
             if (*p == '"' || *p == '\\') o += (size_t)snprintf(esc + o, 3, "\\%c", *p);
@@ -64,10 +94,29 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
         fprintf(stderr, "%s.%03ld %s%-5s\033[0m ", ts, (long)tv.tv_usec / 1000, colours[lvl], tags[lvl]);
     else
         fprintf(stderr, "%s.%03ld %-5s ", ts, (long)tv.tv_usec / 1000, tags[lvl]);
-    va_list ap;
-    va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
     funlockfile(stderr);
+}
+
+const char *log_preview(char *out, size_t cap, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    size_t o = 0, i = 0;
+    if (cap < 8) {
+        if (cap) out[0] = 0;
+        return out;
+    }
+    for (; i < len && o + 4 + 3 + 1 <= cap; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\') o += (size_t)snprintf(out + o, cap - o, "\\x%02x", p[i]);
+        else out[o++] = (char)p[i];
+    }
+    if (i < len) {
+        /* not inside a UTF-8 character: its bytes were copied one for one */
+        while (i > 0 && (p[i] & 0xc0) == 0x80) i--, o--;
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = 0;
+    return out;
 }

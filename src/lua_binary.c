@@ -52,6 +52,45 @@ const char *lua_check_message(lua_State *L, int idx, size_t *len, int *opcode)
     return b->data;
 }
 
+/* Pushes "file:line: " of the party code that called into the runtime
+ * (the first frame outside lua/luaparty/), or "" if there is none. */
+static void where_in_party(lua_State *L)
+{
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+        if (ar.source[0] == '@' && strncmp(ar.source, "@lua/luaparty/", 14) == 0) continue;
+        lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+        return;
+    }
+    lua_pushliteral(L, "");
+}
+
+/* Raises "<where>: <what> is not valid UTF-8 (byte N) ...". */
+static void not_utf8(lua_State *L, const char *what, const char *s, size_t len, const char *advice)
+{
+    size_t at = utf8_valid_prefix((const uint8_t *)s, len);
+    where_in_party(L);
+    lua_pushfstring(L, "%s is not valid UTF-8 (bad byte at offset %d of %d)%s", what, (int)at, (int)len, advice);
+    lua_concat(L, 2);
+    lua_error(L);
+}
+
+const char *lua_check_frame(lua_State *L, int idx, size_t *len, int *opcode)
+{
+    const char *data = lua_check_message(L, idx, len, opcode);
+    if (*opcode == 1 && utf8_valid_prefix((const uint8_t *)data, *len) != *len)
+        not_utf8(L, "a text message", data, *len,
+                 ": a WebSocket text frame must be UTF-8, and clients close the socket on one that is not; "
+                 "send bytes as a binary frame with luaparty.binary(s)");
+    return data;
+}
+
+void lua_check_utf8_reason(lua_State *L, const char *reason, size_t len)
+{
+    if (!utf8_valid((const uint8_t *)reason, len)) not_utf8(L, "the close reason", reason, len, "");
+}
+
 static int l_binary(lua_State *L)
 {
     size_t len;

@@ -8,6 +8,7 @@
  *   lua_socket.c   the socket object pipes and outbound WebSockets share
  *   lua_fetch.c    luaparty.fetch: outbound HTTP(S) (fetch.c)
  *   lua_wsclient.c luaparty.connect: outbound WebSockets (wsclient.c)
+ *   lua_yjs.c      luaparty.yjs: Yjs updates and y-protocols messages (yjs.c)
  * All of them are functions of the private module "luaparty.core", which the
  * Lua runtime (lua/luaparty/runtime.lua) wraps into PartyKit's API. */
 #ifndef LP_LUA_BIND_H

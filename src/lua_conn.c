@@ -94,7 +94,7 @@ static int send_message(lua_State *L, conn_box *b, int idx)
 {
     size_t len;
     int opcode;
-    const char *data = lua_check_message(L, idx, &len, &opcode);
+    const char *data = lua_check_frame(L, idx, &len, &opcode);
     lp_conn *c = b->c && !b->c->gone ? b->c : NULL;
     if (!c) {
         lua_pushboolean(L, 0);
@@ -150,8 +150,12 @@ const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len)
 {
     *code = (int)luaL_optinteger(L, idx, 1000);
     const char *reason = luaL_optlstring(L, idx + 1, "", len);
-    luaL_argcheck(L, *code == 1000 || (*code >= 3000 && *code <= 4999), idx, "close code must be 1000 or 3000-4999");
+    /* the codes RFC 6455 lets an endpoint send: 1003 (data it cannot take)
+     * and 1007 (malformed data) let a party refuse a bad message */
+    bool ok = (*code >= 1000 && *code <= 1003) || (*code >= 1007 && *code <= 1014) || (*code >= 3000 && *code <= 4999);
+    luaL_argcheck(L, ok, idx, "close code must be 1000-1003, 1007-1014 or 3000-4999");
     luaL_argcheck(L, *len <= 123, idx + 1, "close reason is longer than 123 bytes");
+    lua_check_utf8_reason(L, reason, *len);
     return reason;
 }
 
@@ -187,7 +191,7 @@ static int l_broadcast(lua_State *L)
     room *r = room_from_state(L);
     size_t len;
     int opcode;
-    const char *data = lua_check_message(L, 1, &len, &opcode);
+    const char *data = lua_check_frame(L, 1, &len, &opcode);
     int without = 0;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);

@@ -6,7 +6,9 @@
  * only as bytes, so the two rooms never share a Lua heap. */
 #include "lua_pipe.h"
 #include "lua_party.h"
+#include "lua_request.h"
 #include "lua_socket.h"
+#include "lua_wsclient.h"
 #include "calls.h"
 #include "room.h"
 #include "worker.h"
@@ -194,8 +196,129 @@ static int l_socket_open(lua_State *L)
     return 1;
 }
 
+/* ---- cluster mode: the room may be another node's ---- */
+
+/* Where a socket's room lives, asked before the socket opens. */
+typedef struct where_call {
+    completion done;
+    room *caller;
+    struct task *task;     /* set once the caller suspended */
+    bool answered, abandoned;
+    char *node, *addr, *err;
+    http_headers hop;
+} where_call;
+
+static where_call *where_of(completion *c) { return (where_call *)((char *)c - offsetof(where_call, done)); }
+
+static void where_free(where_call *wc)
+{
+    room_unref(wc->caller);
+    free(wc->node);
+    free(wc->addr);
+    free(wc->err);
+    http_headers_free(&wc->hop);
+    free(wc);
+}
+
+/* true (here) | node, addr, headers for the hop | nil, error */
+static int where_results(lua_State *L, where_call *wc)
+{
+    if (wc->err) {
+        lua_pushnil(L);
+        lua_pushstring(L, wc->err);
+        return 2;
+    }
+    if (!wc->node) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushstring(L, wc->node);
+    lua_pushstring(L, wc->addr);
+    lua_push_headers(L, &wc->hop);
+    return 3;
+}
+
+static int where_push(completion *c, lua_State *co) { return where_results(co, where_of(c)); }
+static void where_destroy(completion *c) { where_free(where_of(c)); }
+
+static void where_answer(void *arg, const char *node, const char *addr, const http_headers *hop, const char *err)
+{
+    where_call *wc = arg;
+    wc->answered = true;
+    if (node) {
+        wc->node = xstrdup(node);
+        wc->addr = xstrdup(addr);
+        for (size_t i = 0; hop && i < hop->n; i++)
+            http_headers_add(&wc->hop, hop->items[i].name, strlen(hop->items[i].name), hop->items[i].value,
+                             strlen(hop->items[i].value));
+    }
+    if (err) wc->err = xstrdup(err);
+    if (wc->abandoned) where_free(wc);
+    else if (wc->task) room_resume(wc->caller, wc->task, &wc->done);
+}
+
+/* core.socket_where(party, id): see where_results. On one node (or when
+ * the answer is known) it answers at once; else the caller suspends. */
+static int l_socket_where(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const party *p = lua_check_party(L, 1);
+    const char *id = lua_check_room_id(L, 2);
+    where_call *wc = xcalloc(1, sizeof *wc);
+    wc->done.push = where_push;
+    wc->done.destroy = where_destroy;
+    wc->caller = r;
+    r->refs++;
+    r->owner->calls->place(r->owner, p, id, where_answer, wc);
+    if (wc->answered) {
+        int n = where_results(L, wc);
+        where_free(wc);
+        return n;
+    }
+    struct task *t = room_current_task(r);
+    if (!t || room_task_thread(t) != L || r->in_transaction) {
+        wc->abandoned = true; /* the answer frees it */
+        return luaL_error(L, "socket(): the room may live on another node, so it must be asked from a party "
+                             "callback (not at load time, not inside storage:transaction())");
+    }
+    wc->task = t;
+    room_task_suspend(t);
+    return lua_yield(L, 0);
+}
+
+/* core.socket_remote(node, addr, party, id, path, headers, listener) ->
+ * handle: a socket to a room of another node, a WebSocket to its internal
+ * listener (the room sees an ordinary connection, as for a client's). */
+static int l_socket_remote(lua_State *L)
+{
+    room *r = room_from_state(L);
+    const char *node = luaL_checkstring(L, 1);
+    const char *addr = luaL_checkstring(L, 2);
+    const party *p = lua_check_party(L, 3);
+    const char *id = lua_check_room_id(L, 4);
+    const char *path = luaL_optstring(L, 5, "");
+    luaL_argcheck(L, !*path || *path == '/' || *path == '?', 5, "path must start with '/' or '?'");
+    luaL_checktype(L, 7, LUA_TTABLE);
+    url u = {0};
+    const char *colon = strrchr(addr, ':');
+    luaL_argcheck(L, colon && colon > addr && (size_t)(colon - addr) < sizeof u.host, 2, "not a host:port");
+    memcpy(u.host, addr, (size_t)(colon - addr));
+    u.port = atoi(colon + 1);
+    u.ws = true;
+    http_headers h = {0};
+    lua_check_headers(L, 6, &h);
+    u.target = lua_party_target(p, id, path);
+    lua_ws_open(L, r, &u, &h, 7, node);
+    http_headers_free(&h);
+    return 1;
+}
+
 void lua_pipe_register(lua_State *L)
 {
-    lua_pushcfunction(L, l_socket_open);
-    lua_setfield(L, -2, "socket_open");
+    static const luaL_Reg fns[] = {
+        {"socket_open", l_socket_open}, {"socket_where", l_socket_where}, {"socket_remote", l_socket_remote}, {NULL, NULL}};
+    for (const luaL_Reg *f = fns; f->name; f++) {
+        lua_pushcfunction(L, f->func);
+        lua_setfield(L, -2, f->name);
+    }
 }

@@ -6,6 +6,7 @@
 #include "lua_socket.h"
 #include "lua_binary.h"
 #include "lua_conn.h"
+#include "clock.h"
 #include "room.h"
 #include "util.h"
 #include "worker.h"
@@ -64,7 +65,7 @@ static void delivery_destroy(completion *c)
 
 static void wake_waiter(endpoint *e, chunk *msg, const char *why, const char *reason, int code)
 {
-    if (e->timer) uv_timer_stop(e->timer);
+    if (e->timer) clock_timer_stop(e->timer);
     delivery *d = xcalloc(1, sizeof *d);
     d->done.push = delivery_push;
     d->done.destroy = delivery_destroy;
@@ -103,7 +104,10 @@ void endpoint_cleanup(endpoint *e)
 {
     free(e->close_reason);
     e->close_reason = NULL;
-    if (e->timer) uv_close((uv_handle_t *)e->timer, free_handle);
+    if (e->timer) {
+        clock_timer_stop(e->timer); /* uv_close stops a libuv timer, not a virtual one */
+        uv_close((uv_handle_t *)e->timer, free_handle);
+    }
     e->timer = NULL;
 }
 
@@ -152,7 +156,7 @@ static int l_socket_send(lua_State *L)
     endpoint *e = check_socket(L, 1);
     size_t len;
     int opcode;
-    const char *data = lua_check_message(L, 2, &len, &opcode);
+    const char *data = lua_check_frame(L, 2, &len, &opcode);
     if (!e || e->closed) {
         lua_pushboolean(L, 0);
         return 1;
@@ -206,7 +210,7 @@ static int l_socket_wait(lua_State *L)
             uv_timer_init(r->owner->loop, e->timer);
             e->timer->data = e;
         }
-        uv_timer_start(e->timer, on_receive_timeout, (uint64_t)timeout, 0);
+        clock_timer_start(e->timer, on_receive_timeout, (uint64_t)timeout, 0);
     }
     room_task_suspend(t);
     return lua_yield(L, 0);

@@ -25,13 +25,40 @@ static const char *check_key(lua_State *L, int idx, size_t *len)
     return key;
 }
 
-static int storage_error(lua_State *L, const char *what, const char *err)
+static int storage_error(lua_State *L, storage *s, const char *what, const char *err)
 {
-    room *r = room_from_state(L);
-    return luaL_error(L, "storage %s failed (%s): %s", what, storage_path(store_of(r)), err ? err : "unknown error");
+    return luaL_error(L, "storage %s failed (%s): %s", what, storage_path(s), err ? err : "unknown error");
 }
 
 static void mark_dirty(room *r) { r->dirty = true; }
+
+/* The room set or deleted its alarm: re-arm, and if onAlarm is running, the
+ * alarm is the room's from now on (runner.c leaves it alone when it ends). */
+static void alarm_touched(room *r)
+{
+    r->alarm_changed = true;
+    if (r->alarm_lease) r->alarm_touched = true;
+}
+
+void lua_storage_push_value(lua_State *L, storage *s, const char *party_name, const char *room_id, const char *key,
+                            size_t klen)
+{
+    buf out;
+    buf_init(&out);
+    const char *err = NULL;
+    int found = storage_get(s, party_name, room_id, key, klen, &out, &err);
+    if (found < 0) {
+        buf_free(&out);
+        storage_error(L, s, "read", err);
+    }
+    if (!found) {
+        lua_pushnil(L);
+        return;
+    }
+    int bad = codec_decode(L, out.data, out.len);
+    buf_free(&out);
+    if (bad) luaL_error(L, "storage: the value of key '%s' is corrupt", key);
+}
 
 /* core.storage_get(key) -> value or nil */
 static int l_get(lua_State *L)
@@ -39,22 +66,22 @@ static int l_get(lua_State *L)
     room *r = room_from_state(L);
     size_t klen;
     const char *key = check_key(L, 1, &klen);
-    buf out;
-    buf_init(&out);
-    const char *err = NULL;
-    int found = storage_get(store_of(r), r->party->name, r->id, key, klen, &out, &err);
-    if (found < 0) {
-        buf_free(&out);
-        return storage_error(L, "read", err);
-    }
-    if (!found) {
-        lua_pushnil(L);
-        return 1;
-    }
-    int bad = codec_decode(L, out.data, out.len);
-    buf_free(&out);
-    if (bad) return luaL_error(L, "storage: the value of key '%s' is corrupt", key);
+    lua_storage_push_value(L, store_of(r), r->party->name, r->id, key, klen);
     return 1;
+}
+
+void lua_storage_encode(lua_State *L, int idx, const char *key, size_t max, buf *out)
+{
+    char err[200];
+    if (codec_encode(L, idx, out, err, sizeof err) != 0) {
+        buf_free(out);
+        luaL_error(L, "storage:put('%s'): %s; nothing was written", key, err);
+    }
+    if (out->len > max) {
+        size_t n = out->len;
+        buf_free(out);
+        luaL_error(L, "storage:put('%s'): the value is %d bytes encoded; the limit is %d", key, (int)n, (int)max);
+    }
 }
 
 /* core.storage_put(key, value): raises (writing nothing) if the value
@@ -67,23 +94,12 @@ static int l_put(lua_State *L)
     luaL_checkany(L, 2); /* nil is a value like any other: get returns nil */
     buf v;
     buf_init(&v);
-    char err[200];
-    if (codec_encode(L, 2, &v, err, sizeof err) != 0) {
-        buf_free(&v);
-        return luaL_error(L, "storage:put('%s'): %s; nothing was written", key, err);
-    }
-    size_t max = r->owner->cfg->max_value;
-    if (v.len > max) {
-        size_t n = v.len;
-        buf_free(&v);
-        return luaL_error(L, "storage:put('%s'): the value is %d bytes encoded; the limit is %d", key, (int)n,
-                          (int)max);
-    }
+    lua_storage_encode(L, 2, key, r->owner->cfg->max_value, &v);
     const char *serr = NULL;
     int rc = storage_put(store_of(r), r->party->name, r->id, key, klen, v.data, v.len, &serr);
     buf_free(&v);
     mark_dirty(r);
-    if (rc) return storage_error(L, "write", serr);
+    if (rc) return storage_error(L, store_of(r), "write", serr);
     return 0;
 }
 
@@ -96,7 +112,7 @@ static int l_delete(lua_State *L)
     const char *err = NULL;
     int rc = storage_delete(store_of(r), r->party->name, r->id, key, klen, &err);
     mark_dirty(r);
-    if (rc < 0) return storage_error(L, "delete", err);
+    if (rc < 0) return storage_error(L, store_of(r), "delete", err);
     lua_pushboolean(L, rc);
     return 1;
 }
@@ -107,8 +123,8 @@ static int l_delete_all(lua_State *L)
     const char *err = NULL;
     int rc = storage_delete_all(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
-    if (rc < 0) return storage_error(L, "deleteAll", err);
+    alarm_touched(r);
+    if (rc < 0) return storage_error(L, store_of(r), "deleteAll", err);
     return 0;
 }
 
@@ -145,35 +161,45 @@ static const char *opt_field(lua_State *L, int t, const char *name, size_t *len)
     return s;
 }
 
+void lua_storage_check_range(lua_State *L, int idx, storage_range *range)
+{
+    memset(range, 0, sizeof *range);
+    range->limit = -1;
+    if (lua_isnoneornil(L, idx)) return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    range->start = opt_field(L, idx, "start", &range->start_len);
+    range->start_after = opt_field(L, idx, "startAfter", &range->start_after_len);
+    range->end = opt_field(L, idx, "end", &range->end_len);
+    range->prefix = opt_field(L, idx, "prefix", &range->prefix_len);
+    lua_getfield(L, idx, "reverse");
+    range->reverse = lua_toboolean(L, -1);
+    lua_getfield(L, idx, "limit");
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (!lua_isnumber(L, -1) || n < 0 || n != (lua_Number)(long)n)
+            luaL_error(L, "storage:list: limit must be a non-negative integer");
+        range->limit = (long)n;
+    }
+    lua_pop(L, 2);
+}
+
+void lua_storage_push_list(lua_State *L, storage *s, const char *party_name, const char *room_id,
+                           const storage_range *range)
+{
+    lua_newtable(L);
+    list_ctx lc = {L, 0, 0};
+    const char *err = NULL;
+    if (storage_list(s, party_name, room_id, range, list_row, &lc, &err) != 0) storage_error(L, s, "list", err);
+    if (lc.bad) luaL_error(L, "storage:list: %d corrupt value(s)", lc.bad);
+}
+
 /* core.storage_list(options) -> array of {key=, value=} in key order */
 static int l_list(lua_State *L)
 {
     room *r = room_from_state(L);
-    storage_range range = {0};
-    range.limit = -1;
-    if (!lua_isnoneornil(L, 1)) {
-        luaL_checktype(L, 1, LUA_TTABLE);
-        range.start = opt_field(L, 1, "start", &range.start_len);
-        range.start_after = opt_field(L, 1, "startAfter", &range.start_after_len);
-        range.end = opt_field(L, 1, "end", &range.end_len);
-        range.prefix = opt_field(L, 1, "prefix", &range.prefix_len);
-        lua_getfield(L, 1, "reverse");
-        range.reverse = lua_toboolean(L, -1);
-        lua_getfield(L, 1, "limit");
-        if (!lua_isnil(L, -1)) {
-            lua_Number n = lua_tonumber(L, -1);
-            if (!lua_isnumber(L, -1) || n < 0 || n != (lua_Number)(long)n)
-                return luaL_error(L, "storage:list: limit must be a non-negative integer");
-            range.limit = (long)n;
-        }
-        lua_pop(L, 2);
-    }
-    lua_newtable(L);
-    list_ctx lc = {L, 0, 0};
-    const char *err = NULL;
-    if (storage_list(store_of(r), r->party->name, r->id, &range, list_row, &lc, &err) != 0)
-        return storage_error(L, "list", err);
-    if (lc.bad) return luaL_error(L, "storage:list: %d corrupt value(s)", lc.bad);
+    storage_range range;
+    lua_storage_check_range(L, 1, &range);
+    lua_storage_push_list(L, store_of(r), r->party->name, r->id, &range);
     return 1;
 }
 
@@ -184,7 +210,7 @@ static int l_txn_begin(lua_State *L)
 {
     room *r = room_from_state(L);
     const char *err = NULL;
-    if (storage_savepoint(store_of(r), &err)) return storage_error(L, "transaction", err);
+    if (storage_savepoint(store_of(r), &err)) return storage_error(L, store_of(r), "transaction", err);
     mark_dirty(r);
     r->in_transaction++;
     return 0;
@@ -197,7 +223,7 @@ static int l_txn_end(lua_State *L)
     const char *err = NULL;
     r->in_transaction--;
     int rc = commit ? storage_release(store_of(r), &err) : storage_rollback_to(store_of(r), &err);
-    if (rc) return storage_error(L, "transaction", err);
+    if (rc) return storage_error(L, store_of(r), "transaction", err);
     return 0;
 }
 
@@ -209,8 +235,8 @@ static int l_set_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_set_alarm(store_of(r), r->party->name, r->id, (int64_t)at, 0, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
-    if (rc) return storage_error(L, "setAlarm", err);
+    alarm_touched(r);
+    if (rc) return storage_error(L, store_of(r), "setAlarm", err);
     return 0;
 }
 
@@ -220,9 +246,9 @@ static int l_get_alarm(lua_State *L)
     int64_t at;
     const char *err = NULL;
     int rc = storage_get_alarm(store_of(r), r->party->name, r->id, &at, NULL, &err);
-    if (rc < 0) return storage_error(L, "getAlarm", err);
-    /* the running alarm's lease is bookkeeping, not a pending alarm */
-    if (rc && at != r->alarm_lease) lua_pushnumber(L, (lua_Number)at);
+    if (rc < 0) return storage_error(L, store_of(r), "getAlarm", err);
+    /* the running alarm's own entry is bookkeeping, not a pending alarm */
+    if (rc && (at != r->alarm_lease || r->alarm_touched)) lua_pushnumber(L, (lua_Number)at);
     else lua_pushnil(L);
     return 1;
 }
@@ -233,8 +259,8 @@ static int l_delete_alarm(lua_State *L)
     const char *err = NULL;
     int rc = storage_delete_alarm(store_of(r), r->party->name, r->id, &err);
     mark_dirty(r);
-    r->alarm_changed = true;
-    if (rc) return storage_error(L, "deleteAlarm", err);
+    alarm_touched(r);
+    if (rc) return storage_error(L, store_of(r), "deleteAlarm", err);
     return 0;
 }
 

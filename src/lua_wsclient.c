@@ -17,6 +17,7 @@
 typedef struct lua_ws {
     endpoint ep;           /* first: the socket's ops get &ep */
     wsclient *client;
+    char *node;            /* a cross-party socket to a room of this node, else NULL */
 } lua_ws;
 
 static lua_ws *of_ep(endpoint *e) { return (lua_ws *)e; }
@@ -34,9 +35,17 @@ static void on_error(wsclient *c, const char *msg)
 {
     lua_ws *s = wsclient_data(c);
     const url *u = wsclient_url(c);
-    if (s->ep.caller)
+    if (!s->ep.caller) {
+        endpoint_closed(&s->ep, 1006, msg);
+    } else if (s->node) { /* say which node failed */
+        char why[400];
+        snprintf(why, sizeof why, "socket to node %s (%s:%d) failed: %s", s->node, u->host, u->port, msg);
+        log_warn("%s/%s: %s", s->ep.caller->party->name, s->ep.caller->id, why);
+        endpoint_closed(&s->ep, 1006, why);
+    } else {
         log_warn("%s/%s: connect(%s:%d): %s", s->ep.caller->party->name, s->ep.caller->id, u->host, u->port, msg);
-    endpoint_closed(&s->ep, 1006, msg);
+        endpoint_closed(&s->ep, 1006, msg);
+    }
 }
 
 static const wsclient_events events = {on_message, on_close, on_error};
@@ -55,6 +64,7 @@ static void ep_release(endpoint *e)
     lua_ws *s = of_ep(e);
     wsclient_free(s->client);
     endpoint_cleanup(&s->ep);
+    free(s->node);
     free(s);
 }
 
@@ -86,11 +96,17 @@ static int l_ws_connect(lua_State *L)
         free(u.target);
         return luaL_error(L, "connect to %s refused: the host is not in luaparty.outbound of partykit.json", u.host);
     }
-    lua_ws *s = xcalloc(1, sizeof *s);
-    endpoint_open(L, &s->ep, &ws_ep_ops, 3); /* before connecting: a failure at once closes the socket */
-    s->client = wsclient_new(r->owner->loop, &u, &h, r->owner->cfg->max_message, &events, s);
+    lua_ws_open(L, r, &u, &h, 3, NULL);
     http_headers_free(&h);
     return 1;
+}
+
+void lua_ws_open(lua_State *L, room *r, url *u, const http_headers *h, int listener_idx, const char *node)
+{
+    lua_ws *s = xcalloc(1, sizeof *s);
+    s->node = node ? xstrdup(node) : NULL;
+    endpoint_open(L, &s->ep, &ws_ep_ops, listener_idx); /* before connecting: a failure at once closes the socket */
+    s->client = wsclient_new(r->owner->loop, u, h, r->owner->cfg->max_message, &events, s);
 }
 
 void lua_wsclient_register(lua_State *L)

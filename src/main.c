@@ -5,6 +5,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "cluster.h"
+#include "cluster_storage.h"
 #include "config.h"
 #include "dispatch.h"
 #include "cron.h"
@@ -20,11 +21,17 @@
 #include "sandbox.h"
 #include "server.h"
 #include "storage.h"
+#include "testrun.h"
 #include "worker.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* One worker and what it owns: its loop (the default loop for worker 0,
@@ -50,6 +57,7 @@ typedef struct app {
     uv_signal_t sigint, sigterm, sighup;
     int signals;
     cluster *cluster;       /* cluster mode: on worker 0's loop */
+    int node_lock;          /* cluster mode: <persist>/cluster-node, locked (-1: none) */
 } app;
 
 static void on_walk_close(uv_handle_t *h, void *arg)
@@ -195,6 +203,18 @@ static void settle(app *a)
     lp_metrics_here = &a->slots[0].w.stats;
 }
 
+/* Runs the loops until every closed Redis link has said goodbye (its
+ * last replies read, its handles closed), at most a second: closing their
+ * handles from outside would leak them. */
+static void settle_links(app *a)
+{
+    uint64_t end = uv_hrtime() + 1000000000ull;
+    while (redis_link_live() > 0 && uv_hrtime() < end) {
+        settle(a);
+        uv_sleep(1);
+    }
+}
+
 /* Every loop has stopped and every worker thread has exited: the teardown
  * runs here, on the main thread, one loop at a time (a loop may be run by
  * any thread, one at a time), so workers never wait on each other. Clients
@@ -208,6 +228,11 @@ static void teardown(app *a)
         stop_worker(&a->slots[i].w);
     }
     settle(a);
+    for (size_t i = 0; i < a->nslots; i++) { /* commits still in flight end as failed */
+        cluster_storage_close(a->slots[i].w.cstore);
+        a->slots[i].w.cstore = NULL;
+    }
+    settle_links(a); /* the cluster's link too: cluster_stop closed it */
     for (size_t i = 0; i < a->nslots; i++) uv_walk(a->slots[i].loop, on_walk_close, NULL);
     for (size_t i = 0; i < a->nslots; i++) uv_run(a->slots[i].loop, UV_RUN_DEFAULT);
     for (size_t i = 0; i < a->nslots; i++) uv_loop_close(a->slots[i].loop);
@@ -265,8 +290,20 @@ static int run_other_command(const cli_options *o)
         return init_project(o->dir);
     case CLI_CLUSTER_STATUS:
         return cluster_status_print(o->cluster_url, stdout);
+    case CLI_STORAGE_EXPORT:
+    case CLI_STORAGE_IMPORT: {
+        buf persist;
+        buf_init(&persist);
+        if (o->persist_dir) buf_appendstr(&persist, o->persist_dir);
+        else buf_printf(&persist, "%s/.luaparty", o->dir);
+        int rc = (o->command == CLI_STORAGE_EXPORT ? cluster_storage_export : cluster_storage_import)(
+            o->cluster_url, persist.data, stdout);
+        buf_free(&persist);
+        return rc;
+    }
     case CLI_DEV:
     case CLI_SERVE:
+    case CLI_TEST:
         break;
     }
     return -1;
@@ -278,10 +315,10 @@ static int run_other_command(const cli_options *o)
 static int check_cluster(config *cfg)
 {
     if (!cfg->cluster.url) return -1;
-    cluster_url u;
+    redis_url u;
     char *err = NULL;
     const char *secret = getenv("LUAPARTY_CLUSTER_SECRET");
-    if (cluster_url_parse(cfg->cluster.url, &u, &err) != 0) {
+    if (redis_url_parse(cfg->cluster.url, &u, &err) != 0) {
         fprintf(stderr, "luaparty: --cluster: %s\n", err);
         free(err);
         return 2;
@@ -362,6 +399,8 @@ static int configure(app *a, int argc, char **argv)
     if (cli_parse(&o, argc, argv) != 0) {
         cli_print_error(&o, stderr);
         rc = 2;
+    } else if (o.command == CLI_TEST) { /* reads the project itself: once per run with --watch */
+        rc = testrun_main(&o, load_config);
     } else if ((rc = run_other_command(&o)) < 0) {
         rc = load_config(&a->cfg, &o);
     }
@@ -402,15 +441,13 @@ static int try_parties(app *a, char **err)
     return 0;
 }
 
-/* Every worker listens (the others on worker 0's socket) and starts its
- * timers; then /metrics, if asked for. */
+/* Every worker listens (the others on worker 0's socket); then /metrics,
+ * if asked for. */
 static int listen_all(app *a, char **err)
 {
     slot *first = &a->slots[0];
-    for (size_t i = 0; i < a->nslots; i++) {
+    for (size_t i = 0; i < a->nslots; i++)
         if (server_listen(&a->slots[i].srv, &a->slots[i].w, i ? &first->srv : NULL, err) != 0) return -1;
-        start_services(&a->slots[i].w);
-    }
     if (a->cfg.metrics_addr && metrics_listen(&first->w, a->cfg.metrics_addr, err) != 0) return -1;
     return 0;
 }
@@ -432,10 +469,52 @@ static void on_fence(void *arg)
     for (size_t i = 0; i < a->nslots; i++) worker_post(&a->slots[i].w, evict_all_job, NULL);
 }
 
+/* <persist>/cluster-node holds "<node id> <epoch>" of the last process that
+ * served this persist directory, locked while one does. A node restarted
+ * after a crash finds its own epoch there and takes its stale lease over
+ * (instead of waiting a lease TTL to be let in); a second process on the
+ * same directory is refused. Returns the epoch to take over (0: none), or
+ * -1 with *err. */
+static int64_t node_token_take(app *a, char **err)
+{
+    buf path;
+    buf_init(&path);
+    buf_printf(&path, "%s/cluster-node", a->cfg.persist_dir);
+    a->node_lock = open(path.data, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (a->node_lock < 0 || flock(a->node_lock, LOCK_EX | LOCK_NB) != 0) {
+        buf msg;
+        buf_init(&msg);
+        if (a->node_lock >= 0 && errno == EWOULDBLOCK)
+            buf_printf(&msg, "another luaparty process serves --persist %s: each node needs its own",
+                       a->cfg.persist_dir);
+        else buf_printf(&msg, "cannot use %s: %s", path.data, strerror(errno));
+        *err = buf_steal(&msg);
+        buf_free(&path);
+        return -1;
+    }
+    buf_free(&path);
+    char text[128] = "", id[70];
+    ssize_t n = pread(a->node_lock, text, sizeof text - 1, 0);
+    if (n > 0) text[n] = 0;
+    unsigned long long epoch = 0;
+    if (sscanf(text, "%69s %llu", id, &epoch) == 2 && !strcmp(id, a->cfg.cluster.node_id)) return (int64_t)epoch;
+    return 0;
+}
+
+static void node_token_write(app *a, uint64_t epoch)
+{
+    char text[128];
+    int n = snprintf(text, sizeof text, "%s %llu\n", a->cfg.cluster.node_id, (unsigned long long)epoch);
+    if (ftruncate(a->node_lock, 0) != 0 || pwrite(a->node_lock, text, (size_t)n, 0) != n)
+        log_warn("cluster: cannot record this node's epoch in %s/cluster-node: %s", a->cfg.persist_dir,
+                 strerror(errno));
+}
+
 static void on_rejoin(void *arg, uint64_t epoch)
 {
     app *a = arg;
     log_warn("cluster: node %s registered again (epoch %llu)", a->cfg.cluster.node_id, (unsigned long long)epoch);
+    node_token_write(a, epoch);
 }
 
 /* Cluster mode: registers this node (its internal listener is bound by
@@ -444,16 +523,24 @@ static int join_cluster(app *a, char **err)
 {
     const config *cfg = &a->cfg;
     if (!cfg->cluster.url) return 0;
+    int64_t prev = node_token_take(a, err);
+    if (prev < 0) return -1;
     char addr[300];
     int port = server_internal_port(&a->slots[0].srv);
     snprintf(addr, sizeof addr, "%s:%d", cfg->cluster.internal_host, port);
-    cluster_opts o = {cfg->cluster.url, cfg->cluster.node_id, addr, cfg->cluster.lease_ttl_ms};
+    cluster_opts o = {cfg->cluster.url, cfg->cluster.node_id, addr, cfg->cluster.lease_ttl_ms, (uint64_t)prev};
     a->cluster = cluster_start(a->slots[0].loop, &o, err);
     if (!a->cluster) return -1;
+    node_token_write(a, cluster_epoch(a->cluster));
     cluster_on_fence(a->cluster, on_fence, a);
     cluster_on_rejoin(a->cluster, on_rejoin, a);
-    placement_start(a->cluster, a->workers, (int)a->nslots, cfg->cluster.lease_ttl_ms);
-    for (size_t i = 0; i < a->nslots; i++) dispatch_start(&a->slots[i].w);
+    if (!cfg->cluster.local_storage) {
+        redis_url u;
+        redis_url_parse(cfg->cluster.url, &u, NULL); /* checked by check_cluster */
+        for (size_t i = 0; i < a->nslots; i++)
+            a->slots[i].w.cstore = cluster_storage_new(a->slots[i].loop, &u, a->cluster, a->slots[i].store);
+    }
+    placement_start(a->cluster, a->slots[0].w.cstore, a->workers, (int)a->nslots, cfg->cluster.lease_ttl_ms);
     log_info("cluster: node %s, epoch %llu, internal %s", cfg->cluster.node_id,
              (unsigned long long)cluster_epoch(a->cluster), addr);
     return 0;
@@ -468,12 +555,13 @@ static void log_ready(const app *a, uint64_t t0)
     log_info("%s: %zu part%s, storage in %s", cfg->name, cfg->nparties, cfg->nparties == 1 ? "y" : "ies",
              cfg->persist_dir);
     if (a->nslots > 1) log_info("%zu workers (event loop threads)", a->nslots);
+    config_log_env(cfg);
     if (cfg->dev)
         for (size_t i = 0; i < cfg->nparties; i++)
             log_info("  party %-12s http://%s:%d/parties/%s/:room  (%s)", cfg->parties[i]->name, cfg->host, port,
                      cfg->parties[i]->name, cfg->parties[i]->script);
-    log_msg(LOG_WARN < log_get_level() ? LOG_ERROR : LOG_WARN, "listening on %s://%s:%d (ready in %.1f ms)",
-            cfg->tls_cert ? "https" : "http", cfg->host, port, (double)(uv_hrtime() - t0) / 1e6);
+    log_always(LOG_INFO, "listening on %s://%s:%d (ready in %.1f ms)", cfg->tls_cert ? "https" : "http", cfg->host,
+               port, (double)(uv_hrtime() - t0) / 1e6);
 }
 
 /* Starts hot reload and the other workers' threads, then runs worker 0 on
@@ -506,16 +594,20 @@ static void shut_down(app *a)
     config_free(&a->cfg);
     sandbox_free_compiled();
     chunk_cache_drain();
+    if (a->node_lock >= 0) close(a->node_lock);
     log_info("bye");
 }
 
 int main(int argc, char **argv)
 {
-    static app a; /* static: reachable from the signal handlers until exit */
+    static app a = {.node_lock = -1}; /* static: reachable from the signal handlers until exit */
     int rc = configure(&a, argc, argv);
     if (rc >= 0) return rc;
     char *err = NULL;
     if (make_slots(&a, &err) != 0) return abort_start(&a, 1, err);
+    /* a cluster node's copy is never served as the record, nor the reverse */
+    bool copy = a.cfg.cluster.url && !a.cfg.cluster.local_storage;
+    if (storage_check_role(a.slots[0].store, copy, &err) != 0) return abort_start(&a, 2, err);
     signal(SIGPIPE, SIG_IGN);
     sandbox_prepare();
     catch_signals(&a);
@@ -524,6 +616,10 @@ int main(int argc, char **argv)
     if (try_parties(&a, &err) != 0) return abort_start(&a, 2, err);
     if (listen_all(&a, &err) != 0) return abort_start(&a, 1, err);
     if (join_cluster(&a, &err) != 0) return abort_start(&a, 2, err);
+    for (size_t i = 0; i < a.nslots; i++) {
+        start_services(&a.slots[i].w);
+        dispatch_start(&a.slots[i].w); /* after registry_start: cluster mode replaces its calls */
+    }
     log_ready(&a, t0);
     run(&a);
     shut_down(&a);

@@ -9,7 +9,11 @@
  * worker. Cached answers are dropped when they prove wrong (a 421 or an
  * unreachable owner: placement_forget), when a room of this node is
  * unloaded (its ownership is released in Redis too, so it may move), and
- * all of them when the node loses its lease. */
+ * all of them when the node loses its lease.
+ *
+ * With cluster storage, a room won here is answered HERE only once the
+ * node's copy of its data is current (cluster_storage_activate): the room
+ * then starts from it as on one node. */
 #include "placement.h"
 #include "log.h"
 
@@ -34,10 +38,12 @@ typedef struct claim_ctx {
     place answer;
     struct claim_ctx *prev, *next; /* pending on worker 0 */
     struct claim_ctx *also;        /* more askers for the same room, answered with this one */
+    uint64_t generation;           /* the node's incarnation when the claim was made */
 } claim_ctx;
 
 static struct {
     cluster *c;               /* NULL: one node */
+    cluster_storage *cs;      /* worker 0's: room data in Redis (NULL: local, pinned) */
     worker **workers;
     int nworkers;
     pthread_mutex_t lock;     /* the cache */
@@ -54,9 +60,10 @@ static atomic_uint_fast64_t generation;
 
 uint64_t placement_generation(void) { return atomic_load_explicit(&generation, memory_order_acquire); }
 
-void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms)
+void placement_start(cluster *c, cluster_storage *cs, worker **workers, int n, uint64_t lease_ttl_ms)
 {
     P.c = c;
+    P.cs = cs;
     P.stale_ns = lease_ttl_ms * 1000000ull / 2;
     P.workers = workers;
     P.nworkers = n;
@@ -64,6 +71,8 @@ void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms)
 }
 
 bool placement_clustered(void) { return P.c != NULL; }
+
+bool placement_pins_rooms(void) { return P.c && !P.cs; }
 
 const char *placement_node_id(void) { return P.c ? cluster_node_id(P.c) : NULL; }
 
@@ -176,15 +185,42 @@ static void unlink_pending(claim_ctx *x)
     x->prev = x->next = NULL;
 }
 
+/* The answer is known: cache it, tell every asker. */
+static void settle(claim_ctx *x)
+{
+    unlink_pending(x);
+    place *pl = &x->answer;
+    if (pl->kind != PLACE_NONE && cache_put(x->party, x->id, pl) && pl->kind == PLACE_HERE) {
+        P.here++;
+        cluster_set_load(P.c, P.here);
+    }
+    answer_all(x);
+}
+
+/* Cluster storage: the node's copy of a room won here is current (or could
+ * not be loaded). */
+static void activated(void *arg, const char *err)
+{
+    claim_ctx *x = arg;
+    if (P.stopped) return; /* placement_stop answered it */
+    if (err) x->answer = (place){.kind = PLACE_NONE, .why = "cannot load the room's data from redis"};
+    else if (x->generation != placement_generation()) /* fenced while loading: the claim is void */
+        x->answer = (place){.kind = PLACE_NONE, .why = "this node lost its cluster lease"};
+    settle(x);
+}
+
 static void claimed(void *arg, const claim_answer *a)
 {
     claim_ctx *x = arg;
-    unlink_pending(x);
     place *pl = &x->answer;
     switch (a->result) {
     case CLAIM_MINE:
         pl->kind = PLACE_HERE;
         str_copy(pl->node, sizeof pl->node, a->node);
+        if (P.cs) { /* stays pending until the data is here: askers join it */
+            cluster_storage_activate(P.cs, x->party, x->id, a->fence, a->data_fence, a->data_seq, activated, x);
+            return;
+        }
         break;
     case CLAIM_OTHER:
         pl->kind = PLACE_THERE;
@@ -200,11 +236,7 @@ static void claimed(void *arg, const claim_answer *a)
         pl->why = a->error ? a->error : "the claim failed";
         break;
     }
-    if (pl->kind != PLACE_NONE && cache_put(x->party, x->id, pl) && pl->kind == PLACE_HERE) {
-        P.here++;
-        cluster_set_load(P.c, P.here);
-    }
-    answer_all(x);
+    settle(x);
 }
 
 static void claim_job(worker *w, void *arg)
@@ -226,6 +258,7 @@ static void claim_job(worker *w, void *arg)
     x->next = P.pending;
     if (P.pending) P.pending->prev = x;
     P.pending = x;
+    x->generation = placement_generation();
     cluster_claim(P.c, x->party, x->id, claimed, x);
 }
 

@@ -5,6 +5,7 @@
 #define LP_PLACEMENT_H
 
 #include "cluster.h"
+#include "cluster_storage.h"
 #include "config.h"
 #include "worker.h"
 
@@ -23,12 +24,15 @@ typedef struct place {
 
 typedef void (*place_fn)(void *arg, const place *pl);
 
-/* Cluster mode for the process: c lives on workers[0]'s loop. Before any
- * worker thread runs. */
-void placement_start(cluster *c, worker **workers, int n, uint64_t lease_ttl_ms);
+/* Cluster mode for the process: c lives on workers[0]'s loop, and so does
+ * cs (room data in Redis; NULL: local storage, rooms pinned to the node
+ * that wrote). Before any worker thread runs. */
+void placement_start(cluster *c, cluster_storage *cs, worker **workers, int n, uint64_t lease_ttl_ms);
 /* Shutdown, on worker 0's thread, before cluster_stop: later answers are dropped. */
 void placement_stop(void);
 bool placement_clustered(void);
+/* Cluster mode with local storage: a room that wrote stays on its node. */
+bool placement_pins_rooms(void);
 /* This node's id (NULL on one node). */
 const char *placement_node_id(void);
 

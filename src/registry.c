@@ -6,6 +6,7 @@
  * jobs (worker_post) and their answers come back the same way, so a room's
  * Lua state is only ever touched by its owner's thread. */
 #include "registry.h"
+#include "clock.h"
 #include "placement.h"
 #include "runner.h"
 #include "log.h"
@@ -33,8 +34,9 @@ worker *registry_owner(worker *w, const party *p, const char *id)
     return w->all[h % (uint32_t)w->nworkers];
 }
 
-/* A room asks to be reset (its state may hold what storage does not). */
-static void reset_room(room *r, const char *why) { registry_evict(r->owner, r, 1011, why); }
+/* A room asks to be reset (its state may hold what storage does not, or
+ * another node owns it now). */
+static void reset_room(room *r, int code, const char *why) { registry_evict(r->owner, r, code, why); }
 
 room *registry_resolve(worker *w, const party *p, const char *id, char **err)
 {
@@ -177,7 +179,7 @@ void registry_evict(worker *w, room *r, int code, const char *reason)
 
 static void sweep(worker *w)
 {
-    uint64_t now = uv_now(w->loop), idle = w->cfg->idle_timeout_ms;
+    uint64_t now = clock_loop_now(w->loop), idle = w->cfg->idle_timeout_ms;
     room **victims = NULL;
     size_t n = 0;
     dict_entry *e;
@@ -232,7 +234,13 @@ void registry_evict_all(worker *w, int code, const char *reason)
 
 static void on_sweep(uv_timer_t *t) { sweep(t->data); }
 
-static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, registry_request};
+/* One node: every room is here. */
+static void place_here(worker *w, const party *p, const char *id, room_place_fn fn, void *arg)
+{
+    fn(arg, NULL, NULL, NULL, NULL);
+}
+
+static const room_calls calls = {registry_owner, registry_resolve, registry_with_room, registry_request, place_here};
 
 void registry_start(worker *w)
 {
@@ -242,7 +250,7 @@ void registry_start(worker *w)
     uint64_t every = w->cfg->idle_timeout_ms / 4;
     if (every < 20) every = 20;
     if (every > 5000) every = 5000;
-    uv_timer_start(&w->sweeper, on_sweep, every, every);
+    clock_timer_start(&w->sweeper, on_sweep, every, every);
 }
 
 void registry_close(worker *w)
@@ -250,7 +258,7 @@ void registry_close(worker *w)
     dict_free(&w->rooms, drop);
     w->closed = true;
     if (w->sweeper.loop) {
-        uv_timer_stop(&w->sweeper);
+        clock_timer_stop(&w->sweeper);
         uv_close((uv_handle_t *)&w->sweeper, NULL);
     }
 }

@@ -6,7 +6,8 @@
  * events (editors write a temp file, then rename it), so they are coalesced
  * by a short timer.
  *
- * Applying: partykit.json and every party script are read again. A script
+ * Applying: partykit.json (with .env and .env.local, which feed room.env)
+ * and every party script are read again. A script
  * that changed is compiled once and run once in a throwaway state; if that
  * fails, the error (file:line) is logged and the running code stays. Good
  * code reaches every live room of the party as an EV_RELOAD event, queued
@@ -70,11 +71,17 @@ static void on_debounce(uv_timer_t *t)
     reload_apply(R.w, R.cfg, modules);
 }
 
+/* .env and .env.local in the project folder: room.env changes without a restart. */
+static bool is_env_file(const char *dir, const char *file)
+{
+    return (strcmp(file, ".env") == 0 || strcmp(file, ".env.local") == 0) && strcmp(dir, R.cfg->dir) == 0;
+}
+
 static void on_fs_event(uv_fs_event_t *h, const char *file, int events, int status)
 {
     if (status < 0 || !file) return;
     const char *dir = h->data;
-    if (strcmp(file, "partykit.json") != 0 && !ends_with(file, ".lua")) {
+    if (strcmp(file, "partykit.json") != 0 && !ends_with(file, ".lua") && !is_env_file(dir, file)) {
         /* a new directory may soon hold modules: watch it now */
         char path[4096];
         struct stat st;
@@ -242,6 +249,8 @@ static bool read_project(const config *cfg, config *next)
     next->host = cfg->host;
     next->port = cfg->port;
     next->persist_dir = cfg->persist_dir;
+    next->cli_vars = cfg->cli_vars; /* --var: merged into room.env again */
+    next->ncli_vars = cfg->ncli_vars;
     char *err = NULL;
     if (config_load(next, &err) == 0) return true;
     log_error("reload: %s/%s; still running the previous code", cfg->dir, err);
@@ -377,15 +386,17 @@ static void swap_live_settings(config *cfg, config *next)
     next->ncrons = old_ncrons;
 }
 
-void reload_apply(worker *w, config *cfg, bool modules)
+void reload_apply(worker *w, config *cfg, bool modules) { reload_apply_edited(w, cfg, modules, NULL, NULL); }
+
+bool reload_apply_edited(worker *w, config *cfg, bool modules, bool (*edit)(config *next, void *ud), void *ud)
 {
     uint64_t t0 = uv_hrtime();
     config next;
-    if (!read_project(cfg, &next)) return;
-    if (!scripts_load(w, cfg, &next, modules) || !worker_pause_others(w)) {
-        /* a bad script, or shutting down: the others cannot be paused */
+    if (!read_project(cfg, &next)) return false;
+    if ((edit && !edit(&next, ud)) || !scripts_load(w, cfg, &next, modules) || !worker_pause_others(w)) {
+        /* a bad edit or script, or shutting down: the others cannot be paused */
         config_free_project(&next);
-        return;
+        return false;
     }
     /* The other workers wait while the shared config changes. */
     bool env_changed = take_vars(cfg, &next);
@@ -404,4 +415,5 @@ void reload_apply(worker *w, config *cfg, bool modules)
     log_info("reloaded %zu part%s%s in %.1f ms (%zu room%s)", count.swapped, count.swapped == 1 ? "y" : "ies",
              env_changed ? " and vars" : "", (double)(uv_hrtime() - t0) / 1e6, count.rooms,
              count.rooms == 1 ? "" : "s");
+    return true;
 }

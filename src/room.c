@@ -146,6 +146,7 @@ static void release_conn(lp_conn *c)
 void room_connect(room *r, lp_conn *c, http_request *upgrade)
 {
     c->room = r;
+    c->metric_party = (unsigned short)r->party->metric_slot;
     c->release = release_conn;
     r->refs++; /* released by conn_cleanup (release_conn) */
     r->attached++;
@@ -258,8 +259,11 @@ bool room_idle(const room *r)
 static bool runnable(const room *r, const event *ev)
 {
     if (r->preempted) return false;                       /* a step is not over yet */
+    /* input gate, for a suspended task's resumption too: its next writes
+     * must not open a batch while the last one is on its way to Redis
+     * (cluster storage), where another room's step would find it open */
+    if (r->commit_inflight) return false;
     if (ev->kind == EV_RESUME) return true;
-    if (r->commit_inflight) return false;                 /* input gate */
     if (r->starting) return ev->kind == EV_START;         /* onStart first */
     if (ev->conn && ev->conn->busy) return false;         /* per-connection order */
     return true;
@@ -279,9 +283,9 @@ event *room_take_event(room *r)
     return NULL;
 }
 
-void room_reset(room *r, const char *why)
+void room_reset(room *r, int code, const char *why)
 {
-    if (r->reset) r->reset(r, why);
+    if (r->reset) r->reset(r, code, why);
 }
 
 bool room_runs_now(const room *r) { return r->owner->lua_depth == 0 && !r->running; }
@@ -400,19 +404,23 @@ static void release_held(room *r, bool deliver)
     }
 }
 
+/* Storage has the step's writes (status 0), or not: then nothing the room
+ * said after them may reach anyone. In cluster mode this runs when Redis
+ * answered, possibly after the room was taken out of service. */
 static void commit_done(void *ud, int status, const char *error)
 {
     room *r = ud;
     r->commit_inflight = false;
     metrics_commit_observed(uv_hrtime() - r->commit_start, status);
-    if (status != 0) {
-        /* The writes are lost, so everything the room said after them must
-         * not reach anyone. */
+    if (status == STORAGE_FENCED) {
+        log_warn("%s/%s: %s: dropping what the room sent after its last write, closing it (1012)", r->party->name,
+                 r->id, error ? error : "this node no longer owns the room");
+    } else if (status != 0) {
         log_error("%s/%s: storage commit failed, dropping %s: %s", r->party->name, r->id,
                   "the messages sent after the write", error ? error : "?");
     }
     release_held(r, status == 0);
-    if (status == 0 && !r->pinned && r->id[0] && placement_clustered()) {
+    if (status == 0 && !r->pinned && r->id[0] && placement_pins_rooms()) {
         /* its data is in this node's SQLite now: it may not move (README "Cluster mode") */
         r->pinned = true;
         placement_pinned(r->party, r->id);
@@ -421,13 +429,17 @@ static void commit_done(void *ud, int status, const char *error)
         r->alarm_changed = false;
         if (r->owner->alarms_changed) r->owner->alarms_changed(r->owner);
     }
-    if (status != 0) {
+    if (status == STORAGE_FENCED) {
+        /* Another node owns it now: its clients reconnect there. */
+        room_reset(r, 1012, "this node no longer owns the room");
+    } else if (status != 0) {
         /* Its Lua state may hold what storage does not: rebuild it from
          * storage on the next event (DO's reset). */
-        room_reset(r, "room reset after a storage failure");
-        return;
+        room_reset(r, 1011, "room reset after a storage failure");
+    } else if (r->q_head) {
+        room_schedule(r);
     }
-    if (r->q_head) room_schedule(r);
+    room_unref(r); /* room_commit's */
 }
 
 void room_commit(room *r)
@@ -436,5 +448,6 @@ void room_commit(room *r)
     r->dirty = false;
     r->commit_inflight = true;
     r->commit_start = uv_hrtime();
+    r->refs++; /* a commit may answer after the room was evicted */
     storage_commit(r->owner->store, commit_done, r);
 }

@@ -122,8 +122,8 @@ typedef struct room {
     room_limit limit_hit;         /* set when a step ran into a limit */
     const char *reset_reason;     /* reset the room once the current run ends */
     /* A room cannot unload itself: it asks whoever holds it (the registry
-     * sets this) to take it out of service, closing its sockets with 1011. */
-    void (*reset)(struct room *r, const char *why);
+     * sets this) to take it out of service, closing its sockets with code. */
+    void (*reset)(struct room *r, int code, const char *why);
     size_t attached;              /* connections given to the room and not yet freed */
 
     event *q_head, *q_tail;
@@ -143,12 +143,13 @@ typedef struct room {
 
     bool dirty;                   /* wrote to storage in this step: output is held */
     bool commit_inflight;         /* input gate: hold events until committed */
-    bool pinned;                  /* cluster mode: its data is in this node's storage (placement_pinned) */
+    bool pinned;                  /* cluster mode, local storage: its data is in this node's (placement_pinned) */
     uint64_t generation;          /* cluster mode: the node's incarnation when it was made (placement.h) */
     uint64_t commit_start;        /* uv_hrtime when the commit began (metrics) */
     bool alarm_changed;           /* the step set or deleted the alarm */
     int in_transaction;           /* inside storage:transaction: may not suspend */
     int64_t alarm_lease;          /* the lease of a running onAlarm, else 0 */
+    bool alarm_touched;           /* the room set or deleted its alarm while onAlarm ran */
     held *held_head, *held_tail;  /* output gate */
     uint64_t last_active;         /* uv_now of the last event, for idle unloading */
     int pins;                     /* open cross-party sockets: keep the room loaded */
@@ -198,8 +199,9 @@ void room_event_free(room *r, event *ev);
 /* Commits the storage writes of the step that just ended (if any); the
  * gates stay closed until storage answers. */
 void room_commit(room *r);
-/* Asks whoever holds the room (r->reset) to take it out of service. */
-void room_reset(room *r, const char *why);
+/* Asks whoever holds the room (r->reset) to take it out of service, its
+ * sockets closing with code (1011 after a failure, 1012 when it moved). */
+void room_reset(room *r, int code, const char *why);
 
 /* Outputs: every byte a room sends goes through these (output gate). */
 void room_output_send(room *r, lp_conn *c, chunk *msg);

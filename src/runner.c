@@ -13,6 +13,7 @@
  * I/O, so one runaway callback no longer stalls every room of its worker.
  * Until it ends nothing else of its room runs, as if it had not paused. */
 #include "runner.h"
+#include "clock.h"
 #include "lua_binary.h"
 #include "lua_conn.h"
 #include "lua_request.h"
@@ -50,7 +51,7 @@ room *room_create(worker *w, const party *p, const char *id, char **err)
     r->refs = 1;
     r->generation = placement_generation();
     r->later.run = run_later;
-    r->last_active = uv_now(w->loop);
+    r->last_active = clock_loop_now(w->loop);
     r->state = ROOM_ACTIVATING;
     if (sandbox_open_room(r, err) != 0) {
         room_unref(r);
@@ -79,6 +80,18 @@ void room_shutdown(room *r)
     room_unref(r);
 }
 
+/* A wake-up for the alarm marked `lease` runs onAlarm only if the room's
+ * alarm is still that one: a second wake-up for the same alarm (cluster
+ * mode sweeps Redis, which learns that onAlarm ended only when the commit
+ * lands) or one for an alarm the room changed meanwhile does nothing. */
+static bool alarm_still_due(room *r, int64_t lease)
+{
+    int64_t at;
+    const char *err = NULL;
+    if (r->alarm_lease == lease) return false; /* running now (it suspended) */
+    return storage_get_alarm(r->owner->store, r->party->name, r->id, &at, NULL, &err) == 1 && at == lease;
+}
+
 /* onAlarm of the run marked `lease` finished: clear the alarm, or retry it
  * with exponential backoff (2 s, 4 s, ... up to ALARM_TRIES) if it failed.
  * An alarm that onAlarm set or deleted itself is theirs: left alone. */
@@ -89,8 +102,11 @@ static void alarm_finished(room *r, int64_t lease, bool ok)
     int retries = 0;
     const char *err = NULL;
     r->alarm_lease = 0;
-    if (storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease)
-        return; /* onAlarm set a new alarm or deleted it: theirs wins */
+    bool theirs = r->alarm_touched;
+    r->alarm_touched = false;
+    /* The room set a new alarm or deleted it meanwhile (even to the same
+     * time: in cluster mode the lease is the alarm time itself): theirs wins. */
+    if (theirs || storage_get_alarm(s, r->party->name, r->id, &at, &retries, &err) != 1 || at != lease) return;
     if (ok) {
         storage_delete_alarm(s, r->party->name, r->id, &err);
     } else if (++retries < ALARM_TRIES) {
@@ -179,7 +195,7 @@ static void task_failed(task *t)
     room *r = t->r;
     const char *msg = lua_tostring(t->co, -1);
     if (!msg) msg = "(error object is not a string)";
-    METRIC_ADD(callback_errors, 1);
+    METRIC_ADD(callback_errors[r->party->metric_slot], 1);
     log_traceback(r, t, msg);
     if (t->kind == EV_REQUEST) {
         room_output_respond(r, t->ex, error_response(r, msg));
@@ -381,6 +397,7 @@ static int push_event(room *r, task *t, event *ev)
         lua_pushinteger(co, ev->code);
         t->lease = ev->lease;
         r->alarm_lease = ev->lease;
+        r->alarm_touched = false;
         nargs = 1;
         break;
     case EV_RELOAD:
@@ -419,6 +436,10 @@ static void run_event(room *r, event *ev)
         step(r, t, n);
         return;
     }
+    if (ev->kind == EV_ALARM && !alarm_still_due(r, ev->lease)) {
+        room_event_free(r, ev);
+        return;
+    }
     task *t = new_task(r, ev);
     int nargs = push_event(r, t, ev);
     room_event_free(r, ev);
@@ -454,12 +475,12 @@ void room_run(room *r)
     if (r->preempted) run_next_turn(r);
     r->owner->lua_depth--;
     r->running = false;
-    r->last_active = uv_now(r->owner->loop);
+    r->last_active = clock_loop_now(r->owner->loop);
     if (r->reset_reason) {
         const char *why = r->reset_reason;
         r->reset_reason = NULL;
         log_warn("%s/%s: %s", r->party->name, r->id, why);
-        room_reset(r, why);
+        room_reset(r, 1011, why);
     }
     room_unref(r);
 }

@@ -40,6 +40,7 @@
 #include "lua_socket.h"
 #include "lua_storage.h"
 #include "lua_wsclient.h"
+#include "lua_yjs.h"
 #include "lua_bind.h"
 #include "lua_embedded.h"
 #include "room.h"
@@ -389,6 +390,34 @@ static int open_plain(lua_State *L, lua_CFunction open, const char *name)
 static int open_math(lua_State *L) { return open_plain(L, luaopen_math, LUA_MATHLIBNAME); }
 static int open_bit(lua_State *L) { return open_plain(L, luaopen_bit, LUA_BITLIBNAME); }
 
+/* os.time() and os.date(fmt) tell the time of now_ms(), which is the
+ * virtual clock under `luaparty test` (clock.h); with a time given, they
+ * are the library's own (upvalue 1). */
+static int os_time(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        lua_pushnumber(L, (lua_Number)(now_ms() / 1000));
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int os_date(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_isnil(L, 2)) {
+        lua_pushnumber(L, (lua_Number)(now_ms() / 1000));
+        lua_replace(L, 2);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 2, 1);
+    return 1;
+}
+
 static int open_os(lua_State *L)
 {
     static const char *os_out[] = {"exit", "execute", "remove", "rename", "tmpname", "getenv", "setlocale"};
@@ -396,6 +425,12 @@ static int open_os(lua_State *L)
     for (size_t i = 0; i < sizeof os_out / sizeof *os_out; i++) {
         lua_pushnil(L);
         lua_setfield(L, -2, os_out[i]);
+    }
+    static const luaL_Reg clocked[] = {{"time", os_time}, {"date", os_date}};
+    for (size_t i = 0; i < 2; i++) {
+        lua_getfield(L, -1, clocked[i].name);
+        lua_pushcclosure(L, clocked[i].func, 1);
+        lua_setfield(L, -2, clocked[i].name);
     }
     return 1;
 }
@@ -582,6 +617,7 @@ static void preload_modules(lua_State *L)
     lua_request_register(L);
     lua_fetch_register(L);
     lua_wsclient_register(L);
+    lua_yjs_register(L);
     lua_pushcfunction(L, l_forget_project_modules);
     lua_setfield(L, -2, "forget_project_modules");
     lua_setfield(L, -2, "luaparty.core");

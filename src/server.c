@@ -174,7 +174,7 @@ static void notify_room(client *c, int code, const char *error)
 {
     if (!c->upgraded || c->disconnected) return;
     c->disconnected = true;
-    dispatch_ws_closed(&c->conn, code, error);
+    dispatch_ws_closed(&c->conn, code, c->ws.close_reason, error);
 }
 
 static void client_close_now(client *c)
@@ -463,7 +463,7 @@ static void ws_conn_send(lp_conn *conn, chunk *msg)
 {
     client *c = (client *)conn;
     if (c->state != C_WS || c->overflow || ws_session_close_sent(&c->ws)) return;
-    METRIC_ADD(messages_out, 1);
+    METRIC_ADD(messages_out[conn->metric_party], 1);
     METRIC_ADD(bytes_out, chunk_payload_len(msg));
     out_push(c, msg);
 }
@@ -481,7 +481,7 @@ static const conn_ops ws_conn_ops = {ws_conn_send, ws_conn_close, ws_conn_destro
 static void ws_on_message(void *ud, int opcode, const uint8_t *data, size_t len)
 {
     client *c = ud;
-    METRIC_ADD(messages_in, 1);
+    METRIC_ADD(messages_in[c->conn.metric_party], 1);
     METRIC_ADD(bytes_in, len);
     dispatch_ws_message(&c->conn, opcode, data, len);
 }

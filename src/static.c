@@ -4,7 +4,8 @@
  * inside the folder: "..", encoded slashes and symlinks pointing out are all
  * refused the same way (as not found). ETag + If-None-Match give 304s.
  * Files are read whole on the loop thread: this serves a project's page and
- * assets, not large downloads (files over 16 MiB are refused). */
+ * assets, not large downloads (files over 16 MiB are refused). A missing
+ * /favicon.ico is 204, not 404 (see static_serve). */
 #include "static.h"
 #include "buf.h"
 #include "util.h"
@@ -87,6 +88,14 @@ http_response *static_serve(const config *cfg, const http_request *req)
         /* a single-page app owns every path that is not a file */
         const char *base = strrchr(rel, '/');
         if (!strchr(base ? base : rel, '.')) found = resolve(cfg->serve_dir, "index.html", path, &st);
+    }
+    if (!found && !strcmp(rel, "/favicon.ico") && !(cfg->parties[0]->hooks & PARTY_HAS_FETCH)) {
+        /* Browsers ask for it on every page: a folder without one answers
+         * "no content" rather than a 404 that shows as an error in the
+         * browser's console and in the dev log (onFetch, if any, decides). */
+        http_response *res = http_response_new(204, NULL, NULL, 0);
+        http_headers_add(&res->headers, "cache-control", 13, "max-age=3600", 12);
+        return res;
     }
     if (!found || st.st_size > MAX_FILE) return NULL;
 

@@ -46,10 +46,33 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+/* uuid_seed: splitmix64's state, and whether it is in use. One thread
+ * seeds it (luaparty test runs on one); servers never do. */
+static uint64_t seeded_state;
+static bool seeded;
+
+void uuid_seed(bool on, uint64_t seed)
+{
+    seeded = on;
+    seeded_state = seed;
+}
+
+static uint64_t splitmix64(void)
+{
+    uint64_t z = (seeded_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 void uuid_v4(char out[37])
 {
     uint8_t b[16];
-    size_t got = 0;
+    size_t got = seeded ? sizeof b : 0;
+    for (size_t i = 0; seeded && i < sizeof b; i += 8) {
+        uint64_t v = splitmix64();
+        memcpy(b + i, &v, 8);
+    }
     while (got < sizeof b) {
         ssize_t n = getrandom(b + got, sizeof b - got, 0);
         if (n < 0 && errno == EINTR) continue;
@@ -92,10 +115,26 @@ size_t url_decode(char *s, size_t len, bool plus_is_space)
 
 bool str_ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
-bool utf8_valid(const uint8_t *s, size_t len)
+size_t utf8_valid_prefix(const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* ASCII 32, then 8 bytes at a time: most text a party sends is
+         * ASCII, and conn:send checks every text message */
+        const uint64_t high = 0x8080808080808080ULL;
+        while (i + 32 <= len) {
+            uint64_t w[4];
+            memcpy(w, s + i, 32);
+            if ((w[0] | w[1] | w[2] | w[3]) & high) break;
+            i += 32;
+        }
+        while (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & high) break;
+            i += 8;
+        }
+        if (i >= len) break;
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -106,18 +145,20 @@ bool utf8_valid(const uint8_t *s, size_t len)
         if ((c & 0xe0) == 0xc0) n = 1, cp = c & 0x1f;
         else if ((c & 0xf0) == 0xe0) n = 2, cp = c & 0x0f;
         else if ((c & 0xf8) == 0xf0) n = 3, cp = c & 0x07;
-        else return false;
-        if (i + n >= len) return false; /* truncated sequence */
+        else return i;
+        if (i + n >= len) return i; /* truncated sequence */
         for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return false;
+            if ((s[i + k] & 0xc0) != 0x80) return i;
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
         i += n + 1;
     }
-    return true;
+    return len;
 }
+
+bool utf8_valid(const uint8_t *s, size_t len) { return utf8_valid_prefix(s, len) == len; }
 
 bool str_ieqn(const char *a, size_t alen, const char *b)
 {
@@ -173,8 +214,14 @@ char *read_file(const char *path, size_t *len)
     return data;
 }
 
+/* Set by clock.c while `luaparty test` runs on its virtual clock. */
+static const uint64_t *virtual_now;
+
+void now_ms_follow(const uint64_t *clock) { virtual_now = clock; }
+
 uint64_t now_ms(void)
 {
+    if (virtual_now) return *virtual_now;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;

@@ -15,17 +15,26 @@ char *xstrndup(const char *s, size_t n);
 
 /* Fills out[37] with a random version-4 UUID (from the OS CSPRNG). */
 void uuid_v4(char out[37]);
+/* on: the following UUIDs come from a PRNG seeded with seed, so they repeat
+ * from run to run (`luaparty test --seed`); off: from the CSPRNG again. */
+void uuid_seed(bool on, uint64_t seed);
 /* Decodes %XX and (when plus_is_space) '+' in place; returns the new length. */
 size_t url_decode(char *s, size_t len, bool plus_is_space);
 bool str_ieq(const char *a, const char *b);
 /* True if s is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
 bool utf8_valid(const uint8_t *s, size_t len);
+/* The length of the longest prefix of s that is well-formed UTF-8: a close
+ * reason cut to fit a frame must not end inside a character. */
+size_t utf8_valid_prefix(const uint8_t *s, size_t len);
 bool str_ieqn(const char *a, size_t alen, const char *b);
 /* Levenshtein distance, for "did you mean" messages. */
 size_t edit_distance(const char *a, const char *b);
 /* Reads a whole file; returns NULL and sets errno on failure. */
 char *read_file(const char *path, size_t *len);
 uint64_t now_ms(void);     /* wall clock, ms since the epoch */
+/* While clock is set, now_ms() returns *clock: the virtual clock of
+ * `luaparty test` (clock.c); NULL: the wall clock again. */
+void now_ms_follow(const uint64_t *clock);
 
 /* dict: string keys (binary-safe, copied) -> void* values. Open addressing
  * with linear probing; deletion uses backward-shift so there are no

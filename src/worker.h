@@ -18,6 +18,7 @@
 struct room;
 struct room_calls;
 struct storage;
+struct cluster_storage;
 struct worker;
 struct server;
 
@@ -36,6 +37,7 @@ typedef struct worker {
     uv_loop_t *loop;
     const config *cfg;
     struct storage *store;
+    struct cluster_storage *cstore; /* cluster storage: store's record in Redis (else NULL) */
     int index;                      /* 0..nworkers-1; worker 0 runs alarms, crons, reload */
     int nworkers;
     struct worker **all;            /* every worker, by index (shared, read-only) */

@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 
 int ws_check_upgrade(const http_request *req, const char **why)
@@ -175,6 +176,9 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         }
     } else if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
         s->close_code = arg->status_code ? arg->status_code : 1005;
+        /* the payload is the 2-byte code, then the reason (for the dev log) */
+        if (arg->status_code && arg->msg_length > 2 && !s->close_reason)
+            s->close_reason = xstrndup((const char *)arg->msg + 2, arg->msg_length - 2);
     }
 }
 
@@ -319,6 +323,8 @@ void ws_session_free(ws_session *s)
     if (s->ctx) wslay_event_context_free(s->ctx);
     s->ctx = NULL;
     buf_free(&s->parts);
+    free(s->close_reason);
+    s->close_reason = NULL;
 }
 
 int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
@@ -352,12 +358,11 @@ int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
 void ws_session_close(ws_session *s, int code, const char *reason, size_t len)
 {
     if (unpark(s) != 0 || wslay_event_get_close_sent(s->ctx)) return;
-    if (len > 123) { /* a control frame payload is at most 125 bytes */
-        len = 123;
-        /* cut at a character boundary: a reason that is not UTF-8 fails the
-         * peer's connection (RFC 6455 7.1.6) instead of closing it */
-        while (len > 0 && ((uint8_t)reason[len] & 0xc0) == 0x80) len--;
-    }
+    if (len > 123) len = 123; /* a control frame payload is at most 125 bytes */
+    /* the reason must be UTF-8 (a client fails the socket with 1006 on one
+     * that is not): an error message put there may hold any bytes, and the
+     * cut above may fall inside a character */
+    len = utf8_valid_prefix((const uint8_t *)reason, len);
     wslay_event_queue_close(s->ctx, (uint16_t)code, (const uint8_t *)reason, len);
     wslay_event_send(s->ctx);
 }

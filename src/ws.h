@@ -42,6 +42,7 @@ struct ws_session {
     const uint8_t *in;
     size_t in_len;
     int close_code;          /* from the peer's close frame, 0 if none */
+    char *close_reason;      /* the reason in it, if any (NUL-terminated copy) */
     bool protocol_error;     /* wslay rejected a frame */
     /* where the incoming byte stream is, frame-wise (to know when parking is safe) */
     uint8_t hdr[14];

@@ -29,5 +29,17 @@ wait "$pid"; rc=$?
 check "exit status 0 after SIGTERM (got $rc)" '[ "$rc" -eq 0 ]'
 check "no definite or indirect leak" 'grep -q "definitely lost: 0 bytes" "$tmp/vg.log" && grep -q "indirectly lost: 0 bytes" "$tmp/vg.log" || grep -q "All heap blocks were freed" "$tmp/vg.log" || { sed -n "/LEAK SUMMARY/,+8p;/definitely lost in/,+25p" "$tmp/vg.log" | head -80; false; }'
 check "no memory errors (invalid reads/writes, uninitialised values)" 'grep -q "ERROR SUMMARY: 0 errors" "$tmp/vg.log" || { grep -A12 -E "Invalid|uninitialised" "$tmp/vg.log" | head -60; false; }'
+
+# luaparty test: every test builds and tears down a world; the failing
+# fixture goes through party errors, a test file that does not load and
+# errors while the test's rooms close.
+for project in testcmd:0 testfail:1; do
+  name=${project%:*} want=${project#*:}
+  valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+    --log-file="$tmp/vg-test.log" "$bin" test "tests/projects/$name" >"$tmp/test.log" 2>&1
+  rc=$?
+  check "luaparty test $name under valgrind: exit $want (got $rc)" '[ "$rc" -eq "$want" ] || { cat "$tmp/test.log"; false; }'
+  check "luaparty test $name: no leak, no memory error" 'grep -q "ERROR SUMMARY: 0 errors" "$tmp/vg-test.log" && { grep -q "All heap blocks were freed" "$tmp/vg-test.log" || grep -q "indirectly lost: 0 bytes" "$tmp/vg-test.log"; } || { sed -n "/LEAK SUMMARY/,+8p;/lost in/,+25p;/Invalid/,+12p" "$tmp/vg-test.log" | head -80; false; }'
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

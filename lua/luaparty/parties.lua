@@ -25,9 +25,17 @@ return function(shared)
   end
 
   --- stub:socket([path]) -> a socket: send, receive, close, onmessage, onclose
+  --- In cluster mode the room may be another node's: then the socket is a
+  --- WebSocket to that node (the caller waits for the answer of where).
   function Stub:socket(path)
     local s = require("luaparty.socket").Socket.new() -- loaded with the first socket
-    s._h = core.socket_open(self.party, self.id, path, s)
+    local node, addr, hop = core.socket_where(self.party, self.id)
+    if not node then error("socket to " .. self.party .. "/" .. self.id .. " failed: " .. addr, 2) end
+    if node == true then
+      s._h = core.socket_open(self.party, self.id, path, s)
+    else
+      s._h = core.socket_remote(node, addr, self.party, self.id, path, hop, s)
+    end
     return s
   end
 

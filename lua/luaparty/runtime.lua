@@ -214,16 +214,18 @@ end
 function rt.start() return call("onStart") end
 
 --- A hot reload: chunk is the party's new code (or nil), env_json the new
---- vars (or nil). The instance (self and its fields) and the connections
---- stay; only the methods change. onReload runs after the swap.
+--- room.env (or nil). The instance (self and its fields) and the connections
+--- stay; only the methods change. onReload runs after the swap, and after a
+--- new env alone too (a party that read a secret in onStart reads it again).
 function rt.reload(chunk, env_json)
   if env_json then instance.room.env = cjson().decode(env_json) end
-  if not chunk then return end
-  core.forget_project_modules() -- so they are required afresh
-  local new = chunk()
-  if type(new) ~= "table" then error("the party script must return a table of callbacks", 0) end
-  class = new
-  shared.class = new
+  if chunk then
+    core.forget_project_modules() -- so they are required afresh
+    local new = chunk()
+    if type(new) ~= "table" then error("the party script must return a table of callbacks", 0) end
+    class = new
+    shared.class = new
+  end
   return call("onReload")
 end
 

@@ -62,12 +62,13 @@ function Response.is(v) end
 ---@field uri string the URL the client connected to
 ---@field state any set with setState
 local Connection = {}
----A string is sent as a text frame, a Binary as a binary frame.
+---A string is sent as a text frame, a Binary as a binary frame. A string
+---that is not valid UTF-8 raises an error (use luaparty.binary for bytes).
 ---@param message string|luaparty.Binary
 ---@return boolean sent false if the connection is closed
 function Connection:send(message) end
----@param code? integer 1000 or 3000-4999
----@param reason? string at most 123 bytes
+---@param code? integer 1000-1003, 1007-1014 or 3000-4999
+---@param reason? string at most 123 bytes of UTF-8
 function Connection:close(code, reason) end
 ---@param value any|fun(previous: any): any
 ---@return any
@@ -136,6 +137,7 @@ function Transaction:rollback() end
 ---@field onmessage? fun(message: string|luaparty.Binary)
 ---@field onclose? fun(code: integer)
 local Socket = {}
+---A string must be valid UTF-8 (a text frame); bytes go in a luaparty.binary.
 ---@param message string|luaparty.Binary
 ---@return boolean
 function Socket:send(message) end
@@ -172,10 +174,11 @@ function PartyHandle:get(id) end
 ---@class luaparty.Room
 ---@field id string
 ---@field name string the party name
----@field env table partykit.json "vars"
+---@field env table partykit.json "vars", .env, .env.local and --var (README "Secrets and room.env")
 ---@field storage luaparty.Storage
 ---@field context luaparty.Context
 local Room = {}
+---A string must be valid UTF-8 (a text frame); bytes go in a luaparty.binary.
 ---@param message string|luaparty.Binary
 ---@param without? string[] connection ids to skip
 function Room:broadcast(message, without) end

@@ -9,11 +9,16 @@
 //
 // examples/multiparty: two pages join a room, the live counts on the page go to 2,
 // one page closes, they drop to 1. examples/chat: two pages with names, a message
-// from one shows in the other, a reload shows the history.
+// from one shows in the other, a reload shows the history. The page `luaparty init`
+// writes: over http, and over https (--tls-cert), where it must use wss://.
+// examples/yjs (bundled here with esbuild): two tabs of a Yjs document, typing in
+// one shows in the other, a reload keeps the text.
 // The last line is "N passed, N failed"; the exit code is 1 on any failure.
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, mkTmp, REPO } from '../integration/lib/server.mjs';
+import { spawnSync } from 'node:child_process';
+import { startServer, mkTmp, REPO, BIN } from '../integration/lib/server.mjs';
+import { serverCerts } from '../integration/lib/certs.mjs';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.E2E_SHOTS || '/tmp';
@@ -240,6 +245,117 @@ try {
       const file = await shot(p, n);
       assert(fs.statSync(file).size > 5000, 'a non-trivial PNG');
     }
+  });
+
+  // ------------------------------------------------------------ luaparty init
+  console.log('luaparty init (http, then https with --tls-cert)');
+  const initWork = mkTmp('luaparty-e2e-init-');
+  cleanups.push(() => fs.rmSync(initWork, { recursive: true, force: true }));
+  const made = spawnSync(BIN, ['init', 'app'], { cwd: initWork, encoding: 'utf8' });
+  assert(made.status === 0, `luaparty init: ${made.stderr}`);
+  const initDir = path.join(initWork, 'app');
+  const certs = serverCerts('e2e');
+  cleanups.push(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
+  // a browser of its own that takes the test CA's certificate (the persistent one above stays strict)
+  const tlsBrowser = await chromium.launch({
+    executablePath: CHROMIUM, headless: true, timeout: 30000,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  cleanups.push(() => tlsBrowser.close());
+  const tlsContext = await tlsBrowser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 800, height: 600 } });
+  tlsContext.setDefaultTimeout(STEP_MS);
+  const logText = (page) => page.evaluate(() => document.getElementById('log').textContent);
+  for (const [scheme, args] of [['http', []], ['https', ['--tls-cert', certs.good.certFile, '--tls-key', certs.good.keyFile]]]) {
+    await check(`init page over ${scheme}: it joins the room over ${scheme === 'https' ? 'wss' : 'ws'}:// and talks`, async () => {
+      const srv = await startServer({ project: initDir, persist: mkTmp('luaparty-e2e-init-data-'), args, startTimeout: 15000 });
+      cleanups.push(() => srv.stop());
+      assert(srv.url.startsWith(`${scheme}://`), `served over ${srv.url}`);
+      const own = { errors: [], urls: [] };
+      const page = track(await tlsContext.newPage(), `init-${scheme}`, own);
+      const res = await page.goto(`${srv.url}/`);
+      assert(res.status() === 200, `GET / is ${res.status()}`);
+      try {
+        await page.waitForFunction(() => document.getElementById('log').textContent.includes('"welcome"'), null, { timeout: STEP_MS });
+      } catch {
+        throw new Error(`no welcome message; the page log says ${JSON.stringify(await logText(page))}; errors: ${own.errors.join(' | ')}`);
+      }
+      await page.fill('#text', `hello over ${scheme}`);
+      await page.click('#send');
+      await page.waitForFunction((t) => document.getElementById('log').textContent.includes(t), `"text":"hello over ${scheme}"`, { timeout: STEP_MS });
+      const sockets = own.urls.filter((u) => /^wss?:/.test(u));
+      const want = `${scheme === 'https' ? 'wss' : 'ws'}://127.0.0.1:${srv.port}/parties/main/lobby`;
+      assert(sockets.length === 1 && sockets[0] === want, `sockets ${JSON.stringify(sockets)}, expected ${want}`);
+      assert(own.errors.length === 0, `errors: ${own.errors.join(' | ')}`);
+      await page.close();
+    });
+  }
+
+  // ------------------------------------------------------------ yjs notes
+  console.log('examples/yjs');
+  const { build: buildYjs } = await import('../../examples/yjs/build.mjs');
+  await buildYjs({ quiet: true }); // yjs + y-partykit from npm, bundled with esbuild
+  const yjsPersist = mkTmp('luaparty-e2e-yjs-');
+  const ysrv = await startServer({ project: 'examples/yjs', persist: yjsPersist, startTimeout: 15000 });
+  cleanups.push(() => ysrv.stop());
+  origins.push(ysrv.url);
+  const NOTES = `${ysrv.url}/?doc=e2e-notes`;
+  const editorValue = (page) => page.evaluate(() => document.getElementById('editor').value);
+  const waitEditor = async (page, pred, what) => {
+    try {
+      await page.waitForFunction(pred, null, { timeout: STEP_MS });
+    } catch {
+      throw new Error(`${what}: the editor shows ${JSON.stringify(await editorValue(page))}`);
+    }
+  };
+  let ya;
+  let yb;
+
+  await check('yjs: two tabs of a document; typing in one appears in the other', async () => {
+    ya = track(await context.newPage(), 'yjs-a', sink);
+    await ya.goto(NOTES);
+    await ya.waitForFunction(() => document.body.dataset.synced === 'true', null, { timeout: STEP_MS });
+    await ya.fill('#name', 'Ada');
+    await ya.click('#editor');
+    await ya.keyboard.type('hello from tab A');
+    yb = track(await context.newPage(), 'yjs-b', sink);
+    await yb.goto(NOTES);
+    await yb.waitForFunction(() => document.body.dataset.synced === 'true', null, { timeout: STEP_MS });
+    await waitEditor(yb, () => document.getElementById('editor').value === 'hello from tab A', 'tab B after it synced');
+    await yb.click('#editor');
+    await yb.keyboard.press('End');
+    await yb.keyboard.type(', and B');
+    await waitEditor(ya, () => document.getElementById('editor').value === 'hello from tab A, and B', 'tab A, live');
+    // both at once: each tab types at its own end of the text
+    await ya.keyboard.press('Home');
+    await Promise.all([ya.keyboard.type('>> '), yb.keyboard.type('!')]);
+    const want = '>> hello from tab A, and B!';
+    await waitEditor(ya, (w) => document.getElementById('editor').value === '>> hello from tab A, and B!', 'tab A after both typed');
+    await waitEditor(yb, (w) => document.getElementById('editor').value === '>> hello from tab A, and B!', 'tab B after both typed');
+    assert((await editorValue(ya)) === want, 'converged');
+  });
+
+  await check('yjs: who is here, from awareness', async () => {
+    await yb.waitForFunction(() => [...document.querySelectorAll('#people li')].some((li) => li.textContent === 'Ada'), null, { timeout: STEP_MS });
+    const names = await ya.evaluate(() => [...document.querySelectorAll('#people li')].map((li) => li.textContent));
+    assert(names.length === 2 && names.includes('Ada (you)'), `tab A lists ${JSON.stringify(names)}`);
+  });
+
+  await check('yjs: a reload keeps the text (from the server), and a third tab gets it too', async () => {
+    await yb.reload();
+    await yb.waitForFunction(() => document.body.dataset.synced === 'true', null, { timeout: STEP_MS });
+    await waitEditor(yb, () => document.getElementById('editor').value === '>> hello from tab A, and B!', 'tab B after reload');
+    const stored = await (await fetch(`${ysrv.url}/parties/main/e2e-notes?info`)).json();
+    assert(stored.documentBytes > 20, `the server holds the document: ${JSON.stringify(stored)}`);
+    const yc = track(await context.newPage(), 'yjs-c', sink);
+    await yc.goto(NOTES);
+    await waitEditor(yc, () => document.getElementById('editor').value === '>> hello from tab A, and B!', 'a new tab');
+    await yc.close();
+  });
+
+  await check('yjs: screenshot', async () => {
+    const file = await shot(ya, 'yjs-notes');
+    assert(fs.statSync(file).size > 5000, 'a non-trivial PNG');
   });
 
   await check('pages: no script errors, and no request left 127.0.0.1', async () => {

@@ -7,9 +7,10 @@
 // cluster-failover.test.mjs.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import {
   startRedis, startNode, startCluster, stopAll, freshRequest, wsOpen, closeClients,
-  clusterStatus, metricValue, SECRET, waitFor,
+  clusterStatus, metricValue, SECRET, waitFor, sleep,
 } from './lib/cluster.mjs';
 import { metricsUrl, httpRequest } from './lib/server.mjs';
 
@@ -116,34 +117,45 @@ test('T1b: the Redis directory entry of a claimed room names its owner and the o
   assert.equal(v.node, 'b');
 });
 
-test('T3: 200 WebSockets through a non-owner: every 101 names the owner, every client gets its own echo', async () => {
+/** Open file descriptors of a process (Linux /proc). */
+const fdCount = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
+
+test('T3: 1,000 WebSockets through a non-owner: every 101 names the owner, every client gets its own echo; 2 fds each on the ingress, 1 on the owner', async () => {
+  const N = 1000;
   const { nodes: [a, b] } = await startCluster({ n: 2 });
   const room = roomName('t3');
   const first = await freshRequest(`${a.url}/parties/main/${room}`);
   assert.equal(first.node, 'a', 'a claimed the room');
+  const fd0 = { a: fdCount(a.proc.pid), b: fdCount(b.proc.pid) };
   const clients = [];
   try {
     // Connect in batches of 50 to keep a 2-core machine responsive.
-    for (let i = 0; i < 200; i += 50) {
-      const batch = await Promise.all(Array.from({ length: 50 }, () => wsOpen(`${b.wsUrl}/parties/main/${room}`, { timeout: 10_000 })));
+    for (let i = 0; i < N; i += 50) {
+      const batch = await Promise.all(Array.from({ length: 50 }, () => wsOpen(`${b.wsUrl}/parties/main/${room}`, { timeout: 20_000 })));
       clients.push(...batch);
     }
-    assert.equal(clients.length, 200);
+    assert.equal(clients.length, N);
     const wrong = clients.filter((c) => c.node !== 'a');
     assert.equal(wrong.length, 0, `every 101 via b carries x-luaparty-node: a (got ${[...new Set(clients.map((c) => c.node))]})`);
     clients.forEach((c, i) => c.send(`echo:${i}`));
-    const got = await Promise.all(clients.map((c) => c.nextText(10_000)));
+    const got = await Promise.all(clients.map((c) => c.nextText(20_000)));
     got.forEach((t, i) => assert.equal(t, `echo:${i}`, `client ${i} got its own echo`));
-    // The owner holds all 200 connections (they are one room, on a).
+    // The owner holds all of them (they are one room, on a).
     clients[0].send('who');
-    assert.equal(await clients[0].nextText(5000), 'conns:200');
+    assert.equal(await clients[0].nextText(5000), `conns:${N}`);
     const view = await freshRequest(`${a.url}/parties/main/${room}`);
-    assert.equal(view.json().conns, 200);
+    assert.equal(view.json().conns, N);
     assert.equal(view.json().starts, 1);
+    // What a proxied socket costs in file descriptors: the client's and the
+    // tunnel's on b, the tunnel's on a.
+    const fds = { a: fdCount(a.proc.pid) - fd0.a, b: fdCount(b.proc.pid) - fd0.b };
+    console.log(`# T3: ${N} proxied WebSockets: +${fds.b} fds on the ingress b, +${fds.a} on the owner a`);
+    assert.ok(fds.b >= 2 * N && fds.b <= 2 * N + 20, `b holds 2 fds per proxied socket: +${fds.b}`);
+    assert.ok(fds.a >= N && fds.a <= N + 20, `a holds 1 fd per proxied socket: +${fds.a}`);
   } finally {
     await closeClients(clients);
   }
-  await waitFor(async () => (await freshRequest(`${b.url}/parties/main/${room}`)).json().conns === 0, 5000,
+  await waitFor(async () => (await freshRequest(`${b.url}/parties/main/${room}`)).json().conns === 0, 10_000,
     { what: 'the owner to see every proxied socket close' });
 });
 
@@ -271,7 +283,7 @@ test('cross-party fetch and socket between nodes: main room on a calls other/x o
   assert.equal(r.node, 'a');
   const v = r.json();
   assert.equal(v.status, 200, r.body);
-  assert.deepEqual(v.body, { party: 'other', room: target, hits: 1 });
+  assert.deepEqual(v.body, { party: 'other', room: target, hits: 1, sockets: 0 });
   if (v.node !== null) assert.equal(v.node, 'b', 'the callee answered on b');
   const r2 = await freshRequest(`${a.url}/parties/main/${caller}/call?target=${target}`, { timeout: 12_000 });
   assert.equal(r2.json().body.hits, 2, 'the same instance on b answers again');
@@ -280,10 +292,27 @@ test('cross-party fetch and socket between nodes: main room on a calls other/x o
   assert.equal(direct.json().hits, 2, 'b\'s instance counted both calls: no second instance on a');
   const viaA = await freshRequest(`${a.url}/parties/other/${target}`);
   assert.equal(viaA.node, 'b');
-  // A cross-party socket between nodes.
+  // A cross-party socket between nodes: it reaches b's instance.
   const p = await freshRequest(`${a.url}/parties/main/${caller}/pipe?target=${target}`, { timeout: 12_000 });
   assert.equal(p.status, 200, p.body);
   assert.deepEqual(p.json(), { got: 'other:hi', err: null });
+  assert.equal((await freshRequest(`${b.url}/parties/other/${target}`)).json().sockets, 1, 'the socket connected on b');
+  assert.equal((await freshRequest(`${a.url}/parties/main/${caller}`)).node, 'a', 'the caller stayed on a');
+});
+
+test('a cross-party socket to a room whose node died fails with an error that names the node', async () => {
+  const { nodes: [a, b] } = await startCluster({ n: 2, ttl: 10_000 });
+  const target = roomName('gone');
+  const caller = roomName('caller');
+  assert.equal((await freshRequest(`${b.url}/parties/other/${target}`)).node, 'b');
+  assert.equal((await freshRequest(`${a.url}/parties/main/${caller}/pipe?target=${target}`, { timeout: 12_000 })).json().got,
+    'other:hi', 'a knows b owns the target');
+  await b.kill9(); // its lease runs 10 s more: a still sends the socket to b
+  const p = await freshRequest(`${a.url}/parties/main/${caller}/pipe?target=${target}`, { timeout: 12_000 });
+  assert.equal(p.status, 200, p.body);
+  const v = p.json();
+  assert.equal(v.got, null);
+  assert.match(v.err, /node b \(127\.0\.0\.1:\d+\)/, `the error names the node: ${v.err}`);
 });
 
 test('cluster status: one line per node with id, epoch, alive, internal address and room count; a dead node shows expired', async () => {
@@ -354,4 +383,16 @@ test('a node started later joins: it proxies to rooms claimed before it came', a
   assert.equal(r.status, 200);
   assert.equal(r.node, 'a');
   assert.equal(r.json().hits, 1);
+});
+
+test('load guard: a node far above the mean room count places new rooms on the least loaded nodes', async () => {
+  const { nodes: [a] } = await startCluster({ n: 3, args: ['--metrics', '127.0.0.1:0'] });
+  for (let i = 0; i < 20; i++) assert.equal((await freshRequest(`${a.url}/parties/main/${roomName('load')}`)).node, 'a');
+  await sleep(1000); // two renewals: every node has published its room count
+  const placed = [];
+  for (let i = 0; i < 10; i++) placed.push((await freshRequest(`${a.url}/parties/main/${roomName('new')}`)).node);
+  const elsewhere = placed.filter((n) => n !== 'a');
+  assert.ok(elsewhere.length >= 8, `new rooms asked of a went to b and c: ${placed}`);
+  assert.ok(placed.includes('b') && placed.includes('c'), `spread over both: ${placed}`);
+  assert.equal(metricValue(await metrics(a), 'luaparty_cluster_claims_delegated_total'), elsewhere.length);
 });

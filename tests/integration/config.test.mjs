@@ -95,3 +95,51 @@ test('a Lua syntax error in a party script is reported with the file name', { ti
   assert.equal(r.status, 500);
   assert.match(srv.logs() + r.text, /parties\/main\.lua/);
 });
+
+test('serve.build is ignored with a warning that gives the esbuild command to run instead', { timeout: 10000 }, async () => {
+  const dir = project({
+    name: 'x', main: 'parties/main.lua',
+    serve: { path: 'public', build: { entry: ['src/client.ts', 'src/admin.ts'], outdir: 'public/js' }, browserTTL: 60 },
+  }, { 'parties/main.lua': OK_LUA, 'public/index.html': '<p>hi</p>' });
+  const srv = await startServer({ project: dir });
+  servers.push(srv);
+  const lines = srv.logs().split('\n');
+  const build = lines.filter((l) => l.includes('serve.build'));
+  assert.equal(build.length, 1, `one line about serve.build:\n${srv.logs()}`);
+  assert.match(build[0], / warn /);
+  assert.ok(build[0].includes('npx esbuild src/client.ts src/admin.ts --bundle --format=esm --splitting --sourcemap --outdir=public/js --watch'),
+    build[0]);
+  assert.match(build[0], /README "Porting from PartyKit"/);
+  assert.ok(lines.some((l) => /"serve\.browserTTL" is ignored by luaparty: files are served with an ETag/.test(l)), srv.logs());
+  // the folder is still served
+  assert.equal((await httpRequest(`${srv.url}/`)).text, '<p>hi</p>');
+});
+
+test('serve.build as a string: the outdir defaults to <serve>/dist, as partykit dev', { timeout: 10000 }, async () => {
+  const dir = project({ name: 'x', main: 'parties/main.lua', serve: { path: 'static', build: 'app/main.tsx' } },
+    { 'parties/main.lua': OK_LUA, 'static/index.html': '<p>hi</p>' });
+  const srv = await startServer({ project: dir });
+  servers.push(srv);
+  assert.ok(srv.logs().includes('npx esbuild app/main.tsx --bundle --format=esm --splitting --sourcemap --outdir=static/dist --watch'),
+    srv.logs());
+});
+
+test('each ignored PartyKit key says what to do instead', { timeout: 10000 }, async () => {
+  const dir = project({ name: 'x', main: 'parties/main.lua', define: { X: '1' }, build: { command: 'make' }, ai: { binding: 'AI' } });
+  const srv = await startServer({ project: dir });
+  servers.push(srv);
+  const logs = srv.logs();
+  assert.match(logs, /"define" is ignored by luaparty: no bundle to substitute into: put values in "vars" or \.env and read room\.env/);
+  assert.match(logs, /"build" is ignored by luaparty: luaparty runs no build step: run the command yourself/);
+  assert.match(logs, /"ai" is ignored by luaparty: a Cloudflare binding luaparty does not have: call the service with fetch\(\)/);
+});
+
+test('a TypeScript or JavaScript main says in one line that parties are Lua, pointing at the README', { timeout: 10000 }, async () => {
+  for (const [main, kind] of [['src/server.ts', 'TypeScript'], ['party/index.js', 'JavaScript']]) {
+    const r = await expectBad(project({ name: 'x', main }, { [main]: 'export default class Server {}\n' }), main);
+    const lines = r.logs.trim().split('\n');
+    assert.equal(lines.length, 1, `one line:\n${r.logs}`);
+    assert.ok(lines[0].endsWith(`partykit.json: party "main": ${main} is ${kind}, and luaparty runs parties written in Lua: ` +
+      'README "Porting from PartyKit" shows a TypeScript party next to its Lua version'), lines[0]);
+  }
+});

@@ -8,6 +8,7 @@ import {
   startServerPatient as start, httpRequest, rawHttp, parseRawResponse, wsConnect, waitFor, closeAll, PROJECTS,
 } from './lib/server.mjs';
 import { sharedServer } from './lib/fixtures.mjs';
+import { parsePromText } from './lib/promtext.mjs';
 
 const APP = 'ecosystem/app';
 const PUBLIC = path.join(PROJECTS, 'ecosystem/app/public');
@@ -193,14 +194,13 @@ describe('CORS (luaparty.cors = "http://app.example")', () => {
   });
 });
 
-/** Parses Prometheus text into { 'name{labels}': number }. */
+/** Checks the page as promtool would (lib/promtext.mjs) and gives { 'name{labels}': number },
+ * plus, for families with a party label, { name: the sum over the parties }. */
 function parseMetrics(text) {
-  const out = {};
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    assert.ok(m, `a valid sample line: ${line}`);
-    out[m[1]] = Number(m[2]);
+  const page = parsePromText(text);
+  const out = Object.fromEntries(page.series);
+  for (const f of page.families.values()) {
+    if (f.samples.some((x) => 'party' in x.labels) && !(f.name in out)) out[f.name] = page.sum(f.name);
   }
   return out;
 }
@@ -256,6 +256,11 @@ test('/metrics: counters move by the traffic, gauges count rooms and connections
     assert.equal(d('luaparty_http_requests_total{status="404"}'), 1);
     assert.equal(d('luaparty_http_requests_total{status="500"}'), 1);
     assert.equal(d('luaparty_callback_errors_total'), 2);
+    // by party: all of it was the main party's
+    assert.equal(d('luaparty_messages_in_total{party="main"}'), 5);
+    assert.equal(d('luaparty_messages_out_total{party="main"}'), 5);
+    assert.equal(d('luaparty_callback_errors_total{party="main"}'), 2);
+    assert.equal(d('luaparty_messages_in_total{party="echo"}'), 0);
     assert.equal(b['luaparty_rooms{party="main"}'], 3, 'm1, m2, m3 (the lobby is not a room)');
     assert.equal(b['luaparty_rooms{party="echo"}'], 0);
     assert.equal(b.luaparty_connections, 2);

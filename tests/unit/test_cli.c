@@ -85,6 +85,10 @@ TEST(cli_bad_arguments_say_why)
         /* the first problem wins, even over a later --help */
         {"dev --bogus x --help", "unknown option '--bogus'", true},
         {"dev --port 1 --port x --port 99999", "--port x: not a port number", false},
+        /* --var: the value may be a secret and is never quoted back */
+        {"dev --var s3cr3t", "--var needs KEY=VALUE (the argument has no '=')", false},
+        {"dev --var =s3cr3t", "--var =...: a name is letters, digits, '_', '.' and '-'", false},
+        {"dev --var b@d=s3cr3t", "--var b@d=...: a name is letters, digits, '_', '.' and '-'", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         cli_options o;
@@ -272,7 +276,7 @@ TEST(cli_usage_lists_every_option)
         "--idle-timeout", "--storage-sync", "--cpu-limit", "--workers", "--max-connections",
         "--max-room-connections", "--ping-interval", "--max-header", "--max-headers", "--max-body", "--max-output",
         "--header-timeout", "--keepalive-timeout", "--metrics", "--tls-ca", "--tls-cert", "--tls-key",
-        "--log-format", "--watch", "--help", "--version",
+        "--log-format", "--var", "--watch", "--help", "--version",
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         ASSERT_CONTAINS(cli_usage, names[i]);
@@ -376,4 +380,77 @@ TEST(cli_cluster_options)
     ASSERT_EQ(parse(&o, "cluster nodes"), -1);
     ASSERT_STR_EQ(o.error, "usage: luaparty cluster status --cluster URL");
     cli_options_free(&o);
+}
+
+/* --var KEY=VALUE, repeatable, in order; the value may hold '='. Applied
+ * twice (as main does) the list is replaced, not doubled. */
+TEST(cli_var_repeats_in_order)
+{
+    const char *dir = unit_tmpdir("cli");
+    char args[512];
+    snprintf(args, sizeof args, "serve %s --var A=1 --var B=x=y --var A=2 --var EMPTY=", dir);
+    cli_options o;
+    ASSERT_EQ(parse(&o, args), 0);
+    ASSERT_EQ(o.nvars, 4);
+    config cfg;
+    config_defaults(&cfg);
+    cli_apply(&o, &cfg);
+    cli_apply(&o, &cfg);
+    ASSERT_EQ(cfg.ncli_vars, 4);
+    ASSERT_STR_EQ(cfg.cli_vars[0], "A=1");
+    ASSERT_STR_EQ(cfg.cli_vars[1], "B=x=y");
+    ASSERT_STR_EQ(cfg.cli_vars[2], "A=2");
+    ASSERT_STR_EQ(cfg.cli_vars[3], "EMPTY=");
+    config_free(&cfg);
+    cli_options_free(&o);
+}
+
+/* luaparty test [DIR] [FILE...]: the first word is the project if it is a
+ * directory; the others (and a first that is not) are test files. */
+TEST(cli_test_command)
+{
+    const char *dir = unit_tmpdir("cli");
+    char args[1024], real[PATH_MAX], cwd[PATH_MAX];
+    ASSERT_NOT_NULL(realpath(dir, real));
+    ASSERT_NOT_NULL(getcwd(cwd, sizeof cwd));
+    snprintf(args, sizeof args, "test %s a_test.lua --filter alarm b_test.lua --seed 7 --watch --verbose "
+                                "--idle-timeout 2", dir);
+    cli_options o;
+    ASSERT_MSG(parse(&o, args) == 0, "%s", o.error ? o.error : "?");
+    ASSERT_EQ(o.command, CLI_TEST);
+    ASSERT_STR_EQ(o.dir, real);
+    ASSERT_EQ(o.nfiles, 2);
+    ASSERT_STR_EQ(o.files[0], "a_test.lua");
+    ASSERT_STR_EQ(o.files[1], "b_test.lua");
+    ASSERT_STR_EQ(o.filter, "alarm");
+    ASSERT(o.seed.set && o.seed.value == 7);
+    ASSERT(o.watch && o.verbose);
+    config cfg;
+    config_defaults(&cfg);
+    cli_apply(&o, &cfg);
+    ASSERT_EQ(cfg.idle_timeout_ms, 2000); /* the limits apply to the test's server too */
+    ASSERT(!cfg.dev && !cfg.watch);       /* its --watch runs the tests again: no hot reload */
+    config_free(&cfg);
+    cli_options_free(&o);
+
+    ASSERT_EQ(parse(&o, "test only_test.lua"), 0); /* a file first: the project is the current directory */
+    ASSERT_STR_EQ(o.dir, cwd);
+    ASSERT_EQ(o.nfiles, 1);
+    ASSERT(!o.seed.set && !o.filter && !o.watch);
+    cli_options_free(&o);
+
+    static const struct {
+        const char *args, *error;
+    } bad[] = {
+        {"test --filter", "--filter needs a value"},
+        {"test --seed x", "--seed x: not a number"},
+        {"dev --filter x", "unknown option '--filter'"}, /* test's options are test's only */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ASSERT_EQ(parse(&o, bad[i].args), -1);
+        ASSERT_STR_EQ(o.error, bad[i].error);
+        cli_options_free(&o);
+    }
+    ASSERT_CONTAINS(cli_usage, "test  [DIR]");
+    unit_remove_tree(dir);
 }

@@ -357,7 +357,7 @@ static bool rejoined(void *arg) { return ((events *)arg)->rejoins > 0; }
 
 /* ---- tests ------------------------------------------------------------------ */
 
-TEST(cluster_url_parse_table)
+TEST(redis_url_parse_table)
 {
     static const struct {
         const char *url, *host, *path, *user, *pw;
@@ -375,9 +375,9 @@ TEST(cluster_url_parse_table)
         {"unix:///tmp/r.sock?db=4&password=p%20w&user=bob", "", "/tmp/r.sock", "bob", "p w", 6379, 4},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        cluster_url u;
+        redis_url u;
         char *err = NULL;
-        int rc = cluster_url_parse(good[i].url, &u, &err);
+        int rc = redis_url_parse(good[i].url, &u, &err);
         ASSERT_MSG(rc == 0, "%s: %s", good[i].url, err ? err : "?");
         ASSERT_NULL(err);
         ASSERT_STR_EQ(u.host, good[i].host);
@@ -424,18 +424,18 @@ TEST(cluster_url_parse_table)
         {long_host, "cluster URL: host too long (max 255 bytes)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cluster_url u;
+        redis_url u;
         char *err = NULL;
-        ASSERT_MSG(cluster_url_parse(bad[i].url, &u, &err) == -1, "accepted %s", bad[i].url);
+        ASSERT_MSG(redis_url_parse(bad[i].url, &u, &err) == -1, "accepted %s", bad[i].url);
         ASSERT_STR_EQ(err, bad[i].msg);
         ASSERT(!strchr(err, '\n'));
         free(err);
     }
-    cluster_url u;
-    ASSERT_EQ(cluster_url_parse(NULL, &u, NULL), -1); /* err is optional */
+    redis_url u;
+    ASSERT_EQ(redis_url_parse(NULL, &u, NULL), -1); /* err is optional */
 }
 
-TEST(cluster_room_key_encoding)
+TEST(redis_room_key_encoding)
 {
     static const struct {
         const char *party, *room, *key;
@@ -449,7 +449,7 @@ TEST(cluster_room_key_encoding)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         buf b;
         buf_init(&b);
-        cluster_room_key(&b, "lp:own:", cases[i].party, cases[i].room);
+        redis_room_key(&b, "lp:own:", cases[i].party, cases[i].room);
         ASSERT_BYTES_EQ(b.data, b.len, cases[i].key, strlen(cases[i].key));
         buf_free(&b);
     }

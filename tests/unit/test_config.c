@@ -207,6 +207,17 @@ TEST(config_load_errors_name_the_problem)
          "partykit.json: \"serve\": the object needs a \"path\""},
         {"{\"main\": \"parties/main.lua\", \"serve\": \"public\"}",
          "partykit.json: \"serve\": public: No such file or directory"},
+        {"{\"main\": \"parties/main.lua\", \"serve\": {\"path\": \"parties\", \"bulid\": \"x\"}}",
+         "partykit.json: unknown key serve.bulid (did you mean \"build\"?)"},
+        {"{\"main\": \"parties/main.lua\", \"serve\": {\"path\": \"parties\", \"colour\": 1}}",
+         "partykit.json: unknown key serve.colour"},
+        /* a PartyKit party in TypeScript or JavaScript: one line pointing at the README */
+        {"{\"main\": \"src/server.ts\"}",
+         "partykit.json: party \"main\": src/server.ts is TypeScript, and luaparty runs parties written in Lua: "
+         "README \"Porting from PartyKit\" shows a TypeScript party next to its Lua version"},
+        {"{\"main\": \"parties/main.lua\", \"parties\": {\"chat\": \"src/chat.mjs\"}}",
+         "partykit.json: party \"chat\": src/chat.mjs is JavaScript, and luaparty runs parties written in Lua: "
+         "README \"Porting from PartyKit\" shows a TypeScript party next to its Lua version"},
         {"{\"main\": \"parties/main.lua\", \"crons\": 5}",
          "partykit.json: \"crons\" must be an object of name: schedule"},
         /* (a number is converted by lua_tostring before the type check, so
@@ -295,6 +306,77 @@ TEST(config_free_project_keeps_command_line_fields)
     ASSERT_NULL(cfg.serve_dir);
     ASSERT_STR_EQ(cfg.dir, project);
     ASSERT_STR_EQ(cfg.host, "127.0.0.1");
+    config_free(&cfg);
+    unit_remove_tree(project);
+}
+
+/* room.env: partykit.json "vars", then .env, then .env.local, then --var,
+ * each overriding the ones before; a JSON value keeps its type. */
+TEST(config_env_precedence)
+{
+    write_project("{\"main\": \"parties/main.lua\", \"vars\": {\"A\": \"json\", \"B\": \"json\", \"C\": \"json\","
+                  " \"D\": \"json\", \"N\": 5}}");
+    unit_write_file(project, ".env", "B=env\nC=env\nD=env\nE=env\n", 24);
+    unit_write_file(project, ".env.local", "C=local\nD=local\n", 16);
+    config cfg;
+    char *err;
+    config_defaults(&cfg);
+    cfg.dir = xstrdup(project);
+    cfg.cli_vars = xcalloc(2, sizeof *cfg.cli_vars);
+    cfg.cli_vars[0] = xstrdup("D=cli");
+    cfg.cli_vars[1] = xstrdup("F=a=b");
+    cfg.ncli_vars = 2;
+    err = NULL;
+    ASSERT_MSG(config_load(&cfg, &err) == 0, "config_load: %s", err);
+    static const char *want[] = {"\"A\":\"json\"", "\"B\":\"env\"", "\"C\":\"local\"", "\"D\":\"cli\"",
+                                 "\"E\":\"env\"", "\"F\":\"a=b\"", "\"N\":5"};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) ASSERT_CONTAINS(cfg.vars_json, want[i]);
+    ASSERT_EQ(cfg.env_counts[0], 5);
+    ASSERT_EQ(cfg.env_counts[1], 4);
+    ASSERT_EQ(cfg.env_counts[2], 2);
+    ASSERT_EQ(cfg.env_counts[3], 2);
+    /* a reload's config_load (the same command line) gives the same text */
+    config again;
+    config_defaults(&again);
+    again.dir = xstrdup(project);
+    again.cli_vars = cfg.cli_vars;
+    again.ncli_vars = cfg.ncli_vars;
+    ASSERT_MSG(config_load(&again, &err) == 0, "config_load: %s", err);
+    ASSERT_STR_EQ(again.vars_json, cfg.vars_json);
+    again.cli_vars = NULL; /* cfg's */
+    again.ncli_vars = 0;
+    config_free(&again);
+    config_free(&cfg);
+    unit_remove_tree(project);
+}
+
+/* A bad .env line stops the load with the file and the line, never the value. */
+TEST(config_env_file_errors)
+{
+    static const struct { const char *file, *text, *want; } cases[] = {
+        {".env", "OK=1\nTOKEN s3cr3t\n", ".env: line 2: expected NAME=VALUE (a name is letters, digits, '_', '.' and '-')"},
+        {".env.local", "TOKEN=\"s3cr3t\n", ".env.local: line 1: the value of TOKEN has no closing \""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_project("{\"main\": \"parties/main.lua\"}");
+        unit_write_file(project, cases[i].file, cases[i].text, strlen(cases[i].text));
+        config cfg;
+        char *err;
+        ASSERT_EQ(load(&cfg, &err), -1);
+        ASSERT_STR_EQ(err, cases[i].want);
+        ASSERT(!strstr(err, "s3cr3t"));
+        free(err);
+        config_free(&cfg);
+        unit_remove_tree(project);
+    }
+    /* a .env that is a folder cannot be read: said so */
+    write_project("{\"main\": \"parties/main.lua\"}");
+    unit_write_file(project, ".env/x", "", 0);
+    config cfg;
+    char *err;
+    ASSERT_EQ(load(&cfg, &err), -1);
+    ASSERT_STR_EQ(err, ".env: cannot read: Input/output error");
+    free(err);
     config_free(&cfg);
     unit_remove_tree(project);
 }

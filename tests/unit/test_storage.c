@@ -195,6 +195,35 @@ TEST(storage_delete_all_only_that_room)
     unit_remove_tree(dir);
 }
 
+/* luaparty test empties the database between tests: every room, every alarm. */
+TEST(storage_wipe_empties_every_room)
+{
+    const char *dir = make_tmpdir();
+    storage *s = open_ok(dir);
+    PUT(s, "r1", "a", "1");
+    PUT(s, "r2", "b", "2");
+    const char *err = NULL;
+    ASSERT_EQ(storage_set_alarm(s, "main", "r1", 1000, 0, &err), 0);
+    commit_ok(s);
+    PUT(s, "r3", "c", "in a batch not committed yet");
+    char *werr = NULL;
+    ASSERT_MSG(storage_wipe(s, &werr) == 0, "storage_wipe: %s", werr ? werr : "?");
+    ASSERT(!storage_dirty(s));
+    EXPECT_ABSENT(s, "r1", "a");
+    EXPECT_ABSENT(s, "r2", "b");
+    EXPECT_ABSENT(s, "r3", "c");
+    int64_t at = 0;
+    ASSERT_EQ(storage_next_alarm(s, &at), 0);
+    PUT(s, "r1", "a", "again"); /* and it works as before */
+    commit_ok(s);
+    storage_close(s);
+    s = open_ok(dir);
+    EXPECT(s, "r1", "a", "again");
+    EXPECT_ABSENT(s, "r2", "b");
+    storage_close(s);
+    unit_remove_tree(dir);
+}
+
 /* ---- list ---- */
 
 typedef struct rows {

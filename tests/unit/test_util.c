@@ -378,4 +378,67 @@ TEST(now_ms_is_wall_clock)
     uint64_t t = now_ms();
     ASSERT(t > 1600000000000ULL); /* after 2020 */
     ASSERT(now_ms() >= t);
+    uint64_t frozen = 1234;
+    now_ms_follow(&frozen); /* luaparty test's virtual clock */
+    ASSERT_EQ(now_ms(), 1234);
+    frozen = 5678;
+    ASSERT_EQ(now_ms(), 5678);
+    now_ms_follow(NULL);
+    ASSERT(now_ms() >= t);
+}
+
+/* Seeded UUIDs (luaparty test --seed) repeat for a seed, differ between
+ * seeds, and are still well-formed version 4; unseeded ones are random. */
+TEST(uuid_seeded)
+{
+    char a[3][37], b[3][37], c[37], d[37];
+    uuid_seed(true, 1);
+    for (int i = 0; i < 3; i++) uuid_v4(a[i]);
+    uuid_seed(true, 1);
+    for (int i = 0; i < 3; i++) uuid_v4(b[i]);
+    uuid_seed(true, 2);
+    uuid_v4(c);
+    uuid_seed(false, 0);
+    uuid_v4(d);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_STR_EQ(a[i], b[i]);
+        ASSERT(a[i][14] == '4' && strchr("89ab", a[i][19]));
+    }
+    ASSERT(strcmp(a[0], a[1]) != 0);
+    ASSERT(strcmp(a[0], c) != 0);
+    ASSERT(strcmp(d, a[0]) != 0); /* seeding off: the CSPRNG again, not the seeded sequence */
+}
+
+/* utf8_valid_prefix: where well-formed UTF-8 stops; utf8_valid is "all of it". */
+TEST(utf8_valid_prefix_stops_at_the_first_bad_byte)
+{
+    static const struct {
+        const char *s;
+        size_t len, valid; /* len 0: strlen */
+    } cases[] = {
+        {"", 0, 0},
+        {"plain ascii, longer than eight bytes", 0, 36},
+        {"caf\xc3\xa9", 0, 5},                                /* é */
+        {"\xe2\x82\xac and \xf0\x9f\x8e\x89", 0, 12},         /* € and 🎉 */
+        {"abcdefgh\xff", 0, 8},                               /* a byte that is never UTF-8, after the fast path */
+        {"ab\xc3", 0, 2},                                     /* a character cut short at the end */
+        {"ab\xe2\x82", 0, 2},
+        {"ab\xc3(cd", 0, 2},                                  /* a continuation byte missing */
+        {"\xc0\xaf", 0, 0},                                   /* overlong '/' */
+        {"\xe0\x80\xaf", 0, 0},                               /* overlong, 3 bytes */
+        {"x\xed\xa0\x80", 0, 1},                              /* a UTF-16 surrogate */
+        {"\xf4\x90\x80\x80", 0, 0},                           /* above U+10FFFF */
+        {"\x80", 0, 0},                                       /* a lone continuation byte */
+        {"nul\0inside", 10, 10},                              /* NUL is a character */
+        {"0123456\xc3\xa9" "01234567\xf0\x9f\x8e", 0, 17},   /* a 4-byte character cut, after two fast runs */
+        {"0123456789abcdef0123456789abcdef01234567\xff", 0, 40}, /* past a 32-byte and an 8-byte run */
+        {"0123456789abcdef0123456789abcde\xc3\xa9" "0123456789abcdef0123456789abcdef", 0, 65},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].s);
+        size_t got = utf8_valid_prefix((const uint8_t *)cases[i].s, len);
+        ASSERT_MSG(got == cases[i].valid, "case %zu (%s): valid prefix %zu, expected %zu", i,
+                   unit_repr(cases[i].s, len), got, cases[i].valid);
+        ASSERT_EQ(utf8_valid((const uint8_t *)cases[i].s, len), cases[i].valid == len);
+    }
 }

@@ -116,49 +116,77 @@ export function redisCommand(port, args, timeout = 2000) {
   });
 }
 
-/** redis-server on a free 127.0.0.1 port, AOF with appendfsync always, in a temp dir; waits for PING. */
-export async function startRedis({ timeout = 5000 } = {}) {
+/** Spawns redis-server on port (AOF with fsync always, in dir); resolves once it answers PING. */
+async function spawnRedis(port, dir, args, unref, timeout) {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes',
+    ...args],
+  { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.add(proc);
+  const p = { proc, out: '', exitInfo: null };
+  proc.stdout.on('data', (d) => { if (p.out.length < 1 << 20) p.out += d; });
+  proc.stderr.on('data', (d) => { if (p.out.length < 1 << 20) p.out += d; });
+  if (unref) { // it must not keep the test file running: it is killed when the file exits
+    proc.unref();
+    proc.stdout.unref();
+    proc.stderr.unref();
+  }
+  p.exited = new Promise((r) => proc.on('exit', (code, signal) => { procs.delete(proc); p.exitInfo = { code, signal }; r(p.exitInfo); }));
+  try {
+    await waitFor(async () => {
+      if (p.exitInfo) throw new Error(`redis-server exited (${JSON.stringify(p.exitInfo)}): ${p.out}`);
+      return (await redisCommand(port, ['PING'], 500)) === 'PONG';
+    }, timeout, { what: `redis-server on port ${port}` });
+  } catch (e) {
+    try { proc.kill('SIGKILL'); } catch { /* ignore */ }
+    await p.exited;
+    throw e;
+  }
+  return p;
+}
+
+/**
+ * redis-server on a free 127.0.0.1 port, AOF with appendfsync always, in a
+ * temp dir; waits for PING. kill9() and restart() (same port, same dir: the
+ * AOF brings its data back) are for tests of a Redis outage.
+ */
+export async function startRedis({ timeout = 5000, args = [], unref = false } = {}) {
   const dir = mkTmp('luaparty-redis-');
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-      '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.add(proc);
-    let out = '';
-    proc.stdout.on('data', (d) => { if (out.length < 1 << 20) out += d; });
-    proc.stderr.on('data', (d) => { if (out.length < 1 << 20) out += d; });
-    let exitInfo = null;
-    const exited = new Promise((r) => proc.on('exit', (code, signal) => { procs.delete(proc); exitInfo = { code, signal }; r(exitInfo); }));
+    let p;
     try {
-      await waitFor(async () => {
-        if (exitInfo) throw new Error(`redis-server exited (${JSON.stringify(exitInfo)}): ${out}`);
-        return (await redisCommand(port, ['PING'], 500)) === 'PONG';
-      }, timeout, { what: `redis-server on port ${port}` });
+      p = await spawnRedis(port, dir, args, unref, timeout);
     } catch (e) {
       lastErr = e;
-      try { proc.kill('SIGKILL'); } catch { /* ignore */ }
-      await exited;
       continue; // the port was taken in between: try another
     }
     const redis = {
       port,
       dir,
       url: `redis://127.0.0.1:${port}`,
-      proc,
-      logs: () => out,
-      exited,
-      cmd: (...args) => redisCommand(port, args),
+      get proc() { return p.proc; },
+      logs: () => p.out,
+      get exited() { return p.exited; },
+      cmd: (...a) => redisCommand(port, a),
+      async kill9() {
+        if (!p.exitInfo) p.proc.kill('SIGKILL');
+        return p.exited;
+      },
+      async restart() {
+        await redis.kill9();
+        p = await spawnRedis(port, dir, args, unref, timeout);
+      },
       async stop() {
-        if (exitInfo) return exitInfo;
-        try { proc.kill('SIGTERM'); } catch { /* ignore */ }
+        if (p.exitInfo) return p.exitInfo;
+        try { p.proc.kill('SIGTERM'); } catch { /* ignore */ }
         let t;
-        const r = await Promise.race([exited, new Promise((res) => { t = setTimeout(() => res(null), 3000); })]);
+        const r = await Promise.race([p.exited, new Promise((res) => { t = setTimeout(() => res(null), 3000); })]);
         clearTimeout(t);
         if (r) return r;
-        try { proc.kill('SIGKILL'); } catch { /* ignore */ }
-        return exited;
+        try { p.proc.kill('SIGKILL'); } catch { /* ignore */ }
+        return p.exited;
       },
     };
     redises.add(redis);
@@ -166,6 +194,53 @@ export async function startRedis({ timeout = 5000 } = {}) {
   }
   throw lastErr;
 }
+
+/**
+ * A TCP proxy on a free 127.0.0.1 port to 127.0.0.1:target, for cutting a
+ * node off from Redis while clients still reach it: cut() stops every byte
+ * both ways (connections stay open, as behind a dead switch, and new ones
+ * hang), heal() lets them flow again.
+ */
+export async function startProxy(target) {
+  const pairs = new Set();
+  let cut = false;
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: target });
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const pipe = (from, to) => from.on('data', (d) => { if (!cut) to.write(d); });
+    pipe(client, upstream);
+    pipe(upstream, client);
+    const end = () => { pairs.delete(pair); client.destroy(); upstream.destroy(); };
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const proxy = {
+    port: server.address().port,
+    get url() { return `redis://127.0.0.1:${proxy.port}`; },
+    cut() { cut = true; },
+    /**
+     * Ends the cut: the connections that lived through it are reset (what
+     * was sent during it is never delivered late, as after a link that
+     * timed out); new ones flow.
+     */
+    heal() {
+      cut = false;
+      for (const pr of pairs) { pr.client.destroy(); pr.upstream.destroy(); }
+      pairs.clear();
+    },
+    close() {
+      for (const pr of pairs) { pr.client.destroy(); pr.upstream.destroy(); }
+      return new Promise((r) => server.close(r));
+    },
+  };
+  proxies.add(proxy);
+  return proxy;
+}
+const proxies = new Set();
 
 /** The arguments that join a node to the cluster. */
 export function clusterArgs(redis, { id, ttl = 2000, secret = SECRET } = {}) {
@@ -230,6 +305,8 @@ export async function stopAll() {
   nodes.clear();
   await Promise.all([...redises].map((r) => r.stop().catch(() => {})));
   redises.clear();
+  await Promise.all([...proxies].map((p) => p.close().catch(() => {})));
+  proxies.clear();
 }
 
 /**

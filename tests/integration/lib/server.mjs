@@ -42,6 +42,26 @@ export function mkTmp(prefix = 'luaparty-test-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+// LUAPARTY_TEST_STORAGE=redis runs every server of a test file as a one-node
+// cluster whose room storage is in Redis (scripts/test.sh does so for the
+// storage suites): one redis-server per test file, one Redis database per
+// persist directory (a restart on the same directory finds its data; two
+// servers of one file never share rooms), a node id that stays with the
+// directory.
+const STORAGE_IN_REDIS = process.env.LUAPARTY_TEST_STORAGE === 'redis';
+let testRedis;
+const redisDbs = new Map();
+
+async function clusterStorageArgs(persist, args) {
+  if (!STORAGE_IN_REDIS || args.includes('--cluster')) return [];
+  if (!testRedis) testRedis = import('./cluster.mjs').then((c) => c.startRedis({ args: ['--databases', '4096'], unref: true }));
+  const redis = await testRedis;
+  if (!redisDbs.has(persist)) redisDbs.set(persist, redisDbs.size + 1);
+  const db = redisDbs.get(persist);
+  return ['--cluster', `${redis.url}/${db}`, '--node-id', `n${db}`, '--internal-port', '0',
+    '--cluster-secret', 's3cret', '--lease-ttl', '2000'];
+}
+
 function spawnLuaparty(project, persist, args, command = 'dev') {
   const dir = projectDir(project);
   const argv = [command, dir, '--port', '0', '--host', '127.0.0.1', '--persist', persist, ...args];
@@ -86,7 +106,7 @@ function spawnLuaparty(project, persist, args, command = 'dev') {
 export async function startServer({ project, args = [], persist, startTimeout = 5000, command = 'dev' } = {}) {
   if (!project) throw new Error('startServer: project is required');
   const persistDir = persist ?? mkTmp('luaparty-persist-');
-  const s = spawnLuaparty(project, persistDir, args, command);
+  const s = spawnLuaparty(project, persistDir, [...args, ...await clusterStorageArgs(persistDir, args)], command);
   let exitInfo = null;
   s.exited.then((e) => { exitInfo = e; });
 
@@ -158,7 +178,8 @@ export const startServerPatient = (opts) => startServer({ startTimeout: 15000, .
  * Resolves {code, signal, logs, ms, timedOut}; kills it after `timeout` ms.
  */
 export async function runExpectExit({ project, args = [], persist, timeout = 5000 } = {}) {
-  const s = spawnLuaparty(project, persist ?? mkTmp('luaparty-persist-'), args);
+  const dir = persist ?? mkTmp('luaparty-persist-');
+  const s = spawnLuaparty(project, dir, [...args, ...await clusterStorageArgs(dir, args)]);
   const t0 = Date.now();
   let timer;
   const r = await Promise.race([

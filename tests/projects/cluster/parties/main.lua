@@ -8,7 +8,7 @@
 --   GET  .../call?target=ID            -> fetch of other/ID from this room; answers
 --                                         {status, node (x-luaparty-node of that answer), body}
 --   GET  .../pipe?target=ID            -> a socket to other/ID: sends "echo hi", answers
---                                         {got, err}
+--                                         {got, err} (err: "closed: <reason>" if it closed)
 --   WebSocket messages:
 --     "echo:<x>"     -> "echo:<x>" back to the sender
 --     "bcast:<x>"    -> "bcast:<x>" to every other connection
@@ -51,9 +51,9 @@ function P:onRequest(req)
   elseif path == "/pipe" then
     local sock = self.room.context.parties.other:get(req:query("target")):socket()
     sock:send("echo hi")
-    local got, err = sock:receive(3000)
+    local got, err, why = sock:receive(3000)
     sock:close()
-    return Response.json({ got = got or json.null, err = err or json.null })
+    return Response.json({ got = got or json.null, err = why and (err .. ": " .. why) or err or json.null })
   end
   if req.method == "POST" then self.hits = self.hits + 1 end
   return Response.json(view(self))

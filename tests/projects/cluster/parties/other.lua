@@ -1,5 +1,6 @@
 -- Test party "other": the callee of cross-party calls between nodes.
---   GET/POST /parties/other/<id> -> {party = "other", room, hits} (POST: hits + 1, in memory)
+--   GET/POST /parties/other/<id> -> {party = "other", room, hits, sockets} (POST: hits + 1, in
+--                                   memory; sockets: WebSockets this instance has seen connect)
 --   WebSocket: "echo <x>" -> "other:<x>"
 local Response = require("luaparty").Response
 
@@ -7,11 +8,16 @@ local P = {}
 
 function P:onStart()
   self.hits = 0
+  self.sockets = 0
+end
+
+function P:onConnect()
+  self.sockets = self.sockets + 1
 end
 
 function P:onRequest(req)
   if req.method == "POST" then self.hits = self.hits + 1 end
-  return Response.json({ party = "other", room = self.room.id, hits = self.hits })
+  return Response.json({ party = "other", room = self.room.id, hits = self.hits, sockets = self.sockets })
 end
 
 function P:onMessage(message, sender)

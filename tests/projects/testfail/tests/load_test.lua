@@ -1,0 +1,3 @@
+local t = require "luaparty.test"
+t.test("never runs", function() end)
+this is not lua
