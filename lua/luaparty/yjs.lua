@@ -227,7 +227,9 @@ local function batch_marker(self, st, conn, text)
     c.closing = true
     return conn:close(1007, "y-pk-batch end does not match its start")
   end
-  return handle(self, st, conn, table.concat(batch.parts))
+  -- the pieces were binary frames: so is the whole (relayed as it came; a
+  -- Lua string would go out as a text frame, which must be UTF-8)
+  return handle(self, st, conn, binary(table.concat(batch.parts)))
 end
 
 local function load(self, st)
