@@ -78,11 +78,13 @@ static void *run(void *p)
         if (t0 >= end) break;
         snprintf(base, sizeof base, "%lld", seq);
         snprintf(key, sizeof key, "k%lld", seq % 100);
-        const char *argv[] = {"FCALL", "lp_commit", "3", own, kv, "lp:alarms", fence, base, "P", key, value};
-        size_t lens[11];
-        for (int i = 0; i < 10; i++) lens[i] = strlen(argv[i]);
-        lens[10] = (size_t)size;
-        r = cmd(c, 11, argv, lens);
+        char token[32];
+        snprintf(token, sizeof token, "raw-%d-%lld", a->index, seq);
+        const char *argv[] = {"FCALL", "lp_commit", "3", own, kv, "lp:alarms", fence, base, token, "P", key, value};
+        size_t lens[12];
+        for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
+        lens[11] = (size_t)size;
+        r = cmd(c, 12, argv, lens);
         if (r->type != REDIS_REPLY_INTEGER || r->integer != seq + 1) a->failed++;
         freeReplyObject(r);
         seq++;

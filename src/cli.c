@@ -49,6 +49,7 @@ const char cli_usage[] =
     "  --max-room-connections N  WebSockets per room (default 10000)\n"
     "  --ping-interval S         ping quiet WebSockets; drop them after 2 (default 30)\n"
     "  --max-header N            HTTP header bytes (default 16384; more: 431)\n"
+    "  --max-headers N           HTTP header lines (default 100; more: 431)\n"
     "  --max-body N              HTTP body bytes (default 8388608; more: 413)\n"
     "  --max-output N            unsent bytes per client before it is dropped (default 16777216)\n"
     "  --header-timeout S        request headers must arrive within S (default 10)\n"
@@ -71,7 +72,7 @@ const char cli_usage[] =
     "  --version         print the version\n"
     "\n"
     "Limits can also be set in partykit.json under \"luaparty\" (maxMessage, roomMemory,\n"
-    "maxValue, cpuLimit, maxConnections, maxRoomConnections, maxHeader, maxBody, maxOutput,\n"
+    "maxValue, cpuLimit, maxConnections, maxRoomConnections, maxHeader, maxHeaders, maxBody, maxOutput,\n"
     "idleTimeout, pingInterval, headerTimeout, keepaliveTimeout, fetchTimeout, fetchMaxBytes,\n"
     "outbound, cors, workers); the command line wins.\n";
 
@@ -113,6 +114,7 @@ static const struct {
     {"--max-room-connections", offsetof(cli_options, max_room_connections), offsetof(config, max_room_connections),
      NUM_SIZE},
     {"--max-header", offsetof(cli_options, max_header), offsetof(config, max_header), NUM_SIZE},
+    {"--max-headers", offsetof(cli_options, max_headers), offsetof(config, max_headers), NUM_SIZE},
     {"--max-body", offsetof(cli_options, max_body), offsetof(config, max_body), NUM_SIZE},
     {"--max-output", offsetof(cli_options, max_output), offsetof(config, max_output), NUM_SIZE},
     {"--idle-timeout", offsetof(cli_options, idle_timeout_ms), offsetof(config, idle_timeout_ms), NUM_SECONDS},

@@ -49,7 +49,7 @@ typedef struct cli_options {
     cli_number cpu_limit_ms;
     /* bytes and counts */
     cli_number max_message, room_memory, max_value, max_connections, workers, max_room_connections, max_header,
-        max_body, max_output;
+        max_headers, max_body, max_output;
     /* given in seconds, kept in ms */
     cli_number idle_timeout_ms, ping_interval_ms, header_timeout_ms, keepalive_timeout_ms;
     /* after a failed parse: one line without the "luaparty: " prefix, or NULL

@@ -90,6 +90,7 @@ struct commit {
     storage_batch b;
     room_keys keys;
     uint64_t fence, base;
+    char token[37];           /* this commit's id: a retry is known by it */
     storage_done done;
     void *done_ud;
     uv_timer_t *retry;        /* a retry after Redis said "not now" (made on first use) */
@@ -178,15 +179,16 @@ static void commit_send(commit *k)
     size_t l[2];
     int n;
     while (storage_batch_next(&k->b, &pos, a, l, &n)) nops++;
-    size_t max = 8 + 3 * nops;
+    size_t max = 9 + 3 * nops;
     const char **argv = xmalloc(max * sizeof *argv);
     size_t *lens = xmalloc(max * sizeof *lens);
     char fence[24], base[24];
     snprintf(fence, sizeof fence, "%" PRIu64, k->fence);
     snprintf(base, sizeof base, "%" PRIu64, k->base);
-    const char *head[] = {"FCALL", "lp_commit", "3", k->keys.own.data, k->keys.kv.data, "lp:alarms", fence, base};
+    const char *head[] = {"FCALL", "lp_commit", "3", k->keys.own.data, k->keys.kv.data, "lp:alarms", fence, base,
+                          k->token};
     int argc = 0;
-    for (; argc < 8; argc++) {
+    for (; argc < 9; argc++) {
         argv[argc] = head[argc];
         lens[argc] = strlen(head[argc]);
     }
@@ -235,6 +237,7 @@ static void rec_send(void *ud, storage_batch *b, storage_done done, void *done_u
     keys_of(&k->keys, k->b.party, k->b.room);
     k->fence = cs->next_fence;
     k->base = cs->next_base;
+    uuid_v4(k->token);
     k->done = done;
     k->done_ud = done_ud;
     k->next = cs->inflight;
@@ -326,6 +329,14 @@ void cluster_storage_activate(cluster_storage *cs, const char *party, const char
     uint64_t f0 = 0, vf0 = 0, s0 = 0;
     const char *err = NULL;
     int rc = storage_version_get(cs->local, party, room, &f0, &vf0, &s0, &err);
+    if (rc == 1 && f0 == fence) {
+        /* This node holds the room under this very fence (a second claim of
+         * a room it owns): its copy is the one its room writes, maybe one
+         * commit ahead of Redis while that commit is on its way. Loading
+         * Redis' data over it would lose that write. */
+        cb(arg, NULL);
+        return;
+    }
     if (rc == 1 && vf0 == vfence && s0 == seq) { /* the copy is current */
         if (f0 != fence) {
             int status = storage_version_put(cs->local, party, room, fence, vfence, seq, &err);

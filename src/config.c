@@ -53,6 +53,7 @@ void config_defaults(config *cfg)
     cfg->port = -1;
     cfg->max_message = 1024 * 1024;
     cfg->max_header = 16 * 1024;
+    cfg->max_headers = 100;
     cfg->max_body = 8 * 1024 * 1024;
     cfg->max_output = 16 * 1024 * 1024;
     cfg->room_memory = 64 * 1024 * 1024;
@@ -346,6 +347,7 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
         {"maxConnections", offsetof(config, max_connections), 0},
         {"maxRoomConnections", offsetof(config, max_room_connections), 0},
         {"maxHeader", offsetof(config, max_header), 0},
+        {"maxHeaders", offsetof(config, max_headers), 0},
         {"maxBody", offsetof(config, max_body), 0},
         {"maxOutput", offsetof(config, max_output), 0},
         {"cpuLimit", offsetof(config, cpu_limit_ms), 2},
@@ -423,6 +425,60 @@ static int load_luaparty(lua_State *L, config *cfg, char **err)
     return 0;
 }
 
+/* cjson's error ("Expected value but found T_END at character 42", the
+ * character a 1-based byte offset) as an editor shows it:
+ * "partykit.json:3:5: not valid JSON: expected value but found the end of
+ * the file". The column counts characters, not bytes. */
+static void json_error(char **err, const char *text, size_t len, const char *msg)
+{
+    static const struct { const char *token, *words; } tokens[] = {
+        {"T_OBJ_BEGIN", "'{'"}, {"T_OBJ_END", "'}'"}, {"T_ARR_BEGIN", "'['"}, {"T_ARR_END", "']'"},
+        {"T_STRING", "a string"}, {"T_NUMBER", "a number"}, {"T_BOOLEAN", "a boolean"}, {"T_NULL", "null"},
+        {"T_COLON", "':'"}, {"T_COMMA", "','"}, {"T_END", "the end of the file"},
+    };
+    const char *at = strstr(msg, " at character ");
+    if (!at) {
+        set_error(err, "partykit.json is not valid JSON: %s", msg);
+        return;
+    }
+    size_t offset = strtoul(at + 14, NULL, 10), line = 1, col = 1;
+    for (size_t i = 0; i + 1 < offset && i < len; i++) {
+        if (text[i] == '\n') {
+            line++;
+            col = 1;
+        } else if (((unsigned char)text[i] & 0xc0) != 0x80) {
+            col++;
+        }
+    }
+    char why[256];
+    snprintf(why, sizeof why, "%.*s", (int)(at - msg), msg);
+    if (why[0] >= 'A' && why[0] <= 'Z') why[0] = (char)(why[0] - 'A' + 'a');
+    char *found = strstr(why, "found T_");
+    for (size_t i = 0; found && i < sizeof tokens / sizeof *tokens; i++) {
+        if (strcmp(found + 6, tokens[i].token) != 0) continue;
+        snprintf(found + 6, sizeof why - (size_t)(found + 6 - why), "%s", tokens[i].words);
+        break;
+    }
+    set_error(err, "partykit.json:%zu:%zu: not valid JSON: %s", line, col, why);
+}
+
+/* What a JSON text holds at its top, from its first byte after whitespace
+ * (cjson decodes an array to a table, as it does an object). */
+static const char *json_top_type(const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", text[i])) i++;
+    if (i == len) return "nothing";
+    switch (text[i]) {
+    case '{': return "an object";
+    case '[': return "an array";
+    case '"': return "a string";
+    case 't': case 'f': return "a boolean";
+    case 'n': return "null";
+    default: return "a number";
+    }
+}
+
 /* Reads partykit.json and decodes it into a fresh Lua state, the object at
  * index 1. Returns the state, or NULL with *err. */
 static lua_State *read_project(const config *cfg, char **err)
@@ -444,16 +500,17 @@ static lua_State *read_project(const config *cfg, char **err)
     lua_pushlightuserdata(L, text);
     lua_pushinteger(L, (lua_Integer)len);
     int rc = lua_pcall(L, 2, 1, 0);
-    free(text);
+    const char *top = json_top_type(text, len);
     if (rc != 0) {
-        /* cjson: "Expected value but found invalid token at character 12" */
-        set_error(err, "partykit.json is not valid JSON: %s", lua_tostring(L, -1));
-    } else if (!lua_istable(L, -1)) {
-        set_error(err, "partykit.json must hold a JSON object");
+        json_error(err, text, len, lua_tostring(L, -1));
+    } else if (strcmp(top, "an object") != 0) {
+        set_error(err, "partykit.json must hold a JSON object, not %s", top);
     } else {
+        free(text);
         lua_settop(L, 1); /* the decoded object is now the only value: index 1 */
         return L;
     }
+    free(text);
     lua_close(L);
     return NULL;
 }

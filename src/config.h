@@ -57,6 +57,7 @@ typedef struct config {
     /* limits */
     size_t max_message;      /* WebSocket message bytes */
     size_t max_header;       /* HTTP header bytes */
+    size_t max_headers;      /* HTTP header lines */
     size_t max_body;         /* HTTP body bytes */
     size_t max_output;       /* per-connection output queue before a slow client is dropped */
     size_t room_memory;      /* Lua heap per room */

@@ -2,7 +2,19 @@
  *
  * The parser pauses after every complete request so that pipelined requests
  * are answered strictly in order: the connection feeds the remaining bytes
- * only once the previous response is queued. */
+ * only once the previous response is queued.
+ *
+ * Framing is strict (RFC 9112), because a proxy in front that frames a
+ * request differently than we do could smuggle a second request past it:
+ * every llhttp lenient flag is off (llhttp_init clears lenient_flags and
+ * nothing here sets one: no lenient headers, chunked length, keep-alive,
+ * transfer-encoding or version; test_http.c checks it). llhttp 8 in its
+ * default (non-strict) build still accepts three things, refused here with
+ * 400 and a close: chunk data not followed by CRLF (check_crlf), obsolete
+ * line folding (on_header_value), and HTTP/0.9's "GET /" without a version
+ * (on_headers_complete). Its strict build (LLHTTP_STRICT_MODE) would check
+ * the CRLF too, but also refuses raw UTF-8 in a target, which browsers
+ * never send but other clients do, and still accepts the other two. */
 #include "http.h"
 #include "util.h"
 
@@ -311,10 +323,12 @@ static int fail(http_parser *hp, int status, const char *reason)
     return HPE_USER;
 }
 
-static int count_header_bytes(http_parser *hp, size_t n)
+/* The header section counts as received: request line, header lines,
+ * the whitespace and line ends between them (15,000 empty headers are
+ * 60 KB on the wire). `upto` is where the bytes seen so far end. */
+static int check_head_size(http_parser *hp, const char *upto)
 {
-    hp->header_bytes += n;
-    if (hp->header_bytes > hp->limits.max_header_bytes)
+    if (hp->head_before + (size_t)(upto - hp->head_base) > hp->limits.max_header_bytes)
         return fail(hp, 431, "request header fields too large");
     return 0;
 }
@@ -323,7 +337,10 @@ static int on_message_begin(llhttp_t *p)
 {
     http_parser *hp = hp_of(p);
     hp->req = http_request_new(NULL, NULL);
-    hp->header_bytes = 0;
+    hp->in_head = true;
+    hp->head_before = 0;
+    hp->head_base = hp->feed_start; /* a request begins where a feed does (the parser pauses after each) */
+    hp->nheaders = 0;
     hp->url.len = 0;
     header_asm_flush(&hp->head, NULL);
     return 0;
@@ -332,7 +349,7 @@ static int on_message_begin(llhttp_t *p)
 static int on_url(llhttp_t *p, const char *at, size_t n)
 {
     http_parser *hp = hp_of(p);
-    if (count_header_bytes(hp, n)) return HPE_USER;
+    if (check_head_size(hp, at + n)) return HPE_USER;
     buf_append(&hp->url, at, n);
     return 0;
 }
@@ -340,7 +357,10 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
 {
     http_parser *hp = hp_of(p);
-    if (count_header_bytes(hp, n)) return HPE_USER;
+    if (check_head_size(hp, at + n)) return HPE_USER;
+    bool starts = hp->head.in_value || !hp->head.field.len; /* a new header line, not a piece of a name */
+    if (starts && hp->limits.max_headers && ++hp->nheaders > hp->limits.max_headers)
+        return fail(hp, 431, "too many header fields");
     header_asm_field(&hp->head, &hp->req->headers, at, n);
     return 0;
 }
@@ -348,7 +368,12 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
 {
     http_parser *hp = hp_of(p);
-    if (count_header_bytes(hp, n)) return HPE_USER;
+    if (check_head_size(hp, at + n)) return HPE_USER;
+    /* llhttp starts a value piece right after a line end only for an
+     * obsolete folded line (RFC 9112 5.2: a server rejects it or replaces
+     * it; we reject, as a proxy may have read it differently) */
+    char before = at > hp->feed_start ? at[-1] : hp->last_byte;
+    if (n && before == '\n') return fail(hp, 400, "obsolete line folding in a header");
     header_asm_value(&hp->head, at, n);
     return 0;
 }
@@ -357,6 +382,8 @@ static int on_headers_complete(llhttp_t *p)
 {
     http_parser *hp = hp_of(p);
     http_request *r = hp->req;
+    hp->in_head = false;
+    if (p->http_major == 0) return fail(hp, 400, "HTTP/0.9 requests are not supported");
     header_asm_flush(&hp->head, &r->headers);
     const char *host = http_headers_get(&r->headers, "host"); /* the first Host, if any */
     if (host && !r->host) r->host = xstrdup(host);
@@ -392,11 +419,24 @@ targeted:
     return 0;
 }
 
+/* The CRLF that must follow chunk data, as far as the feed holds it:
+ * llhttp 8 skips those two bytes unread. */
+static int check_crlf(http_parser *hp, const char *at, const char *end)
+{
+    for (; hp->crlf_left && at < end; at++, hp->crlf_left--)
+        if (*at != "\r\n"[2 - hp->crlf_left]) return fail(hp, 400, "chunk data not followed by CRLF");
+    return 0;
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t n)
 {
     http_parser *hp = hp_of(p);
     if (hp->req->body.len + n > hp->limits.max_body_bytes) return fail(hp, 413, "request body too large");
     buf_append(&hp->req->body, at, n);
+    if ((p->flags & F_CHUNKED) && p->content_length == 0) { /* this piece ends a chunk */
+        hp->crlf_left = 2;
+        if (check_crlf(hp, at + n, hp->feed_start + hp->feed_len)) return HPE_USER;
+    }
     return 0;
 }
 
@@ -448,7 +488,14 @@ static bool unknown_method(const char *data, size_t len)
 enum http_parse_result http_parser_feed(http_parser *hp, const char *data, size_t len, size_t *consumed)
 {
     if (llhttp_get_errno(&hp->p) == HPE_PAUSED) llhttp_resume(&hp->p);
-    llhttp_errno_t err = llhttp_execute(&hp->p, data, len);
+    hp->feed_start = hp->head_base = data;
+    hp->feed_len = len;
+    llhttp_errno_t err = check_crlf(hp, data, data + len) ? HPE_USER : llhttp_execute(&hp->p, data, len);
+    if (len) hp->last_byte = data[len - 1];
+    if (err == HPE_OK && hp->in_head) { /* the header section goes on in the next feed */
+        hp->head_before += (size_t)(data + len - hp->head_base);
+        if (check_head_size(hp, hp->head_base)) err = HPE_USER;
+    }
     switch (err) {
     case HPE_OK:
         *consumed = len;

@@ -78,8 +78,9 @@ enum http_parse_result {
 };
 
 typedef struct http_limits {
-    size_t max_header_bytes;
+    size_t max_header_bytes; /* the request line and headers as received */
     size_t max_body_bytes;
+    size_t max_headers;      /* header lines; 0: no cap */
 } http_limits;
 
 /* A header line as llhttp hands it over: the name, then the value, each
@@ -104,7 +105,16 @@ typedef struct http_parser {
     http_limits limits;
     header_asm head;
     buf url;
-    size_t header_bytes;
+    /* The header section's size on the wire: head_before bytes of it came
+     * in earlier feeds; in this feed it runs from head_base (see http.c). */
+    bool in_head;
+    size_t head_before;
+    const char *head_base;
+    size_t nheaders;
+    const char *feed_start;   /* the bytes of the current feed */
+    size_t feed_len;
+    char last_byte;           /* the last byte of the previous feed */
+    uint8_t crlf_left;        /* bytes of the CRLF after chunk data still to check (2, 1, 0) */
     int error_status;
     const char *error_reason;
 } http_parser;

@@ -137,8 +137,9 @@ static bool cache_put(const char *pname, const char *id, const place *pl)
     return fresh;
 }
 
-/* Returns true if the entry said "here". */
-static bool cache_drop(const char *pname, const char *id)
+/* Drops the entry (only if it names another node, with others_only);
+ * returns true if it said "here" and was dropped. */
+static bool cache_drop(const char *pname, const char *id, bool others_only)
 {
     char key[1024];
     size_t klen = room_key(key, sizeof key, pname, id);
@@ -146,9 +147,11 @@ static bool cache_drop(const char *pname, const char *id)
     pthread_mutex_lock(&P.lock);
     owner_entry *e = dict_get(&P.cache, key, klen);
     bool here = e && e->here;
-    if (e) {
+    if (e && !(here && others_only)) {
         dict_remove(&P.cache, key, klen);
         free(e);
+    } else {
+        here = false;
     }
     pthread_mutex_unlock(&P.lock);
     return here;
@@ -284,7 +287,11 @@ void placement_resolve(worker *w, const party *p, const char *id, place_fn fn, v
 
 void placement_forget(const party *p, const char *id)
 {
-    if (P.c) cache_drop(p->name, id);
+    /* Only another node's entry proved wrong. By the time a forward to the
+     * old owner fails, this node may own the room, and its room is live:
+     * dropping that would claim it again while it runs (and load its data
+     * over its own copy). */
+    if (P.c) cache_drop(p->name, id, true);
 }
 
 typedef struct room_job {
@@ -300,7 +307,7 @@ static void room_job_run(worker *w, void *arg)
         if (j->pin) {
             cluster_pin(P.c, j->party, j->id);
         } else {
-            if (cache_drop(j->party, j->id) && P.here) P.here--;
+            if (cache_drop(j->party, j->id, false) && P.here) P.here--;
             cluster_release(P.c, j->party, j->id);
             cluster_set_load(P.c, P.here);
         }

@@ -39,7 +39,8 @@ const char *placement_node_id(void);
 /* Where room (party, id) is served; fn runs on w's thread, possibly at once
  * (a cached answer). */
 void placement_resolve(worker *w, const party *p, const char *id, place_fn fn, void *arg);
-/* The cached answer is wrong (a 421, an unreachable node): ask again next time. */
+/* The cached answer naming another node is wrong (a 421, an unreachable
+ * node): ask again next time. An entry saying "here" stays. */
 void placement_forget(const party *p, const char *id);
 /* A room of this node was unloaded: it is free for any node again. */
 void placement_released(const party *p, const char *id);

@@ -266,11 +266,11 @@ void registry_close(worker *w)
 
 bool registry_quiet(worker *w)
 {
-    if (w->runq_head) return false;
+    if (w->runq_head || w->nextq_head) return false;
     dict_entry *e;
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
         room *r = e->val;
-        if (r->q_head || r->suspended || r->running || r->held_head || r->commit_inflight) return false;
+        if (r->q_head || r->suspended || r->running || r->preempted || r->held_head || r->commit_inflight) return false;
     }
     return true;
 }

@@ -250,7 +250,7 @@ void room_reload(room *r, bool code, bool env)
 
 bool room_idle(const room *r)
 {
-    return r->state == ROOM_ACTIVE && r->nconns == 0 && !r->q_head && !r->suspended && !r->running &&
+    return r->state == ROOM_ACTIVE && r->nconns == 0 && !r->q_head && !r->suspended && !r->running && !r->preempted &&
            !r->later.queued && r->refs == 1 && !r->held_head && !r->pins && !r->commit_inflight;
 }
 
@@ -258,6 +258,7 @@ bool room_idle(const room *r)
 
 static bool runnable(const room *r, const event *ev)
 {
+    if (r->preempted) return false;                       /* a step is not over yet */
     /* input gate, for a suspended task's resumption too: its next writes
      * must not open a batch while the last one is on its way to Redis
      * (cluster storage), where another room's step would find it open */
@@ -292,6 +293,12 @@ bool room_runs_now(const room *r) { return r->owner->lua_depth == 0 && !r->runni
 task *room_current_task(room *r) { return r->current; }
 
 void room_task_suspend(task *t) { t->suspended = true; }
+
+void room_task_preempt(task *t, uint64_t cpu_left)
+{
+    t->preempted = true;
+    t->cpu_left = cpu_left;
+}
 
 lua_State *room_task_thread(task *t) { return t->co; }
 

@@ -96,6 +96,8 @@ typedef struct task {
     gatekeeper *gate;       /* HOOK: who waits for the verdict */
     hook_kind hook;         /* HOOK: which one */
     bool suspended;         /* set by room_task_suspend before a yield */
+    bool preempted;         /* set by room_task_preempt: its time slice is over */
+    uint64_t cpu_left;      /* a preempted step: what it has left of the CPU limit (ns) */
     int64_t lease;          /* ALARM: the alarm time marking this run */
     struct task *prev, *next; /* the room's live tasks */
 } task;
@@ -115,6 +117,7 @@ typedef struct room {
     arena heap;                   /* where the Lua heap lives (arena.c) */
     bool in_user_code;            /* the cap applies only while party code runs */
     uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime; sandbox.c) */
+    uint64_t slice_end;           /* the step yields to other rooms after this (sandbox.c) */
     bool hook_tripped;            /* the CPU hook runs on every instruction (sandbox.c) */
     room_limit limit_hit;         /* set when a step ran into a limit */
     const char *reset_reason;     /* reset the room once the current run ends */
@@ -125,6 +128,11 @@ typedef struct room {
 
     event *q_head, *q_tail;
     struct task *current;         /* the task running right now */
+    /* A step paused at the end of its time slice (sandbox.c): it goes on
+     * at the worker's next turn, and until it ends no other event of the
+     * room runs (the input gate stays closed, as while it ran). */
+    struct task *preempted;
+    uint64_t preempted_turn;      /* the worker's turn (worker.h) it was paused in */
     int suspended;                /* tasks waiting on I/O */
     bool starting;                /* onStart has not finished: hold events */
     bool running;
@@ -204,6 +212,9 @@ void room_output_respond(room *r, exchange *ex, http_response *res);
 /* The task (coroutine) running now; C functions that suspend use it. */
 struct task *room_current_task(room *r);
 void room_task_suspend(struct task *t);
+/* The running task's time slice is over: it yields now and goes on at a
+ * later turn of the loop with cpu_left ns of its CPU limit (sandbox.c). */
+void room_task_preempt(struct task *t, uint64_t cpu_left);
 /* The coroutine a task runs in (C functions check they are called from it). */
 lua_State *room_task_thread(struct task *t);
 room *room_from_state(lua_State *L);

@@ -6,7 +6,12 @@
  * I/O (room_task_suspend); that I/O later queues an EV_RESUME with a
  * completion that pushes the results. After every step (finish or suspend)
  * the room's storage writes are committed (room_commit). A step that ran
- * into the CPU or memory limit has the room reset once the run ends. */
+ * into the CPU or memory limit has the room reset once the run ends.
+ *
+ * A step that used up its time slice (sandbox.c) is paused, not ended: it
+ * goes on at the worker's next turn (room_run), after the loop polled for
+ * I/O, so one runaway callback no longer stalls every room of its worker.
+ * Until it ends nothing else of its room runs, as if it had not paused. */
 #include "runner.h"
 #include "clock.h"
 #include "lua_binary.h"
@@ -64,6 +69,7 @@ void room_shutdown(room *r)
     r->state = ROOM_GONE;
     while (r->tasks) task_free(r->tasks, false); /* suspended: their I/O will never answer now */
     r->suspended = 0;
+    r->preempted = NULL;
     while (r->conns) {
         lp_conn *c = r->conns;
         r->conns = c->next;
@@ -262,14 +268,22 @@ static void hook_done(task *t)
 static void step(room *r, task *t, int nargs)
 {
     r->current = t;
-    t->suspended = false;
+    t->suspended = t->preempted = false;
     r->limit_hit = LIMIT_NONE;
-    sandbox_arm(r);
+    sandbox_arm(r, t->cpu_left);
+    t->cpu_left = 0;
     sandbox_enter(r);
     int st = lua_resume(t->co, nargs);
     sandbox_leave(r);
     sandbox_disarm(r);
     r->current = NULL;
+    if (st == LUA_YIELD && t->preempted) {
+        /* the step is not over: nothing to commit (it had written nothing,
+         * see may_pause), nothing else of the room runs (room_take_event) */
+        r->preempted = t;
+        r->preempted_turn = r->owner->turn;
+        return;
+    }
     if (st != 0 && st != LUA_YIELD && r->limit_hit != LIMIT_NONE) {
         /* Its tables may be half-updated: rebuild the room from storage once
          * this run ends (room_run). Other rooms never notice. */
@@ -400,14 +414,33 @@ static void run_event(room *r, event *ev)
     step(r, t, nargs);
 }
 
+/* A paused step's next slice: on the worker's next turn. */
+static void run_next_turn(room *r)
+{
+    if (r->later.queued) return; /* it runs in this pass; room_run defers it again */
+    r->refs++; /* as room_schedule's: run_later releases it */
+    worker_defer_turn(r->owner, &r->later);
+}
+
 void room_run(room *r)
 {
     if (r->running || r->state == ROOM_GONE) return;
+    if (r->preempted && r->preempted_turn == r->owner->turn) {
+        /* paused in this turn: whatever woke it now, others come first */
+        run_next_turn(r);
+        return;
+    }
     r->refs++; /* a reset below may drop the registry's reference */
     r->running = true;
     r->owner->lua_depth++;
+    if (r->preempted) {
+        task *t = r->preempted;
+        r->preempted = NULL;
+        step(r, t, 0);
+    }
     event *ev;
     while ((ev = room_take_event(r))) run_event(r, ev);
+    if (r->preempted) run_next_turn(r);
     r->owner->lua_depth--;
     r->running = false;
     r->last_active = clock_loop_now(r->owner->loop);

@@ -15,6 +15,15 @@
  * fire on every instruction, so a party's own pcall cannot swallow the
  * error and carry on (the trick Redis uses for scripts).
  *
+ * Time slices: the limit is per callback step, but a step that has run for
+ * a slice (SLICE_NS) yields from the same hook (LuaJIT supports lua_yield
+ * in a hook when the JIT is off) and runner.c resumes it on a later turn
+ * of the loop, so the other rooms of the worker are served in between: a
+ * runaway callback stalled them all for the whole CPU limit. The CPU left
+ * goes with the task, so the limit counts only the step's own slices.
+ * A step pauses only where the yield is safe and changes nothing a party
+ * can see (may_pause).
+ *
  * The party sees the standard libraries minus what reaches outside the room:
  * no io, ffi or jit (not even through require), no
  * os.exit/execute/remove/rename/getenv/setlocale, no C modules, no
@@ -73,6 +82,42 @@ static void *room_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
  * of the C glue must not be stopped by the last step's deadline). */
 #define DEADLINE_IDLE UINT64_MAX
 #define HOOK_EVERY 10000
+#define SLICE_NS 2000000ULL   /* a step runs at most this long before others get a turn */
+#define RETRY_NS 500000ULL    /* could not pause: look again this much later */
+
+/* The registry key of the set of C functions a yield may cross: pcall and
+ * xpcall are part of LuaJIT's VM (a coroutine yields across them); any
+ * other C function on the stack (table.sort's comparator, string.gsub's
+ * replacement, a binding that calls Lua) is a C frame lua_yield cannot
+ * cross. */
+static const char resumable_key = 0;
+
+/* True if the step may yield here: in the task's own coroutine (a yield in
+ * a coroutine of the party's would go to the party's resume), with no
+ * storage write pending (the worker's SQLite batch is shared: another
+ * room's commit would make half a step durable), not inside
+ * storage:transaction, and with only Lua frames, pcall and xpcall between
+ * here and the step's lua_resume. */
+static bool may_pause(room *r, lua_State *L)
+{
+    task *t = room_current_task(r);
+    if (!t || L != room_task_thread(t) || r->dirty || r->in_transaction) return false;
+    lua_Debug ar;
+    lua_pushlightuserdata(L, (void *)&resumable_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    bool ok = lua_istable(L, -1);
+    for (int level = 0; ok && lua_getstack(L, level, &ar); level++) {
+        ok = lua_getinfo(L, "Sf", &ar) != 0; /* pushes the frame's function */
+        if (!ok) break;
+        if (ar.what[0] == 'C') {
+            lua_rawget(L, -2); /* the function -> true if it is pcall or xpcall */
+            ok = lua_toboolean(L, -1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return ok;
+}
 
 static void cpu_hook(lua_State *L, lua_Debug *ar)
 {
@@ -81,6 +126,16 @@ static void cpu_hook(lua_State *L, lua_Debug *ar)
     uint64_t now = uv_hrtime();
     if (!r->deadline) { /* the clock starts here, see sandbox_arm */
         r->deadline = now + r->owner->cfg->cpu_limit_ms * 1000000ULL;
+        r->slice_end = now + SLICE_NS;
+        return;
+    }
+    if (now >= r->slice_end && now < r->deadline) {
+        if (!may_pause(r, L)) {
+            r->slice_end = now + RETRY_NS;
+            return;
+        }
+        room_task_preempt(room_current_task(r), r->deadline - now);
+        lua_yield(L, 0); /* does not return: the step's lua_resume returns LUA_YIELD */
         return;
     }
     if (now < r->deadline) return;
@@ -99,11 +154,16 @@ static void cpu_hook(lua_State *L, lua_Debug *ar)
  * message's cost. A step only resets the deadline. It is set when the hook
  * first runs, 10,000 instructions in (microseconds, against a limit in
  * milliseconds): most callbacks end before that and never read the clock. */
-void sandbox_arm(room *r)
+void sandbox_arm(room *r, uint64_t cpu_left)
 {
     if (!r->owner->cfg->cpu_limit_ms) return;
     if (!lua_gethook(r->L)) lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, HOOK_EVERY);
     r->deadline = 0;
+    if (cpu_left) { /* a paused step goes on: its clock runs from now (rare: read it) */
+        uint64_t now = uv_hrtime();
+        r->deadline = now + cpu_left;
+        r->slice_end = now + SLICE_NS;
+    }
 }
 
 void sandbox_disarm(room *r)
@@ -684,6 +744,15 @@ static int setup(lua_State *L)
      * hook needs the interpreter. --cpu-limit 0 opens it (JIT on). */
     open_libraries(L, cfg->cpu_limit_ms == 0);
     if (cfg->cpu_limit_ms) luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_pushlightuserdata(L, (void *)&resumable_key); /* see may_pause */
+    lua_createtable(L, 0, 2);
+    lua_getglobal(L, "pcall");
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_getglobal(L, "xpcall");
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     restrict_libraries(L, r);
     preload_modules(L);
     lua_room_set_loader(L, require_embedded);
@@ -708,7 +777,7 @@ int sandbox_open_room(room *r, char **err)
         return -1;
     }
     /* The party's top-level code runs under the limits too. */
-    sandbox_arm(r);
+    sandbox_arm(r, 0);
     sandbox_enter(r);
     int rc = lua_cpcall(r->L, setup, r);
     sandbox_leave(r);

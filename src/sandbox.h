@@ -10,8 +10,11 @@ struct room;
 int sandbox_open_room(struct room *r, char **err);
 
 /* Limits around one callback step: arm sets the CPU deadline hook, disarm
- * removes it. See sandbox.c for why the hook re-arms itself. */
-void sandbox_arm(struct room *r);
+ * removes it. See sandbox.c for why the hook re-arms itself, and for time
+ * slices. cpu_left: what a paused step has left of the CPU limit (ns), 0
+ * for a new step. */
+#include <stdint.h>
+void sandbox_arm(struct room *r, uint64_t cpu_left);
 void sandbox_disarm(struct room *r);
 /* Around party code: the memory cap binds only between enter and leave. */
 void sandbox_enter(struct room *r);

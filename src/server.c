@@ -6,8 +6,13 @@
  * (a broadcast frame is one chunk shared by all receivers). Queues are
  * flushed from a prepare handle, right before the loop polls again, so the
  * many sends of one loop turn leave in one writev, whatever phase (I/O,
- * timer, deferred room run) produced them. A client whose queue grows past max_output
- * (it stopped reading) is dropped, so it cannot make the server grow.
+ * timer, deferred room run) produced them. Every byte queued for a client
+ * counts (data frames, the pongs and close frames wslay answers with, HTTP
+ * responses, TLS records): a client whose unsent output grows past
+ * max_output (it stopped reading) is dropped before the loop polls again,
+ * so no client can make the server grow (a ping flood that never reads
+ * the pongs was the way around it). Its memory goes back to the system
+ * soon after (trim_soon).
  *
  * Closing: we never close a socket with unread data in it (the kernel would
  * answer with RST and the peer would lose our close frame). We shut down the
@@ -31,6 +36,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +75,7 @@ struct client {
     size_t out_head, out_n, out_cap, out_bytes;
     size_t writing_n;          /* items in the uv_write in flight */
     bool writing, in_feed, shutdown_pending, shut, timer_on, upgraded, disconnected, dirty;
+    bool overflow;             /* past max_output: dropped at the next flush, nothing more is queued */
     uint64_t due, timer_due;   /* the deadline (loop ms, 0: none); when the timer fires */
     bool partial;              /* part of a request has arrived (header timeout applies) */
     char method[12], target[120]; /* the request being answered, for the dev log */
@@ -90,10 +97,27 @@ static void resume_reading(client *c);
 
 /* ---- lifetime ---- */
 
+/* glibc keeps what a dropped client freed (thousands of small chunks) in
+ * its arenas: after a ping flood 0.6 MB was in use and 140 MB still held,
+ * because a heap gives back pages below its top only on malloc_trim. So a
+ * client that leaves with a large queue asks for a trim, at most one a
+ * second per worker (a trim walks every arena, under its lock). */
+#define TRIM_AFTER_MS 1000
+#define TRIM_MIN_BYTES (1u << 20)
+
+static void on_trim(uv_timer_t *t) { malloc_trim(0); }
+
+static void trim_soon(server *s)
+{
+    if (!uv_is_closing((uv_handle_t *)&s->trimmer) && !uv_is_active((uv_handle_t *)&s->trimmer))
+        uv_timer_start(&s->trimmer, on_trim, TRIM_AFTER_MS, 0);
+}
+
 static void client_maybe_free(client *c)
 {
     /* still on the flush list: on_prepare frees it when it gets there */
     if (c->handles > 0 || (c->upgraded && c->conn.refs > 0) || c->dirty) return;
+    if (c->out_bytes >= TRIM_MIN_BYTES) trim_soon(c->srv);
     if (c->peer.waiting) c->peer.waiting->peer = NULL;
     for (size_t i = 0; i < c->out_n; i++) chunk_unref(c->out[(c->out_head + i) % c->out_cap].c);
     free(c->out);
@@ -226,9 +250,15 @@ static void mark_dirty(client *c)
     c->srv->dirty = c;
 }
 
-/* Queues bytes exactly as given (ciphertext, or plain on a plain socket). */
+/* Queues bytes exactly as given (ciphertext, or plain on a plain socket).
+ * Past max_output the client is marked to be dropped: the drop itself
+ * waits for the flush (before the loop polls again), because the caller
+ * may be deep in wslay or in the HTTP parser. One chunk alone may be
+ * larger than the limit (a big response to a client that reads): only
+ * output piling up behind earlier unsent output counts as not reading. */
 static void out_push_raw(client *c, chunk *ch)
 {
+    if (c->overflow) return;
     if (c->out_n == c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap * 2 : 4;
         out_item *n = xmalloc(cap * sizeof *n);
@@ -241,6 +271,7 @@ static void out_push_raw(client *c, chunk *ch)
     c->out[(c->out_head + c->out_n) % c->out_cap] = (out_item){chunk_ref(ch), 0};
     c->out_n++;
     c->out_bytes += ch->len;
+    if (c->out_bytes > c->srv->cfg->max_output && c->out_n > 1) c->overflow = true;
     mark_dirty(c);
 }
 
@@ -248,7 +279,7 @@ static void out_push_raw(client *c, chunk *ch)
  * frame cannot be shared then: each peer has its own keys). */
 static void out_push(client *c, chunk *ch)
 {
-    if (!c->tls) {
+    if (!c->tls || c->overflow) {
         out_push_raw(c, ch);
         return;
     }
@@ -341,9 +372,27 @@ static void on_written(uv_write_t *req, int status)
     flush(c);
 }
 
+/* The client stopped reading: drop it, and with it everything queued. */
+static void drop_overflowing(client *c)
+{
+    if (c->upgraded) {
+        log_warn("%s: dropping connection %s: it stopped reading (%zu bytes queued)", c->conn.uri, c->conn.id,
+                 c->out_bytes);
+        notify_room(c, 1013, "slow consumer: output buffer full");
+    } else {
+        log_warn("dropping a client that stopped reading (%zu bytes queued)", c->out_bytes);
+    }
+    client_close_now(c);
+}
+
 static void flush(client *c)
 {
-    if (c->writing || uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
+    if (c->overflow) {
+        drop_overflowing(c);
+        return;
+    }
+    if (c->writing) return;
     uv_buf_t bufs[64];
     if (c->out_n > 0) {
         size_t n = gather(c, bufs, 64);
@@ -370,9 +419,8 @@ static void flush(client *c)
     else if (c->moving) hand_over(c);
 }
 
-static void on_prepare(uv_prepare_t *h)
+static void flush_dirty(server *s)
 {
-    server *s = h->data;
     while (s->dirty) {
         client *c = s->dirty;
         s->dirty = c->next_dirty;
@@ -380,6 +428,23 @@ static void on_prepare(uv_prepare_t *h)
         if (uv_is_closing((uv_handle_t *)&c->tcp)) client_maybe_free(c);
         else flush(c);
     }
+}
+
+/* Right after the poll, while rooms have paused steps (runner.c): their
+ * next slices run before the prepare phase, so what this turn's I/O
+ * produced leaves now instead of after them. Otherwise (no handle to run
+ * on every turn) output waits for the prepare phase, gathered into one
+ * write per client. */
+static void on_check(uv_check_t *h) { flush_dirty(h->data); }
+
+static void on_prepare(uv_prepare_t *h)
+{
+    server *s = h->data;
+    flush_dirty(s);
+    if (!s->w->nextq_head == !s->early_flushing) return;
+    s->early_flushing = !s->early_flushing;
+    if (s->early_flushing) uv_check_start(&s->early_flusher, on_check);
+    else uv_check_stop(&s->early_flusher);
 }
 
 /* Graceful end: send what is queued, then shut down (file comment). */
@@ -397,16 +462,10 @@ static void client_finish(client *c)
 static void ws_conn_send(lp_conn *conn, chunk *msg)
 {
     client *c = (client *)conn;
-    if (c->state != C_WS || ws_session_close_sent(&c->ws)) return;
+    if (c->state != C_WS || c->overflow || ws_session_close_sent(&c->ws)) return;
     METRIC_ADD(messages_out[conn->metric_party], 1);
     METRIC_ADD(bytes_out, chunk_payload_len(msg));
     out_push(c, msg);
-    if (c->out_bytes > c->srv->cfg->max_output) {
-        log_warn("%s: dropping connection %s: it stopped reading (%zu bytes queued)", conn->uri, conn->id,
-                 c->out_bytes);
-        notify_room(c, 1013, "slow consumer: output buffer full");
-        client_close_now(c);
-    }
 }
 
 static void ws_conn_close(lp_conn *conn, int code, const char *reason, size_t len)
@@ -729,7 +788,7 @@ static void adopt_moved(worker *w, void *arg)
 static void parse_requests(client *c, const char *data, size_t len)
 {
     c->in_feed = true;
-    while (len > 0 && c->state == C_HTTP && !awaiting_answer(c)) {
+    while (len > 0 && c->state == C_HTTP && !awaiting_answer(c) && !c->overflow) {
         size_t used = 0;
         enum http_parse_result rv = http_parser_feed(c->http, data, len, &used);
         data += used;
@@ -826,6 +885,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *b)
 static void consume_input(client *c, const char *data, size_t len)
 {
     uv_stream_t *stream = (uv_stream_t *)&c->tcp;
+    if (c->overflow) return; /* being dropped: what it says no longer matters */
     switch (c->state) {
     case C_HTTP:
         if (awaiting_answer(c)) { /* pipelined while we answer: keep it for later */
@@ -869,7 +929,7 @@ static void on_connection(uv_stream_t *ls, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     if (s->cfg->tls_cert && !c->peer.internal) c->tls = tls_server_new(); /* decided at start-up */
     c->http = xmalloc(sizeof *c->http);
-    http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body});
+    http_parser_init(c->http, (http_limits){s->cfg->max_header, s->cfg->max_body, s->cfg->max_headers});
     c->state = C_HTTP;
     buf_init(&c->pending_in);
     link_client(s, c);
@@ -992,10 +1052,15 @@ static void start_timers(server *s)
     s->parker.data = s;
     uv_timer_start(&s->parker, on_park_timer, PARK_AFTER_MS, PARK_AFTER_MS);
     uv_unref((uv_handle_t *)&s->parker);
+    uv_timer_init(loop, &s->trimmer);
+    uv_unref((uv_handle_t *)&s->trimmer);
     uv_prepare_init(loop, &s->flusher);
     s->flusher.data = s;
     uv_prepare_start(&s->flusher, on_prepare);
     uv_unref((uv_handle_t *)&s->flusher);
+    uv_check_init(loop, &s->early_flusher); /* started by on_prepare when needed */
+    s->early_flusher.data = s;
+    uv_unref((uv_handle_t *)&s->early_flusher);
 }
 
 int server_listen(server *s, worker *w, const server *first, char **err)
@@ -1070,6 +1135,8 @@ void server_free(server *s)
     }
     s->dirty = NULL;
     if (!uv_is_closing((uv_handle_t *)&s->flusher)) uv_close((uv_handle_t *)&s->flusher, NULL);
+    if (!uv_is_closing((uv_handle_t *)&s->early_flusher)) uv_close((uv_handle_t *)&s->early_flusher, NULL);
     if (!uv_is_closing((uv_handle_t *)&s->pinger)) uv_close((uv_handle_t *)&s->pinger, NULL);
     if (!uv_is_closing((uv_handle_t *)&s->parker)) uv_close((uv_handle_t *)&s->parker, NULL);
+    if (!uv_is_closing((uv_handle_t *)&s->trimmer)) uv_close((uv_handle_t *)&s->trimmer, NULL);
 }

@@ -11,14 +11,16 @@ typedef struct server {
     uv_tcp_t listener;
     uv_tcp_t internal;       /* cluster mode: requests forwarded by other nodes */
     uv_prepare_t flusher;    /* writes queued output before each poll */
+    uv_check_t early_flusher; /* and after it, while rooms have paused steps (server.c) */
     uv_timer_t pinger;       /* pings idle WebSockets, drops dead ones */
     uv_timer_t parker;       /* frees the WebSocket parsers of quiet clients */
+    uv_timer_t trimmer;      /* gives memory back to the system after large frees */
     worker *w;
     const config *cfg;
     client *clients;         /* every open client */
     client *dirty;           /* clients with output to flush */
     size_t nclients;
-    bool listening, internal_listening;
+    bool listening, internal_listening, early_flushing;
     char rbuf[65536];        /* one read slab: reads are consumed synchronously */
 } server;
 

@@ -23,6 +23,14 @@ struct worker_job {
 static void run_queue(uv_idle_t *h)
 {
     worker *w = h->data;
+    w->turn++;
+    /* what waited for this turn runs in it (after what was queued before) */
+    if (w->nextq_head) {
+        if (w->runq_tail) w->runq_tail->next = w->nextq_head;
+        else w->runq_head = w->nextq_head;
+        w->runq_tail = w->nextq_tail;
+        w->nextq_head = w->nextq_tail = NULL;
+    }
     /* Rooms scheduled while this runs go on the queue again and run in the
      * same pass, until nothing is left. */
     while (w->runq_head) {
@@ -33,7 +41,7 @@ static void run_queue(uv_idle_t *h)
         d->queued = false;
         d->run(d);
     }
-    uv_idle_stop(&w->runner);
+    if (!w->nextq_head) uv_idle_stop(&w->runner);
 }
 
 static void run_jobs(uv_async_t *h)
@@ -141,15 +149,20 @@ int worker_init(worker *w, uv_loop_t *loop, const config *cfg, struct storage *s
     return 0;
 }
 
-void worker_defer(worker *w, deferred *d)
+/* Appends d to the queue (head, tail) unless it is queued somewhere already. */
+static void enqueue(worker *w, deferred **head, deferred **tail, deferred *d)
 {
     if (d->queued) return;
     d->queued = true;
-    if (w->runq_tail) w->runq_tail->next = d;
-    else w->runq_head = d;
-    w->runq_tail = d;
+    if (*tail) (*tail)->next = d;
+    else *head = d;
+    *tail = d;
     uv_idle_start(&w->runner, run_queue);
 }
+
+void worker_defer(worker *w, deferred *d) { enqueue(w, &w->runq_head, &w->runq_tail, d); }
+
+void worker_defer_turn(worker *w, deferred *d) { enqueue(w, &w->nextq_head, &w->nextq_tail, d); }
 
 void worker_settle(worker *w)
 {

@@ -43,6 +43,8 @@ typedef struct worker {
     struct worker **all;            /* every worker, by index (shared, read-only) */
     dict rooms;                     /* "party\0room" -> room* (registry.c) */
     deferred *runq_head, *runq_tail; /* work for the next loop turn */
+    deferred *nextq_head, *nextq_tail; /* work for the turn after the current one (worker_defer_turn) */
+    uint64_t turn;                  /* counts passes of the run queue */
     uv_idle_t runner;               /* drains runq without blocking in poll */
     uv_timer_t alarm_timer;         /* alarm.c */
     uv_timer_t sweeper;             /* unloads idle rooms (registry.c) */
@@ -75,6 +77,10 @@ void worker_free(worker *w);
 /* Queues d to run on the next loop turn (at once if it is queued already:
  * nothing happens). Used so one room's Lua never runs inside another's. */
 void worker_defer(worker *w, deferred *d);
+/* Queues d for the next pass of the run queue after this one, so the loop
+ * polls for I/O first: a room whose step used up its time slice goes on
+ * there, after the other rooms had their turn. */
+void worker_defer_turn(worker *w, deferred *d);
 
 /* Runs fn(to, arg) on `to`'s thread, after the jobs posted before it.
  * Callable from any thread. */

@@ -134,30 +134,26 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
  * own read buffer (still valid in msg_cb, which wslay calls in the same
  * step); only a message in several pieces (fragments, or a frame split
  * across reads or over wslay's 4 KiB buffer) is gathered in s->parts. wslay
- * still checks each frame (masking, opcodes, UTF-8 of text, the size of one
- * frame); the size of a fragmented message as a whole is checked here. */
+ * still checks each frame (masking, opcodes, UTF-8 of text); lengths, of a
+ * frame and of a fragmented message as a whole, are checked from the
+ * headers before wslay sees them (track). */
 static void frame_start_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
                            void *ud)
 {
     ws_session *s = ud;
     s->in_ctrl = arg->opcode >= 8;
-    if (s->in_ctrl || s->too_big) return; /* wslay buffers control frames itself */
+    if (s->in_ctrl) return; /* wslay buffers control frames itself */
     if (arg->opcode != WSLAY_CONTINUATION_FRAME) s->msg_len = 0; /* a new message */
     s->frame_fin = arg->fin;
     s->frame_len = arg->payload_length;
     s->msg_len += arg->payload_length;
-    if (s->msg_len > s->max_message) {
-        s->too_big = true;
-        wslay_event_queue_close(ctx, 1009, NULL, 0);
-        wslay_event_shutdown_read(ctx);
-    }
 }
 
 static void frame_chunk_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_chunk_arg *arg,
                            void *ud)
 {
     ws_session *s = ud;
-    if (s->in_ctrl || s->too_big) return;
+    if (s->in_ctrl) return;
     if (s->frame_fin && s->msg_len == s->frame_len && arg->data_length == s->frame_len) {
         s->whole = arg->data; /* the whole message in one piece */
         s->whole_len = arg->data_length;
@@ -171,7 +167,6 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 {
     ws_session *s = ud;
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
-        if (s->too_big) return;
         if (s->has_whole) {
             s->has_whole = false;
             s->ev->on_message(s->ud, arg->opcode, s->whole, s->whole_len);
@@ -227,9 +222,8 @@ static size_t header_len(const uint8_t *h)
     return 2 + ((h[1] & 0x80) ? 4 : 0) + (l7 == 126 ? 2 : l7 == 127 ? 8 : 0);
 }
 
-/* A whole frame header at h: its payload is to be skipped, and a data frame
- * without FIN leaves a fragmented message in progress. */
-static void header_seen(ws_session *s, const uint8_t *h)
+/* The payload length a whole frame header at h announces. */
+static uint64_t header_payload_len(const uint8_t *h)
 {
     uint8_t l7 = h[1] & 0x7f;
     uint64_t plen = l7;
@@ -238,16 +232,54 @@ static void header_seen(ws_session *s, const uint8_t *h)
         plen = 0;
         for (int i = 0; i < 8; i++) plen = plen << 8 | h[2 + i];
     }
-    bool fin = h[0] & 0x80;
+    return plen;
+}
+
+/* Judges a frame header from its first n bytes (2 <= n <= its length):
+ * 0, or the close code that refuses it from the header alone:
+ * - 1002 for what wslay's frame layer refuses (a fragmented or over-125-byte
+ *   control frame, a length not in its shortest form or with the top bit
+ *   set), which it answers with an empty close (the peer sees 1005), and a
+ *   close frame with a 1-byte payload, which it would echo;
+ * - 1009 for a message announced over max_message: wslay would notice only
+ *   once payload arrives, which may be never.
+ * wslay decides on a header's first two bytes, then on its extended length,
+ * so this must decide no later: it is asked again as each byte comes.
+ * Once the header is whole and accepted, its payload is to be skipped, and
+ * a data frame without FIN leaves a fragmented message in progress. */
+static inline int header_seen(ws_session *s, const uint8_t *h, size_t n)
+{
+    uint8_t l7 = h[1] & 0x7f;
     int opcode = h[0] & 0x0f;
-    if (opcode < 8) s->in_fragments = !fin; /* data or continuation; control frames never fragment */
-    s->payload_left = plen;
+    bool fin = h[0] & 0x80;
+    if (opcode >= 8 && (!fin || l7 > 125 || (opcode == WS_CLOSE && l7 == 1))) return 1002;
+    size_t ext = l7 == 126 ? 2 : l7 == 127 ? 8 : 0;
+    if (n < 2 + ext) return 0;
+    uint64_t plen = l7;
+    if (ext) {
+        plen = header_payload_len(h);
+        if (plen < 126 || (ext == 8 && (plen <= 0xffff || plen >> 63))) return 1002;
+    }
+    bool whole = n == header_len(h);
+    if (opcode < 8) { /* data or continuation; control frames never fragment */
+        uint64_t msg = (opcode == 0 && s->in_fragments ? s->announced : 0) + plen;
+        if (msg > s->max_message) return 1009;
+        if (whole) {
+            s->announced = msg;
+            s->in_fragments = !fin;
+        }
+    }
+    if (whole) s->payload_left = plen;
+    return 0;
 }
 
 /* Follows frame boundaries in the bytes wslay is about to read: only the
- * headers are looked at; wslay still does all the parsing and checking. */
-static void track(ws_session *s, const uint8_t *p, size_t len)
+ * headers are looked at; wslay still does the rest of the parsing and
+ * checking. Returns how many bytes wslay may read: all of them, or those
+ * before a header header_seen refused (*code says why). */
+static size_t track(ws_session *s, const uint8_t *p, size_t len, int *code)
 {
+    const uint8_t *start = p;
     while (len > 0) {
         if (s->payload_left) {
             uint64_t n = s->payload_left < len ? s->payload_left : len;
@@ -258,25 +290,28 @@ static void track(ws_session *s, const uint8_t *p, size_t len)
         }
         if (s->hdr_len == 0 && len >= 2 && len >= header_len(p)) {
             /* the usual case: the whole header is in this read */
-            header_seen(s, p);
             size_t n = header_len(p);
+            if ((*code = header_seen(s, p, n))) return (size_t)(p - start);
             p += n;
             len -= n;
             continue;
         }
-        /* a header split across reads: gathered byte by byte */
+        /* a header split across reads: gathered byte by byte; wslay gets
+         * each byte only once the header so far is accepted */
         s->hdr[s->hdr_len++] = *p++;
         len--;
-        if (s->hdr_len >= 2 && s->hdr_len == header_len(s->hdr)) {
-            header_seen(s, s->hdr);
-            s->hdr_len = 0;
-        }
+        if (s->hdr_len < 2) continue;
+        if ((*code = header_seen(s, s->hdr, s->hdr_len))) return (size_t)(p - 1 - start);
+        if (s->hdr_len == header_len(s->hdr)) s->hdr_len = 0;
     }
+    return (size_t)(p - start);
 }
 
 void ws_session_park(ws_session *s)
 {
-    if (!s->ctx || s->hdr_len || s->payload_left || s->in_fragments || s->close_code || s->protocol_error) return;
+    if (!s->ctx || s->hdr_len || s->payload_left || s->in_fragments || s->close_code || s->protocol_error ||
+        s->refused)
+        return;
     if (wslay_event_get_close_sent(s->ctx) || wslay_event_get_close_received(s->ctx)) return;
     if (wslay_event_get_queued_msg_count(s->ctx)) return;
     wslay_event_context_free(s->ctx);
@@ -295,13 +330,22 @@ void ws_session_free(ws_session *s)
 int ws_session_feed(ws_session *s, const uint8_t *data, size_t len)
 {
     if (unpark(s) != 0) return -1;
-    track(s, data, len);
+    int refuse = 0;
+    /* after a refused header nothing the peer sends is read */
     s->in = data;
-    s->in_len = len;
+    s->in_len = s->refused ? 0 : track(s, data, len, &refuse);
     int rv = wslay_event_recv(s->ctx);
     s->in_len = 0;
     if (rv != 0) s->protocol_error = true;
-    /* wslay queues pongs and close replies (and a 1002/1009 close on a bad
+    if (refuse) {
+        /* the frames before it were wslay's to judge: its close, if it
+         * queued one, stands */
+        s->refused = true;
+        wslay_event_queue_close(s->ctx, (uint16_t)refuse, NULL, 0);
+        wslay_event_shutdown_read(s->ctx);
+        rv = -1;
+    }
+    /* wslay queues pongs and close replies (and a 1002/1007 close on a bad
      * frame); hand them to the output now. */
     if (wslay_event_send(s->ctx) != 0) return -1;
     int sent = wslay_event_get_status_code_sent(s->ctx);

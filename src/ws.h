@@ -49,13 +49,14 @@ struct ws_session {
     size_t hdr_len;          /* header bytes of the current frame seen so far */
     uint64_t payload_left;   /* payload bytes of the current frame still to come */
     bool in_fragments;       /* a fragmented data message is in progress */
+    uint64_t announced;      /* payload bytes its headers announced for that message */
+    bool refused;            /* a frame header was refused (1002/1009): input is ignored */
     /* The data message being received: wslay does not buffer it (ws.c). */
     const uint8_t *whole;    /* a message that came in one piece: wslay's bytes */
     size_t whole_len;
     bool has_whole;
     bool frame_fin;          /* the data frame being received ends its message */
     bool in_ctrl;            /* the frame being received is a control frame */
-    bool too_big;            /* over max_message: closed with 1009, the rest ignored */
     uint64_t frame_len;      /* payload length of the data frame being received */
     uint64_t msg_len;        /* payload bytes of the message announced so far */
     buf parts;               /* a message in more than one piece, so far */

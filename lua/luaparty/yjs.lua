@@ -227,9 +227,7 @@ local function batch_marker(self, st, conn, text)
     c.closing = true
     return conn:close(1007, "y-pk-batch end does not match its start")
   end
-  -- a Binary, as the update would have come in one piece: it is relayed as
-  -- it came (a string would go out as a text frame, and an update is not UTF-8)
-  return handle(self, st, conn, binary(table.concat(batch.parts)))
+  return handle(self, st, conn, binary(table.concat(batch.parts))) -- relayed whole, as a binary frame
 end
 
 local function load(self, st)

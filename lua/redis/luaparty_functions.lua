@@ -236,21 +236,23 @@ local function clear_alarm(own, alarms)
   redis.call('ZREM', alarms, member_of(own))
 end
 
--- lp_commit(own, kv, alarms; fence, base_seq, op...) -> new seq
+-- lp_commit(own, kv, alarms; fence, base_seq, token, op...) -> new seq
 -- One callback step's writes, atomically, only from the room's owner: the
 -- fence must be the room's current one and its owner's lease alive
 -- (LPFENCED otherwise); base_seq must be the room's seq (LPSEQ). A retry of
--- a commit that landed (the reply was lost) answers its seq again.
+-- a commit that landed (the reply was lost) is known by its token (unique
+-- per commit) and answers its seq again, applying nothing.
 -- Ops: P key value | D key | X (delete all, alarm too) | A at retries | a.
 local function lp_commit(keys, args)
   local bad = room_keys('lp_commit', keys, 3)
   if bad then return bad end
   local own, kv, alarms = keys[1], keys[2], keys[3]
-  local fence, base = uint(args[1]), uint(args[2])
+  local fence, base, token = uint(args[1]), uint(args[2]), args[3]
   if not fence or not base then return arg_error('lp_commit', 'bad fence or seq') end
-  local cur = redis.call('HMGET', own, 'node', 'epoch', 'fence', 'seq', 'vfence')
+  if type(token) ~= 'string' or #token == 0 or #token > 64 then return arg_error('lp_commit', 'bad token') end
+  local cur = redis.call('HMGET', own, 'node', 'epoch', 'fence', 'seq', 'vfence', 'token')
   local seq = tonumber(cur[4]) or 0
-  if seq == base + 1 and tonumber(cur[5]) == fence then return seq end -- a retry
+  if seq == base + 1 and tonumber(cur[5]) == fence and cur[6] == token then return seq end -- a retry
   if tonumber(cur[3]) ~= fence or not cur[1] or not alive(cur[1], cur[2]) then
     return redis.error_reply('LPFENCED the room belongs to another node now')
   end
@@ -258,7 +260,7 @@ local function lp_commit(keys, args)
   -- Checked whole before anything is applied: a Redis script that fails
   -- half-way keeps what it wrote.
   local arity = { P = 2, D = 1, X = 0, A = 2, a = 0 }
-  local i, n = 3, #args
+  local i, n = 4, #args
   while i <= n do
     local k = arity[args[i]]
     if not k or i + k > n then return arg_error('lp_commit', 'bad op at argument ' .. i) end
@@ -267,7 +269,7 @@ local function lp_commit(keys, args)
     end
     i = i + 1 + k
   end
-  i = 3
+  i = 4
   while i <= n do
     local op = args[i]
     if op == 'P' then redis.call('HSET', kv, args[i + 1], args[i + 2])
@@ -277,7 +279,7 @@ local function lp_commit(keys, args)
     else clear_alarm(own, alarms) end
     i = i + 1 + arity[op]
   end
-  redis.call('HSET', own, 'seq', base + 1, 'vfence', fence)
+  redis.call('HSET', own, 'seq', base + 1, 'vfence', fence, 'token', token)
   return base + 1
 end
 

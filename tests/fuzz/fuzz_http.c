@@ -175,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!split_init(&sp, data, size)) return 0;
     http_parser hp;
     /* a small body limit so the 413 path is reachable */
-    http_parser_init(&hp, (http_limits){cfg.max_header, 4096});
+    http_parser_init(&hp, (http_limits){cfg.max_header, 4096, cfg.max_headers});
     size_t off = 0;
     bool done = false;
     int stalls = 0;

@@ -59,9 +59,10 @@ function writeLoop(urls, room, client) {
 
 /** Every key acked by the loops is in the room's keys. */
 function assertNoneLost(loops, keys, what) {
-  const have = new Set(keys);
-  const lost = loops.flatMap((l) => l.acked.map((a) => a.w)).filter((w) => !have.has(w));
-  assert.deepEqual(lost, [], `${what}: acknowledged writes missing after recovery`);
+  const have = new Set(Array.isArray(keys) ? keys : []);
+  const lost = loops.flatMap((l) => l.acked).filter((a) => !have.has(a.w));
+  assert.deepEqual(lost.map((a) => a.w), [],
+    `${what}: acknowledged writes missing after recovery: ${JSON.stringify(lost.slice(0, 5))}`);
 }
 
 test('owner kill -9 under writes through other nodes: every acknowledged write survives, the room is back within TTL + 1 s, onStart ran again elsewhere', async () => {
@@ -73,6 +74,7 @@ test('owner kill -9 under writes through other nodes: every acknowledged write s
     await waitFor(() => loops.every((l) => l.acked.length >= 5), 10_000, { what: 'writes acknowledged before the kill' });
     const tKill = Date.now();
     await a.kill9();
+    console.log(`# killed a at ${tKill}`);
     await waitFor(() => loops.every((l) => l.acked.some((x) => x.t >= tKill)), TTL + 6000,
       { interval: 50, what: 'every writer acknowledged again after the kill' });
     const back = Math.min(...loops.flatMap((l) => l.acked.filter((x) => x.t >= tKill).map((x) => x.end)));
@@ -84,8 +86,9 @@ test('owner kill -9 under writes through other nodes: every acknowledged write s
   assert.ok(after.node === 'b' || after.node === 'c', `a live node owns the room now (got ${after.node})`);
   assert.equal(after.starts, 2, 'onStart ran once on a and once on the new owner');
   assertNoneLost(loops, after.keys, 'owner kill -9');
+  // the waits above saw at least 5 writes of each loop before the kill and 1 after
   const total = loops.reduce((s, l) => s + l.acked.length, 0);
-  assert.ok(total >= 25, `enough writes made it (${total})`);
+  assert.ok(total >= 24, `enough writes made it (${total})`);
 });
 
 /** A PartySocket (npm, unchanged) with a log of acks; reconnects fast for the test. */

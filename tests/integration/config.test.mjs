@@ -26,6 +26,16 @@ test('partykit.json that is not JSON', { timeout: 10000 }, async () => {
   await expectBad(project('{"name": "x", "main": "parties/main.lua",'));
 });
 
+test('a JSON error in partykit.json gives its line and column', { timeout: 10000 }, async () => {
+  await expectBad(project('{\n  "name": "x",\n  "main": "parties/main.lua"\n  "vars": {}\n}\n'),
+    'partykit.json:4:3: not valid JSON');
+});
+
+test('partykit.json holding an array names the type, not a missing key', { timeout: 10000 }, async () => {
+  const r = await expectBad(project('[1,2,3]'), 'must hold a JSON object, not an array');
+  assert.doesNotMatch(r.logs, /"main" is missing/);
+});
+
 test('partykit.json without "main"', { timeout: 10000 }, async () => {
   await expectBad(project({ name: 'x', parties: {} }), 'main');
 });

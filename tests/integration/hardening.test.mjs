@@ -261,6 +261,52 @@ describe('HTTP: timeouts, malformed and pipelined requests', () => {
     }
   });
 
+  test('strict framing: chunk data without its CRLF, a folded header line and a request without a version get 400 and a close; what follows is not served', { timeout: 10000 }, async () => {
+    const next = 'GET /parties/main/smuggled/count HTTP/1.1\r\nHost: h\r\n\r\n';
+    const cases = {
+      'chunk data not followed by CRLF': 'POST /parties/main/sm/count HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n' +
+        '3\r\nabcXX0\r\n\r\n',
+      'obsolete line folding': 'GET /parties/main/sm/count HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n',
+      'HTTP/0.9 (no version)': 'GET /parties/main/sm/count\r\n\r\n',
+    };
+    for (const [what, bytes] of Object.entries(cases)) {
+      const r = await rawHttp(srv.port, bytes + next, { timeout: 3000 });
+      const res = parseRawResponse(r.data);
+      assert.equal(res.status, 400, `${what} -> ${res.statusLine} ${res.body}`);
+      assert.equal(res.headers.connection, 'close', `${what}: connection: close`);
+      assert.ok(r.closed, `${what}: the server closed the connection`);
+      assert.equal(splitResponses(r.data).length, 1, `${what}: the pipelined request after it was not served`);
+    }
+    const r = await httpRequest(`${srv.url}/parties/main/smuggled/count`);
+    assert.equal(r.text, '1', 'no smuggled request reached the room');
+  });
+
+  test('the header limit counts the header section as received: 15,000 empty headers get 431', { timeout: 15000 }, async () => {
+    // a cap on header lines would stop them first: lift it, the byte count must hold alone
+    const big = await start({ project: PROJECT, args: ['--max-headers', '100000'] });
+    try {
+      const r = await rawHttp(big.port, `GET /parties/main/h/count HTTP/1.1\r\nHost: h\r\n${'a:\r\n'.repeat(15000)}\r\n`,
+        { timeout: 3000 });
+      assert.equal(parseRawResponse(r.data).status, 431, r.text.split('\r\n')[0]);
+      assert.ok(r.closed, 'closed');
+    } finally {
+      await big.stop();
+    }
+  });
+
+  test('at most 100 header lines (--max-headers): 100 pass, 101 get 431', { timeout: 10000 }, async () => {
+    const lines = (n) => Array.from({ length: n }, (_, i) => `x-${i}: v\r\n`).join('');
+    // Host + 98 + Connection = 100 lines; Host + 100 = 101
+    const ok = await rawHttp(srv.port, `GET /parties/main/hc/count HTTP/1.1\r\nHost: h\r\n${lines(98)}Connection: close\r\n\r\n`,
+      { timeout: 3000 });
+    assert.equal(parseRawResponse(ok.data).status, 200, ok.text.split('\r\n')[0]);
+    const over = await rawHttp(srv.port, `GET /parties/main/hc/count HTTP/1.1\r\nHost: h\r\n${lines(100)}\r\n`,
+      { timeout: 3000 });
+    const res = parseRawResponse(over.data);
+    assert.equal(res.status, 431, res.statusLine);
+    assert.match(res.body.toString(), /too many header fields/);
+  });
+
   test('a request line with a method but no target gets 400 (not 501)', { timeout: 5000 }, async () => {
     // RFC 9110: 501 means the method is not recognized; GET is.
     const r = await rawHttp(srv.port, 'GET\r\nHost: 127.0.0.1\r\n\r\n', { timeout: 3000 });
@@ -419,6 +465,74 @@ describe('WebSocket load', () => {
     assert.ok(info, 'the slow client sees its connection closed once it reads again');
     assert.ok(slowGot < bursts * PER, `the slow client got ${slowGot} of ${bursts * PER} messages`);
     assert.equal(srv.alive(), true);
+  });
+});
+
+/**
+ * Writes `block` to a socket that never reads, over and over, until the
+ * server drops it or `maxBytes` went out. Resolves {sent, dropped}.
+ */
+async function floodUntilDropped(sock, block, maxBytes) {
+  sock.pause(); // nothing is read from here on: whatever the server answers piles up
+  let dropped = false;
+  let wake = () => {};
+  const gone = () => { dropped = true; wake(); };
+  sock.on('close', gone);
+  sock.on('error', gone);
+  sock.on('drain', () => wake());
+  let sent = 0;
+  while (!dropped && sent < maxBytes) {
+    const ok = sock.write(block);
+    sent += block.length;
+    if (!ok) await Promise.race([new Promise((r) => { wake = r; }), sleep(2000)]);
+  }
+  for (let i = 0; i < 200 && !dropped; i++) await sleep(10); // what the kernel holds is still being read
+  sock.destroy();
+  return { sent, dropped };
+}
+
+/** About 1 MiB of one masked client frame (opcode, 125-byte payload), repeated. */
+function frameBlock(opcode) {
+  const one = Buffer.alloc(2 + 4 + 125);
+  one[0] = 0x80 | opcode;
+  one[1] = 0x80 | 125;
+  crypto.randomBytes(4).copy(one, 2);
+  return Buffer.concat(Array(8000).fill(one));
+}
+
+describe('every byte queued for a client counts against --max-output (16 MiB)', () => {
+  let srv;
+  // warn: dev would log every one of the flood's requests
+  before(async () => { srv = await start({ project: PROJECT, args: ['--log-level', 'warn'] }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  test('a client that floods pings and never reads the pongs is dropped; others are served', { timeout: 60000 }, async () => {
+    const ws = await rawWs(srv.port, '/parties/echo/pinger');
+    const other = await open(srv, '/parties/echo/bystander-p');
+    // 125-byte pings: each is answered with a 127-byte pong, so 64 MiB of
+    // pings would queue about 64 MiB of pongs.
+    const { sent, dropped } = await floodUntilDropped(ws.sock, frameBlock(0x9), 64 * 1048576);
+    assert.ok(dropped, `not dropped after ${(sent / 1048576).toFixed(0)} MiB of pings${await died(srv)}`);
+    assert.ok(sent < 48 * 1048576, `dropped only after ${(sent / 1048576).toFixed(0)} MiB of pings`);
+    await waitFor(() => /dropping connection .* it stopped reading/.test(srv.logs()), 3000,
+      { what: 'the log line about the dropped client' });
+    other.send('still here');
+    assert.equal(await other.nextText(), 'still here', 'another room is served');
+    assert.equal(srv.alive(), true);
+  });
+
+  test('an HTTP client that pipelines requests and never reads the answers is dropped', { timeout: 60000 }, async () => {
+    const sock = net.connect({ host: '127.0.0.1', port: srv.port });
+    await new Promise((r, j) => { sock.once('connect', r); sock.once('error', j); });
+    // answered at once (no room involved), each answer ~3x the request
+    const req = 'GET /nowhere HTTP/1.1\r\nHost: h\r\n\r\n';
+    const { sent, dropped } = await floodUntilDropped(sock, Buffer.from(req.repeat(Math.floor(1048576 / req.length))),
+      64 * 1048576);
+    assert.ok(dropped, `not dropped after ${(sent / 1048576).toFixed(0)} MiB of requests${await died(srv)}`);
+    await waitFor(() => /dropping a client that stopped reading/.test(srv.logs()), 3000,
+      { what: 'the log line about the dropped client' });
+    const r = await httpRequest(`${srv.url}/parties/main/after-flood/count`);
+    assert.equal(r.status, 200, 'the server goes on serving');
   });
 });
 

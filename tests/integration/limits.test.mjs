@@ -9,7 +9,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  startServer, wsConnect, closeAll, httpRequest, rawHttp, parseRawResponse, waitFor, PROJECTS,
+  startServer, wsConnect, closeAll, httpRequest, rawHttp, parseRawResponse, waitFor, sleep, PROJECTS,
 } from './lib/server.mjs';
 import { watched } from './lib/watch.mjs';
 import { lineOf as lineIn } from './lib/fixtures.mjs';
@@ -209,6 +209,63 @@ describe('CPU time limit (--cpu-limit 500)', () => {
   });
 });
 
+describe('time slices: a long callback pauses so the other rooms of its worker are served (--workers 1)', () => {
+  // One worker: every room shares one loop, as the rooms of a worker do.
+  let srv;
+  before(async () => { srv = await start({ project: PROJECT, args: ['--workers', '1'] }); });
+  after(async () => { if (srv) await srv.stop(); });
+
+  /** Probes room `room` of `server` with `n` requests while `busy` (a promise) is pending; each must be answered before it settles. */
+  async function probeDuring(server, busy, room, n) {
+    let settled = false;
+    busy.then(() => { settled = true; }, () => { settled = true; });
+    for (let i = 1; i <= n; i++) {
+      await sleep(20);
+      const r = await httpRequest(`${server.url}/parties/main/${room}/count`, { timeout: 5000 });
+      assert.equal(r.text, String(i));
+      assert.equal(settled, false, `probe ${i} of room ${room} was answered only after the long callback had ended`);
+    }
+  }
+
+  for (const [what, needle] of [['spin', 'BOMB: spin'], ['spin-pcall', 'BOMB: spin-pcall']]) {
+    test(`${what}: other rooms are answered while it runs, and it is still stopped at the 1 s CPU limit`, { timeout: 20000 }, async () => {
+      const t0 = Date.now();
+      const spin = httpRequest(`${srv.url}/parties/main/run-${what}/${what}`, { timeout: 15000 });
+      await probeDuring(srv, spin, `probe-${what}`, 10);
+      const r = await spin;
+      const ms = Date.now() - t0;
+      assert.equal(r.status, 500, `the runaway callback answers 500 (got ${r.status})`);
+      assert.ok(ms >= 900, `stopped after ${ms} ms, before its 1 s of CPU`);
+      assert.ok(ms < 8000, `stopped after ${ms} ms`);
+      await logLine(srv, [`parties/main.lua:${lineOf(needle)}:`, 'CPU time limit', `run-${what}`], 'the CPU limit error');
+    });
+  }
+
+  test('a paused callback keeps its room\'s order: the room\'s next events wait for it, other rooms do not', { timeout: 20000 }, async () => {
+    // The limit is time on the clock while the step runs: on a loaded machine
+    // (TSan, parallel tests) 400 ms of CPU may take longer than 1 s of it.
+    const roomy = await start({ project: PROJECT, args: ['--workers', '1', '--cpu-limit', '10000'] });
+    try {
+      await orderedDuringWork(roomy);
+    } finally {
+      await roomy.stop();
+    }
+  });
+
+  async function orderedDuringWork(server) {
+    const ws = await open(server, '/parties/main/ordered');
+    ws.send('work 400'); // 400 ms of CPU: about 200 time slices
+    ws.send('count');
+    await sleep(50);
+    const replies = (async () => [await ws.nextText(8000), await ws.nextText(8000)])();
+    // sent while the work runs: had it run then, it would have counted 1 (and the socket 2)
+    const http = httpRequest(`${server.url}/parties/main/ordered/count`, { timeout: 8000 });
+    await probeDuring(server, replies, 'probe-order', 3);
+    assert.deepEqual(await replies, ['worked', '1'], 'the socket\'s messages in order, after the work');
+    assert.equal((await http).text, '2', 'the request sent during the work ran after it, and after the socket\'s "count"');
+  }
+});
+
 describe('memory limit (--room-memory 33554432)', () => {
   // One server per test: a bomb that takes the whole server down must not
   // hide what the next one does. A generous CPU limit, so that the
@@ -276,6 +333,42 @@ describe('messages, room ids and responses (default limits)', () => {
     assert.match(String(rec.error), /too big/i, `onError got the reason: ${JSON.stringify(rec)}`);
     ok.send('still here');
     assert.equal(await ok.nextText(), 'still here', 'the other connection of the room is unaffected');
+  });
+
+  test('bad frames get a close frame with 1002: a fragmented ping, a 126-byte ping, a 1-byte close payload, a 64-bit length with the top bit set', { timeout: 15000 }, async () => {
+    const mask = [0x11, 0x22, 0x33, 0x44];
+    const cases = {
+      'fragmented ping': Buffer.from([0x09, 0x81, ...mask, 0x70]),
+      '126-byte ping': Buffer.concat([Buffer.from([0x89, 0xfe, 0x00, 126, ...mask]), Buffer.alloc(126, 1)]),
+      '1-byte close payload': Buffer.from([0x88, 0x81, ...mask, 0x12]),
+      'top bit of the 64-bit length': Buffer.from([0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 1, 0, ...mask, 1, 2, 3]),
+    };
+    for (const [what, bytes] of Object.entries(cases)) {
+      const id = `pe-${what.replace(/\W+/g, '-')}`;
+      const ws = await rawWs(srv.port, `/parties/main/proto?_pk=${id}`);
+      try {
+        ws.sock.write(bytes);
+        const f = await ws.nextFrame(3000);
+        assert.equal(f.opcode, 8, `${what}: a close frame (got opcode ${f.opcode})`);
+        assert.ok(f.payload.length >= 2, `${what}: the close frame carries a code (the client would see 1005)`);
+        assert.equal(f.payload.readUInt16BE(0), 1002, `${what}: close code`);
+      } finally {
+        ws.destroy();
+      }
+      await waitFor(async () => (await closedInfo(srv, 'proto', id)).closed === 1, 3000, { what: `onClose after ${what}` });
+    }
+  });
+
+  test('a frame header announcing 2^62 bytes gets 1009 at once, before any payload', { timeout: 10000 }, async () => {
+    const ws = await rawWs(srv.port, '/parties/main/huge?_pk=huge');
+    try {
+      ws.sock.write(Buffer.from([0x82, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x22, 0x33, 0x44]));
+      const f = await ws.nextFrame(3000);
+      assert.equal(f.opcode, 8, `a close frame (got opcode ${f.opcode})`);
+      assert.equal(f.payload.readUInt16BE(0), 1009);
+    } finally {
+      ws.destroy();
+    }
   });
 
   test('invalid UTF-8 in a text frame closes with 1007 and onClose runs', { timeout: 10000 }, async () => {

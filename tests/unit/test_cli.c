@@ -195,7 +195,8 @@ TEST(cli_every_option)
              "serve --port 0 %s/. --host 0.0.0.0 --persist /p --tls-cert c.pem --tls-key k.pem --tls-ca ca.pem "
              "--metrics 127.0.0.1:9464 --log-level debug --log-format json --storage-sync full --cpu-limit 0 "
              "--max-message 5 --room-memory 6 --max-value 7 --max-connections 8 --workers 2 "
-             "--max-room-connections 9 --max-header 10 --max-body 11 --max-output 12 --idle-timeout 1.5 "
+             "--max-room-connections 9 --max-header 10 --max-headers 13 --max-body 11 --max-output 12 "
+             "--idle-timeout 1.5 "
              "--ping-interval 2 --header-timeout 0.25 --keepalive-timeout 3",
              dir);
     cli_options o;
@@ -226,6 +227,7 @@ TEST(cli_every_option)
         {"workers", &o.workers, 2},
         {"max-room-connections", &o.max_room_connections, 9},
         {"max-header", &o.max_header, 10},
+        {"max-headers", &o.max_headers, 13},
         {"max-body", &o.max_body, 11},
         {"max-output", &o.max_output, 12},
         {"idle-timeout", &o.idle_timeout_ms, 1500},
@@ -272,7 +274,7 @@ TEST(cli_usage_lists_every_option)
     static const char *names[] = {
         "--port", "--host", "--persist", "--log-level", "--max-message", "--room-memory", "--max-value",
         "--idle-timeout", "--storage-sync", "--cpu-limit", "--workers", "--max-connections",
-        "--max-room-connections", "--ping-interval", "--max-header", "--max-body", "--max-output",
+        "--max-room-connections", "--ping-interval", "--max-header", "--max-headers", "--max-body", "--max-output",
         "--header-timeout", "--keepalive-timeout", "--metrics", "--tls-ca", "--tls-cert", "--tls-key",
         "--log-format", "--var", "--watch", "--help", "--version",
     };

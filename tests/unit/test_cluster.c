@@ -5,6 +5,8 @@
 #include "unit.h"
 
 #include "cluster.h"
+#include "cluster_storage.h"
+#include "storage.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -1057,6 +1059,141 @@ TEST(cluster_functions_check_their_arguments)
     /* A renewal of a key that vanished never recreates it. */
     ASSERT_EQ(cmd_int(rc, "FCALL lp_renew 0 Q 7 1000 0 addr"), -2000); /* {0}: an array */
     ASSERT_EQ(cmd_int(rc, "EXISTS lp:node:Q"), 0);
+    cluster_stop(a);
+    finish(&loop);
+    redisFree(rc);
+    kill_all(NULL);
+}
+
+/* ---- cluster storage: lp_commit and a room's copy ------------------------- */
+
+#define ROOM_KEYS "3 lp:own:{p/r} lp:kv:{p/r} lp:alarms" /* lp_commit's keys for room p/r */
+
+/* lp_commit applies a batch once: a retry with the same token answers the
+ * seq and applies nothing, another commit on a stale base is refused
+ * (LPSEQ), a stale fence or a released room is refused (LPFENCED), and a
+ * malformed op list applies nothing at all. */
+TEST(cluster_commit_is_fenced_sequenced_and_idempotent)
+{
+    redis_proc *rp = redis_start(NULL);
+    redisContext *rc = side(rp);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cluster *a = start_node(&loop, rp, "A", "127.0.0.1:9001", 0);
+    claim_answer got = claim(&loop, a, "p", "r");
+    ASSERT_EQ(got.result, CLAIM_MINE);
+    ASSERT_EQ(got.data_seq, 0);
+    char fence[24];
+    snprintf(fence, sizeof fence, "%llu", (unsigned long long)got.fence);
+    ASSERT_EQ(cmd_int(rc, "FCALL lp_commit " ROOM_KEYS " %s 0 t1 P k v1", fence), 1);
+    ASSERT_EQ(cmd_int(rc, "FCALL lp_commit " ROOM_KEYS " %s 0 t1 P k v1 P x y", fence), 1); /* a retry: nothing applied */
+    ASSERT_EQ(cmd_int(rc, "HEXISTS lp:kv:{p/r} x"), 0);
+    redisReply *r = cmd(rc, "FCALL lp_commit " ROOM_KEYS " %s 0 t2 P k stale", fence);
+    ASSERT(r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LPSEQ", 5));
+    freeReplyObject(r);
+    r = cmd(rc, "HGET lp:kv:{p/r} k");
+    ASSERT_STR_EQ(r->str, "v1");
+    freeReplyObject(r);
+    r = cmd(rc, "FCALL lp_commit " ROOM_KEYS " 999 1 t3 P k other");
+    ASSERT(r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LPFENCED", 8));
+    freeReplyObject(r);
+    r = cmd(rc, "FCALL lp_commit " ROOM_KEYS " %s 1 t4 P a 1 Q b", fence); /* Q is no op: nothing of it applies */
+    ASSERT(r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LPARG", 5));
+    freeReplyObject(r);
+    ASSERT_EQ(cmd_int(rc, "HEXISTS lp:kv:{p/r} a"), 0);
+    ASSERT_EQ(cmd_int(rc, "FCALL lp_commit " ROOM_KEYS " %s 1 t5 A 1234 0 D k", fence), 2);
+    ASSERT_EQ(cmd_int(rc, "ZSCORE lp:alarms p/r"), 1234);
+    ASSERT_EQ(cmd_int(rc, "HEXISTS lp:kv:{p/r} k"), 0);
+    ASSERT_EQ(cmd_int(rc, "HGET lp:own:{p/r} vfence"), (long long)got.fence);
+    cluster_release(a, "p", "r");
+    run_until(&loop, never, NULL, 200);
+    r = cmd(rc, "FCALL lp_commit " ROOM_KEYS " %s 2 t6 P k late", fence); /* released: its fence is void */
+    ASSERT(r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LPFENCED", 8));
+    freeReplyObject(r);
+    cluster_stop(a);
+    finish(&loop);
+    redisFree(rc);
+    kill_all(NULL);
+}
+
+typedef struct activation_result {
+    bool done;
+    char err[200];
+} activation_result;
+
+static void on_activated(void *arg, const char *err)
+{
+    activation_result *x = arg;
+    x->done = true;
+    if (err) snprintf(x->err, sizeof x->err, "%s", err);
+}
+
+static bool activated(void *arg) { return ((activation_result *)arg)->done; }
+
+static void activate(uv_loop_t *loop, cluster_storage *cs, uint64_t fence, uint64_t vfence, uint64_t seq)
+{
+    activation_result x = {0};
+    cluster_storage_activate(cs, "p", "r", fence, vfence, seq, on_activated, &x);
+    ASSERT_MSG(run_until(loop, activated, &x, 3000), "activation unanswered after 3 s");
+    ASSERT_MSG(!x.err[0], "activation failed: %s", x.err);
+}
+
+static int local_get(storage *s, const char *key, char *out, size_t cap)
+{
+    buf b;
+    buf_init(&b);
+    const char *err = NULL;
+    int found = storage_get(s, "p", "r", key, strlen(key), &b, &err);
+    snprintf(out, cap, "%.*s", (int)b.len, b.data ? b.data : "");
+    buf_free(&b);
+    return found;
+}
+
+/* A node's copy of a room: loaded from Redis when its version differs,
+ * kept when it matches, and never replaced while the node holds the room
+ * under the same fence (its room's copy may be a commit ahead of Redis). */
+TEST(cluster_storage_activation_loads_only_a_stale_copy)
+{
+    redis_proc *rp = redis_start(NULL);
+    redisContext *rc = side(rp);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    cluster *a = start_node(&loop, rp, "A", "127.0.0.1:9001", 0);
+    claim_answer got = claim(&loop, a, "p", "r");
+    char fence[24];
+    snprintf(fence, sizeof fence, "%llu", (unsigned long long)got.fence);
+    ASSERT_EQ(cmd_int(rc, "FCALL lp_commit " ROOM_KEYS " %s 0 t1 P k from-redis", fence), 1);
+    const char *dir = unit_tmpdir("cstore");
+    char *err = NULL;
+    storage *s = storage_open(dir, false, &err);
+    ASSERT_MSG(s != NULL, "%s", err ? err : "?");
+    redis_url u;
+    ASSERT_EQ(redis_url_parse(tcp_url(rp), &u, NULL), 0);
+    cluster_storage *cs = cluster_storage_new(&loop, &u, a, s);
+    char v[64];
+    activate(&loop, cs, got.fence, got.fence, 1); /* no copy: loaded */
+    ASSERT_EQ(local_get(s, "k", v, sizeof v), 1);
+    ASSERT_STR_EQ(v, "from-redis");
+    /* The room writes locally ahead of Redis (its commit on the way), and
+     * the node claims the room again under the same fence: the copy stays. */
+    const char *serr = NULL;
+    ASSERT_EQ(storage_put(s, "p", "r", "k", 1, "mine", 4, &serr), 0);
+    ASSERT_EQ(storage_version_put(s, "p", "r", got.fence, got.fence, 2, &serr), 0);
+    storage_set_record(s, NULL); /* the test's own local write, not a room's batch */
+    storage_commit(s, NULL, NULL);
+    cluster_storage_close(cs);
+    cs = cluster_storage_new(&loop, &u, a, s);
+    activate(&loop, cs, got.fence, got.fence, 1);
+    ASSERT_EQ(local_get(s, "k", v, sizeof v), 1);
+    ASSERT_STR_EQ(v, "mine");
+    /* Under a new fence (the room moved and came back) a copy whose version
+     * differs from Redis' is loaded again. */
+    activate(&loop, cs, got.fence + 1, got.fence, 1);
+    ASSERT_EQ(local_get(s, "k", v, sizeof v), 1);
+    ASSERT_STR_EQ(v, "from-redis");
+    cluster_storage_close(cs);
+    storage_close(s);
+    unit_remove_tree(dir);
     cluster_stop(a);
     finish(&loop);
     redisFree(rc);

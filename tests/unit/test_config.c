@@ -157,12 +157,19 @@ TEST(config_load_errors_name_the_problem)
     } cases[] = {
         /* not JSON, or not an object */
         {"{\"name\": \"x\", \"main\": \"parties/main.lua\",",
-         "partykit.json is not valid JSON: Expected object key string but found T_END at character 42"},
-        {"{\"main\": parties}",
-         "partykit.json is not valid JSON: Expected value but found invalid token at character 10"},
-        {"", "partykit.json is not valid JSON: Expected value but found T_END at character 1"},
-        {"\"just a string\"", "partykit.json must hold a JSON object"},
-        {"42", "partykit.json must hold a JSON object"},
+         "partykit.json:1:42: not valid JSON: expected object key string but found the end of the file"},
+        {"{\"main\": parties}", "partykit.json:1:10: not valid JSON: expected value but found invalid token"},
+        {"", "partykit.json:1:1: not valid JSON: expected value but found the end of the file"},
+        /* line and column as an editor counts them: characters, not bytes */
+        {"{\n  \"name\": \"caf\xc3\xa9\",\n  \"main\": \"parties/main.lua\"\n  \"vars\": {}\n}",
+         "partykit.json:4:3: not valid JSON: expected comma or object end but found a string"},
+        {"{\"name\": \"\xc3\xa9\xc3\xa9\" ]",
+         "partykit.json:1:15: not valid JSON: expected comma or object end but found ']'"},
+        {"\"just a string\"", "partykit.json must hold a JSON object, not a string"},
+        {"42", "partykit.json must hold a JSON object, not a number"},
+        {"[1,2,3]", "partykit.json must hold a JSON object, not an array"},
+        {" \n[]", "partykit.json must hold a JSON object, not an array"},
+        {"null", "partykit.json must hold a JSON object, not null"},
         /* keys */
         {"{\"main\": \"parties/main.lua\", \"partiez\": {}}",
          "partykit.json: unknown key \"partiez\" (did you mean \"parties\"?)"},

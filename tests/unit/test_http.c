@@ -271,11 +271,30 @@ TEST(http_parse_upgrade_bytewise)
 
 /* ---- requests that are refused ---- */
 
-static char many_headers[2048], long_url[256];
+static char many_headers[2048], long_url[256], empty_headers[70000], wide_ows[300], headers_100[1500],
+    headers_101[1500];
+
+/* n header lines "h: v" (short ones) after a request line. */
+static void n_headers(char *out, int n)
+{
+    strcpy(out, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < n; i++) strcat(out, "h: v\r\n");
+    strcat(out, "\r\n");
+}
 
 /* Requests built at run time (too long to write out). */
 static void build_requests(void)
 {
+    /* 15,000 empty headers: 60 KB on the wire, no name or value bytes to speak of */
+    strcpy(empty_headers, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i < 15000; i++) memcpy(empty_headers + 16 + 4 * i, "a:\r\n", 4);
+    strcpy(empty_headers + 16 + 4 * 15000, "\r\n");
+    /* whitespace around a value is on the wire too */
+    strcpy(wide_ows, "GET / HTTP/1.1\r\nX:");
+    memset(wide_ows + strlen(wide_ows), ' ', 200);
+    strcpy(wide_ows + 18 + 200, "a\r\n\r\n");
+    n_headers(headers_100, 100);
+    n_headers(headers_101, 101);
     strcpy(many_headers, "GET / HTTP/1.1\r\n");
     for (int i = 0; i < 40; i++) strcat(many_headers, "A: b\r\n"); /* many small headers add up */
     strcat(many_headers, "\r\n");
@@ -287,6 +306,9 @@ static void build_requests(void)
 static const http_limits small_header = {.max_header_bytes = 64, .max_body_bytes = 1024};
 static const http_limits tiny_header = {.max_header_bytes = 40, .max_body_bytes = 1024};
 static const http_limits small_body = {.max_header_bytes = 1024, .max_body_bytes = 10};
+static const http_limits no_count = {.max_header_bytes = 16384, .max_body_bytes = 1024}; /* max_headers 0: no cap */
+static const http_limits kib = {.max_header_bytes = 1024, .max_body_bytes = 1024};
+static const http_limits hundred = {.max_header_bytes = 16384, .max_body_bytes = 1024, .max_headers = 100};
 
 static const struct refusal_case {
     const char *what;
@@ -323,6 +345,20 @@ static const struct refusal_case {
      * section 3), not 501 (which says "this method is not implemented") */
     {"a TLS ClientHello", &big, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, 0},
     {"an unknown method", &big, "BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n", 501, 400},
+    /* the header section counts as received, line ends and whitespace too */
+    {"15,000 empty headers over 16 KiB", &no_count, empty_headers, 431, 0},
+    {"200 spaces before a value over 128 bytes", &kib, wide_ows, 0, 0},
+    {"100 headers", &hundred, headers_100, 0, 0},
+    {"101 headers over a cap of 100", &hundred, headers_101, 431, 0},
+    /* strict framing (RFC 9112): a proxy that reads these differently
+     * could smuggle a request past it */
+    {"chunk data not followed by CRLF", &big,
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n", 400, 0},
+    {"chunk data followed by CR and another byte", &big,
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\rX0\r\n\r\n", 400, 0},
+    {"obsolete line folding", &big, "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\r\n b\r\n\r\n", 400, 0},
+    {"obsolete line folding with a tab", &big, "GET / HTTP/1.1\r\nX-A: a\r\n\tb\r\nHost: a\r\n\r\n", 400, 0},
+    {"HTTP/0.9 (no version)", &big, "GET /\r\n\r\n", 400, 0},
 };
 
 TEST(http_parse_refusals_whole_and_bytewise)
@@ -348,6 +384,40 @@ TEST(http_parse_refusals_whole_and_bytewise)
             http_request_free(http_parser_take(&hp));
             http_parser_free(&hp);
         }
+    }
+}
+
+/* A wider limit lets the same 200 spaces through: the case above is the
+ * header limit at work, not a parse error. And every llhttp leniency is
+ * off (http.c's top comment). */
+TEST(http_parse_strict_and_counted)
+{
+    build_requests();
+    http_parser hp;
+    http_parser_init(&hp, (http_limits){.max_header_bytes = 128, .max_body_bytes = 1024});
+    ASSERT_EQ(hp.p.lenient_flags, 0);
+    size_t used;
+    ASSERT_EQ(http_parser_feed(&hp, wide_ows, strlen(wide_ows), &used), HTTP_PARSE_ERROR);
+    ASSERT_EQ(hp.error_status, 431);
+    http_parser_free(&hp);
+    /* split at every byte, the chunk's CRLF is checked across the cut */
+    static const char bad[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX0\r\n\r\n";
+    static const char good[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    for (size_t cut = 0; cut <= sizeof bad - 1; cut++) {
+        http_parser_init(&hp, big);
+        ASSERT_MSG(feed(&hp, bad, sizeof bad - 1, FEED_SPLIT + (int)cut, &used) == HTTP_PARSE_ERROR &&
+                       hp.error_status == 400,
+                   "bad chunk, split at %zu: accepted", cut);
+        http_request_free(http_parser_take(&hp));
+        http_parser_free(&hp);
+        http_parser_init(&hp, big);
+        ASSERT_MSG(feed(&hp, good, sizeof good - 1, FEED_SPLIT + (int)cut, &used) == HTTP_PARSE_REQUEST,
+                   "good chunk, split at %zu: refused (%d %s)", cut, hp.error_status,
+                   hp.error_reason ? hp.error_reason : "");
+        http_request *r = http_parser_take(&hp);
+        ASSERT_BYTES_EQ(r->body.data, r->body.len, "abc", 3);
+        http_request_free(r);
+        http_parser_free(&hp);
     }
 }
 

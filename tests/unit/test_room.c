@@ -45,6 +45,15 @@ static const char main_lua[] =
     "  elseif p == '/ready' then return tostring(self.peerSaid)\n"
     "  elseif p == '/nil' then return nil\n"
     "  elseif p == '/boom' then error('request exploded')\n"
+    "  elseif p == '/busy' then\n" /* 20 ms of CPU, ten time slices, in one of these places */
+    "    local how, stop = req:text(), os.clock() + 0.02\n"
+    "    local function spin() while os.clock() < stop do end end\n"
+    "    if how == 'sort' then table.sort({3, 2, 1}, function(a, b) spin() return a < b end)\n"
+    "    elseif how == 'write' then self.room.storage:put('w', 1) spin()\n"
+    "    elseif how == 'coroutine' then coroutine.wrap(spin)()\n"
+    "    elseif how == 'pcall' then pcall(spin)\n"
+    "    else spin() end\n"
+    "    return how\n"
     "  end\n"
     "  return Response.new('not found', { status = 404 })\n"
     "end\n"
@@ -492,5 +501,38 @@ TEST(room_events_wait_for_a_suspended_onstart)
     ASSERT_EQ(x.status, 200);
     ASSERT_STR_EQ(x.body, "peer:start"); /* onStart had finished */
     ASSERT(!r->starting);
+    fx_stop(&f);
+}
+
+/* A step that runs past its time slice pauses (runner.c, sandbox.c) and is
+ * answered on a later turn; where a yield cannot go (a C function such as
+ * table.sort between, a coroutine of the party's) or must not (a storage
+ * write pending) it runs to its end in one go. */
+TEST(room_long_step_pauses_only_where_it_may)
+{
+    fixture f;
+    room *r = start(&f, "busy");
+    static const struct {
+        const char *how;
+        bool pauses;
+    } cases[] = {{"plain", true}, {"pcall", true}, {"sort", false}, {"write", false}, {"coroutine", false}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fx_exchange x;
+        fx_exchange_init(&x, &f);
+        room_request(r, fx_request("POST", "/parties/main/busy/busy", cases[i].how), &x.ex); /* runs at once */
+        ASSERT_MSG((r->preempted != NULL) == cases[i].pauses, "%s: %s", cases[i].how,
+                   r->preempted ? "paused" : "ran to its end");
+        ASSERT_EQ(x.responded, cases[i].pauses ? 0 : 1);
+        /* while it is paused nothing else of the room runs, even what needs no connection */
+        fx_exchange y;
+        fx_exchange_init(&y, &f);
+        room_request(r, fx_request("GET", "/parties/main/busy/seq", cases[i].how), &y.ex);
+        ASSERT_EQ(y.responded, cases[i].pauses ? 0 : 1);
+        ASSERT_MSG(fx_run(&f, fx_answered, &y, 2000), "%s: no answer to the next request", cases[i].how);
+        ASSERT_MSG(x.responded == 1 && x.seq < y.seq, "%s: answered out of order", cases[i].how);
+        ASSERT_STR_EQ(x.body, cases[i].how);
+        ASSERT_NULL(r->preempted);
+    }
+    ASSERT_EQ(callback_errors(&f), 0);
     fx_stop(&f);
 }

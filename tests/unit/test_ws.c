@@ -236,7 +236,7 @@ TEST(ws_check_upgrade_from_parser)
                               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                               "Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n\r\n";
     http_parser hp;
-    http_parser_init(&hp, (http_limits){4096, 4096});
+    http_parser_init(&hp, (http_limits){4096, 4096, 0});
     size_t used;
     ASSERT_EQ(http_parser_feed(&hp, req, sizeof req - 1, &used), HTTP_PARSE_UPGRADE);
     http_request *r = http_parser_take(&hp);
@@ -552,7 +552,7 @@ static const struct refusal_case {
     const char *what;
     fspec frames[MAX_FRAMES];
     size_t max_message;
-    int code; /* the close code sent; 0: wslay's frame layer refused (feed -1, a close with no code or 1002) */
+    int code; /* the close code sent */
 } refusals[] = {
     {"an unmasked client frame", {F_UNMASKED(FIN | WS_TEXT, "Hello")}, 1 << 20, 1002},
     {"a reserved opcode", {F(FIN | 0x3, "x")}, 1 << 20, 1002},
@@ -574,13 +574,24 @@ static const struct refusal_case {
     {"close code 1005", {F(FIN | WS_CLOSE, "\x03\xed")}, 1 << 20, 1002},
     {"close code 1006", {F(FIN | WS_CLOSE, "\x03\xee")}, 1 << 20, 1002},
     {"close code 5000", {F(FIN | WS_CLOSE, "\x13\x88")}, 1 << 20, 1002},
-    /* Frames wslay's frame layer rejects: wslay 1.1 sends that close
-     * without a status code, which RFC 6455 7.1.7 allows; 1002 would be
-     * fine too. */
-    {"a fragmented control frame", {F(WS_PING, "x")}, 1 << 20, 0},
-    {"a 126-byte control frame", {F_COUNTING(FIN | WS_PING, 126)}, 1 << 20, 0},
+    /* Frames wslay's frame layer rejects (it would send a close without a
+     * status code, which the peer sees as 1005), and a close frame whose
+     * payload cannot hold a code: refused from the header with 1002 */
+    {"a fragmented control frame", {F(WS_PING, "x")}, 1 << 20, 1002},
+    {"a 126-byte control frame", {F_COUNTING(FIN | WS_PING, 126)}, 1 << 20, 1002},
+    {"a 1-byte close payload", {F(FIN | WS_CLOSE, "\x03")}, 1 << 20, 1002},
     /* 5 bytes announced with the 16-bit extended length */
-    {"a non-minimal length", {F_RAW("\x81\xfe\x00\x05\x37\xfa\x21\x3d\x5f\x9f\x4d\x51\x58")}, 1 << 20, 0},
+    {"a non-minimal length", {F_RAW("\x81\xfe\x00\x05\x37\xfa\x21\x3d\x5f\x9f\x4d\x51\x58")}, 1 << 20, 1002},
+    {"a 64-bit length with the top bit set",
+     {F_RAW("\x82\xff\x80\x00\x00\x00\x00\x01\x00\x00\x37\xfa\x21\x3d" "x")}, 1 << 20, 1002},
+    /* 2^62 bytes announced and not one byte of payload: 1009 at once */
+    {"a header alone announcing 2^62 bytes", {F_RAW("\x82\xff\x40\x00\x00\x00\x00\x00\x00\x00\x37\xfa\x21\x3d")},
+     1 << 20, 1009},
+    /* a fragment whose header takes the message over the limit, before its payload */
+    {"a fragment header over max_message", {F(WS_TEXT, "0123456789"), F_RAW("\x80\x87\x37\xfa\x21\x3d")}, 16,
+     1009},
+    {"a pong between fragments, then one over the limit",
+     {F(WS_BINARY, "0123456789"), F(FIN | WS_PONG, "p"), F_RAW("\x80\x87\x37\xfa\x21\x3d")}, 16, 1009},
 };
 
 static void check_refusal(const struct refusal_case *c, const buf *in, bool bytewise)
@@ -602,12 +613,7 @@ static void check_refusal(const struct refusal_case *c, const buf *in, bool byte
     ASSERT_MSG(off == f.c.out.len, "%s (%s): more than the close frame: %s", c->what, how,
                unit_repr(f.c.out.data, f.c.out.len));
     int code = fr.len >= 2 ? fr.payload[0] << 8 | fr.payload[1] : 0;
-    if (c->code) {
-        ASSERT_MSG(code == c->code, "%s (%s): close code %d, not %d", c->what, how, code, c->code);
-    } else {
-        ASSERT_MSG(rv == -1, "%s (%s): feed returned %d", c->what, how, rv);
-        ASSERT_MSG(code == 0 || code == 1002, "%s (%s): close code %d", c->what, how, code);
-    }
+    ASSERT_MSG(code == c->code, "%s (%s): close code %d, not %d", c->what, how, code, c->code);
     fx_free(&f);
 }
 
@@ -714,6 +720,35 @@ TEST(ws_session_close_long_reason_truncated)
     ASSERT_EQ(fr.opcode, WS_CLOSE);
     ASSERT_EQ(fr.len, 125); /* a control frame payload is at most 125 bytes */
     fx_free(&f);
+}
+
+/* A long reason is cut at a character boundary, never inside one: the
+ * longest prefix of at most 123 bytes that is still UTF-8. */
+TEST(ws_session_close_reason_cut_between_characters)
+{
+    static const char *const chars[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9d\x84\x9e"}; /* é € 𝄞 */
+    for (size_t k = 0; k < 3; k++) {
+        for (size_t lead = 0; lead < 4; lead++) { /* every alignment of the characters against byte 123 */
+            buf reason;
+            buf_init(&reason);
+            for (size_t i = 0; i < lead; i++) buf_appendstr(&reason, "a");
+            while (reason.len < 200) buf_appendstr(&reason, chars[k]);
+            fixture f;
+            fx_init(&f, 1 << 20);
+            ws_session_close(&f.s, 4000, reason.data, reason.len);
+            size_t off = 0;
+            frame fr;
+            ASSERT(next_frame(&f.c.out, &off, &fr));
+            ASSERT_EQ(fr.opcode, WS_CLOSE);
+            size_t n = fr.len - 2, clen = strlen(chars[k]);
+            ASSERT_MSG(utf8_valid(fr.payload + 2, n), "%s after %zu bytes: the reason cut is not UTF-8: %s", chars[k],
+                       lead, unit_repr((const char *)fr.payload + 2, n));
+            ASSERT_MSG(n <= 123 && n + clen > 123, "cut at %zu bytes", n);
+            ASSERT_BYTES_EQ(fr.payload + 2, n, reason.data, n);
+            fx_free(&f);
+            buf_free(&reason);
+        }
+    }
 }
 
 TEST(ws_session_empty_feed)

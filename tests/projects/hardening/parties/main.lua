@@ -20,6 +20,12 @@ local function query(url, name)
   return nil
 end
 
+-- Busy for ms milliseconds of CPU: longer than a time slice, shorter than the limit.
+local function busy(ms)
+  local stop = os.clock() + ms / 1000
+  while os.clock() < stop do end
+end
+
 -- Kept on the instance only: a fresh instance (after a room reset) starts at 1.
 local function count(self)
   self.n = (self.n or 0) + 1
@@ -29,6 +35,10 @@ end
 function P:onRequest(req)
   local p = subpath(req.url)
   if p == "/count" then return tostring(count(self)) end
+  if p == "/work" then
+    busy(tonumber(query(req.url, "ms")) or 300)
+    return "worked"
+  end
   if p == "/spin" then
     while true do end -- BOMB: spin
   end
@@ -58,6 +68,12 @@ end
 function P:onMessage(message, sender)
   if message == "spin" then
     while true do end -- BOMB: message-spin
+  end
+  local ms = tostring(message):match("^work (%d+)$")
+  if ms then
+    busy(tonumber(ms))
+    sender:send("worked")
+    return
   end
   if message == "count" then
     sender:send(tostring(count(self)))
