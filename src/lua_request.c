@@ -223,9 +223,11 @@ static int l_request_mt(lua_State *L)
 const luaL_Reg lua_request_functions[] = {
     {"queryParam", l_query_param}, {"headers", l_headers}, {"request_mt", l_request_mt}, {NULL, NULL}};
 
-int lua_push_request_parts(lua_State *L, const http_request *req)
+void lua_push_request(lua_State *L, const http_request *req)
 {
+    lua_createtable(L, 0, 4);
     lua_pushstring(L, req->method);
+    lua_setfield(L, -2, "method");
     /* http_request_url without its malloc: this runs for every request,
      * and a lua_pushfstring costs as much again as this copy */
     const char *host = http_request_host(req);
@@ -239,17 +241,11 @@ int lua_push_request_parts(lua_State *L, const http_request *req)
     } else {
         lua_pushfstring(L, "http://%s%s", host, req->target);
     }
+    lua_setfield(L, -2, "url");
     push_header_blob(L, &req->headers);
+    lua_setfield(L, -2, "_headers");
     lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
-    return 4;
-}
-
-void lua_push_request(lua_State *L, const http_request *req)
-{
-    static const char *const fields[] = {"method", "url", "_headers", "body"};
-    lua_createtable(L, 0, 4);
-    lua_push_request_parts(L, req);
-    for (int i = 3; i >= 0; i--) lua_setfield(L, -2 - i, fields[i]);
+    lua_setfield(L, -2, "body");
 }
 
 /* RFC 9110 tchar; letters and digits first, which is nearly every name. */

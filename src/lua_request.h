@@ -9,9 +9,6 @@ extern const luaL_Reg lua_request_functions[];
 /* Requests and responses. A request pushed is a plain table; setmeta
  * gives the one at idx the Request metatable (methods, lazy headers). */
 void lua_push_request(lua_State *L, const http_request *req);
-/* Its fields alone: method, url, _headers, body (4 values pushed; returns 4),
- * for Lua to make the table (luaparty.http: cheaper than lua_setfield). */
-int lua_push_request_parts(lua_State *L, const http_request *req);
 void lua_request_setmeta(lua_State *L, int idx);
 /* Pushes the state's cjson module (package.loaded.cjson), opened on first use. */
 void lua_push_cjson(lua_State *L);

@@ -431,7 +431,7 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
         lift(co, 2, 1); /* onClose(self, conn) */
         return 2;
     }
-    case EV_REQUEST: /* http.request(class, self, method, url, headers, body) (lua/luaparty/http.lua) */
+    case EV_REQUEST: /* http.request(class, self, req) (lua/luaparty/http.lua) */
         if (r->request_ref == LUA_NOREF && lua_cpcall(r->L, load_http, r) != 0) {
             lua_xmove(r->L, co, 1);
             lua_pushcclosure(co, raise_upvalue, 1);
@@ -440,7 +440,8 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
         lua_rawgeti(co, LUA_REGISTRYINDEX, r->request_ref);
         lua_rawgeti(co, LUA_REGISTRYINDEX, r->class_ref);
         lua_rawgeti(co, LUA_REGISTRYINDEX, r->instance_ref);
-        return 2 + lua_push_request_parts(co, ev->req);
+        lua_push_request(co, ev->req);
+        return 3;
     case EV_ALARM: {
         if (by_runtime(co, r)) {
             lua_room_push_entry(co, r, "alarm");

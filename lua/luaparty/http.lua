@@ -1,9 +1,8 @@
 -- luaparty.http: a room's HTTP requests, loaded by C for the room's first
 -- one (src/lua_room.c; a room that never gets a request never loads it).
--- request(class, self, method, url, headers, body) makes the request
--- object, runs onRequest and turns its answer into status, headers and
--- body for C: in Lua, where making a table and reading the answer's fields
--- cost a fraction of what the C API would.
+-- request(class, self, req) runs onRequest and turns its answer into
+-- status, headers and body for C: in Lua, where reading the answer's
+-- fields costs a fraction of what the C API would.
 local core = require "luaparty.core"
 -- the builtins, not the globals the sandbox wraps (src/sandbox.c)
 local setmetatable, getmetatable = core.setmetatable, core.getmetatable
@@ -31,10 +30,9 @@ local function normalize(res)
   error("onRequest must return a Response, a string or nil (got " .. type(res) .. ")", 0)
 end
 
--- Once per request: no varargs. headers: the "name\0value\0" string
--- Request's __index turns into req.headers when read (src/lua_request.c).
-local function request(class, self, method, url, headers, body)
-  local req = setmetatable({ method = method, url = url, _headers = headers, body = body }, Request)
+-- Once per request: no varargs.
+local function request(class, self, req)
+  setmetatable(req, Request)
   local f = class.onRequest
   if not f then
     return 404, { ["content-type"] = text_plain }, "Party " .. self.room.name .. " has no onRequest"
