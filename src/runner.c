@@ -1,5 +1,6 @@
-/* runner.c - runs a room's events: each in a coroutine (a task) calling
- * the matching function of the Lua runtime (lua/luaparty/runtime.lua).
+/* runner.c - runs a room's events: each in a coroutine (a task) running
+ * what lua_room.c pushes for it: the party's own callback (onMessage, ...),
+ * or a function of the Lua runtime's modules (lua/luaparty).
  *
  * A task either finishes, fails (logged with a traceback of the party's own
  * frames; the room lives on), or suspends inside a C function that started

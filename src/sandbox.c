@@ -564,8 +564,8 @@ static int lazy_searcher(lua_State *L)
 
 /* setmetatable(t, mt), replacing the global: a metatable set on _G
  * replaces the lazy __index, so every library is opened first. Otherwise
- * base setmetatable's checks and result; the runtime keeps the builtin
- * (runtime.lua and init.lua cache it). */
+ * base setmetatable's checks and result; the runtime's modules use the
+ * builtin (guard_setmetatable leaves it in luaparty.core). */
 static int guarded_setmetatable(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
