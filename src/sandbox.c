@@ -27,7 +27,8 @@
  * The party sees the standard libraries minus what reaches outside the room:
  * no io, ffi or jit (not even through require), no
  * os.exit/execute/remove/rename/getenv/setlocale, no C modules, no
- * dofile/loadfile, and debug reduced to traceback. print goes to the log. */
+ * dofile/loadfile, load and loadstring of source only (no bytecode), and
+ * debug reduced to traceback. print goes to the log. */
 #include "sandbox.h"
 #include "arena.h"
 #include "log.h"
@@ -195,6 +196,44 @@ static int l_print(lua_State *L)
     luaL_pushresult(&b);
     log_info("[%s/%s] %s", r->party->name, r->id, lua_tostring(L, -1));
     return 0;
+}
+
+/* load and loadstring for party code: source only. LuaJIT does not verify
+ * bytecode, so a crafted binary chunk (string.dump's output, edited, or
+ * bytes a client sent to a party that loads what it is given) could crash
+ * the process and every room in it; source goes through the compiler's
+ * checks. Upvalue 1 is the original load. */
+#define BINARY_REFUSED "binary chunks cannot be loaded in a party (LuaJIT does not check them): load Lua source"
+
+static int l_load_source(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TSTRING && lua_tostring(L, 1)[0] == LUA_SIGNATURE[0]) {
+        lua_pushnil(L);
+        lua_pushliteral(L, BINARY_REFUSED);
+        return 2;
+    }
+    lua_settop(L, 4);
+    lua_pushliteral(L, "t"); /* a reader function's chunk: the mode check refuses binary */
+    lua_replace(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 4, 2);
+    if (lua_isnil(L, -2) && lua_isstring(L, -1) && strstr(lua_tostring(L, -1), "wrong mode")) {
+        lua_pop(L, 1);
+        lua_pushliteral(L, BINARY_REFUSED);
+    }
+    if (lua_isnil(L, -2)) return 2; /* nil, message */
+    lua_pop(L, 1);
+    return 1;
+}
+
+static void restrict_load(lua_State *L)
+{
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, l_load_source, 1);
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "load");
+    lua_setglobal(L, "loadstring"); /* loadstring(s, name) is load(s, name) */
 }
 
 /* The runtime modules as stripped bytecode (no line info, no local names),
@@ -660,6 +699,7 @@ static void restrict_libraries(lua_State *L, const room *r)
         lua_setfield(L, -2, jit_modules[i]);
     }
     lua_pop(L, 3);
+    restrict_load(L);
     install_lazy_libs(L);
     lua_pushcfunction(L, l_print);
     lua_setglobal(L, "print");

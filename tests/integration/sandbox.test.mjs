@@ -21,6 +21,21 @@ for (const args of [[], ['--cpu-limit', '0']]) {
   });
 }
 
+test('load and loadstring compile source and refuse bytecode, given as a string or by a reader', async () => {
+  const server = await startServer({ project: 'sandbox' });
+  try {
+    const parts = (await httpRequest(`${server.url}/parties/main/load?load=1`)).text.split('|');
+    const refused = 'binary chunks cannot be loaded in a party (LuaJIT does not check them): load Lua source';
+    assert.deepEqual(parts.slice(0, 6), ['nil', refused, 'nil', refused, 'nil', refused]);
+    assert.equal(parts[6], '2', 'source loads, with its varargs');
+    assert.equal(parts[7], 'nil');
+    assert.match(parts[8], /^bad:1: unexpected symbol near '\+'$/, 'a syntax error names the chunk and line');
+    assert.equal(parts[9], '7', 'the env argument still applies');
+  } finally {
+    await server.stop();
+  }
+});
+
 test('math, bit, os and debug open on first use, as globals and through require, the same tables', async () => {
   const server = await startServer({ project: 'sandbox' });
   try {
