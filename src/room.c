@@ -302,10 +302,27 @@ void room_task_preempt(task *t, uint64_t cpu_left)
 
 lua_State *room_task_thread(task *t) { return t->co; }
 
+/* Walks a copy of the list, each connection held by a reference: closing a
+ * cross-party socket runs the room's onClose for it at once (room_disconnect
+ * runs the room when no Lua is on the stack), which takes it off the list
+ * and clears its next pointer: a walk of the list itself stopped there, and
+ * the connections after it stayed open. */
 void room_close_all(room *r, int code, const char *reason)
 {
-    for (lp_conn *c = r->conns; c; c = c->next)
-        if (!c->gone) c->ops->close(c, code, reason, strlen(reason));
+    size_t n = 0;
+    for (lp_conn *c = r->conns; c; c = c->next) n++;
+    if (!n) return;
+    lp_conn **all = xmalloc(n * sizeof *all);
+    n = 0;
+    for (lp_conn *c = r->conns; c; c = c->next) {
+        conn_ref(c);
+        all[n++] = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!all[i]->gone) all[i]->ops->close(all[i], code, reason, strlen(reason));
+        conn_unref(all[i]);
+    }
+    free(all);
 }
 
 /* ---- output gate ---- */

@@ -207,6 +207,29 @@ describe('CPU time limit (--cpu-limit 500)', () => {
     await steadyCounts();
     assert.equal(srv.alive(), true);
   });
+
+  test('a reset room closes every connection, a cross-party socket among them (its onclose runs at once)', { timeout: 15000 }, async () => {
+    // room_close_all walks the room's connections; the cross-party one's
+    // close runs the room's onClose right away and takes it off the list
+    const first = await open(srv, '/parties/main/cpu-pipe');
+    first.send('count');
+    assert.equal(await first.nextText(), '1');
+    const held = await httpRequest(`${srv.url}/parties/holder/h/open?to=cpu-pipe`);
+    assert.equal(held.text, '2', 'the holder\'s socket is a connection of the room');
+    const last = await open(srv, '/parties/main/cpu-pipe');
+    last.send('count');
+    assert.equal(await last.nextText(), '3');
+    const r = await httpRequest(`${srv.url}/parties/main/cpu-pipe/spin`, { timeout: 8000 });
+    assert.equal(r.status, 500);
+    for (const [name, ws] of [['the first socket', first], ['the last socket', last]]) {
+      const info = await ws.waitClosed(3000);
+      assert.ok(info && info.code === 1011, `${name} closed with 1011 (got ${info && info.code})`);
+    }
+    await waitFor(async () => (await httpRequest(`${srv.url}/parties/holder/h/state`)).text === '1011', 3000,
+      { what: 'the cross-party socket\'s onclose with 1011' });
+    await steadyCounts();
+    assert.equal(srv.alive(), true);
+  });
 });
 
 describe('time slices: a long callback pauses so the other rooms of its worker are served (--workers 1)', () => {
