@@ -31,6 +31,20 @@ static void reply(http_peer *p, int status, const char *body, bool close)
     http_response_free(res);
 }
 
+/* The room could not start: a 503 to retry if this node released it
+ * meanwhile (cluster mode: placed again, it starts), else a 500. */
+static void reply_not_started(http_peer *p, const char *err, bool close)
+{
+    if (strcmp(err, REGISTRY_ROOM_MOVED) != 0) {
+        reply(p, 500, p->w->cfg->dev ? err : "Internal Server Error", close);
+        return;
+    }
+    http_response *res = http_response_new(503, "text/plain;charset=UTF-8", err, strlen(err));
+    http_headers_add(&res->headers, "retry-after", 11, "1", 1);
+    p->ops->respond(p, res, !close, false, NULL, NULL, 0);
+    http_response_free(res);
+}
+
 static bool is_head(const http_request *req) { return strcmp(req->method, "HEAD") == 0; }
 
 /* luaparty.cors: party responses may be read by pages of that origin. */
@@ -90,7 +104,7 @@ static room *resolve(http_peer *p, const party *pt, const char *id, bool close)
     char *err = NULL;
     room *r = registry_resolve(p->w, pt, id, &err);
     if (!r) {
-        reply(p, 500, p->w->cfg->dev ? err : "Internal Server Error", close);
+        reply_not_started(p, err, close);
         free(err);
     }
     return r;
@@ -135,7 +149,7 @@ static void exchange_fail(exchange *ex, const char *err)
     http_peer *p = pe->a.peer; /* the registry logged why */
     if (p) {
         p->waiting = NULL;
-        reply(p, 500, p->w->cfg->dev ? err : "Internal Server Error", !pe->keep_alive);
+        reply_not_started(p, err, !pe->keep_alive);
         p->ops->resume(p);
     }
     exchange_free(pe);

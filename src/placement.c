@@ -11,6 +11,14 @@
  * unloaded (its ownership is released in Redis too, so it may move), and
  * all of them when the node loses its lease.
  *
+ * An unloaded room's entry is marked releasing (a miss from then on) and
+ * the release goes through worker 0's queue, so a claim made after the
+ * unload reaches Redis after the release. A placement answer given before
+ * the unload may still start the room again on its worker: starting checks
+ * the entry (placement_may_start), and calls the release off if it was not
+ * sent yet, or refuses if it was. Either way Redis never says "free" of a
+ * room this node runs.
+ *
  * With cluster storage, a room won here is answered HERE only once the
  * node's copy of its data is current (cluster_storage_activate): the room
  * then starts from it as on one node. */
@@ -24,6 +32,7 @@
 
 typedef struct owner_entry {
     bool here;
+    bool releasing;    /* here, unloaded, its release on worker 0's queue */
     uint64_t at;       /* uv_hrtime when learnt (another node's entry is asked again after stale_ns) */
     char node[64];
     char addr[300];
@@ -64,6 +73,8 @@ void placement_start(cluster *c, cluster_storage *cs, worker **workers, int n, u
 {
     P.c = c;
     P.cs = cs;
+    P.stopped = false;
+    P.here = 0;
     P.stale_ns = lease_ttl_ms * 1000000ull / 2;
     P.workers = workers;
     P.nworkers = n;
@@ -109,6 +120,7 @@ static bool cache_get(const party *p, const char *id, place *out)
      * that hangs (SIGSTOP, a dead link) loses its rooms to a claim once its
      * lease is gone, instead of being forwarded to for ever. */
     if (e && !e->here && uv_hrtime() - e->at > P.stale_ns) e = NULL;
+    if (e && e->releasing) e = NULL; /* claimed again: after the release, in worker 0's order */
     if (e) {
         out->kind = e->here ? PLACE_HERE : PLACE_THERE;
         memcpy(out->node, e->node, sizeof out->node);
@@ -129,6 +141,7 @@ static bool cache_put(const char *pname, const char *id, const place *pl)
     bool fresh = slot->val == NULL;
     owner_entry *e = slot->val ? slot->val : xcalloc(1, sizeof *e);
     e->here = pl->kind == PLACE_HERE;
+    e->releasing = false;
     e->at = uv_hrtime();
     memcpy(e->node, pl->node, sizeof e->node);
     memcpy(e->addr, pl->addr, sizeof e->addr);
@@ -137,24 +150,19 @@ static bool cache_put(const char *pname, const char *id, const place *pl)
     return fresh;
 }
 
-/* Drops the entry (only if it names another node, with others_only);
- * returns true if it said "here" and was dropped. */
-static bool cache_drop(const char *pname, const char *id, bool others_only)
+/* Drops the entry if it names another node. */
+static void cache_drop_other(const char *pname, const char *id)
 {
     char key[1024];
     size_t klen = room_key(key, sizeof key, pname, id);
-    if (!klen) return false;
+    if (!klen) return;
     pthread_mutex_lock(&P.lock);
     owner_entry *e = dict_get(&P.cache, key, klen);
-    bool here = e && e->here;
-    if (e && !(here && others_only)) {
+    if (e && !e->here) {
         dict_remove(&P.cache, key, klen);
         free(e);
-    } else {
-        here = false;
     }
     pthread_mutex_unlock(&P.lock);
-    return here;
 }
 
 /* ---- claims (worker 0) ---- */
@@ -291,7 +299,7 @@ void placement_forget(const party *p, const char *id)
      * old owner fails, this node may own the room, and its room is live:
      * dropping that would claim it again while it runs (and load its data
      * over its own copy). */
-    if (P.c) cache_drop(p->name, id, true);
+    if (P.c) cache_drop_other(p->name, id);
 }
 
 typedef struct room_job {
@@ -299,18 +307,43 @@ typedef struct room_job {
     bool pin;
 } room_job;
 
+static bool claim_pending(const char *pname, const char *id)
+{
+    for (claim_ctx *y = P.pending; y; y = y->next)
+        if (!strcmp(y->party, pname) && !strcmp(y->id, id)) return true;
+    return false;
+}
+
+/* An unloaded room's release, on worker 0: dropped if the room started
+ * here again meanwhile (its entry is no longer releasing) or is being
+ * claimed (the claim went to Redis first). The entry goes with it, under
+ * the lock placement_may_start takes: after this the room must be claimed. */
+static void release(const char *pname, const char *id)
+{
+    char key[1024];
+    size_t klen = room_key(key, sizeof key, pname, id);
+    if (!klen) return;
+    pthread_mutex_lock(&P.lock);
+    owner_entry *e = dict_get(&P.cache, key, klen);
+    bool send = e ? e->here && e->releasing : !claim_pending(pname, id);
+    if (send && e) {
+        dict_remove(&P.cache, key, klen);
+        free(e);
+        if (P.here) P.here--;
+    }
+    pthread_mutex_unlock(&P.lock);
+    if (!send) return;
+    cluster_release(P.c, pname, id);
+    cluster_set_load(P.c, P.here);
+}
+
 static void room_job_run(worker *w, void *arg)
 {
     room_job *j = arg;
     (void)w;
     if (!P.stopped) {
-        if (j->pin) {
-            cluster_pin(P.c, j->party, j->id);
-        } else {
-            if (cache_drop(j->party, j->id, false) && P.here) P.here--;
-            cluster_release(P.c, j->party, j->id);
-            cluster_set_load(P.c, P.here);
-        }
+        if (j->pin) cluster_pin(P.c, j->party, j->id);
+        else release(j->party, j->id);
     }
     free(j->party);
     free(j->id);
@@ -325,7 +358,32 @@ static void post_room_job(const party *p, const char *id, bool pin)
     worker_post(P.workers[0], room_job_run, j);
 }
 
-void placement_released(const party *p, const char *id) { post_room_job(p, id, false); }
+void placement_released(const party *p, const char *id)
+{
+    if (!P.c || P.stopped) return;
+    char key[1024];
+    size_t klen = room_key(key, sizeof key, p->name, id);
+    /* Marked and posted under the lock: a claim that misses the entry from
+     * now on is posted after the release. */
+    pthread_mutex_lock(&P.lock);
+    owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
+    if (e && e->here) e->releasing = true;
+    post_room_job(p, id, false);
+    pthread_mutex_unlock(&P.lock);
+}
+
+bool placement_may_start(const party *p, const char *id)
+{
+    if (!P.c || !id[0]) return true;
+    char key[1024];
+    size_t klen = room_key(key, sizeof key, p->name, id);
+    pthread_mutex_lock(&P.lock);
+    owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
+    bool ok = e && e->here;
+    if (ok) e->releasing = false; /* the release, not sent yet, is off */
+    pthread_mutex_unlock(&P.lock);
+    return ok;
+}
 
 void placement_pinned(const party *p, const char *id) { post_room_job(p, id, true); }
 
@@ -342,4 +400,6 @@ void placement_stop(void)
     }
     drop_all();
     dict_free(&P.cache, free);
+    P.c = NULL; /* cluster_stop comes next: from now on, as on one node */
+    P.cs = NULL;
 }

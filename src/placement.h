@@ -42,8 +42,16 @@ void placement_resolve(worker *w, const party *p, const char *id, place_fn fn, v
 /* The cached answer naming another node is wrong (a 421, an unreachable
  * node): ask again next time. An entry saying "here" stays. */
 void placement_forget(const party *p, const char *id);
-/* A room of this node was unloaded: it is free for any node again. */
+/* A room of this node was unloaded: it is free for any node again, unless
+ * it starts here again before worker 0 sends the release (see
+ * placement_may_start). On the room's worker. */
 void placement_released(const party *p, const char *id);
+/* Whether the room's worker may start (party, id) now: true on one node and
+ * for lobbies; in cluster mode only while this node's entry says "here",
+ * which calls off a release not yet sent. False once the release went to
+ * Redis: the placement answer that led here came before it, and the room
+ * must be claimed again. */
+bool placement_may_start(const party *p, const char *id);
 /* A room of this node wrote to its local storage: pin it to this node. */
 void placement_pinned(const party *p, const char *id);
 

@@ -52,6 +52,11 @@ room *registry_resolve(worker *w, const party *p, const char *id, char **err)
         *err = xstrdup("the server is shutting down");
         return NULL;
     }
+    if (!placement_may_start(p, id)) { /* cluster mode: released meanwhile */
+        log_info("%s/%s: placed here before this node released it: refused, to be placed again", p->name, id);
+        *err = xstrdup(REGISTRY_ROOM_MOVED);
+        return NULL;
+    }
     r = room_create(w, p, id, err);
     if (!r) {
         log_error("%s/%s: cannot start the room: %s", p->name, id, *err); /* here, for every caller */

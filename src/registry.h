@@ -17,9 +17,12 @@
 worker *registry_owner(worker *w, const party *p, const char *id);
 
 /* Returns the live room (party, id) of this worker, creating it on first
- * use. NULL with *err (caller frees) if its script fails to load or the
- * worker is shutting down (w->closed: no room may start). Only for
+ * use. NULL with *err (caller frees) if its script fails to load, the
+ * worker is shutting down (w->closed: no room may start), or (cluster mode)
+ * this node released the room after it was placed here: *err is then
+ * REGISTRY_ROOM_MOVED, and the room is to be placed again. Only for
  * rooms w owns (registry_owner), which every caller below makes sure of. */
+#define REGISTRY_ROOM_MOVED "the room was released by this node meanwhile: try again"
 room *registry_resolve(worker *w, const party *p, const char *id, char **err);
 
 /* Runs fn(room, arg, NULL) on the owner's thread with the live room (now,

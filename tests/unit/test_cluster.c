@@ -6,6 +6,9 @@
 
 #include "cluster.h"
 #include "cluster_storage.h"
+#include "fixture.h"
+#include "placement.h"
+#include "registry.h"
 #include "storage.h"
 #include "util.h"
 
@@ -319,13 +322,13 @@ static bool have_answers(void *arg)
 }
 
 /* One claim, answered. */
-static claim_answer claim(uv_loop_t *loop, cluster *c, const char *party, const char *room)
+static claim_answer claim(uv_loop_t *loop, cluster *c, const char *pname, const char *id)
 {
     answers s = {0};
-    cluster_claim(c, party, room, on_claim, &s);
+    cluster_claim(c, pname, id, on_claim, &s);
     ASSERT_EQ(s.n, 0); /* never answered inside the call */
     wait_n w = {&s, 1};
-    ASSERT_MSG(run_until(loop, have_answers, &w, 3000), "claim of %s/%s unanswered after 3 s", party, room);
+    ASSERT_MSG(run_until(loop, have_answers, &w, 3000), "claim of %s/%s unanswered after 3 s", pname, id);
     return s.a[0];
 }
 
@@ -1196,6 +1199,87 @@ TEST(cluster_storage_activation_loads_only_a_stale_copy)
     unit_remove_tree(dir);
     cluster_stop(a);
     finish(&loop);
+    redisFree(rc);
+    kill_all(NULL);
+}
+
+/* ---- placement: an unloaded room and a late placement answer ------------- */
+
+typedef struct placed_answer {
+    bool done;
+    place pl;
+} placed_answer;
+
+static void on_placed(void *arg, const place *pl)
+{
+    placed_answer *a = arg;
+    a->pl = *pl;
+    a->done = true;
+}
+
+static bool place_done(void *arg) { return ((placed_answer *)arg)->done; }
+
+static place place_room(fixture *f, const char *party_name, const char *id)
+{
+    placed_answer a = {0};
+    placement_resolve(&f->w, fx_party(f, party_name), id, on_placed, &a);
+    ASSERT_MSG(fx_run(f, place_done, &a, 3000), "no placement of %s/%s within 3 s", party_name, id);
+    return a.pl;
+}
+
+static bool owner_released(void *arg) { return cmd_int(arg, "HEXISTS lp:own:{main/r1} node") == 0; }
+
+/* A room is unloaded (its release goes to worker 0's queue) while a request
+ * placed here before is on its way to the room's worker: the room starts
+ * again, and the release must not reach Redis, or Redis would call free a
+ * room this node runs and another node could claim it (two live owners).
+ * Once the release went, a late answer may not start the room: it is
+ * claimed again, under a new fence. */
+TEST(placement_release_never_frees_a_room_that_runs_here)
+{
+    fixture f = {0};
+    fx_project(&f, "placement", "{\"name\": \"pl\", \"main\": \"parties/main.lua\"}\n");
+    fx_file(&f, "parties/main.lua", "return {}\n");
+    fx_load(&f);
+    fx_start(&f, false);
+    redis_proc *rp = redis_start(NULL);
+    redisContext *rc = side(rp);
+    cluster *c = start_node(&f.loop, rp, "A", "127.0.0.1:9001", 0);
+    ASSERT(run_until(&f.loop, renewed, c, 2000));
+    placement_start(c, NULL, f.all, 1, 5000);
+    const party *p = fx_party(&f, "main");
+
+    ASSERT_EQ(place_room(&f, "main", "r1").kind, PLACE_HERE);
+    char *err = NULL;
+    room *r = registry_resolve(&f.w, p, "r1", &err);
+    ASSERT_MSG(r != NULL, "%s", err ? err : "?");
+    registry_evict(&f.w, r, 1001, "idle");
+    /* the late answer: the room starts again before worker 0 runs the release */
+    r = registry_resolve(&f.w, p, "r1", &err);
+    ASSERT_MSG(r != NULL, "started again: %s", err ? err : "?");
+    fx_run(&f, NULL, NULL, 300);
+    char v[64];
+    ASSERT_STR_EQ(cmd_str(rc, v, sizeof v, "HGET lp:own:{main/r1} node"), "A");
+    ASSERT_EQ(place_room(&f, "main", "r1").kind, PLACE_HERE);
+
+    /* unloaded for good: the release goes out, and a late answer is refused */
+    registry_evict(&f.w, r, 1001, "idle");
+    ASSERT(run_until(&f.loop, owner_released, rc, 2000));
+    ASSERT_NULL(registry_resolve(&f.w, p, "r1", &err));
+    ASSERT_STR_EQ(err, REGISTRY_ROOM_MOVED);
+    free(err);
+    err = NULL;
+    ASSERT_EQ(place_room(&f, "main", "r1").kind, PLACE_HERE); /* claimed again */
+    ASSERT_EQ(cmd_int(rc, "HGET lp:own:{main/r1} fence"), 2);
+    r = registry_resolve(&f.w, p, "r1", &err);
+    ASSERT_MSG(r != NULL, "after the claim: %s", err ? err : "?");
+
+    registry_evict(&f.w, r, 1001, "idle");
+    fx_run(&f, NULL, NULL, 100);
+    placement_stop();
+    cluster_stop(c);
+    fx_run(&f, NULL, NULL, 200);
+    fx_stop(&f);
     redisFree(rc);
     kill_all(NULL);
 }
