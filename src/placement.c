@@ -110,12 +110,33 @@ void placement_fenced(void)
 
 /* ---- the cache ---- */
 
+typedef struct cache_key {
+    char s[1024];
+    size_t len; /* 0: too long, never cached */
+} cache_key;
+
+/* Locks the cache and finds (pname, id)'s entry (NULL if none); unlock with
+ * cache_unlock. k keeps the key for remove_entry. */
+static owner_entry *lock_entry(const char *pname, const char *id, cache_key *k)
+{
+    k->len = room_key(k->s, sizeof k->s, pname, id);
+    pthread_mutex_lock(&P.lock);
+    return k->len ? dict_get(&P.cache, k->s, k->len) : NULL;
+}
+
+static void cache_unlock(void) { pthread_mutex_unlock(&P.lock); }
+
+/* Under the lock. */
+static void remove_entry(const cache_key *k, owner_entry *e)
+{
+    dict_remove(&P.cache, k->s, k->len);
+    free(e);
+}
+
 static bool cache_get(const party *p, const char *id, place *out)
 {
-    char key[1024];
-    size_t klen = room_key(key, sizeof key, p->name, id);
-    pthread_mutex_lock(&P.lock);
-    owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
+    cache_key k;
+    owner_entry *e = lock_entry(p->name, id, &k);
     /* Another node's ownership is asked again after half a lease, so a node
      * that hangs (SIGSTOP, a dead link) loses its rooms to a claim once its
      * lease is gone, instead of being forwarded to for ever. */
@@ -126,7 +147,7 @@ static bool cache_get(const party *p, const char *id, place *out)
         memcpy(out->node, e->node, sizeof out->node);
         memcpy(out->addr, e->addr, sizeof out->addr);
     }
-    pthread_mutex_unlock(&P.lock);
+    cache_unlock();
     return e != NULL;
 }
 
@@ -153,16 +174,10 @@ static bool cache_put(const char *pname, const char *id, const place *pl)
 /* Drops the entry if it names another node. */
 static void cache_drop_other(const char *pname, const char *id)
 {
-    char key[1024];
-    size_t klen = room_key(key, sizeof key, pname, id);
-    if (!klen) return;
-    pthread_mutex_lock(&P.lock);
-    owner_entry *e = dict_get(&P.cache, key, klen);
-    if (e && !e->here) {
-        dict_remove(&P.cache, key, klen);
-        free(e);
-    }
-    pthread_mutex_unlock(&P.lock);
+    cache_key k;
+    owner_entry *e = lock_entry(pname, id, &k);
+    if (e && !e->here) remove_entry(&k, e);
+    cache_unlock();
 }
 
 /* ---- claims (worker 0) ---- */
@@ -320,18 +335,14 @@ static bool claim_pending(const char *pname, const char *id)
  * the lock placement_may_start takes: after this the room must be claimed. */
 static void release(const char *pname, const char *id)
 {
-    char key[1024];
-    size_t klen = room_key(key, sizeof key, pname, id);
-    if (!klen) return;
-    pthread_mutex_lock(&P.lock);
-    owner_entry *e = dict_get(&P.cache, key, klen);
-    bool send = e ? e->here && e->releasing : !claim_pending(pname, id);
+    cache_key k;
+    owner_entry *e = lock_entry(pname, id, &k);
+    bool send = k.len && (e ? e->here && e->releasing : !claim_pending(pname, id));
     if (send && e) {
-        dict_remove(&P.cache, key, klen);
-        free(e);
+        remove_entry(&k, e);
         if (P.here) P.here--;
     }
-    pthread_mutex_unlock(&P.lock);
+    cache_unlock();
     if (!send) return;
     cluster_release(P.c, pname, id);
     cluster_set_load(P.c, P.here);
@@ -361,27 +372,23 @@ static void post_room_job(const party *p, const char *id, bool pin)
 void placement_released(const party *p, const char *id)
 {
     if (!P.c || P.stopped) return;
-    char key[1024];
-    size_t klen = room_key(key, sizeof key, p->name, id);
     /* Marked and posted under the lock: a claim that misses the entry from
      * now on is posted after the release. */
-    pthread_mutex_lock(&P.lock);
-    owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
+    cache_key k;
+    owner_entry *e = lock_entry(p->name, id, &k);
     if (e && e->here) e->releasing = true;
     post_room_job(p, id, false);
-    pthread_mutex_unlock(&P.lock);
+    cache_unlock();
 }
 
 bool placement_may_start(const party *p, const char *id)
 {
     if (!P.c || !id[0]) return true;
-    char key[1024];
-    size_t klen = room_key(key, sizeof key, p->name, id);
-    pthread_mutex_lock(&P.lock);
-    owner_entry *e = klen ? dict_get(&P.cache, key, klen) : NULL;
+    cache_key k;
+    owner_entry *e = lock_entry(p->name, id, &k);
     bool ok = e && e->here;
     if (ok) e->releasing = false; /* the release, not sent yet, is off */
-    pthread_mutex_unlock(&P.lock);
+    cache_unlock();
     return ok;
 }
 
