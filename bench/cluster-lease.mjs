@@ -14,7 +14,7 @@
 //                                [--owned N (default 100000)] [--seconds S (default 10)]
 // A watchdog ends the run (and every child) after 120 s.
 import { spawn } from 'node:child_process';
-import { opt, watchdog } from './common.mjs';
+import { fmt as f, opt, quantile as q, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, sleep, redisCommand,
 } from '../tests/integration/lib/cluster.mjs';
@@ -25,9 +25,7 @@ const SECONDS = Math.min(30, Math.max(2, opt('seconds', 10)));
 
 const disarm = watchdog('cluster-lease.mjs', 120000, stopAll);
 
-const q = (a, f) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(f * s.length))]; };
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
-const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 async function claimLatency() {
   const redis = await startRedis();

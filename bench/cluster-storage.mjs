@@ -21,11 +21,10 @@
 //                                  [--commits-only 1]
 //   LUAPARTY_BIN=/path/to/luaparty node bench/cluster-storage.mjs
 // A watchdog ends the run (and every child) after 150 s.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuSeconds, opt, repo, watchdog } from './common.mjs';
+import { cpuSeconds, fmt as f, opt, repo, runCapture, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, sleep, waitFor,
 } from '../tests/integration/lib/cluster.mjs';
@@ -42,21 +41,12 @@ const BENCH = path.join(repo, 'build/bench');
 
 const disarm = watchdog('cluster-storage.mjs', 150000, stopAll);
 
-function run(cmd, args, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('error', (e) => { clearTimeout(t); reject(e); });
-    p.on('close', (code) => {
-      clearTimeout(t);
-      const m = /^RESULT (.*)$/m.exec(out);
-      if (!m) { reject(new Error(`${path.basename(cmd)} ${args.join(' ')} (exit ${code}):\n${out}`)); return; }
-      resolve(Object.fromEntries(m[1].split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)])));
-    });
-  });
+/** Runs a bench binary: the key=value pairs of its RESULT line. */
+async function run(cmd, args, timeoutMs) {
+  const { code, out } = await runCapture(cmd, args, timeoutMs);
+  const m = /^RESULT (.*)$/m.exec(out);
+  if (!m) throw new Error(`${path.basename(cmd)} ${args.join(' ')} (exit ${code}):\n${out}`);
+  return Object.fromEntries(m[1].split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)]));
 }
 
 /** lp_loadgen echo against the commit party: C clients, C rooms, 1 in flight each. */
@@ -152,7 +142,6 @@ async function recovery(ttl) {
   return ms;
 }
 
-const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 for (const bin of ['lp_loadgen', 'lp_redis_commit']) {
   if (!fs.existsSync(path.join(BENCH, bin))) {

@@ -13,9 +13,8 @@
 //
 // Everything is on 127.0.0.1 and bounded: a watchdog ends the run (and every
 // child) after 90 s.
-import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { cpuSeconds, opt, watchdog } from './common.mjs';
+import { cpuSeconds, fmt as f, opt, quantile, runCapture, watchdog } from './common.mjs';
 import {
   startRedis, startNode, stopAll, freshRequest, wsOpen,
 } from '../tests/integration/lib/cluster.mjs';
@@ -26,29 +25,20 @@ const ROOM = 'bench';
 
 const disarm = watchdog('cluster.mjs', 90000, stopAll);
 
-function wrk(url) {
-  return new Promise((resolve, reject) => {
-    const args = ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--timeout', '2s', '--latency', url];
-    const p = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { out += d; });
-    const t = setTimeout(() => p.kill('SIGKILL'), (DURATION + 10) * 1000);
-    p.on('error', (e) => { clearTimeout(t); reject(new Error(`wrk: ${e.message} (is wrk installed?)`)); });
-    p.on('close', (code) => {
-      clearTimeout(t);
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-      if (code !== 0 || !rps) { reject(new Error(`wrk ${args.join(' ')} failed (${code}):\n${out}`)); return; }
-      const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-      const sockErr = /Socket errors: (.*)/.exec(out);
-      const lat = (q) => {
-        const m = new RegExp(`^\\s+${q}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
-        if (!m) return NaN;
-        return Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 }[m[2]]);
-      };
-      resolve({ rps: Number(rps[1]), p50: lat(50), p99: lat(99), non2xx: errors ? Number(errors[1]) : 0, sockErr: sockErr ? sockErr[1] : '' });
-    });
-  });
+async function wrk(url) {
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${DURATION}s`, '--timeout', '2s', '--latency', url];
+  const { code, out } = await runCapture('wrk', args, (DURATION + 10) * 1000)
+    .catch((e) => { throw new Error(`wrk: ${e.message} (is wrk installed?)`); });
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  if (code !== 0 || !rps) throw new Error(`wrk ${args.join(' ')} failed (${code}):\n${out}`);
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  const sockErr = /Socket errors: (.*)/.exec(out);
+  const lat = (q) => {
+    const m = new RegExp(`^\\s+${q}%\\s+([\\d.]+)(us|ms|s)`, 'm').exec(out);
+    if (!m) return NaN;
+    return Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 }[m[2]]);
+  };
+  return { rps: Number(rps[1]), p50: lat(50), p99: lat(99), non2xx: errors ? Number(errors[1]) : 0, sockErr: sockErr ? sockErr[1] : '' };
 }
 
 async function echoLoop(url) {
@@ -69,12 +59,9 @@ async function echoLoop(url) {
   } finally {
     await c.closeAndWait(2000);
   }
-  lat.sort((x, y) => x - y);
-  const q = (f) => lat[Math.min(lat.length - 1, Math.floor(f * lat.length))];
-  return { node, n: lat.length, rps: lat.length / DURATION, p50: q(0.5), p99: q(0.99) };
+  return { node, n: lat.length, rps: lat.length / DURATION, p50: quantile(lat, 0.5), p99: quantile(lat, 0.99) };
 }
 
-const f = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 
 /** Runs fn while counting the CPU both nodes use: {result, a, b} (seconds). */

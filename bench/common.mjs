@@ -1,5 +1,7 @@
 // What the node bench scripts share: where the repo is, the luaparty binary
-// under test (LUAPARTY_BIN), the ws package, numeric --options.
+// under test (LUAPARTY_BIN), the ws package, numeric --options, a watchdog,
+// running a child for its output, quantiles and number formatting.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -53,3 +55,26 @@ export function watchdog(script, ms, cleanup = async () => {}) {
   }, ms);
   return () => clearTimeout(t);
 }
+
+/** Runs cmd to its end (killed after timeoutMs): {code, out}, stdout and
+ *  stderr together. Rejects only if it cannot be started. */
+export function runCapture(cmd, args, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', (e) => { clearTimeout(t); reject(e); });
+    p.on('close', (code) => { clearTimeout(t); resolve({ code, out }); });
+  });
+}
+
+/** The f-quantile (0..1) of the numbers in xs (not changed). */
+export const quantile = (xs, f) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(f * s.length))];
+};
+
+/** x with d decimals, or '-' if it is not a number. */
+export const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
