@@ -405,7 +405,9 @@ int cli_parse(cli_options *o, int argc, char **argv)
 
 void cli_apply(const cli_options *o, config *cfg)
 {
-    if (o->command != CLI_DEV && o->command != CLI_SERVE && o->command != CLI_TEST) return;
+    if (o->command != CLI_DEV && o->command != CLI_SERVE && o->command != CLI_TEST &&
+        o->command != CLI_STORAGE_EXPORT && o->command != CLI_STORAGE_IMPORT)
+        return; /* the commands that read no project */
     cfg->dev = o->command == CLI_DEV;
     cfg->watch = o->watch && o->command != CLI_TEST; /* test's --watch runs the tests again, no hot reload */
     free(cfg->dir);

@@ -275,6 +275,25 @@ static int make_slots(app *a, char **err)
     return 0;
 }
 
+/* The options first (config_load needs the directory, and a given --port
+ * or --persist keeps the file's out), then partykit.json, then the options
+ * once more so they win over its "luaparty" settings. Returns -1 to go on,
+ * or 2 (cfg is freed then). */
+static int read_project(config *cfg, const cli_options *o)
+{
+    char *err = NULL;
+    config_defaults(cfg);
+    cli_apply(o, cfg);
+    if (config_load(cfg, &err) != 0) {
+        fprintf(stderr, "luaparty: %s/%s\n", cfg->dir, err);
+        free(err);
+        config_free(cfg);
+        return 2;
+    }
+    cli_apply(o, cfg);
+    return -1;
+}
+
 /* Runs the commands that do not serve: help, version, init. Returns their
  * exit code, or -1 for dev and serve. */
 static int run_other_command(const cli_options *o)
@@ -291,14 +310,13 @@ static int run_other_command(const cli_options *o)
     case CLI_CLUSTER_STATUS:
         return cluster_status_print(o->cluster_url, stdout);
     case CLI_STORAGE_EXPORT:
-    case CLI_STORAGE_IMPORT: {
-        buf persist;
-        buf_init(&persist);
-        if (o->persist_dir) buf_appendstr(&persist, o->persist_dir);
-        else buf_printf(&persist, "%s/.luaparty", o->dir);
-        int rc = (o->command == CLI_STORAGE_EXPORT ? cluster_storage_export : cluster_storage_import)(
-            o->cluster_url, persist.data, stdout);
-        buf_free(&persist);
+    case CLI_STORAGE_IMPORT: { /* the storage directory serve would use */
+        config cfg;
+        int rc = read_project(&cfg, o);
+        if (rc >= 0) return rc;
+        rc = (o->command == CLI_STORAGE_EXPORT ? cluster_storage_export : cluster_storage_import)(
+            o->cluster_url, cfg.persist_dir, stdout);
+        config_free(&cfg);
         return rc;
     }
     case CLI_DEV:
@@ -368,23 +386,13 @@ bad:
     return 2;
 }
 
-/* The options first (config_load needs the directory, and a given --port
- * or --persist keeps the file's out), then partykit.json, then the options
- * once more so they win over its "luaparty" settings. Returns -1 to go on,
- * or the exit code (cfg is freed then). */
+/* read_project, then the checks serve needs. Returns -1 to go on, or the
+ * exit code (cfg is freed then). */
 static int load_config(config *cfg, const cli_options *o)
 {
-    char *err = NULL;
-    config_defaults(cfg);
-    cli_apply(o, cfg);
-    if (config_load(cfg, &err) != 0) {
-        fprintf(stderr, "luaparty: %s/%s\n", cfg->dir, err);
-        free(err);
-        config_free(cfg);
-        return 2;
-    }
-    cli_apply(o, cfg);
-    int rc = check_config(cfg);
+    int rc = read_project(cfg, o);
+    if (rc >= 0) return rc;
+    rc = check_config(cfg);
     if (rc < 0) rc = load_tls(cfg);
     if (rc >= 0) config_free(cfg);
     return rc;

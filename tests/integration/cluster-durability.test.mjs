@@ -9,6 +9,8 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import WS from 'ws';
 import PartySocket from 'partysocket';
 import {
@@ -338,6 +340,20 @@ test('storage export moves a single-node database into Redis, import brings the 
   } finally {
     await again.stop();
   }
+});
+
+test('storage export without --persist reads the directory partykit.json names, as serve does', async () => {
+  const project = mkTmp('luaparty-persist-project-');
+  fs.cpSync(projectDir('cluster'), project, { recursive: true });
+  const json = JSON.parse(fs.readFileSync(path.join(project, 'partykit.json'), 'utf8'));
+  fs.writeFileSync(path.join(project, 'partykit.json'), JSON.stringify({ ...json, persist: 'data' }));
+  const one = await startServer({ project, persist: path.join(project, 'data'), command: 'serve' });
+  assert.equal((await freshRequest(`${one.url}/parties/ledger/named`, { method: 'POST', body: 'n:1' })).body, 'ok:n:1');
+  await one.stop();
+  const redis = await startRedis();
+  const exp = await runLuaparty(['storage', 'export', '--cluster', redis.url, project]);
+  assert.equal(exp.code, 0, exp.stderr);
+  assert.match(exp.stdout, /exported 1 of 1 rooms/);
 });
 
 test('a restarted node (kill -9, same --persist) takes its own stale lease over at once; a second process on that directory is refused', async () => {
