@@ -100,24 +100,10 @@ const party *config_party(const config *cfg, const char *name, size_t len)
     return NULL;
 }
 
-static const char *nearest_key(const char *key)
-{
-    const char *best = NULL;
-    size_t best_d = (size_t)-1;
-    for (size_t i = 0; i < sizeof known_keys / sizeof *known_keys; i++) {
-        size_t d = edit_distance(key, known_keys[i].key);
-        if (d < best_d) {
-            best_d = d;
-            best = known_keys[i].key;
-        }
-    }
-    return best_d <= 3 ? best : NULL;
-}
-
-/* The error for an unknown key of the object `where` ("serve", "luaparty"),
- * suggesting the nearest of its n known keys when one is close. Each entry
- * of table is stride bytes and starts with its key (a const char *). */
-static int unknown_key(char **err, const char *where, const char *key, const void *table, size_t n, size_t stride)
+/* The nearest of a table's n names to key, if one is close enough to be
+ * a misspelling (edit distance 3 or less), else NULL. Each entry of table
+ * is stride bytes and starts with its name (a const char *). */
+static const char *nearest_key(const char *key, const void *table, size_t n, size_t stride)
 {
     const char *best = NULL;
     size_t best_d = 4;
@@ -126,6 +112,14 @@ static int unknown_key(char **err, const char *where, const char *key, const voi
         size_t d = edit_distance(key, name);
         if (d < best_d) best_d = d, best = name;
     }
+    return best;
+}
+
+/* The error for an unknown key of the object `where` ("serve", "luaparty"),
+ * suggesting the nearest of its known keys (table: as nearest_key's). */
+static int unknown_key(char **err, const char *where, const char *key, const void *table, size_t n, size_t stride)
+{
+    const char *best = nearest_key(key, table, n, stride);
     return best ? set_error(err, "partykit.json: unknown key %s.%s (did you mean \"%s\"?)", where, key, best)
                 : set_error(err, "partykit.json: unknown key %s.%s", where, key);
 }
@@ -153,8 +147,6 @@ void party_free(party *p)
     free(p);
 }
 
-/* Loads a party script and compiles it, so syntax errors stop start-up with
- * file:line instead of failing on the first request. */
 /* "TypeScript" or "JavaScript" if script is named like one, else NULL. */
 static const char *js_kind(const char *script)
 {
@@ -168,6 +160,8 @@ static const char *js_kind(const char *script)
     return NULL;
 }
 
+/* Loads a party script and compiles it, so syntax errors stop start-up with
+ * file:line instead of failing on the first request. */
 static int add_party(config *cfg, const char *name, const char *script, char **err)
 {
     const char *kind = js_kind(script);
@@ -518,20 +512,21 @@ static lua_State *read_project(const config *cfg, char **err)
 /* Every top-level key must be known; known but unsupported ones warn. */
 static int check_keys(lua_State *L, char **err)
 {
+    const size_t nknown = sizeof known_keys / sizeof *known_keys;
     lua_pushnil(L);
     while (lua_next(L, 1)) {
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) continue;
         const char *key = lua_tostring(L, -1);
         bool found = false;
-        for (size_t i = 0; i < sizeof known_keys / sizeof *known_keys; i++) {
+        for (size_t i = 0; i < nknown; i++) {
             if (strcmp(key, known_keys[i].key) != 0) continue;
             found = true;
             if (known_keys[i].instead)
                 log_warn("partykit.json: \"%s\" is ignored by luaparty: %s", key, known_keys[i].instead);
         }
         if (!found) {
-            const char *near = nearest_key(key);
+            const char *near = nearest_key(key, known_keys, nknown, sizeof *known_keys);
             if (near) return set_error(err, "partykit.json: unknown key \"%s\" (did you mean \"%s\"?)", key, near);
             return set_error(err, "partykit.json: unknown key \"%s\"", key);
         }

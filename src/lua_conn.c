@@ -100,12 +100,8 @@ void lua_conn_leave(lua_State *L, room *r, lp_conn *c)
 }
 
 
-/* Returns the live connection of the handle at idx, or NULL if it closed. */
-static lp_conn *check_conn(lua_State *L, int idx)
-{
-    conn_box *b = luaL_checkudata(L, idx, CONN_MT);
-    return b->c && !b->c->gone ? b->c : NULL;
-}
+/* The handle's connection, or NULL if it closed. */
+static lp_conn *live_conn(const conn_box *b) { return b->c && !b->c->gone ? b->c : NULL; }
 
 /* The frame for a message a party sends to its connections: made once
  * however many receive it (counted for /metrics, where a broadcast shows
@@ -123,7 +119,7 @@ static int send_message(lua_State *L, conn_box *b, int idx)
     size_t len;
     int opcode;
     const char *data = lua_check_frame(L, idx, &len, &opcode);
-    lp_conn *c = b->c && !b->c->gone ? b->c : NULL;
+    lp_conn *c = live_conn(b);
     if (!c) {
         lua_pushboolean(L, 0);
         return 1;
@@ -133,12 +129,6 @@ static int send_message(lua_State *L, conn_box *b, int idx)
     chunk_unref(msg);
     lua_pushboolean(L, 1);
     return 1;
-}
-
-/* core.send(handle, message) -> true, or false if the connection is closed */
-static int l_send(lua_State *L)
-{
-    return send_message(L, luaL_checkudata(L, 1, CONN_MT), 2);
 }
 
 /* conn:send(message): the one in each connection object (lua_conn_join) */
@@ -172,8 +162,7 @@ static int m_send(lua_State *L) { return send_message(L, object_box(L, 1), 2); }
 /* conn:close([code [, reason]]) */
 static int m_close(lua_State *L)
 {
-    conn_box *b = object_box(L, 1);
-    lp_conn *c = b->c && !b->c->gone ? b->c : NULL;
+    lp_conn *c = live_conn(object_box(L, 1));
     int code;
     size_t len;
     const char *reason = lua_check_close(L, 2, &code, &len);
@@ -227,17 +216,6 @@ const char *lua_check_close(lua_State *L, int idx, int *code, size_t *len)
     luaL_argcheck(L, *len <= 123, idx + 1, "close reason is longer than 123 bytes");
     lua_check_utf8_reason(L, reason, *len);
     return reason;
-}
-
-/* core.close(handle [, code [, reason]]) */
-static int l_close(lua_State *L)
-{
-    lp_conn *c = check_conn(L, 1);
-    int code;
-    size_t len;
-    const char *reason = lua_check_close(L, 2, &code, &len);
-    if (c) room_output_close(c->room, c, code, reason, len);
-    return 0;
 }
 
 /* The ids a broadcast skips, read from the Lua array once (not once per
@@ -310,4 +288,4 @@ int lua_room_broadcast(lua_State *L)
     return l_broadcast(L);
 }
 
-const luaL_Reg lua_conn_functions[] = {{"send", l_send}, {"close", l_close}, {"broadcast", l_broadcast}, {NULL, NULL}};
+const luaL_Reg lua_conn_functions[] = {{"broadcast", l_broadcast}, {NULL, NULL}};

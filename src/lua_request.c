@@ -80,13 +80,6 @@ static void push_headers_of_blob(lua_State *L, int idx)
     }
 }
 
-/* core.headers(blob) -> the headers table of a request's _headers */
-static int l_headers(lua_State *L)
-{
-    push_headers_of_blob(L, 1);
-    return 1;
-}
-
 int lua_push_fetch_result(lua_State *L, const char *err, int status, const http_headers *h, const buf *body)
 {
     if (err) {
@@ -221,7 +214,7 @@ static int l_request_mt(lua_State *L)
 }
 
 const luaL_Reg lua_request_functions[] = {
-    {"queryParam", l_query_param}, {"headers", l_headers}, {"request_mt", l_request_mt}, {NULL, NULL}};
+    {"queryParam", l_query_param}, {"request_mt", l_request_mt}, {NULL, NULL}};
 
 void lua_push_request(lua_State *L, const http_request *req)
 {

@@ -101,25 +101,11 @@ static int delete_key(lua_State *L, room *r, int idx)
     return rc;
 }
 
-/* core.storage_get(key) -> value or nil */
-static int l_get(lua_State *L)
-{
-    push_stored(L, room_from_state(L), 1);
-    return 1;
-}
-
 /* core.storage_put(key, value) */
 static int l_put(lua_State *L)
 {
     put_value(L, room_from_state(L), 1, 2);
     return 0;
-}
-
-/* core.storage_delete(key) -> true if it existed */
-static int l_delete(lua_State *L)
-{
-    lua_pushboolean(L, delete_key(L, room_from_state(L), 1));
-    return 1;
 }
 
 /* ---- room.storage's get, put and delete (runtime.lua) ----
@@ -351,9 +337,7 @@ static int l_delete_alarm(lua_State *L)
 }
 
 const luaL_Reg lua_storage_functions[] = {{"storage_methods", l_methods},
-                                          {"storage_get", l_get},
                                           {"storage_put", l_put},
-                                          {"storage_delete", l_delete},
                                           {"storage_delete_all", l_delete_all},
                                           {"storage_list", l_list},
                                           {"storage_txn_begin", l_txn_begin},

@@ -369,28 +369,6 @@ static int project_searcher(lua_State *L)
     return 1;
 }
 
-/* (name) -> the runtime's module of that name, loaded (package.loaded)
- * the first time: how lua_room.c loads luaparty.runtime when a room first
- * needs it, whatever party code did to require and package. */
-static int require_embedded(lua_State *L)
-{
-    const char *name = luaL_checkstring(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-    lua_getfield(L, -1, name);
-    if (lua_istable(L, -1)) return 1;
-    lua_pop(L, 1);
-    for (const lua_embedded_module *m = lua_embedded_modules; m->name; m++) {
-        if (strcmp(m->name, name) != 0) continue;
-        lua_pushlightuserdata(L, (void *)m);
-        lua_pushcclosure(L, load_embedded, 1);
-        lua_call(L, 0, 1);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -3, name);
-        return 1;
-    }
-    return luaL_error(L, "no runtime module %s", name);
-}
-
 /* require's searcher for the runtime's own modules (lua/luaparty), after
  * package.preload: (name) -> loader. One searcher instead of a preload
  * entry per module, which every room's state paid for. */
@@ -404,6 +382,23 @@ static int embedded_searcher(lua_State *L)
         return 1;
     }
     return 0;
+}
+
+/* (name) -> the runtime's module of that name, loaded (package.loaded)
+ * the first time: how lua_room.c loads luaparty.runtime when a room first
+ * needs it, whatever party code did to require and package. */
+static int require_embedded(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+    lua_getfield(L, -1, name);
+    if (lua_istable(L, -1)) return 1;
+    lua_pop(L, 1);
+    if (!embedded_searcher(L)) return luaL_error(L, "no runtime module %s", name);
+    lua_call(L, 0, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, name);
+    return 1;
 }
 
 /* Opens only the libraries a party may use. io, ffi and (with a CPU limit)

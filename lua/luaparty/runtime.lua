@@ -18,17 +18,17 @@
 -- that loads it, and there can be 100,000 rooms (bench/rooms.mjs).
 local core = require "luaparty.core"
 -- the builtins, not the globals the sandbox wraps (src/sandbox.c)
-local setmetatable, getmetatable = core.setmetatable, core.getmetatable
+local setmetatable = core.setmetatable
 
 local rt = {}
 
--- What the parts see of the room: the party class, self and the room's
--- info come from C (a hot reload swaps the class there).
+-- What the parts see of the room (the Request metatable, Storage,
+-- lobby_of, and from C the party class and the room's info; a hot reload
+-- swaps the class there).
 local info
-local shared = { Request = core.request_mt(), getmetatable = getmetatable, set_class = core.set_class }
+local shared = { Request = core.request_mt() }
 setmetatable(shared, { __index = function(_, k)
   if k == "class" then return core.class() end
-  if k == "instance" then return core.instance() end
   if k == "info" then
     info = info or core.info()
     return info
@@ -52,7 +52,6 @@ local function call(name, ...)
   local f = core.class()[name]
   if f then return f(core.instance(), ...) end
 end
-shared.call = call
 
 ---------------------------------------------------------------- storage
 local Storage = {}
