@@ -263,22 +263,31 @@ static void activation_free(activation *x)
     free(x);
 }
 
-/* Writes lp_load's answer {vfence, seq, alarm, retries, k, v, ...} as the
- * room's local copy, in one local transaction that is not recorded. */
+/* Puts lp_load's answer {vfence, seq, alarm, retries, k, v, ...} (checked
+ * by load_reply_ok) into s as the room's entries and alarm, in place of what
+ * s had: a node's copy on activation, and `luaparty storage import`. */
+static int put_loaded(storage *s, const char *party, const char *room, const redisReply *r, const char **err)
+{
+    int rc = storage_delete_all(s, party, room, err);
+    for (size_t i = 4; rc == 0 && i + 1 < r->elements; i += 2) {
+        const redisReply *key = r->element[i], *val = r->element[i + 1];
+        rc = storage_put(s, party, room, key->str, key->len, val->str, val->len, err);
+    }
+    const redisReply *alarm = r->element[2];
+    if (rc == 0 && alarm->len > 0)
+        rc = storage_set_alarm(s, party, room, strtoll(alarm->str, NULL, 10), (int)r->element[3]->integer, err);
+    return rc;
+}
+
+/* Writes lp_load's answer as the room's local copy, with its version, in
+ * one local transaction that is not recorded. */
 static const char *write_copy(cluster_storage *cs, const activation *x, const redisReply *r)
 {
     storage *s = cs->local;
     const char *err = NULL;
     if (storage_dirty(s)) log_error("cluster storage: loading %s/%s while a batch is open", x->party, x->room);
     storage_journal_pause(s, true);
-    int rc = storage_delete_all(s, x->party, x->room, &err);
-    for (size_t i = 4; rc == 0 && i + 1 < r->elements; i += 2) {
-        const redisReply *key = r->element[i], *val = r->element[i + 1];
-        rc = storage_put(s, x->party, x->room, key->str, key->len, val->str, val->len, &err);
-    }
-    const redisReply *alarm = r->element[2];
-    if (rc == 0 && alarm->len > 0)
-        rc = storage_set_alarm(s, x->party, x->room, strtoll(alarm->str, NULL, 10), (int)r->element[3]->integer, &err);
+    int rc = put_loaded(s, x->party, x->room, r, &err);
     if (rc == 0)
         rc = storage_version_put(s, x->party, x->room, x->fence, (uint64_t)r->element[0]->integer,
                                  (uint64_t)r->element[1]->integer, &err);
@@ -624,13 +633,7 @@ int cluster_storage_export(const char *url, const char *persist_dir, FILE *out)
 /* Writes one room from lp_load's answer into s (a single-node database). */
 static int import_room(storage *s, const char *party, const char *room, const redisReply *r, const char **err)
 {
-    int rc = storage_delete_all(s, party, room, err);
-    for (size_t i = 4; rc == 0 && i + 1 < r->elements; i += 2)
-        rc = storage_put(s, party, room, r->element[i]->str, r->element[i]->len, r->element[i + 1]->str,
-                         r->element[i + 1]->len, err);
-    if (rc == 0 && r->element[2]->len)
-        rc = storage_set_alarm(s, party, room, strtoll(r->element[2]->str, NULL, 10), (int)r->element[3]->integer, err);
-    if (rc != 0) {
+    if (put_loaded(s, party, room, r, err) != 0) {
         storage_abort(s);
         return -1;
     }
