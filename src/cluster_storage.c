@@ -424,17 +424,12 @@ void cluster_storage_drop_alarm(cluster_storage *cs, const char *party, const ch
     buf m;
     buf_init(&m);
     redis_room_key(&m, "", party, room);
+    m.data[m.len - 1] = 0; /* the member is what stands between the braces: "{" + member + "}" */
     char ats[24];
     snprintf(ats, sizeof ats, "%" PRId64, at);
-    /* the member is what stands between the braces */
-    buf inner;
-    buf_init(&inner);
-    buf_append(&inner, m.data + 1, m.len - 2);
-    buf_append(&inner, "", 1);
-    const char *argv[] = {"FCALL", "lp_alarm_drop", "1", "lp:alarms", inner.data, ats};
+    const char *argv[] = {"FCALL", "lp_alarm_drop", "1", "lp:alarms", m.data + 1, ats};
     redis_link_call(cs->link, 6, argv, NULL, ALARMS_TIMEOUT_MS, 0, NULL, NULL);
     buf_free(&m);
-    buf_free(&inner);
 }
 
 /* ---- the worker's instance ------------------------------------------------ */
