@@ -243,11 +243,7 @@ bool redis_room_parse(const char *s, size_t n, buf *party, buf *room)
     if (plen >= sizeof tmp || rlen >= sizeof tmp) return false;
     if (pct_decode(s, plen, tmp, sizeof tmp) != 0) return false;
     buf_appendstr(party, tmp);
-    if (rlen == 0) {
-        tmp[0] = 0;
-    } else if (pct_decode(slash + 1, rlen, tmp, sizeof tmp) != 0) {
-        return false;
-    }
+    if (pct_decode(slash + 1, rlen, tmp, sizeof tmp) != 0) return false; /* "" when rlen is 0 */
     buf_appendstr(room, tmp);
     return true;
 }
