@@ -250,9 +250,16 @@ bool redis_room_parse(const char *s, size_t n, buf *party, buf *room)
 
 /* ---- synchronous use ------------------------------------------------------ */
 
-static redisReply *sync_cmdv(redisContext *rc, const char *where, const char *what, bool errors_ok, char **err,
-                             int argc, const char **argv)
+redisReply *redis_sync_cmd(redisContext *rc, const redis_url *u, const char *what, bool errors_ok, char **err, ...)
 {
+    const char *argv[16];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, err);
+    for (const char *a; argc < 16 && (a = va_arg(ap, const char *));) argv[argc++] = a;
+    va_end(ap);
+    char where[400];
+    redis_url_where(u, where, sizeof where);
     redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
     if (!r) {
         bool timeout = rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -270,19 +277,6 @@ static redisReply *sync_cmdv(redisContext *rc, const char *where, const char *wh
         return NULL;
     }
     return r;
-}
-
-redisReply *redis_sync_cmd(redisContext *rc, const redis_url *u, const char *what, bool errors_ok, char **err, ...)
-{
-    const char *argv[16];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, err);
-    for (const char *a; argc < 16 && (a = va_arg(ap, const char *));) argv[argc++] = a;
-    va_end(ap);
-    char where[400];
-    redis_url_where(u, where, sizeof where);
-    return sync_cmdv(rc, where, what, errors_ok, err, argc, argv);
 }
 
 redisContext *redis_sync_connect(const redis_url *u, char **err)
