@@ -332,13 +332,8 @@ int redis_sync_load_library(redisContext *rc, const redis_url *u, char **err)
         redis_sync_cmd(rc, u, "FUNCTION LOAD", true, err, "FUNCTION", "LOAD", "REPLACE", cluster_functions_lua, NULL);
     if (!r) return -1;
     int rc_out = 0;
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (!strncmp(r->str, "NOAUTH", 6))
-            fail(err, "redis at %s wants a password (NOAUTH): put it in the cluster URL "
-                      "(redis://:PASSWORD@HOST or unix:/path?password=PASSWORD)", where);
-        else
-            fail(err, "redis at %s cannot load the luaparty functions (Redis 7 or later is needed): %s", where,
-                 r->str);
+    if (r->type == REDIS_REPLY_ERROR) { /* NOAUTH cannot come here: redis_sync_connect's PING said it */
+        fail(err, "redis at %s cannot load the luaparty functions (Redis 7 or later is needed): %s", where, r->str);
         rc_out = -1;
     }
     freeReplyObject(r);
