@@ -38,9 +38,6 @@ typedef struct node_info {
 } node_info;
 
 struct cluster {
-    uv_loop_t *loop;
-    redis_url url;
-    char where[400];
     char id[64];
     char addr[300];
     uint64_t ttl_ms, ttl_ns, margin_ns, interval_ms, renew_timeout_ms;
@@ -486,9 +483,6 @@ cluster *cluster_start(uv_loop_t *loop, const cluster_opts *o, char **err)
     if (!epoch) return NULL;
 
     cluster *c = xcalloc(1, sizeof *c);
-    c->loop = loop;
-    c->url = u;
-    redis_url_where(&u, c->where, sizeof c->where);
     str_copy(c->id, sizeof c->id, o->node_id);
     str_copy(c->addr, sizeof c->addr, o->internal_addr);
     c->ttl_ms = ttl;
@@ -511,8 +505,10 @@ cluster *cluster_start(uv_loop_t *loop, const cluster_opts *o, char **err)
     /* First renewal at once: it fills the node view for the load guard. */
     uv_timer_start(&c->renew_timer, renew_cb, 0, c->interval_ms);
     arm_fence_timer(c);
+    char where[400];
+    redis_url_where(&u, where, sizeof where);
     log_info("cluster: node %s joined as epoch %llu (redis at %s, lease %llu ms)", c->id,
-             (unsigned long long)epoch, c->where, (unsigned long long)ttl);
+             (unsigned long long)epoch, where, (unsigned long long)ttl);
     return c;
 }
 

@@ -263,22 +263,31 @@ static void activation_free(activation *x)
     free(x);
 }
 
-/* Writes lp_load's answer {vfence, seq, alarm, retries, k, v, ...} as the
- * room's local copy, in one local transaction that is not recorded. */
+/* Puts lp_load's answer {vfence, seq, alarm, retries, k, v, ...} (checked
+ * by load_reply_ok) into s as the room's entries and alarm, in place of what
+ * s had: a node's copy on activation, and `luaparty storage import`. */
+static int put_loaded(storage *s, const char *party, const char *room, const redisReply *r, const char **err)
+{
+    int rc = storage_delete_all(s, party, room, err);
+    for (size_t i = 4; rc == 0 && i + 1 < r->elements; i += 2) {
+        const redisReply *key = r->element[i], *val = r->element[i + 1];
+        rc = storage_put(s, party, room, key->str, key->len, val->str, val->len, err);
+    }
+    const redisReply *alarm = r->element[2];
+    if (rc == 0 && alarm->len > 0)
+        rc = storage_set_alarm(s, party, room, strtoll(alarm->str, NULL, 10), (int)r->element[3]->integer, err);
+    return rc;
+}
+
+/* Writes lp_load's answer as the room's local copy, with its version, in
+ * one local transaction that is not recorded. */
 static const char *write_copy(cluster_storage *cs, const activation *x, const redisReply *r)
 {
     storage *s = cs->local;
     const char *err = NULL;
     if (storage_dirty(s)) log_error("cluster storage: loading %s/%s while a batch is open", x->party, x->room);
     storage_journal_pause(s, true);
-    int rc = storage_delete_all(s, x->party, x->room, &err);
-    for (size_t i = 4; rc == 0 && i + 1 < r->elements; i += 2) {
-        const redisReply *key = r->element[i], *val = r->element[i + 1];
-        rc = storage_put(s, x->party, x->room, key->str, key->len, val->str, val->len, &err);
-    }
-    const redisReply *alarm = r->element[2];
-    if (rc == 0 && alarm->len > 0)
-        rc = storage_set_alarm(s, x->party, x->room, strtoll(alarm->str, NULL, 10), (int)r->element[3]->integer, &err);
+    int rc = put_loaded(s, x->party, x->room, r, &err);
     if (rc == 0)
         rc = storage_version_put(s, x->party, x->room, x->fence, (uint64_t)r->element[0]->integer,
                                  (uint64_t)r->element[1]->integer, &err);
@@ -415,17 +424,12 @@ void cluster_storage_drop_alarm(cluster_storage *cs, const char *party, const ch
     buf m;
     buf_init(&m);
     redis_room_key(&m, "", party, room);
+    m.data[m.len - 1] = 0; /* the member is what stands between the braces: "{" + member + "}" */
     char ats[24];
     snprintf(ats, sizeof ats, "%" PRId64, at);
-    /* the member is what stands between the braces */
-    buf inner;
-    buf_init(&inner);
-    buf_append(&inner, m.data + 1, m.len - 2);
-    buf_append(&inner, "", 1);
-    const char *argv[] = {"FCALL", "lp_alarm_drop", "1", "lp:alarms", inner.data, ats};
+    const char *argv[] = {"FCALL", "lp_alarm_drop", "1", "lp:alarms", m.data + 1, ats};
     redis_link_call(cs->link, 6, argv, NULL, ALARMS_TIMEOUT_MS, 0, NULL, NULL);
     buf_free(&m);
-    buf_free(&inner);
 }
 
 /* ---- the worker's instance ------------------------------------------------ */
@@ -624,13 +628,7 @@ int cluster_storage_export(const char *url, const char *persist_dir, FILE *out)
 /* Writes one room from lp_load's answer into s (a single-node database). */
 static int import_room(storage *s, const char *party, const char *room, const redisReply *r, const char **err)
 {
-    int rc = storage_delete_all(s, party, room, err);
-    for (size_t i = 4; rc == 0 && i + 1 < r->elements; i += 2)
-        rc = storage_put(s, party, room, r->element[i]->str, r->element[i]->len, r->element[i + 1]->str,
-                         r->element[i + 1]->len, err);
-    if (rc == 0 && r->element[2]->len)
-        rc = storage_set_alarm(s, party, room, strtoll(r->element[2]->str, NULL, 10), (int)r->element[3]->integer, err);
-    if (rc != 0) {
+    if (put_loaded(s, party, room, r, err) != 0) {
         storage_abort(s);
         return -1;
     }

@@ -265,6 +265,14 @@ static void claimed(void *arg, const claim_answer *a)
     settle(x);
 }
 
+/* The claim on its way for (pname, id), if any. */
+static claim_ctx *pending_claim(const char *pname, const char *id)
+{
+    for (claim_ctx *y = P.pending; y; y = y->next)
+        if (!strcmp(y->party, pname) && !strcmp(y->id, id)) return y;
+    return NULL;
+}
+
 static void claim_job(worker *w, void *arg)
 {
     claim_ctx *x = arg;
@@ -275,8 +283,8 @@ static void claim_job(worker *w, void *arg)
         return;
     }
     /* A burst of first requests for one room makes one claim. */
-    for (claim_ctx *y = P.pending; y; y = y->next) {
-        if (strcmp(y->party, x->party) || strcmp(y->id, x->id)) continue;
+    claim_ctx *y = pending_claim(x->party, x->id);
+    if (y) {
         x->also = y->also;
         y->also = x;
         return;
@@ -322,13 +330,6 @@ typedef struct room_job {
     bool pin;
 } room_job;
 
-static bool claim_pending(const char *pname, const char *id)
-{
-    for (claim_ctx *y = P.pending; y; y = y->next)
-        if (!strcmp(y->party, pname) && !strcmp(y->id, id)) return true;
-    return false;
-}
-
 /* An unloaded room's release, on worker 0: dropped if the room started
  * here again meanwhile (its entry is no longer releasing) or is being
  * claimed (the claim went to Redis first). The entry goes with it, under
@@ -337,7 +338,7 @@ static void release(const char *pname, const char *id)
 {
     cache_key k;
     owner_entry *e = lock_entry(pname, id, &k);
-    bool send = k.len && (e ? e->here && e->releasing : !claim_pending(pname, id));
+    bool send = k.len && (e ? e->here && e->releasing : !pending_claim(pname, id));
     if (send && e) {
         remove_entry(&k, e);
         if (P.here) P.here--;

@@ -243,20 +243,23 @@ bool redis_room_parse(const char *s, size_t n, buf *party, buf *room)
     if (plen >= sizeof tmp || rlen >= sizeof tmp) return false;
     if (pct_decode(s, plen, tmp, sizeof tmp) != 0) return false;
     buf_appendstr(party, tmp);
-    if (rlen == 0) {
-        tmp[0] = 0;
-    } else if (pct_decode(slash + 1, rlen, tmp, sizeof tmp) != 0) {
-        return false;
-    }
+    if (pct_decode(slash + 1, rlen, tmp, sizeof tmp) != 0) return false; /* "" when rlen is 0 */
     buf_appendstr(room, tmp);
     return true;
 }
 
 /* ---- synchronous use ------------------------------------------------------ */
 
-static redisReply *sync_cmdv(redisContext *rc, const char *where, const char *what, bool errors_ok, char **err,
-                             int argc, const char **argv)
+redisReply *redis_sync_cmd(redisContext *rc, const redis_url *u, const char *what, bool errors_ok, char **err, ...)
 {
+    const char *argv[16];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, err);
+    for (const char *a; argc < 16 && (a = va_arg(ap, const char *));) argv[argc++] = a;
+    va_end(ap);
+    char where[400];
+    redis_url_where(u, where, sizeof where);
     redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
     if (!r) {
         bool timeout = rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
@@ -274,19 +277,6 @@ static redisReply *sync_cmdv(redisContext *rc, const char *where, const char *wh
         return NULL;
     }
     return r;
-}
-
-redisReply *redis_sync_cmd(redisContext *rc, const redis_url *u, const char *what, bool errors_ok, char **err, ...)
-{
-    const char *argv[16];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, err);
-    for (const char *a; argc < 16 && (a = va_arg(ap, const char *));) argv[argc++] = a;
-    va_end(ap);
-    char where[400];
-    redis_url_where(u, where, sizeof where);
-    return sync_cmdv(rc, where, what, errors_ok, err, argc, argv);
 }
 
 redisContext *redis_sync_connect(const redis_url *u, char **err)
@@ -342,13 +332,8 @@ int redis_sync_load_library(redisContext *rc, const redis_url *u, char **err)
         redis_sync_cmd(rc, u, "FUNCTION LOAD", true, err, "FUNCTION", "LOAD", "REPLACE", cluster_functions_lua, NULL);
     if (!r) return -1;
     int rc_out = 0;
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (!strncmp(r->str, "NOAUTH", 6))
-            fail(err, "redis at %s wants a password (NOAUTH): put it in the cluster URL "
-                      "(redis://:PASSWORD@HOST or unix:/path?password=PASSWORD)", where);
-        else
-            fail(err, "redis at %s cannot load the luaparty functions (Redis 7 or later is needed): %s", where,
-                 r->str);
+    if (r->type == REDIS_REPLY_ERROR) { /* NOAUTH cannot come here: redis_sync_connect's PING said it */
+        fail(err, "redis at %s cannot load the luaparty functions (Redis 7 or later is needed): %s", where, r->str);
         rc_out = -1;
     }
     freeReplyObject(r);

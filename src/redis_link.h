@@ -60,8 +60,9 @@ struct redisContext *redis_sync_connect(const redis_url *u, char **err);
  * `what` names the step in the message. */
 struct redisReply *redis_sync_cmd(struct redisContext *rc, const redis_url *u, const char *what, bool errors_ok,
                                   char **err, ...);
-/* FUNCTION LOAD REPLACE of the luaparty library (lua/redis/), with a message
- * that says Redis 7 is needed when it fails. */
+/* FUNCTION LOAD REPLACE of the luaparty library (lua/redis/) on a context
+ * of redis_sync_connect, with a message that says Redis 7 is needed when it
+ * fails. */
 int redis_sync_load_library(struct redisContext *rc, const redis_url *u, char **err);
 
 /* ---- the asynchronous link ------------------------------------------------ */

@@ -225,6 +225,8 @@ end
 
 -- The zset member of a room: what stands between the braces of its keys.
 local function member_of(own) return own:sub(9, -2) end
+-- The inverse: a room's lp:own key from its member.
+local function own_of(member) return 'lp:own:{' .. member .. '}' end
 
 local function set_alarm(own, alarms, at, retries)
   redis.call('HSET', own, 'alarm', at, 'alarm_retries', retries)
@@ -309,7 +311,7 @@ local function lp_alarm_due(keys, args)
   local due = redis.call('ZRANGEBYSCORE', keys[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit * 4)
   for i = 1, #due, 2 do
     local m = due[i]
-    local cur = redis.call('HMGET', 'lp:own:{' .. m .. '}', 'node', 'epoch', 'alarm_retries')
+    local cur = redis.call('HMGET', own_of(m), 'node', 'epoch', 'alarm_retries')
     if (cur[1] == id and cur[2] == epoch) or not cur[1] or not alive(cur[1], cur[2]) then
       out[#out + 1] = m
       out[#out + 1] = due[i + 1]
@@ -329,7 +331,7 @@ local function lp_alarm_drop(keys, args)
   local score = redis.call('ZSCORE', keys[1], args[1])
   if not score or tonumber(score) ~= tonumber(args[2]) then return 0 end
   redis.call('ZREM', keys[1], args[1])
-  redis.call('HDEL', 'lp:own:{' .. args[1] .. '}', 'alarm', 'alarm_retries')
+  redis.call('HDEL', own_of(args[1]), 'alarm', 'alarm_retries')
   return 1
 end
 

@@ -1109,7 +1109,7 @@ TEST(cluster_commit_is_fenced_sequenced_and_idempotent)
     ASSERT_EQ(cmd_int(rc, "HEXISTS lp:kv:{p/r} k"), 0);
     ASSERT_EQ(cmd_int(rc, "HGET lp:own:{p/r} vfence"), (long long)got.fence);
     cluster_release(a, "p", "r");
-    run_until(&loop, never, NULL, 200);
+    run_for(&loop, 200);
     r = cmd(rc, "FCALL lp_commit " ROOM_KEYS " %s 2 t6 P k late", fence); /* released: its fence is void */
     ASSERT(r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LPFENCED", 8));
     freeReplyObject(r);
