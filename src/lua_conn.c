@@ -258,8 +258,8 @@ static bool skipped(const skip_list *s, const char *id)
     return false;
 }
 
-/* core.broadcast(message [, without_ids]): the frame is encoded once and
- * the same chunk is queued on every connection. */
+/* (message [, without_ids]): the frame is encoded once and the same chunk
+ * is queued on every connection. */
 static int l_broadcast(lua_State *L)
 {
     room *r = room_from_state(L);
@@ -287,5 +287,3 @@ int lua_room_broadcast(lua_State *L)
     lua_remove(L, 1);
     return l_broadcast(L);
 }
-
-const luaL_Reg lua_conn_functions[] = {{"broadcast", l_broadcast}, {NULL, NULL}};

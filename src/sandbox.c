@@ -730,9 +730,9 @@ static int open_cjson(lua_State *L)
  * made the first time it is looked up (lua_bind.h). */
 static const luaL_Reg sandbox_functions[] = {{"forget_project_modules", l_forget_project_modules}, {NULL, NULL}};
 static const luaL_Reg *const core_functions[] = {
-    lua_room_functions,    lua_conn_functions,    lua_binary_functions, lua_storage_functions,
-    lua_party_functions,   lua_pipe_functions,    lua_socket_functions, lua_request_functions,
-    lua_fetch_functions,   lua_wsclient_functions, lua_yjs_functions,   sandbox_functions,
+    lua_room_functions,  lua_binary_functions, lua_storage_functions,  lua_party_functions,
+    lua_pipe_functions,  lua_socket_functions, lua_request_functions,  lua_fetch_functions,
+    lua_wsclient_functions, lua_yjs_functions, sandbox_functions,
 };
 
 /* core's __index: (core, name) -> the function, kept in core from now on */
