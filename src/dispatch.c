@@ -24,25 +24,26 @@
 
 /* ---- answering the peer ---- */
 
-static void reply(http_peer *p, int status, const char *body, bool close)
+/* A plain-text answer, with one more header if value is set. */
+static void reply_with(http_peer *p, int status, const char *body, bool close, const char *name, const char *value)
 {
     http_response *res = http_response_new(status, "text/plain;charset=UTF-8", body, strlen(body));
+    if (value) http_headers_add(&res->headers, name, strlen(name), value, strlen(value));
     p->ops->respond(p, res, !close, false, NULL, NULL, 0);
     http_response_free(res);
+}
+
+static void reply(http_peer *p, int status, const char *body, bool close)
+{
+    reply_with(p, status, body, close, NULL, NULL);
 }
 
 /* The room could not start: a 503 to retry if this node released it
  * meanwhile (cluster mode: placed again, it starts), else a 500. */
 static void reply_not_started(http_peer *p, const char *err, bool close)
 {
-    if (strcmp(err, REGISTRY_ROOM_MOVED) != 0) {
-        reply(p, 500, p->w->cfg->dev ? err : "Internal Server Error", close);
-        return;
-    }
-    http_response *res = http_response_new(503, "text/plain;charset=UTF-8", err, strlen(err));
-    http_headers_add(&res->headers, "retry-after", 11, "1", 1);
-    p->ops->respond(p, res, !close, false, NULL, NULL, 0);
-    http_response_free(res);
+    if (strcmp(err, REGISTRY_ROOM_MOVED) == 0) reply_with(p, 503, err, close, "retry-after", "1");
+    else reply(p, 500, p->w->cfg->dev ? err : "Internal Server Error", close);
 }
 
 static bool is_head(const http_request *req) { return strcmp(req->method, "HEAD") == 0; }
@@ -260,20 +261,6 @@ static void forward_headers(const config *cfg, const http_request *req, http_hea
     add_hop_headers(cfg, out);
 }
 
-/* "host:port" -> host, port; false if it is not one. */
-static bool split_addr(const char *addr, char *host, size_t cap, int *port)
-{
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= cap) return false;
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    char *end;
-    long v = strtol(colon + 1, &end, 10);
-    if (*end || v <= 0 || v > 65535) return false;
-    *port = (int)v;
-    return true;
-}
-
 /* A plain-text answer to req with one extra header (none if value is NULL). */
 static void answer(http_peer *p, const http_request *req, int status, const char *body, const char *name,
                    const char *value)
@@ -433,7 +420,7 @@ static void deliver_there(http_peer *p, http_request *req, const route *rt, cons
     if (p->internal) { /* forwarded once already: never again */
         misdirected(p, req, where->node);
         http_request_free(req);
-    } else if (!split_addr(where->addr, host, sizeof host, &port)) {
+    } else if (!host_port_split(where->addr, host, sizeof host, &port) || !port) {
         unavailable(p, req, "the room's owner has no usable internal address");
         http_request_free(req);
     } else if (req->upgrade) {
@@ -543,7 +530,7 @@ static void call_placed(void *arg, const place *where)
         call_free(cf);
     } else if (where->kind == PLACE_NONE) {
         call_answer(cf, 503, where->why);
-    } else if (!split_addr(where->addr, host, sizeof host, &port)) {
+    } else if (!host_port_split(where->addr, host, sizeof host, &port) || !port) {
         call_answer(cf, 503, "the room's owner has no usable internal address");
     } else {
         fetch_from_owner(cf->w, cf->req, host, port, cf->w->cfg->fetch_max_bytes, call_forwarded, cf);

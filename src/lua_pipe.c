@@ -300,10 +300,7 @@ static int l_socket_remote(lua_State *L)
     luaL_argcheck(L, !*path || *path == '/' || *path == '?', 5, "path must start with '/' or '?'");
     luaL_checktype(L, 7, LUA_TTABLE);
     url u = {0};
-    const char *colon = strrchr(addr, ':');
-    luaL_argcheck(L, colon && colon > addr && (size_t)(colon - addr) < sizeof u.host, 2, "not a host:port");
-    memcpy(u.host, addr, (size_t)(colon - addr));
-    u.port = atoi(colon + 1);
+    luaL_argcheck(L, host_port_split(addr, u.host, sizeof u.host, &u.port), 2, "not a host:port");
     u.ws = true;
     http_headers h = {0};
     lua_check_headers(L, 6, &h);

@@ -97,14 +97,11 @@ static void on_scrape(uv_stream_t *ls, int status)
 int metrics_listen(worker *w, const char *addr, char **err)
 {
     char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || (size_t)(colon - addr) >= sizeof host) {
+    int port;
+    if (!host_port_split(addr, host, sizeof host, &port)) {
         *err = xstrdup("--metrics wants HOST:PORT, e.g. 127.0.0.1:9464");
         return -1;
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = 0;
-    int port = atoi(colon + 1);
     struct sockaddr_in sa;
     if (uv_ip4_addr(host, port, &sa) != 0) {
         *err = xstrdup("--metrics: not an IPv4 HOST:PORT");

@@ -165,6 +165,19 @@ bool str_ieqn(const char *a, size_t alen, const char *b)
     return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
+bool host_port_split(const char *addr, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || (size_t)(colon - addr) >= cap || !colon[1]) return false;
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    if (*end || colon[1] == '-' || colon[1] == '+' || v < 0 || v > 65535) return false;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    *port = (int)v;
+    return true;
+}
+
 size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

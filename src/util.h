@@ -27,6 +27,9 @@ bool utf8_valid(const uint8_t *s, size_t len);
  * reason cut to fit a frame must not end inside a character. */
 size_t utf8_valid_prefix(const uint8_t *s, size_t len);
 bool str_ieqn(const char *a, size_t alen, const char *b);
+/* "host:port" -> host (NUL-terminated, fits cap) and port (0-65535, all
+ * digits); false if addr is not one. */
+bool host_port_split(const char *addr, char *host, size_t cap, int *port);
 /* Levenshtein distance, for "did you mean" messages. */
 size_t edit_distance(const char *a, const char *b);
 /* Reads a whole file; returns NULL and sets errno on failure. */

@@ -332,6 +332,37 @@ TEST(edit_distance_values)
     ASSERT_EQ(edit_distance(a, "a"), (size_t)-1);
 }
 
+TEST(host_port_split_table)
+{
+    static const struct {
+        const char *addr;
+        bool ok;
+        const char *host;
+        int port;
+    } cases[] = {
+        {"127.0.0.1:7001", true, "127.0.0.1", 7001},
+        {"node-a.local:0", true, "node-a.local", 0},
+        {"[::1]:65535", true, "[::1]", 65535},
+        {"h:65536", false, NULL, 0},
+        {"h:-1", false, NULL, 0},
+        {"h:+80", false, NULL, 0},
+        {"h:80x", false, NULL, 0},
+        {"h:", false, NULL, 0},
+        {":80", false, NULL, 0},
+        {"no-port", false, NULL, 0},
+        {"0123456789abcdef:1", false, NULL, 0}, /* host longer than the buffer below */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char host[16];
+        int port = -7;
+        bool ok = host_port_split(cases[i].addr, host, sizeof host, &port);
+        ASSERT_MSG(ok == cases[i].ok, "%s: %d", cases[i].addr, ok);
+        if (!ok) continue;
+        ASSERT_STR_EQ(host, cases[i].host);
+        ASSERT_EQ(port, cases[i].port);
+    }
+}
+
 TEST(str_ieq_and_ieqn)
 {
     ASSERT(str_ieq("Upgrade", "upgrade"));
