@@ -489,6 +489,17 @@ static void cut_front(ys *s, uint64_t n)
     s->origin.clock = s->clock - 1;
 }
 
+/* A Skip over the gap [from, to) of client's clocks. */
+static void push_skip(vec *v, uint64_t client, uint64_t from, uint64_t to)
+{
+    ys *s = vec_push(v);
+    memset(s, 0, sizeof *s);
+    s->kind = K_SKIP;
+    s->client = client;
+    s->clock = from;
+    s->len = to - from;
+}
+
 /* ------------------------------------------------------------ writing */
 
 void yjs_put_varuint(buf *b, uint64_t v)
@@ -929,8 +940,7 @@ static void work_free(work *w)
 static bool read_one(const uint8_t *u, size_t len, uint32_t src, bool keep_skips, work *w, char *err)
 {
     rd r = {u, u + len, err};
-    if (!read_update(&r, src, keep_skips, &w->items, &w->dels)) return false;
-    return true;
+    return read_update(&r, src, keep_skips, &w->items, &w->dels);
 }
 
 int yjs_check_update(const uint8_t *update, size_t len, bool *empty, char err[YJS_ERR_MAX])
@@ -995,13 +1005,7 @@ int yjs_merge(const yjs_bytes *updates, size_t n, int flags, buf *out, char err[
             uint64_t end = prev->clock + prev->len;
             if (s.clock + s.len <= end) continue;
             if (s.clock > end) {
-                ys skip;
-                memset(&skip, 0, sizeof skip);
-                skip.kind = K_SKIP;
-                skip.client = s.client;
-                skip.clock = end;
-                skip.len = s.clock - end;
-                *(ys *)vec_push(&m) = skip;
+                push_skip(&m, s.client, end, s.clock);
             } else {
                 cut_front(&s, end - s.clock);
                 /* GCs from different updates join (Yjs's GC.mergeWith) */
@@ -1194,15 +1198,8 @@ static void emit_piece(void *arg, uint64_t client, uint64_t from, uint64_t to)
             from = last->clock + last->len;
             if (from >= to) return;
         }
-        if (last->client == client && last->clock + last->len < from) {
-            ys skip;
-            memset(&skip, 0, sizeof skip);
-            skip.kind = K_SKIP;
-            skip.client = client;
-            skip.clock = last->clock + last->len;
-            skip.len = from - skip.clock;
-            *(ys *)vec_push(out) = skip;
-        }
+        if (last->client == client && last->clock + last->len < from)
+            push_skip(out, client, last->clock + last->len, from);
     }
     ys piece = *p->s;
     cut_front(&piece, from - piece.clock);
