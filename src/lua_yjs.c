@@ -24,6 +24,7 @@
 #include "util.h"
 #include "yjs.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,12 +36,18 @@ static int guard_gc(lua_State *L)
     return 0;
 }
 
+static void guard_metatable(lua_State *L)
+{
+    lua_pushcfunction(L, guard_gc);
+    lua_setfield(L, -2, "__gc");
+}
+
 /* A buffer owned by a new userdata on the stack. */
 static buf *guarded_buf(lua_State *L)
 {
     buf *b = lua_newuserdata(L, sizeof *b);
     buf_init(b);
-    luaL_getmetatable(L, GUARD_MT);
+    lua_bind_metatable(L, GUARD_MT, guard_metatable);
     lua_setmetatable(L, -2);
     return b;
 }
@@ -73,10 +80,14 @@ static const uint8_t *check_bytes(lua_State *L, int idx, size_t *len)
     return (const uint8_t *)lua_check_message(L, idx, len, &opcode);
 }
 
-static int push_error(lua_State *L, const char *err, int code)
+/* nil, the message (lua_pushfstring's format), the close code */
+static int push_error(lua_State *L, int code, const char *fmt, ...)
 {
     lua_pushnil(L);
-    lua_pushstring(L, err);
+    va_list ap;
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
     lua_pushinteger(L, code);
     return 3;
 }
@@ -85,8 +96,8 @@ static int push_error(lua_State *L, const char *err, int code)
 static int push_awareness(lua_State *L, const uint8_t *p, const uint8_t *end)
 {
     uint64_t n;
-    if (yjs_read_varuint(&p, end, &n) != 0) return push_error(L, "awareness update: bad entry count", 1007);
-    if (n > (uint64_t)(end - p)) return push_error(L, "awareness update: more entries than bytes", 1007);
+    if (yjs_read_varuint(&p, end, &n) != 0) return push_error(L, 1007, "awareness update: bad entry count");
+    if (n > (uint64_t)(end - p)) return push_error(L, 1007, "awareness update: more entries than bytes");
     lua_pushliteral(L, "awareness");
     lua_createtable(L, (int)n * 3, 0);
     for (uint64_t i = 0; i < n; i++) {
@@ -95,9 +106,9 @@ static int push_awareness(lua_State *L, const uint8_t *p, const uint8_t *end)
         size_t len;
         if (yjs_read_varuint(&p, end, &client) != 0 || yjs_read_varuint(&p, end, &clock) != 0 ||
             yjs_read_varbytes(&p, end, &state, &len) != 0)
-            return push_error(L, "awareness update: an entry is truncated", 1007);
+            return push_error(L, 1007, "awareness update: an entry is truncated");
         if (!utf8_valid(state, len) || !yjs_json_valid(state, len))
-            return push_error(L, "awareness update: a state is not valid JSON", 1007);
+            return push_error(L, 1007, "awareness update: a state is not valid JSON");
         lua_pushnumber(L, (lua_Number)client);
         lua_rawseti(L, -2, (int)(3 * i + 1));
         lua_pushnumber(L, (lua_Number)clock);
@@ -105,7 +116,7 @@ static int push_awareness(lua_State *L, const uint8_t *p, const uint8_t *end)
         lua_pushlstring(L, (const char *)state, len);
         lua_rawseti(L, -2, (int)(3 * i + 3));
     }
-    if (p != end) return push_error(L, "awareness update: trailing bytes", 1007);
+    if (p != end) return push_error(L, 1007, "awareness update: trailing bytes");
     return 2;
 }
 
@@ -118,33 +129,24 @@ static int l_message(lua_State *L)
     const uint8_t *payload;
     size_t plen;
     char err[YJS_ERR_MAX];
-    if (yjs_read_varuint(&p, end, &type) != 0) return push_error(L, "empty or unreadable message type", 1007);
+    if (yjs_read_varuint(&p, end, &type) != 0) return push_error(L, 1007, "empty or unreadable message type");
     switch (type) {
     case 0: { /* sync */
-        if (yjs_read_varuint(&p, end, &sub) != 0) return push_error(L, "sync message without a step", 1007);
-        if (sub > 2) return push_error(L, "unknown sync message step", 1003);
+        if (yjs_read_varuint(&p, end, &sub) != 0) return push_error(L, 1007, "sync message without a step");
+        if (sub > 2) return push_error(L, 1003, "unknown sync message step");
         if (yjs_read_varbytes(&p, end, &payload, &plen) != 0 || p != end)
-            return push_error(L, sub == 0 ? "sync step 1: the state vector is truncated or followed by bytes"
-                                          : "sync: the update is truncated or followed by bytes",
-                              1007);
+            return push_error(L, 1007, sub == 0 ? "sync step 1: the state vector is truncated or followed by bytes"
+                                                : "sync: the update is truncated or followed by bytes");
         if (sub == 0) {
-            if (yjs_check_state_vector(payload, plen, err) != 0) {
-                lua_pushnil(L);
-                lua_pushfstring(L, "sync step 1: %s", err);
-                lua_pushinteger(L, 1007);
-                return 3;
-            }
+            if (yjs_check_state_vector(payload, plen, err) != 0)
+                return push_error(L, 1007, "sync step 1: %s", err);
             lua_pushliteral(L, "sync1");
             lua_pushlstring(L, (const char *)payload, plen);
             return 2;
         }
         bool empty;
-        if (yjs_check_update(payload, plen, &empty, err) != 0) {
-            lua_pushnil(L);
-            lua_pushfstring(L, "%s: %s", sub == 1 ? "sync step 2" : "update", err);
-            lua_pushinteger(L, 1007);
-            return 3;
-        }
+        if (yjs_check_update(payload, plen, &empty, err) != 0)
+            return push_error(L, 1007, "%s: %s", sub == 1 ? "sync step 2" : "update", err);
         lua_pushstring(L, sub == 1 ? "sync2" : "update");
         lua_pushlstring(L, (const char *)payload, plen);
         lua_pushboolean(L, empty);
@@ -152,14 +154,14 @@ static int l_message(lua_State *L)
     }
     case 1: /* awareness */
         if (yjs_read_varbytes(&p, end, &payload, &plen) != 0 || p != end)
-            return push_error(L, "awareness message: truncated or followed by bytes", 1007);
+            return push_error(L, 1007, "awareness message: truncated or followed by bytes");
         return push_awareness(L, payload, payload + plen);
     case 3: /* query awareness */
-        if (p != end) return push_error(L, "awareness query followed by bytes", 1007);
+        if (p != end) return push_error(L, 1007, "awareness query followed by bytes");
         lua_pushliteral(L, "query");
         return 1;
     default:
-        return push_error(L, "unknown message type", 1003);
+        return push_error(L, 1003, "unknown message type");
     }
 }
 
@@ -270,10 +272,6 @@ static int l_open(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, "luaparty.yjs.core");
     if (lua_istable(L, -1)) return 1;
-    lua_pop(L, 1);
-    luaL_newmetatable(L, GUARD_MT);
-    lua_pushcfunction(L, guard_gc);
-    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     static const luaL_Reg fns[] = {{"message", l_message}, {"sync", l_sync}, {"awareness", l_awareness},
                                    {"merge", l_merge},     {"diff", l_diff}, {"stateVector", l_state_vector},

@@ -489,6 +489,17 @@ static void cut_front(ys *s, uint64_t n)
     s->origin.clock = s->clock - 1;
 }
 
+/* A Skip over the gap [from, to) of client's clocks. */
+static void push_skip(vec *v, uint64_t client, uint64_t from, uint64_t to)
+{
+    ys *s = vec_push(v);
+    memset(s, 0, sizeof *s);
+    s->kind = K_SKIP;
+    s->client = client;
+    s->clock = from;
+    s->len = to - from;
+}
+
 /* ------------------------------------------------------------ writing */
 
 void yjs_put_varuint(buf *b, uint64_t v)
@@ -809,35 +820,63 @@ static int deleted_state(const del *d, size_t n, uint64_t client, uint64_t clock
     return d[i].clock <= clock && d[i].clock + d[i].len >= clock + len ? 1 : 2;
 }
 
+/* Splits [pos, end) of client at the edges of the ranges r (sorted and
+ * merged, as merge_dels leaves them): emit(arg, client, from, to, covered)
+ * for each piece in order, covered when one of r holds it. */
+static void split_at_ranges(const del *r, size_t n, uint64_t client, uint64_t pos, uint64_t end,
+                            void (*emit)(void *, uint64_t, uint64_t, uint64_t, bool), void *arg)
+{
+    size_t k = first_del(r, n, client, pos);
+    while (pos < end) {
+        while (k < n && r[k].client == client && r[k].len == 0) k++;
+        bool in = k < n && r[k].client == client && r[k].clock < end;
+        bool covered = in && r[k].clock <= pos;
+        uint64_t upto = !in ? end : covered ? r[k].clock + r[k].len : r[k].clock;
+        if (upto > end) upto = end;
+        emit(arg, client, pos, upto, covered);
+        if (covered) k++;
+        pos = upto;
+    }
+}
+
+typedef struct pieces {
+    vec *out;
+    const ys *s;
+} pieces;
+
+/* The part [from, to) of p->s, pushed on p->out. */
+static ys *push_piece(pieces *p, uint64_t from, uint64_t to)
+{
+    ys *piece = vec_push(p->out);
+    *piece = *p->s;
+    cut_front(piece, from - piece->clock);
+    piece->len = to - from;
+    return piece;
+}
+
+/* gc: a deleted piece keeps only its length */
+static void emit_gc_piece(void *arg, uint64_t client, uint64_t from, uint64_t to, bool deleted)
+{
+    (void)client;
+    ys *piece = push_piece(arg, from, to);
+    if (deleted) {
+        piece->ref = C_DELETED;
+        piece->flags &= (uint8_t)~F_MAT;
+    }
+}
+
 /* gc: items split at the delete set's edges; deleted parts lose content */
 static void gc_structs(vec *sv, const del *d, size_t nd)
 {
     vec out = VEC(ys);
     for (size_t k = 0; k < sv->n; k++) {
-        ys s = AT(sv, ys, k);
-        if (s.kind != K_ITEM) {
-            *(ys *)vec_push(&out) = s;
+        const ys *s = &AT(sv, ys, k);
+        if (s->kind != K_ITEM) {
+            *(ys *)vec_push(&out) = *s;
             continue;
         }
-        uint64_t pos = s.clock, end = s.clock + s.len;
-        size_t i = first_del(d, nd, s.client, pos);
-        while (pos < end) {
-            while (i < nd && d[i].client == s.client && d[i].len == 0) i++;
-            bool in = i < nd && d[i].client == s.client && d[i].clock < end;
-            uint64_t upto = !in ? end : d[i].clock > pos ? d[i].clock : d[i].clock + d[i].len;
-            bool deleted = in && d[i].clock <= pos;
-            if (upto > end) upto = end;
-            ys piece = s;
-            cut_front(&piece, pos - s.clock);
-            piece.len = upto - pos;
-            if (deleted) {
-                piece.ref = C_DELETED;
-                piece.flags &= (uint8_t)~F_MAT;
-                i++;
-            }
-            *(ys *)vec_push(&out) = piece;
-            pos = upto;
-        }
+        pieces p = {&out, s};
+        split_at_ranges(d, nd, s->client, s->clock, s->clock + s->len, emit_gc_piece, &p);
     }
     free(sv->v);
     *sv = out;
@@ -929,8 +968,7 @@ static void work_free(work *w)
 static bool read_one(const uint8_t *u, size_t len, uint32_t src, bool keep_skips, work *w, char *err)
 {
     rd r = {u, u + len, err};
-    if (!read_update(&r, src, keep_skips, &w->items, &w->dels)) return false;
-    return true;
+    return read_update(&r, src, keep_skips, &w->items, &w->dels);
 }
 
 int yjs_check_update(const uint8_t *update, size_t len, bool *empty, char err[YJS_ERR_MAX])
@@ -995,13 +1033,7 @@ int yjs_merge(const yjs_bytes *updates, size_t n, int flags, buf *out, char err[
             uint64_t end = prev->clock + prev->len;
             if (s.clock + s.len <= end) continue;
             if (s.clock > end) {
-                ys skip;
-                memset(&skip, 0, sizeof skip);
-                skip.kind = K_SKIP;
-                skip.client = s.client;
-                skip.clock = end;
-                skip.len = s.clock - end;
-                *(ys *)vec_push(&m) = skip;
+                push_skip(&m, s.client, end, s.clock);
             } else {
                 cut_front(&s, end - s.clock);
                 /* GCs from different updates join (Yjs's GC.mergeWith) */
@@ -1153,39 +1185,17 @@ int yjs_diff(const uint8_t *update, size_t len, const uint8_t *sv, size_t svlen,
     return 0;
 }
 
-/* Calls emit(arg, from, to) for each part of [pos, end) of client that the
- * ranges r (sorted and merged, as merge_dels leaves them) do not cover. */
-static void uncovered(const del *r, size_t n, uint64_t client, uint64_t pos, uint64_t end,
-                      void (*emit)(void *, uint64_t, uint64_t, uint64_t), void *arg)
+/* news: a deleted range the document does not have */
+static void emit_del(void *arg, uint64_t client, uint64_t from, uint64_t to, bool covered)
 {
-    size_t k = first_del(r, n, client, pos);
-    while (pos < end) {
-        while (k < n && r[k].client == client && r[k].len == 0) k++;
-        bool in = k < n && r[k].client == client && r[k].clock < end;
-        if (in && r[k].clock <= pos) {
-            pos = r[k].clock + r[k].len;
-            k++;
-            continue;
-        }
-        uint64_t upto = in ? r[k].clock : end;
-        emit(arg, client, pos, upto);
-        pos = upto;
-    }
+    if (!covered) *(del *)vec_push(arg) = (del){client, from, to - from, 0};
 }
 
-static void emit_del(void *arg, uint64_t client, uint64_t from, uint64_t to)
+/* news: a part of a struct the document does not have, with a Skip before
+ * it if it does not continue the last */
+static void emit_piece(void *arg, uint64_t client, uint64_t from, uint64_t to, bool covered)
 {
-    *(del *)vec_push(arg) = (del){client, from, to - from, 0};
-}
-
-typedef struct pieces {
-    vec *out;
-    const ys *s;
-} pieces;
-
-/* a part of a struct, with a Skip before it if it does not continue the last */
-static void emit_piece(void *arg, uint64_t client, uint64_t from, uint64_t to)
-{
+    if (covered) return;
     pieces *p = arg;
     vec *out = p->out;
     if (out->n) {
@@ -1194,20 +1204,10 @@ static void emit_piece(void *arg, uint64_t client, uint64_t from, uint64_t to)
             from = last->clock + last->len;
             if (from >= to) return;
         }
-        if (last->client == client && last->clock + last->len < from) {
-            ys skip;
-            memset(&skip, 0, sizeof skip);
-            skip.kind = K_SKIP;
-            skip.client = client;
-            skip.clock = last->clock + last->len;
-            skip.len = from - skip.clock;
-            *(ys *)vec_push(out) = skip;
-        }
+        if (last->client == client && last->clock + last->len < from)
+            push_skip(out, client, last->clock + last->len, from);
     }
-    ys piece = *p->s;
-    cut_front(&piece, from - piece.clock);
-    piece.len = to - from;
-    *(ys *)vec_push(out) = piece;
+    push_piece(p, from, to);
 }
 
 int yjs_news(const uint8_t *update, size_t len, const uint8_t *doc, size_t doclen, buf *out, bool *empty,
@@ -1239,7 +1239,7 @@ int yjs_news(const uint8_t *update, size_t len, const uint8_t *doc, size_t docle
     for (size_t i = 0; i < uw.items.n; i++) {
         const ys *s = &AT(&uw.items, ys, i);
         pieces p = {&d, s};
-        uncovered(cover.v, cover.n, s->client, s->clock, s->clock + s->len, emit_piece, &p);
+        split_at_ranges(cover.v, cover.n, s->client, s->clock, s->clock + s->len, emit_piece, &p);
     }
     /* deletions: the update's ranges less the document's */
     sort_vec(dw.dels.v, dw.dels.n, sizeof(del), cmp_del_clock);
@@ -1248,7 +1248,7 @@ int yjs_news(const uint8_t *update, size_t len, const uint8_t *doc, size_t docle
     merge_dels(&uw.dels);
     for (size_t i = 0; i < uw.dels.n; i++) {
         const del *x = &AT(&uw.dels, del, i);
-        uncovered(dw.dels.v, dw.dels.n, x->client, x->clock, x->clock + x->len, emit_del, &nd);
+        split_at_ranges(dw.dels.v, dw.dels.n, x->client, x->clock, x->clock + x->len, emit_del, &nd);
     }
     put_structs(out, d.v, d.n);
     put_dels(out, nd.v, nd.n);

@@ -57,8 +57,12 @@ local defaults = {
   compactUpdates = 500, compactBytes = 1024 * 1024, http = true,
 }
 
-local function log_line(self, conn, what)
-  print(("yjs: connection %s: %s"):format(conn.id, what))
+-- closes conn (c its state) for what it sent, with a log line; what it
+-- sent after this is not read
+local function refuse(c, conn, code, reason, what)
+  print(("yjs: connection %s: %s, closing with %d"):format(conn.id, what or reason, code))
+  c.closing = true
+  conn:close(code, reason)
 end
 
 -- the document with every pending update merged in
@@ -181,10 +185,7 @@ local function handle(self, st, conn, msg)
   local c = st.conns[conn]
   local kind, a, b = core.message(msg)
   if not kind then
-    log_line(self, conn, ("malformed message (%s), closing with %d"):format(a, b))
-    c.closing = true -- what it sent after this is not read
-    conn:close(b, a:sub(1, 123))
-    return
+    return refuse(c, conn, b, a:sub(1, 123), ("malformed message (%s)"):format(a))
   end
   if kind == "update" or kind == "sync2" then
     if c.readOnly or b then return end -- read-only, or nothing in it
@@ -211,9 +212,7 @@ local function batch_marker(self, st, conn, text)
   local c = st.conns[conn]
   local ok, marker = pcall(require("cjson").decode, text:sub(#BATCH + 1))
   if not ok or type(marker) ~= "table" or (marker.type ~= "start" and marker.type ~= "end") then
-    log_line(self, conn, "malformed y-pk-batch marker, closing with 1007")
-    c.closing = true
-    return conn:close(1007, "malformed y-pk-batch marker")
+    return refuse(c, conn, 1007, "malformed y-pk-batch marker")
   end
   if marker.type == "start" then
     c.batch = { id = marker.id, count = marker.count, size = marker.size, parts = {}, bytes = 0 }
@@ -223,9 +222,7 @@ local function batch_marker(self, st, conn, text)
   c.batch = nil
   if not batch or batch.id ~= marker.id or batch.count ~= #batch.parts or batch.size ~= batch.bytes
      or marker.count ~= #batch.parts or marker.size ~= batch.bytes then
-    log_line(self, conn, "y-pk-batch end does not match its start, closing with 1007")
-    c.closing = true
-    return conn:close(1007, "y-pk-batch end does not match its start")
+    return refuse(c, conn, 1007, "y-pk-batch end does not match its start")
   end
   return handle(self, st, conn, binary(table.concat(batch.parts))) -- relayed whole, as a binary frame
 end
@@ -308,9 +305,7 @@ function M.party(options)
     if not c or c.closing then return end
     if type(msg) == "string" then -- a text frame
       if msg:sub(1, #BATCH) == BATCH then return batch_marker(self, st, conn, msg) end
-      log_line(self, conn, "text frame (this party speaks binary y-websocket messages), closing with 1003")
-      c.closing = true
-      return conn:close(1003, "binary messages only")
+      return refuse(c, conn, 1003, "binary messages only", "text frame (this party speaks binary y-websocket messages)")
     end
     if c.batch then
       local b = c.batch
@@ -318,9 +313,7 @@ function M.party(options)
       b.bytes = b.bytes + #msg
       if b.bytes > MAX_BATCH then
         c.batch = nil
-        log_line(self, conn, "y-pk-batch larger than 32 MiB, closing with 1009")
-        c.closing = true
-        conn:close(1009, "batch too large")
+        refuse(c, conn, 1009, "batch too large", "y-pk-batch larger than 32 MiB")
       end
       return
     end
