@@ -63,6 +63,18 @@ char *put_uint(char *p, uint64_t v)
 }
 
 
+void buf_put_varuint(buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v > 0x7f) {
+        tmp[n++] = (uint8_t)(0x80 | (v & 0x7f));
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    buf_append(b, tmp, n);
+}
+
 char *buf_steal(buf *b)
 {
     buf_reserve(b, 0);

@@ -22,6 +22,9 @@ void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* A decimal number into p (room for 20 bytes), without printf (the hot
  * path writes one per response); returns the end. */
 char *put_uint(char *p, uint64_t v);
+/* v as an unsigned LEB128 varint (7 bits a byte, low first): the storage
+ * codec's and Yjs's lib0 encoding. */
+void buf_put_varuint(buf *b, uint64_t v);
 /* Gives the buffer's memory to the caller (NUL-terminated) and resets b. */
 char *buf_steal(buf *b);
 

@@ -21,19 +21,6 @@ typedef struct enc {
     char where[256];     /* key path of the failing value, innermost last */
 } enc;
 
-static void put_varint(buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    int n = 0;
-    do {
-        tmp[n] = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v) tmp[n] |= 0x80;
-        n++;
-    } while (v);
-    buf_append(b, tmp, (size_t)n);
-}
-
 static void put_double(buf *b, double d)
 {
     uint64_t u;
@@ -129,7 +116,7 @@ static int encode_table(enc *e, int idx)
         for (size_t i = 0; i < count; i++) pairs[i].base = scratch.data;
         if (count) qsort(pairs, count, sizeof *pairs, by_key);
         buf_append(out, "T", 1);
-        put_varint(out, count);
+        buf_put_varuint(out, count);
         for (size_t i = 0; i < count; i++) buf_append(out, scratch.data + pairs[i].off, pairs[i].len);
     }
     free(pairs);
@@ -156,7 +143,7 @@ static int encode_value(enc *e, int idx)
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
         buf_append(e->out, "s", 1);
-        put_varint(e->out, len);
+        buf_put_varuint(e->out, len);
         buf_append(e->out, s, len);
         return 0;
     }

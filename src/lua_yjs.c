@@ -174,7 +174,7 @@ static int l_sync(lua_State *L)
     const uint8_t *data = check_bytes(L, 2, &len);
     buf *b = guarded_buf(L);
     buf_append(b, "\0", 1);
-    yjs_put_varuint(b, (uint64_t)sub);
+    buf_put_varuint(b, (uint64_t)sub);
     yjs_put_varbytes(b, data, len);
     push_buf(L, b);
     return 1;
@@ -194,13 +194,13 @@ static int l_awareness(lua_State *L)
         lua_pop(L, 1);
     }
     buf *inner = guarded_buf(L);
-    yjs_put_varuint(inner, (uint64_t)(n / 3));
+    buf_put_varuint(inner, (uint64_t)(n / 3));
     for (int i = 1; i <= n; i += 3) {
         size_t len;
         lua_rawgeti(L, 1, i);
-        yjs_put_varuint(inner, (uint64_t)lua_tonumber(L, -1));
+        buf_put_varuint(inner, (uint64_t)lua_tonumber(L, -1));
         lua_rawgeti(L, 1, i + 1);
-        yjs_put_varuint(inner, (uint64_t)lua_tonumber(L, -1));
+        buf_put_varuint(inner, (uint64_t)lua_tonumber(L, -1));
         lua_rawgeti(L, 1, i + 2);
         const char *s = lua_tolstring(L, -1, &len);
         yjs_put_varbytes(inner, s, len);

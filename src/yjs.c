@@ -502,21 +502,9 @@ static void push_skip(vec *v, uint64_t client, uint64_t from, uint64_t to)
 
 /* ------------------------------------------------------------ writing */
 
-void yjs_put_varuint(buf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    while (v > 0x7f) {
-        tmp[n++] = (uint8_t)(0x80 | (v & 0x7f));
-        v >>= 7;
-    }
-    tmp[n++] = (uint8_t)v;
-    buf_append(b, tmp, n);
-}
-
 void yjs_put_varbytes(buf *b, const void *data, size_t len)
 {
-    yjs_put_varuint(b, len);
+    buf_put_varuint(b, len);
     buf_append(b, data, len);
 }
 
@@ -552,7 +540,7 @@ static void string_range(const uint8_t *s, size_t n, uint64_t from, uint64_t to,
     }
     if (b1 < b0) b1 = b0; /* from and to both inside one pair */
     size_t len = (pre ? 3 : 0) + (b1 - b0) + (post ? 3 : 0);
-    yjs_put_varuint(out, len);
+    buf_put_varuint(out, len);
     if (pre) buf_append(out, FFFD, 3);
     buf_append(out, s + b0, b1 - b0);
     if (post) buf_append(out, FFFD, 3);
@@ -579,7 +567,7 @@ static void put_content(buf *out, const ys *s)
     if (s->flags & F_MAT) {
         if (s->ref == C_STRING) yjs_put_varbytes(out, s->content, s->clen);
         else {
-            yjs_put_varuint(out, s->len);
+            buf_put_varuint(out, s->len);
             buf_append(out, s->content, s->clen);
         }
         return;
@@ -587,7 +575,7 @@ static void put_content(buf *out, const ys *s)
     const uint8_t *end = s->content + s->clen;
     switch (s->ref) {
     case C_DELETED:
-        yjs_put_varuint(out, s->len);
+        buf_put_varuint(out, s->len);
         break;
     case C_STRING:
         string_range(s->content, s->clen, s->cut, s->cut + s->len, out);
@@ -596,7 +584,7 @@ static void put_content(buf *out, const ys *s)
     case C_ANY: {
         const uint8_t *a = skip_elements(s->content, end, s->ref, s->cut);
         const uint8_t *b = skip_elements(a, end, s->ref, s->len);
-        yjs_put_varuint(out, s->len);
+        buf_put_varuint(out, s->len);
         buf_append(out, a, (size_t)(b - a));
         break;
     }
@@ -609,19 +597,19 @@ static void put_struct(buf *out, const ys *s)
 {
     if (s->kind == K_GC || s->kind == K_SKIP) {
         put_u8(out, s->kind == K_GC ? 0 : 10);
-        yjs_put_varuint(out, s->len);
+        buf_put_varuint(out, s->len);
         return;
     }
     uint8_t info = (uint8_t)(s->ref | (s->flags & F_ORIGIN ? 0x80 : 0) | (s->flags & F_RIGHT ? 0x40 : 0) |
                              (s->flags & F_PSUB ? 0x20 : 0));
     put_u8(out, info);
     if (s->flags & F_ORIGIN) {
-        yjs_put_varuint(out, s->origin.client);
-        yjs_put_varuint(out, s->origin.clock);
+        buf_put_varuint(out, s->origin.client);
+        buf_put_varuint(out, s->origin.clock);
     }
     if (s->flags & F_RIGHT) {
-        yjs_put_varuint(out, s->right.client);
-        yjs_put_varuint(out, s->right.clock);
+        buf_put_varuint(out, s->right.client);
+        buf_put_varuint(out, s->right.clock);
     }
     if (!(s->flags & (F_ORIGIN | F_RIGHT))) {
         if (s->flags & F_PKEY) {
@@ -629,8 +617,8 @@ static void put_struct(buf *out, const ys *s)
             yjs_put_varbytes(out, s->pkey, s->pkeylen);
         } else {
             put_u8(out, 0);
-            yjs_put_varuint(out, s->parent.client);
-            yjs_put_varuint(out, s->parent.clock);
+            buf_put_varuint(out, s->parent.client);
+            buf_put_varuint(out, s->parent.clock);
         }
         if (s->flags & F_PSUB) yjs_put_varbytes(out, s->psub, s->psublen);
     }
@@ -644,13 +632,13 @@ static void put_structs(buf *out, const ys *v, size_t n)
     size_t groups = 0;
     for (size_t i = 0; i < n; i++)
         if (i == 0 || v[i].client != v[i - 1].client) groups++;
-    yjs_put_varuint(out, groups);
+    buf_put_varuint(out, groups);
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && v[j].client == v[i].client) j++;
-        yjs_put_varuint(out, j - i);
-        yjs_put_varuint(out, v[i].client);
-        yjs_put_varuint(out, v[i].clock);
+        buf_put_varuint(out, j - i);
+        buf_put_varuint(out, v[i].client);
+        buf_put_varuint(out, v[i].clock);
         for (; i < j; i++) put_struct(out, &v[i]);
     }
 }
@@ -661,15 +649,15 @@ static void put_dels(buf *out, const del *d, size_t n)
     size_t groups = 0;
     for (size_t i = 0; i < n; i++)
         if (i == 0 || d[i].client != d[i - 1].client) groups++;
-    yjs_put_varuint(out, groups);
+    buf_put_varuint(out, groups);
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && d[j].client == d[i].client) j++;
-        yjs_put_varuint(out, d[i].client);
-        yjs_put_varuint(out, j - i);
+        buf_put_varuint(out, d[i].client);
+        buf_put_varuint(out, j - i);
         for (; i < j; i++) {
-            yjs_put_varuint(out, d[i].clock);
-            yjs_put_varuint(out, d[i].len);
+            buf_put_varuint(out, d[i].clock);
+            buf_put_varuint(out, d[i].len);
         }
     }
 }
@@ -1082,8 +1070,8 @@ static void state_of(const ys *v, size_t n, void (*emit)(void *, uint64_t, uint6
 static void emit_pair(void *arg, uint64_t client, uint64_t clock)
 {
     buf *b = arg;
-    yjs_put_varuint(b, client);
-    yjs_put_varuint(b, clock);
+    buf_put_varuint(b, client);
+    buf_put_varuint(b, clock);
 }
 
 static void count_pair(void *arg, uint64_t client, uint64_t clock)
@@ -1103,7 +1091,7 @@ int yjs_state_vector(const uint8_t *update, size_t len, buf *out, char err[YJS_E
     }
     size_t count = 0;
     state_of(w.items.v, w.items.n, count_pair, &count);
-    yjs_put_varuint(out, count);
+    buf_put_varuint(out, count);
     state_of(w.items.v, w.items.n, emit_pair, out);
     work_free(&w);
     return 0;

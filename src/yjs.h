@@ -63,7 +63,7 @@ int yjs_check_state_vector(const uint8_t *sv, size_t len, char err[YJS_ERR_MAX])
 int yjs_read_varuint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 /* lib0 varUint8Array: a varuint length and that many bytes. */
 int yjs_read_varbytes(const uint8_t **p, const uint8_t *end, const uint8_t **data, size_t *len);
-void yjs_put_varuint(buf *b, uint64_t v);
+/* lib0 varUint8Array out (buf_put_varuint for a varuint). */
 void yjs_put_varbytes(buf *b, const void *data, size_t len);
 
 /* True if s is one JSON text (RFC 8259, surrounding whitespace allowed), as

@@ -58,16 +58,6 @@ static uint64_t varint(cur *c)
     return 0;
 }
 
-static void put_varint(buf *b, uint64_t v)
-{
-    do {
-        uint8_t byte = (uint8_t)(v & 0x7f);
-        v >>= 7;
-        if (v) byte |= 0x80;
-        buf_append(b, &byte, 1);
-    } while (v);
-}
-
 typedef struct pair {
     buf k, v;
 } pair;
@@ -98,7 +88,7 @@ static void canon(cur *c, buf *out)
         uint64_t n = varint(c);
         FUZZ_CHECK(n <= (uint64_t)(c->end - c->p), "truncated string");
         buf_append(out, &tag, 1);
-        put_varint(out, n);
+        buf_put_varuint(out, n);
         buf_append(out, c->p, (size_t)n);
         c->p += n;
         return;
@@ -115,7 +105,7 @@ static void canon(cur *c, buf *out)
         }
         qsort(pairs, (size_t)n, sizeof *pairs, pair_cmp);
         buf_append(out, &tag, 1);
-        put_varint(out, n);
+        buf_put_varuint(out, n);
         for (uint64_t i = 1; i < n; i++)
             FUZZ_CHECK(pair_cmp(&pairs[i - 1], &pairs[i]) != 0, "a key written twice in one table");
         for (uint64_t i = 0; i < n; i++) {

@@ -186,7 +186,7 @@ TEST(yjs_json_and_varints)
     for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
         buf b;
         buf_init(&b);
-        yjs_put_varuint(&b, vals[i]);
+        buf_put_varuint(&b, vals[i]);
         const uint8_t *p = (const uint8_t *)b.data;
         uint64_t v = 0;
         ASSERT(yjs_read_varuint(&p, p + b.len, &v) == 0);
