@@ -273,7 +273,7 @@ const char *lua_collect_headers(lua_State *L, int idx, http_headers *h)
     idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        size_t nlen, vlen;
+        size_t nlen, vlen = 0; /* read only with a value */
         if (lua_type(L, -2) != LUA_TSTRING) {
             lua_pop(L, 2);
             return "header names must be strings";
