@@ -39,6 +39,14 @@ void http_headers_add(http_headers *h, const char *name, size_t nlen, const char
     e->value[vlen] = '\0';
 }
 
+void http_headers_add_all(http_headers *h, const http_headers *from)
+{
+    for (size_t i = 0; from && i < from->n; i++) {
+        const http_header *e = &from->items[i];
+        http_headers_add(h, e->name, strlen(e->name), e->value, strlen(e->value));
+    }
+}
+
 const char *http_headers_get(const http_headers *h, const char *name)
 {
     for (size_t i = 0; i < h->n; i++)
@@ -137,9 +145,7 @@ http_request *http_request_clone(const http_request *r)
 {
     http_request *c = http_request_new(r->method, r->target);
     c->host = r->host ? xstrdup(r->host) : NULL;
-    for (size_t i = 0; i < r->headers.n; i++)
-        http_headers_add(&c->headers, r->headers.items[i].name, strlen(r->headers.items[i].name),
-                         r->headers.items[i].value, strlen(r->headers.items[i].value));
+    http_headers_add_all(&c->headers, &r->headers);
     buf_append(&c->body, r->body.data, r->body.len);
     c->upgrade = r->upgrade;
     c->keep_alive = r->keep_alive;

@@ -36,6 +36,8 @@ typedef struct http_response {
 
 void http_headers_add(http_headers *h, const char *name, size_t nlen, const char *value, size_t vlen);
 const char *http_headers_get(const http_headers *h, const char *name);
+/* Adds every header of from (may be NULL) to h. */
+void http_headers_add_all(http_headers *h, const http_headers *from);
 void http_headers_free(http_headers *h);
 /* Removes every header whose (lowercase) name starts with prefix; returns
  * how many went. */

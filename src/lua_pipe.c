@@ -248,9 +248,7 @@ static void where_answer(void *arg, const char *node, const char *addr, const ht
     if (node) {
         wc->node = xstrdup(node);
         wc->addr = xstrdup(addr);
-        for (size_t i = 0; hop && i < hop->n; i++)
-            http_headers_add(&wc->hop, hop->items[i].name, strlen(hop->items[i].name), hop->items[i].value,
-                             strlen(hop->items[i].value));
+        http_headers_add_all(&wc->hop, hop);
     }
     if (err) wc->err = xstrdup(err);
     if (wc->abandoned) where_free(wc);

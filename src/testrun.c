@@ -293,10 +293,7 @@ static void peer_respond(http_peer *p, const http_response *res, bool keep_alive
 {
     tpeer *tp = (tpeer *)p;
     http_response *copy = http_response_new(res->status, NULL, NULL, 0);
-    for (size_t i = 0; i < res->headers.n; i++) {
-        const http_header *h = &res->headers.items[i];
-        http_headers_add(&copy->headers, h->name, strlen(h->name), h->value, strlen(h->value));
-    }
+    http_headers_add_all(&copy->headers, &res->headers);
     if (!head) buf_append(&copy->body, res->body.data, res->body.len);
     http_response_free(tp->res);
     tp->res = copy;
