@@ -367,7 +367,7 @@ void cluster_claim(cluster *c, const char *party, const char *room, void (*cb)(v
 {
     buf key;
     buf_init(&key);
-    redis_room_key(&key, "lp:own:", party, room);
+    redis_room_key(&key, REDIS_OWN_PREFIX, party, room);
     char ep[24], tep[24] = "";
     snprintf(ep, sizeof ep, "%llu", (unsigned long long)c->epoch);
     node_info *t = c->fenced ? NULL : load_guard_pick(c);
@@ -394,7 +394,7 @@ static void room_fcall(cluster *c, const char *fn, const char *party, const char
     if (c->fenced || c->stopping) return; /* nothing is mine under a lost epoch */
     buf key;
     buf_init(&key);
-    redis_room_key(&key, "lp:own:", party, room);
+    redis_room_key(&key, REDIS_OWN_PREFIX, party, room);
     char ep[24];
     snprintf(ep, sizeof ep, "%llu", (unsigned long long)c->epoch);
     const char *argv[] = {"FCALL", fn, "1", key.data, c->id, ep, NULL};

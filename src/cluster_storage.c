@@ -48,7 +48,7 @@ static void keys_of(room_keys *k, const char *party, const char *room)
 {
     buf_init(&k->own);
     buf_init(&k->kv);
-    redis_room_key(&k->own, "lp:own:", party, room);
+    redis_room_key(&k->own, REDIS_OWN_PREFIX, party, room);
     redis_room_key(&k->kv, "lp:kv:", party, room);
 }
 
@@ -650,8 +650,8 @@ int cluster_storage_import(const char *url, const char *persist_dir, FILE *out)
     size_t rooms = 0, failed = 0;
     char cursor[32] = "0";
     do {
-        redisReply *page = redis_sync_cmd(rc, &u, "SCAN", false, &err, "SCAN", cursor, "MATCH", "lp:own:{*}", "COUNT",
-                                          "500", NULL);
+        redisReply *page = redis_sync_cmd(rc, &u, "SCAN", false, &err, "SCAN", cursor, "MATCH",
+                                          REDIS_OWN_PREFIX "{*}", "COUNT", "500", NULL);
         if (!page || page->type != REDIS_REPLY_ARRAY || page->elements != 2) {
             fprintf(stderr, "luaparty storage import: %s\n", err ? err : "SCAN answered something unexpected");
             if (page) freeReplyObject(page);
@@ -665,7 +665,8 @@ int cluster_storage_import(const char *url, const char *persist_dir, FILE *out)
             buf party, room;
             buf_init(&party);
             buf_init(&room);
-            if (!redis_room_parse(own->str + 8, own->len - 9, &party, &room) || !room.len) goto next;
+            size_t pre = sizeof REDIS_OWN_PREFIX; /* the prefix and '{' (MATCH: the key ends with '}') */
+            if (!redis_room_parse(own->str + pre, own->len - pre - 1, &party, &room) || !room.len) goto next;
             room_keys k;
             keys_of(&k, party.data, room.data);
             const char *argv[] = {"FCALL", "lp_load", "2", k.own.data, k.kv.data};

@@ -42,6 +42,9 @@ int redis_url_parse(const char *url, redis_url *out, char **err);
 /* "host:port" or "unix:/path", for messages (never the password). */
 void redis_url_where(const redis_url *u, char *out, size_t cap);
 
+/* The prefix of a room's ownership hash: lp:own:{party/room}. */
+#define REDIS_OWN_PREFIX "lp:own:"
+
 /* Appends "<prefix>{<party>/<room>}" to b, with '{', '}', '%', '/' (in the
  * party only) and bytes < 0x21 or 0x7f percent-encoded, so a Redis Cluster
  * hash tag always spans exactly one room. */
