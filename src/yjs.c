@@ -428,7 +428,9 @@ static bool read_item(rd *r, uint8_t info, ys *s)
 
 /* Reads an update's structs into items (Skips too if keep_skips) and its
  * delete set into dels; the whole input must be used. */
-static bool read_update(rd *r, uint32_t src, bool keep_skips, vec *items, vec *dels)
+/* Reads and checks one update into items and dels, or (both NULL) only
+ * checks it and counts in *kept what it would have stored. */
+static bool read_update(rd *r, uint32_t src, bool keep_skips, vec *items, vec *dels, size_t *kept)
 {
     uint64_t nclients;
     if (!r_uint(r, &nclients)) return false;
@@ -456,6 +458,8 @@ static bool read_update(rd *r, uint32_t src, bool keep_skips, vec *items, vec *d
             if (s.len > MAX_SAFE - clock) return fail(r, "a clock is out of range");
             clock += s.len;
             if (s.kind == K_SKIP && !keep_skips) continue;
+            if (kept) ++*kept;
+            if (!items) continue;
             s.seq = (uint32_t)items->n;
             *(ys *)vec_push(items) = s;
         }
@@ -466,10 +470,11 @@ static bool read_update(rd *r, uint32_t src, bool keep_skips, vec *items, vec *d
         uint64_t client, n;
         if (!r_uint(r, &client) || !r_uint(r, &n)) return false;
         for (uint64_t k = 0; k < n; k++) {
-            del d = {client, 0, 0, (uint32_t)dels->n};
+            del d = {client, 0, 0, dels ? (uint32_t)dels->n : 0};
             if (!r_uint(r, &d.clock) || !r_uint(r, &d.len)) return false;
             if (d.len > MAX_SAFE - d.clock) return fail(r, "a deleted range is out of range");
-            *(del *)vec_push(dels) = d;
+            if (kept) ++*kept;
+            if (dels) *(del *)vec_push(dels) = d;
         }
     }
     if (r->p != r->end) return fail(r, "trailing bytes after the update");
@@ -956,18 +961,18 @@ static void work_free(work *w)
 static bool read_one(const uint8_t *u, size_t len, uint32_t src, bool keep_skips, work *w, char *err)
 {
     rd r = {u, u + len, err};
-    return read_update(&r, src, keep_skips, &w->items, &w->dels);
+    return read_update(&r, src, keep_skips, &w->items, &w->dels, NULL);
 }
 
+/* Every incoming update is checked: read without storing anything. */
 int yjs_check_update(const uint8_t *update, size_t len, bool *empty, char err[YJS_ERR_MAX])
 {
     err[0] = 0;
-    work w;
-    work_init(&w);
-    bool ok = read_one(update, len, 0, true, &w, err);
-    if (ok && empty) *empty = w.items.n == 0 && w.dels.n == 0;
-    work_free(&w);
-    return ok ? 0 : -1;
+    rd r = {update, update + len, err};
+    size_t kept = 0;
+    if (!read_update(&r, 0, true, NULL, NULL, &kept)) return -1;
+    if (empty) *empty = kept == 0;
+    return 0;
 }
 
 int yjs_check_state_vector(const uint8_t *sv, size_t len, char err[YJS_ERR_MAX])
