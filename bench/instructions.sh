@@ -22,14 +22,22 @@
 # --luaparty-args adds options to luaparty's command line (e.g. "--cpu-limit 0"
 # to see what the CPU limit costs: with it the JIT is on). --keep DIR keeps
 # the callgrind files there (callgrind_annotate DIR/cg.luaparty.echo.*).
-# Env: BUILD (<repo>/build), LUAPARTY, LG and RAW (the binaries, from BUILD).
-# Bounded: every step has a timeout; about 30 s in all (60 s with bcast).
+# Then, for echo and http, the Lua floor (bench/lp_luafloor.c): the party's
+# callback run by C with nothing around it, the cheapest way there is; as a
+# room runs it today (JIT off, the CPU limit's count hook), and at its
+# cheapest (the least of that, the JIT for the runtime, and no hook). Raw C
+# plus the cheapest floor, less the raw server's own JSON body for http
+# (cjson makes it there), is the least any server that calls a Lua callback
+# per event can execute: "least/raw" is the lowest ratio within reach.
+# Env: BUILD (<repo>/build), LUAPARTY, LG, RAW and FLOOR (the binaries, from BUILD).
+# Bounded: every step has a timeout; about 50 s in all (80 s with bcast).
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 LUAPARTY=${LUAPARTY:-$BUILD/luaparty}
 LG=${LG:-$BUILD/bench/lp_loadgen}
 RAW=${RAW:-$BUILD/bench/lp_rawserver}
+FLOOR=${FLOOR:-$BUILD/bench/lp_luafloor}
 SECS=4
 TESTS="echo http bcast"
 LP_ARGS=""
@@ -50,7 +58,7 @@ done
 for t in valgrind callgrind_control wrk curl; do
   command -v "$t" >/dev/null || { echo "instructions.sh: $t not installed" >&2; exit 1; }
 done
-for f in "$LUAPARTY" "$LG" "$RAW"; do
+for f in "$LUAPARTY" "$LG" "$RAW" "$FLOOR"; do
   [ -x "$f" ] || { echo "instructions.sh: $f not built (cmake --build build)" >&2; exit 1; }
 done
 OUT=$(mktemp -d /tmp/luaparty-instr.XXXXXX)
@@ -124,16 +132,33 @@ count() { # SERVER TEST -> prints "instructions ops"
   for i in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
   wait "$PID" 2>/dev/null; PID=""
   # the dump (-d) is the file with the counted part: the largest total
-  local ir
-  ir=$(awk '/^totals:/{print $2}' "$cg"* 2>/dev/null | sort -n | tail -1)
+  local ir dump body=0
+  dump=$(grep -l '^totals:' "$cg"* 2>/dev/null | while read -r f; do echo "$(awk '/^totals:/{print $2}' "$f") $f"; done |
+         sort -n | tail -1)
+  ir=${dump%% *}
+  if [ "$srv.$test" = raw.http ] && [ -n "$dump" ]; then # the raw server's JSON body (see floor below)
+    body=$(callgrind_annotate --inclusive=yes "${dump#* }" 2>/dev/null | awk '/:json_body[ .]/{gsub(",", "", $1); print $1; exit}')
+  fi
   if [ -n "$KEEP" ]; then cp "$cg"* "$KEEP/" 2>/dev/null; fi
-  echo "${ir:-0} ${ops:-0}"
+  echo "${ir:-0} ${ops:-0} ${body:-0}"
+}
+
+# The Lua floor (bench/lp_luafloor.c): the Lua part of an echo or a request
+# with nothing around it, counted by callgrind (--toggle-collect=floor_run).
+floor() { # TEST ARGS... -> prints instructions per op
+  local n=20000 out
+  out=$(timeout 120 valgrind --tool=callgrind --toggle-collect=floor_run --callgrind-out-file="$OUT/floor.cg" \
+        "$FLOOR" "$1" "$n" "${@:2}" 2>/dev/null) || return 1
+  case "$out" in floor=*" ops=$n "*) ;; *) return 1 ;; esac
+  awk -v n="$n" '/^totals:/{printf "%d\n", $2 / n}' "$OUT/floor.cg"
 }
 
 declare -A PER
+RAW_BODY=0
 for test in $TESTS; do
   for srv in luaparty raw; do
-    read -r ir ops < <(count "$srv" "$test")
+    read -r ir ops body < <(count "$srv" "$test")
+    [ "$srv.$test" = raw.http ] && [ "${ops:-0}" -gt 0 ] && RAW_BODY=$(( ${body:-0} / ops ))
     if [ "${ops:-0}" -gt 0 ] && [ "${ir:-0}" -gt 0 ]; then
       PER[$srv.$test]=$(( ir / ops ))
       echo "RESULT server=$srv test=$test ops=$ops user_instructions=$ir per_op=${PER[$srv.$test]}"
@@ -142,18 +167,37 @@ for test in $TESTS; do
     fi
   done
 done
+declare -A FLOOR_TODAY FLOOR_LEAST
+for test in echo http; do
+  case " $TESTS " in *" $test "*) ;; *) continue ;; esac
+  today=$(floor "$test") || { echo "PROBLEM: lp_luafloor $test failed"; continue; }
+  least=$today
+  for args in "--jit" "--no-hook" "--jit --no-hook"; do
+    # shellcheck disable=SC2086 # the options are words
+    f=$(floor "$test" $args) && [ "$f" -lt "$least" ] && least=$f
+  done
+  FLOOR_TODAY[$test]=$today FLOOR_LEAST[$test]=$least
+  echo "RESULT floor=$test per_op_today=$today per_op_least=$least${RAW_BODY:+ raw_json_body=$RAW_BODY}"
+done
 echo
 echo "User-space instructions per operation (callgrind, unbatched: 1 connection, 1 op in flight)"
-printf '| %-32s | %10s | %10s | %8s |\n' test luaparty "raw C" "lp/raw"
-printf '|%s|%s|%s|%s|\n' "----------------------------------" "------------" "------------" "----------"
+printf '| %-32s | %10s | %10s | %8s | %10s | %10s | %10s | %6s |\n' test luaparty "raw C" "lp/raw" "Lua floor" "least" "least/raw" goal
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------" "------------" "------------" "----------" \
+  "------------" "------------" "------------" "--------"
 for test in $TESTS; do
   a=${PER[luaparty.$test]:-}; b=${PER[raw.$test]:-}
   r="-"; [ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
+  fl=${FLOOR_TODAY[$test]:--} least="-" lr="-"
+  if [ -n "$b" ] && [ -n "${FLOOR_LEAST[$test]:-}" ]; then
+    least=$(( b + FLOOR_LEAST[$test] ))
+    [ "$test" = http ] && least=$(( least - RAW_BODY ))
+    lr=$(awk -v a="$least" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
+  fi
   case "$test" in
-    echo) name="WS echo via Lua (per message)" ;;
-    http) name="HTTP onRequest JSON (per req)" ;;
-    bcast) name="broadcast to $RECEIVERS (per delivery)" ;;
+    echo) name="WS echo via Lua (per message)"; goal=1.3 ;;
+    http) name="HTTP onRequest JSON (per req)"; goal=2 ;;
+    bcast) name="broadcast to $RECEIVERS (per delivery)"; goal=1.1 ;;
   esac
-  printf '| %-32s | %10s | %10s | %8s |\n' "$name" "${a:--}" "${b:--}" "$r"
+  printf '| %-32s | %10s | %10s | %8s | %10s | %10s | %10s | %6s |\n' "$name" "${a:--}" "${b:--}" "$r" "$fl" "$least" "$lr" "$goal"
 done
 rm -rf "$OUT"
