@@ -123,8 +123,10 @@ void http_headers_free(http_headers *h)
 http_request *http_request_new(const char *method, const char *target)
 {
     http_request *r = xcalloc(1, sizeof *r);
-    r->method = xstrdup(method ? method : "GET");
-    r->target = xstrdup(target ? target : "/");
+    /* the parser's (NULL, NULL) are filled in when the head is complete:
+     * no default copied per request only to be freed */
+    r->method = method ? xstrdup(method) : NULL;
+    r->target = target ? xstrdup(target) : NULL;
     buf_init(&r->body);
     r->keep_alive = true;
     return r;
@@ -393,9 +395,7 @@ static int on_headers_complete(llhttp_t *p)
     header_asm_flush(&hp->head, &r->headers);
     const char *host = http_headers_get(&r->headers, "host"); /* the first Host, if any */
     if (host && !r->host) r->host = xstrdup(host);
-    free(r->method);
     r->method = xstrdup(llhttp_method_name((llhttp_method_t)p->method));
-    free(r->target);
     const char *url = hp->url.data ? hp->url.data : "/";
     size_t ulen = hp->url.len;
     /* absolute-form (a proxy-style request): keep the origin form, and the

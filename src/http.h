@@ -45,6 +45,8 @@ size_t http_headers_remove_prefix(http_headers *h, const char *prefix);
 /* Removes the headers whose (lowercase) name drop(name, arg) says; returns how many. */
 size_t http_headers_remove_if(http_headers *h, bool (*drop)(const char *name, const void *arg), const void *arg);
 
+/* method and target are copied; the parser passes NULL for both and sets
+ * them once the request's head is complete. */
 http_request *http_request_new(const char *method, const char *target);
 void http_request_free(http_request *r);
 http_request *http_request_clone(const http_request *r);

@@ -519,9 +519,18 @@ TEST(http_headers_add_get_free)
     ASSERT_NULL(h.items);
 }
 
+/* The parser's (NULL, NULL) leaves method and target for the parser to
+ * set (nothing copied only to be freed); given ones are copied. */
 TEST(http_request_new_defaults)
 {
     http_request *r = http_request_new(NULL, NULL);
+    ASSERT_NULL(r->method);
+    ASSERT_NULL(r->target);
+    ASSERT(r->keep_alive);
+    http_request_free(r);
+    char method[] = "GET", target[] = "/";
+    r = http_request_new(method, target);
+    method[0] = target[0] = 'x';
     ASSERT_STR_EQ(r->method, "GET");
     ASSERT_STR_EQ(r->target, "/");
     ASSERT(r->keep_alive);
