@@ -223,16 +223,17 @@ __attribute__((noinline)) int floor_run(floor_state *f, int http, unsigned long 
 
 int main(int argc, char **argv)
 {
-    int jit = 0, hook = 1, http = -1;
-    unsigned long n = 0;
+    int jit = 0, hook = 1, words = 0;
+    const char *test = NULL, *count = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--jit")) jit = 1;
         else if (!strcmp(argv[i], "--no-hook")) hook = 0;
-        else if (http < 0 && (!strcmp(argv[i], "echo") || !strcmp(argv[i], "http"))) http = !strcmp(argv[i], "http");
-        else if (!n) n = strtoul(argv[i], NULL, 10);
-        else http = -2;
+        else if (++words == 1) test = argv[i];
+        else count = argv[i];
     }
-    if (http < 0 || !n) {
+    int http = test && !strcmp(test, "http");
+    unsigned long n = count ? strtoul(count, NULL, 10) : 0;
+    if (words != 2 || (!http && strcmp(test, "echo")) || !n) {
         fprintf(stderr, "usage: lp_luafloor echo|http N [--jit] [--no-hook]\n");
         return 2;
     }

@@ -64,7 +64,7 @@ export function randomEdit(doc, r) {
     case 3: {
       if (t.length > 0) {
         const at = r.int(t.length);
-        const sp = span(t.toString(), at, Math.min(1 + r.int(4), t.length - at));
+        const sp = span(t.toString(), at, 1 + r.int(4)); // span stops at the end
         if (sp) t.delete(sp[0], sp[1] - sp[0]);
       }
       break;
