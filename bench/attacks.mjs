@@ -25,7 +25,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { repo, BIN, loadWs, opt } from './common.mjs';
+import { repo, BIN, loadWs, opt, quantile, watchdog } from './common.mjs';
 
 const WebSocket = loadWs();
 const args = process.argv.slice(2);
@@ -36,11 +36,7 @@ const TOTAL_MS = 240_000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const mib = (b) => (b / 1048576).toFixed(1);
-const pct = (xs, p) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
+const pct = (xs, p) => quantile(xs, p / 100); // p in percent
 
 const procs = new Set();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'luaparty-attacks-'));
@@ -48,11 +44,7 @@ function cleanup() {
   for (const p of procs) { try { p.kill('SIGKILL'); } catch { /* gone */ } }
   fs.rmSync(tmp, { recursive: true, force: true });
 }
-const watchdog = setTimeout(() => {
-  console.log(`attacks bench: did not finish within ${TOTAL_MS / 1000} s; giving up`);
-  cleanup();
-  process.exit(1);
-}, TOTAL_MS);
+const disarm = watchdog('attacks.mjs', TOTAL_MS, async () => cleanup());
 
 function rssOf(pid) {
   try {
@@ -242,9 +234,9 @@ async function main() {
   }
 }
 
-main().then(() => { clearTimeout(watchdog); cleanup(); }, (e) => {
+main().then(() => { disarm(); cleanup(); }, (e) => {
   console.error(e);
-  clearTimeout(watchdog);
+  disarm();
   cleanup();
   process.exit(1);
 });

@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
     --luaparty-args) LP_ARGS=$2; shift 2 ;;
     --broadcasts) BCASTS=$2; shift 2 ;;
     --keep) KEEP=$2; mkdir -p "$KEEP"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -u/{/^#/p}' "$0"; exit 0 ;;
     *) echo "instructions.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -133,8 +133,7 @@ count() { # SERVER TEST -> prints "instructions ops"
   wait "$PID" 2>/dev/null; PID=""
   # the dump (-d) is the file with the counted part: the largest total
   local ir dump body=0
-  dump=$(grep -l '^totals:' "$cg"* 2>/dev/null | while read -r f; do echo "$(awk '/^totals:/{print $2}' "$f") $f"; done |
-         sort -n | tail -1)
+  dump=$(awk '/^totals:/{print $2, FILENAME}' "$cg"* 2>/dev/null | sort -n | tail -1)
   ir=${dump%% *}
   if [ "$srv.$test" = raw.http ] && [ -n "$dump" ]; then # the raw server's JSON body (see floor below)
     body=$(callgrind_annotate --inclusive=yes "${dump#* }" 2>/dev/null | awk '/:json_body[ .]/{gsub(",", "", $1); print $1; exit}')
@@ -158,7 +157,7 @@ RAW_BODY=0
 for test in $TESTS; do
   for srv in luaparty raw; do
     read -r ir ops body < <(count "$srv" "$test")
-    [ "$srv.$test" = raw.http ] && [ "${ops:-0}" -gt 0 ] && RAW_BODY=$(( ${body:-0} / ops ))
+    [ "${body:-0}" -gt 0 ] && [ "${ops:-0}" -gt 0 ] && RAW_BODY=$(( body / ops )) # raw http's only
     if [ "${ops:-0}" -gt 0 ] && [ "${ir:-0}" -gt 0 ]; then
       PER[$srv.$test]=$(( ir / ops ))
       echo "RESULT server=$srv test=$test ops=$ops user_instructions=$ir per_op=${PER[$srv.$test]}"
@@ -178,7 +177,7 @@ for test in echo http; do
     f=$(floor "$test" $args) && [ "$f" -lt "$least" ] && least=$f
   done
   FLOOR_TODAY[$test]=$today FLOOR_LEAST[$test]=$least
-  echo "RESULT floor=$test per_op_today=$today per_op_least=$least${RAW_BODY:+ raw_json_body=$RAW_BODY}"
+  echo "RESULT floor=$test per_op_today=$today per_op_least=$least raw_json_body=$RAW_BODY"
 done
 echo
 echo "User-space instructions per operation (callgrind, unbatched: 1 connection, 1 op in flight)"
