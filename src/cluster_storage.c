@@ -5,8 +5,8 @@
  * A commit that gets no answer (Redis restarting, a dropped connection), or
  * an answer that means "not now" (LOADING while Redis reads its AOF), is sent
  * again until the node's lease runs out: lp_commit knows a retry of a commit
- * that landed (same fence, seq one past its base) and answers it again, so a
- * retry never applies a batch twice. */
+ * that landed (same fence and token, seq one past its base) and answers it
+ * again, so a retry never applies a batch twice. */
 #include "cluster_storage.h"
 
 #include "log.h"
@@ -179,16 +179,17 @@ static void commit_send(commit *k)
     size_t l[2];
     int n;
     while (storage_batch_next(&k->b, &pos, a, l, &n)) nops++;
-    size_t max = 9 + 3 * nops;
-    const char **argv = xmalloc(max * sizeof *argv);
-    size_t *lens = xmalloc(max * sizeof *lens);
     char fence[24], base[24];
     snprintf(fence, sizeof fence, "%" PRIu64, k->fence);
     snprintf(base, sizeof base, "%" PRIu64, k->base);
     const char *head[] = {"FCALL", "lp_commit", "3", k->keys.own.data, k->keys.kv.data, "lp:alarms", fence, base,
                           k->token};
+    const int nhead = (int)(sizeof head / sizeof *head);
+    size_t max = (size_t)nhead + 3 * nops;
+    const char **argv = xmalloc(max * sizeof *argv);
+    size_t *lens = xmalloc(max * sizeof *lens);
     int argc = 0;
-    for (; argc < 9; argc++) {
+    for (; argc < nhead; argc++) {
         argv[argc] = head[argc];
         lens[argc] = strlen(head[argc]);
     }
@@ -346,16 +347,10 @@ void cluster_storage_activate(cluster_storage *cs, const char *party, const char
         cb(arg, NULL);
         return;
     }
-    if (rc == 1 && vf0 == vfence && s0 == seq) { /* the copy is current */
-        if (f0 != fence) {
-            int status = storage_version_put(cs->local, party, room, fence, vfence, seq, &err);
-            if (status == 0) status = commit_copy(cs->local);
-            if (status != 0) {
-                cb(arg, "cannot record the room's fence locally");
-                return;
-            }
-        }
-        cb(arg, NULL);
+    if (rc == 1 && vf0 == vfence && s0 == seq) { /* the copy is current: record the new fence */
+        int status = storage_version_put(cs->local, party, room, fence, vfence, seq, &err);
+        if (status == 0) status = commit_copy(cs->local);
+        cb(arg, status == 0 ? NULL : "cannot record the room's fence locally");
         return;
     }
     activation *x = xcalloc(1, sizeof *x);

@@ -15,8 +15,8 @@
  * next activation loads the room again.
  *
  * Redis keys (besides cluster.h's): lp:kv:{room} a hash of the room's keys
- * and encoded values; lp:own:{room} seq, vfence, alarm, alarm_retries;
- * lp:alarms a sorted set of rooms by alarm time. */
+ * and encoded values; lp:own:{room} seq, vfence, token (the last commit's),
+ * alarm, alarm_retries; lp:alarms a sorted set of rooms by alarm time. */
 #ifndef LP_CLUSTER_STORAGE_H
 #define LP_CLUSTER_STORAGE_H
 

@@ -115,13 +115,16 @@ static const char *nearest_key(const char *key, const void *table, size_t n, siz
     return best;
 }
 
-/* The error for an unknown key of the object `where` ("serve", "luaparty"),
- * suggesting the nearest of its known keys (table: as nearest_key's). */
+/* The error for an unknown key of the object `where` ("serve", "luaparty";
+ * NULL: the top level, where the key is quoted), suggesting the nearest of
+ * its known keys (table: as nearest_key's). */
 static int unknown_key(char **err, const char *where, const char *key, const void *table, size_t n, size_t stride)
 {
     const char *best = nearest_key(key, table, n, stride);
-    return best ? set_error(err, "partykit.json: unknown key %s.%s (did you mean \"%s\"?)", where, key, best)
-                : set_error(err, "partykit.json: unknown key %s.%s", where, key);
+    const char *before = where ? where : "\"", *dot = where ? "." : "", *after = where ? "" : "\"";
+    return best ? set_error(err, "partykit.json: unknown key %s%s%s%s (did you mean \"%s\"?)", before, dot, key,
+                            after, best)
+                : set_error(err, "partykit.json: unknown key %s%s%s%s", before, dot, key, after);
 }
 
 int party_compile(party *p, char **err)
@@ -525,11 +528,7 @@ static int check_keys(lua_State *L, char **err)
             if (known_keys[i].instead)
                 log_warn("partykit.json: \"%s\" is ignored by luaparty: %s", key, known_keys[i].instead);
         }
-        if (!found) {
-            const char *near = nearest_key(key, known_keys, nknown, sizeof *known_keys);
-            if (near) return set_error(err, "partykit.json: unknown key \"%s\" (did you mean \"%s\"?)", key, near);
-            return set_error(err, "partykit.json: unknown key \"%s\"", key);
-        }
+        if (!found) return unknown_key(err, NULL, key, known_keys, nknown, sizeof *known_keys);
     }
     return check_string(L, "name", err) || check_string(L, "main", err) ? -1 : 0;
 }

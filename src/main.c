@@ -279,7 +279,7 @@ static int make_slots(app *a, char **err)
  * or --persist keeps the file's out), then partykit.json, then the options
  * once more so they win over its "luaparty" settings. Returns -1 to go on,
  * or 2 (cfg is freed then). */
-static int read_project(config *cfg, const cli_options *o)
+static int load_project(config *cfg, const cli_options *o)
 {
     char *err = NULL;
     config_defaults(cfg);
@@ -312,7 +312,7 @@ static int run_other_command(const cli_options *o)
     case CLI_STORAGE_EXPORT:
     case CLI_STORAGE_IMPORT: { /* the storage directory serve would use */
         config cfg;
-        int rc = read_project(&cfg, o);
+        int rc = load_project(&cfg, o);
         if (rc >= 0) return rc;
         rc = (o->command == CLI_STORAGE_EXPORT ? cluster_storage_export : cluster_storage_import)(
             o->cluster_url, cfg.persist_dir, stdout);
@@ -386,11 +386,11 @@ bad:
     return 2;
 }
 
-/* read_project, then the checks serve needs. Returns -1 to go on, or the
+/* load_project, then the checks serve needs. Returns -1 to go on, or the
  * exit code (cfg is freed then). */
 static int load_config(config *cfg, const cli_options *o)
 {
-    int rc = read_project(cfg, o);
+    int rc = load_project(cfg, o);
     if (rc >= 0) return rc;
     rc = check_config(cfg);
     if (rc < 0) rc = load_tls(cfg);

@@ -426,10 +426,10 @@ static bool read_item(rd *r, uint8_t info, ys *s)
     return true;
 }
 
-/* Reads an update's structs into items (Skips too if keep_skips) and its
- * delete set into dels; the whole input must be used. */
-/* Reads and checks one update into items and dels, or (both NULL) only
- * checks it and counts in *kept what it would have stored. */
+/* Reads and checks one update: its structs into items (Skips too if
+ * keep_skips) and its delete set into dels, or (both NULL) only checks it
+ * and counts in *kept what it would have stored. The whole input must be
+ * used. */
 static bool read_update(rd *r, uint32_t src, bool keep_skips, vec *items, vec *dels, size_t *kept)
 {
     uint64_t nclients;

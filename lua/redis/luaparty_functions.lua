@@ -39,7 +39,8 @@ local function arg_error(fn, what)
   return redis.error_reply('LPARG ' .. fn .. ': ' .. what)
 end
 
--- Node ids and addresses go into key names and '|'-separated values.
+-- Node ids, addresses and commit tokens go into key names, hash values and
+-- '|'-separated values.
 local function bad_token(s, max)
   return type(s) ~= 'string' or #s == 0 or #s > max or s:find('[%z\1-\32|\127]') ~= nil
 end
@@ -224,9 +225,10 @@ local function room_keys(name, keys, n)
 end
 
 -- The zset member of a room: what stands between the braces of its keys.
-local function member_of(own) return own:sub(9, -2) end
+local OWN = 'lp:own:{'
+local function member_of(own) return own:sub(#OWN + 1, -2) end
 -- The inverse: a room's lp:own key from its member.
-local function own_of(member) return 'lp:own:{' .. member .. '}' end
+local function own_of(member) return OWN .. member .. '}' end
 
 local function set_alarm(own, alarms, at, retries)
   redis.call('HSET', own, 'alarm', at, 'alarm_retries', retries)
@@ -251,7 +253,7 @@ local function lp_commit(keys, args)
   local own, kv, alarms = keys[1], keys[2], keys[3]
   local fence, base, token = uint(args[1]), uint(args[2]), args[3]
   if not fence or not base then return arg_error('lp_commit', 'bad fence or seq') end
-  if type(token) ~= 'string' or #token == 0 or #token > 64 then return arg_error('lp_commit', 'bad token') end
+  if bad_token(token, 64) then return arg_error('lp_commit', 'bad token') end
   local cur = redis.call('HMGET', own, 'node', 'epoch', 'fence', 'seq', 'vfence', 'token')
   local seq = tonumber(cur[4]) or 0
   if seq == base + 1 and tonumber(cur[5]) == fence and cur[6] == token then return seq end -- a retry
