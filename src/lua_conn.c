@@ -258,18 +258,20 @@ static bool skipped(const skip_list *s, const char *id)
     return false;
 }
 
-/* (message [, without_ids]): the frame is encoded once and the same chunk
- * is queued on every connection. */
-static int l_broadcast(lua_State *L)
+/* room:broadcast(message [, without_ids]): the frame is encoded once and
+ * the same chunk is queued on every connection. The arguments are read
+ * where the method call put them (1 is the room), so an error names the
+ * argument the party wrote. */
+int lua_room_broadcast(lua_State *L)
 {
     room *r = room_from_state(L);
     size_t len;
     int opcode;
-    const char *data = lua_check_frame(L, 1, &len, &opcode);
+    const char *data = lua_check_frame(L, 2, &len, &opcode);
     int without = 0;
-    if (!lua_isnoneornil(L, 2)) {
-        luaL_checktype(L, 2, LUA_TTABLE);
-        without = 2;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        without = 3;
     }
     if (!r->conns) return 0; /* no one to send to: nothing to encode */
     skip_list skip;
@@ -281,9 +283,3 @@ static int l_broadcast(lua_State *L)
     return 0;
 }
 
-/* room:broadcast(message [, without_ids]): l_broadcast with the room first */
-int lua_room_broadcast(lua_State *L)
-{
-    lua_remove(L, 1);
-    return l_broadcast(L);
-}

@@ -80,6 +80,14 @@ test('error in onRequest gives HTTP 500 with the message (dev) and is logged', {
   assert.equal(r3.text, 'plain text');
 });
 
+test('a bad argument to room:broadcast is named as the party wrote it: #1 the message, #2 the ids', { timeout: 10000 }, async () => {
+  const r = await httpRequest(`${srv.url}/parties/faulty/fb/bad-broadcast`);
+  assert.equal(r.status, 200, r.text);
+  const [message, ids] = r.text.split('\n');
+  assert.equal(message, `parties/faulty.lua:${lineOf('broadcast(123)')}: bad argument #1 to 'broadcast' (string or Binary expected, got number)`);
+  assert.equal(ids, `parties/faulty.lua:${lineOf('"not a table"')}: bad argument #2 to 'broadcast' (table expected, got string)`);
+});
+
 test('many errors in a row do not leak or wedge the room', { timeout: 15000 }, async () => {
   const c = await open('/parties/faulty/many');
   for (let i = 0; i < 50; i++) c.send('boom');

@@ -15,6 +15,12 @@ function P:onMessage(msg, sender)
 end
 
 function P:onRequest(req)
+  if req.url:find("/bad-broadcast", 1, true) then
+    -- what a party is told when it calls room:broadcast wrongly
+    local _, message = pcall(function() self.room:broadcast(123) end)
+    local _, ids = pcall(function() self.room:broadcast("x", "not a table") end)
+    return message .. "\n" .. ids
+  end
   error("request exploded")
 end
 
