@@ -1,8 +1,8 @@
 /* lua_request.c - HTTP requests and responses crossing between C and Lua.
  *
  * A request becomes a table {method, url, body, _headers} with the Request
- * metatable: its methods (text, query, json), and req.headers made from
- * _headers when the party first reads it. A response comes back as three
+ * metatable (set here, for every caller): its methods (text, query, json),
+ * and req.headers made from _headers when the party first reads it. A response comes back as three
  * values (status, headers, body), normalized by lua_room.c or the runtime. */
 #include "lua_request.h"
 #include "util.h"
@@ -199,13 +199,6 @@ static void request_metatable(lua_State *L)
     lua_setfield(L, -2, "__index");
 }
 
-void lua_request_setmeta(lua_State *L, int idx)
-{
-    if (idx < 0) idx = lua_gettop(L) + idx + 1;
-    lua_bind_metatable(L, REQUEST_MT, request_metatable);
-    lua_setmetatable(L, idx);
-}
-
 /* core.request_mt() -> the Request metatable (static hooks compare with it) */
 static int l_request_mt(lua_State *L)
 {
@@ -239,6 +232,8 @@ void lua_push_request(lua_State *L, const http_request *req)
     lua_setfield(L, -2, "_headers");
     lua_pushlstring(L, req->body.data ? req->body.data : "", req->body.len);
     lua_setfield(L, -2, "body");
+    lua_bind_metatable(L, REQUEST_MT, request_metatable);
+    lua_setmetatable(L, -2);
 }
 
 /* RFC 9110 tchar; letters and digits first, which is nearly every name. */

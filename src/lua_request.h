@@ -6,10 +6,9 @@
 
 /* Its functions of luaparty.core (lua_bind.h). */
 extern const luaL_Reg lua_request_functions[];
-/* Requests and responses. A request pushed is a plain table; setmeta
- * gives the one at idx the Request metatable (methods, lazy headers). */
+/* Requests and responses. A request pushed is a table with the Request
+ * metatable (its methods, lazy headers). */
 void lua_push_request(lua_State *L, const http_request *req);
-void lua_request_setmeta(lua_State *L, int idx);
 /* Pushes the state's cjson module (package.loaded.cjson), opened on first use. */
 void lua_push_cjson(lua_State *L);
 void lua_push_headers(lua_State *L, const http_headers *h);

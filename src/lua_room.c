@@ -381,7 +381,6 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
     case EV_CONNECT: {
         lua_conn_join(co, r, ev->conn);
         lua_push_request(co, ev->req);
-        lua_request_setmeta(co, -1);
         bool special = by_runtime(co, r);
         if (!special) {
             special = push_class_field(co, r, "getConnectionTags");

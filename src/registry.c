@@ -275,7 +275,7 @@ bool registry_quiet(worker *w)
     dict_entry *e;
     for (size_t i = 0; (e = dict_next(&w->rooms, &i));) {
         room *r = e->val;
-        if (r->q_head || r->suspended || r->running || r->preempted || r->held_head || r->commit_inflight) return false;
+        if (room_busy(r)) return false;
     }
     return true;
 }

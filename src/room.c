@@ -248,10 +248,14 @@ void room_reload(room *r, bool code, bool env)
     enqueue(r, ev);
 }
 
+bool room_busy(const room *r)
+{
+    return r->q_head || r->suspended || r->running || r->preempted || r->held_head || r->commit_inflight;
+}
+
 bool room_idle(const room *r)
 {
-    return r->state == ROOM_ACTIVE && r->nconns == 0 && !r->q_head && !r->suspended && !r->running && !r->preempted &&
-           !r->later.queued && r->refs == 1 && !r->held_head && !r->pins && !r->commit_inflight;
+    return r->state == ROOM_ACTIVE && r->nconns == 0 && !room_busy(r) && !r->later.queued && r->refs == 1 && !r->pins;
 }
 
 /* ---- running events ---- */

@@ -187,6 +187,8 @@ void room_reload(room *r, bool code, bool env);
 
 /* True if the room holds `max` connections already (a new one is refused). */
 static inline bool room_full(const room *r, size_t max) { return r->attached >= max; }
+/* True if the room has work queued, running, paused or waiting for a commit. */
+bool room_busy(const room *r);
 /* True if the room has no connections and nothing pending: it may be unloaded. */
 bool room_idle(const room *r);
 

@@ -21,8 +21,7 @@ return function(shared)
   --- class.onBeforeConnect(req, lobby) / onBeforeRequest(req, lobby) /
   --- onFetch(req, lobby). Returns "pass", "request", headers or
   --- "response", status, headers, body.
-  function H.hook(kind, req, room_id)
-    setmetatable(req, Request)
+  function H.hook(kind, req, room_id) -- req has the Request metatable (src/lua_request.c)
     local name = hook_names[kind]
     local lobby = shared.lobby_of({ id = (name ~= "onFetch" and name ~= "onCron") and room_id or nil })
     if name == "onCron" then

@@ -4,9 +4,8 @@
 -- status, headers and body for C: in Lua, where reading the answer's
 -- fields costs a fraction of what the C API would.
 local core = require "luaparty.core"
--- the builtins, not the globals the sandbox wraps (src/sandbox.c)
-local setmetatable, getmetatable = core.setmetatable, core.getmetatable
-local Request = core.request_mt()
+-- the builtin, not the global the sandbox wraps (src/sandbox.c)
+local getmetatable = core.getmetatable
 local text_plain = "text/plain;charset=UTF-8"
 
 -- The metatable of luaparty's Responses, once the luaparty module (init.lua)
@@ -32,7 +31,6 @@ end
 
 -- Once per request: no varargs.
 local function request(class, self, req)
-  setmetatable(req, Request)
   local f = class.onRequest
   if not f then
     return 404, { ["content-type"] = text_plain }, "Party " .. self.room.name .. " has no onRequest"
