@@ -24,11 +24,18 @@
 
 /* ---- answering the peer ---- */
 
-/* A plain-text answer, with one more header if value is set. */
-static void reply_with(http_peer *p, int status, const char *body, bool close, const char *name, const char *value)
+/* A plain-text response, with one more header if value is set. */
+static http_response *text_response(int status, const char *body, const char *name, const char *value)
 {
     http_response *res = http_response_new(status, "text/plain;charset=UTF-8", body, strlen(body));
     if (value) http_headers_add(&res->headers, name, strlen(name), value, strlen(value));
+    return res;
+}
+
+/* A plain-text answer, with one more header if value is set. */
+static void reply_with(http_peer *p, int status, const char *body, bool close, const char *name, const char *value)
+{
+    http_response *res = text_response(status, body, name, value);
     p->ops->respond(p, res, !close, false, NULL, NULL, 0);
     http_response_free(res);
 }
@@ -265,8 +272,7 @@ static void forward_headers(const config *cfg, const http_request *req, http_hea
 static void answer(http_peer *p, const http_request *req, int status, const char *body, const char *name,
                    const char *value)
 {
-    http_response *res = http_response_new(status, "text/plain;charset=UTF-8", body, strlen(body));
-    if (value) http_headers_add(&res->headers, name, strlen(name), value, strlen(value));
+    http_response *res = text_response(status, body, name, value);
     p->ops->respond(p, res, !req->upgrade && req->keep_alive, false, req->method, req->target, uv_hrtime());
     http_response_free(res);
 }
@@ -494,8 +500,7 @@ static void call_free(call_fwd *cf)
 
 static void call_answer(call_fwd *cf, int status, const char *msg)
 {
-    http_response *res = http_response_new(status, "text/plain;charset=UTF-8", msg, strlen(msg));
-    cf->ex->respond(cf->ex, res);
+    cf->ex->respond(cf->ex, text_response(status, msg, NULL, NULL));
     call_free(cf);
 }
 

@@ -336,7 +336,7 @@ static int fail(http_parser *hp, int status, const char *reason)
  * 60 KB on the wire). `upto` is where the bytes seen so far end. */
 static int check_head_size(http_parser *hp, const char *upto)
 {
-    if (hp->head_before + (size_t)(upto - hp->head_base) > hp->limits.max_header_bytes)
+    if (hp->head_before + (size_t)(upto - hp->feed_start) > hp->limits.max_header_bytes)
         return fail(hp, 431, "request header fields too large");
     return 0;
 }
@@ -346,8 +346,7 @@ static int on_message_begin(llhttp_t *p)
     http_parser *hp = hp_of(p);
     hp->req = http_request_new(NULL, NULL);
     hp->in_head = true;
-    hp->head_before = 0;
-    hp->head_base = hp->feed_start; /* a request begins where a feed does (the parser pauses after each) */
+    hp->head_before = 0; /* a request begins where a feed does (the parser pauses after each) */
     hp->nheaders = 0;
     hp->url.len = 0;
     header_asm_flush(&hp->head, NULL);
@@ -494,13 +493,13 @@ static bool unknown_method(const char *data, size_t len)
 enum http_parse_result http_parser_feed(http_parser *hp, const char *data, size_t len, size_t *consumed)
 {
     if (llhttp_get_errno(&hp->p) == HPE_PAUSED) llhttp_resume(&hp->p);
-    hp->feed_start = hp->head_base = data;
+    hp->feed_start = data;
     hp->feed_len = len;
     llhttp_errno_t err = check_crlf(hp, data, data + len) ? HPE_USER : llhttp_execute(&hp->p, data, len);
     if (len) hp->last_byte = data[len - 1];
     if (err == HPE_OK && hp->in_head) { /* the header section goes on in the next feed */
-        hp->head_before += (size_t)(data + len - hp->head_base);
-        if (check_head_size(hp, hp->head_base)) err = HPE_USER;
+        hp->head_before += len;
+        if (check_head_size(hp, data)) err = HPE_USER;
     }
     switch (err) {
     case HPE_OK:

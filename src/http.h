@@ -110,10 +110,10 @@ typedef struct http_parser {
     header_asm head;
     buf url;
     /* The header section's size on the wire: head_before bytes of it came
-     * in earlier feeds; in this feed it runs from head_base (see http.c). */
+     * in earlier feeds; in this feed it runs from feed_start (a request
+     * begins where a feed does, see http.c). */
     bool in_head;
     size_t head_before;
-    const char *head_base;
     size_t nheaders;
     const char *feed_start;   /* the bytes of the current feed */
     size_t feed_len;
