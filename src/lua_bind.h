@@ -36,16 +36,29 @@ int luaopen_cjson(lua_State *L);
  * before the metatable exists, no value can have it. It is found again
  * under the address of name, a light userdata: no string is hashed for
  * that, once per message or request. */
+/* Pushes the registry's value under the address key (nil if none). */
+static inline void lua_bind_get(lua_State *L, const void *key)
+{
+    lua_pushlightuserdata(L, (void *)key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+/* Pops the value on top into the registry under the address key. */
+static inline void lua_bind_set(lua_State *L, const void *key)
+{
+    lua_pushlightuserdata(L, (void *)key);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
 static inline void lua_bind_metatable(lua_State *L, const char *name, void (*init)(lua_State *L))
 {
-    lua_pushlightuserdata(L, (void *)name);
-    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_bind_get(L, name);
     if (!lua_isnil(L, -1)) return;
     lua_pop(L, 1);
     if (luaL_newmetatable(L, name)) init(L);
-    lua_pushlightuserdata(L, (void *)name);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushvalue(L, -1);
+    lua_bind_set(L, name);
 }
 
 #endif

@@ -29,19 +29,6 @@
  * userdata key: no string to hash on the hot path). */
 static char KEY_LOADER, KEY_NOOP, KEY_ROOM_MT;
 
-static void push_key(lua_State *L, const char *key)
-{
-    lua_pushlightuserdata(L, (void *)key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-}
-
-static void set_key(lua_State *L, const char *key) /* pops the value */
-{
-    lua_pushlightuserdata(L, (void *)key);
-    lua_insert(L, -2);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-}
-
 static bool lobby(const room *r) { return r->id[0] == 0; }
 
 /* ---- the runtime module (rare paths) ---- */
@@ -49,30 +36,26 @@ static bool lobby(const room *r) { return r->id[0] == 0; }
 void lua_room_set_loader(lua_State *L, lua_CFunction require_embedded)
 {
     lua_pushcfunction(L, require_embedded);
-    set_key(L, &KEY_LOADER);
+    lua_bind_set(L, &KEY_LOADER);
 }
 
-static int load_runtime(lua_State *L)
-{
-    room *r = lua_touserdata(L, 1);
-    push_key(L, &KEY_LOADER);
-    lua_pushliteral(L, "luaparty.runtime");
-    lua_call(L, 1, 1);
-    if (!lua_istable(L, -1)) return luaL_error(L, "luaparty.runtime did not load");
-    r->rt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
-}
+/* A runtime module loaded on first use (lua_cpcall: protected) and kept in
+ * the registry under *ref: luaparty.runtime itself (field NULL), or one
+ * function of a module (luaparty.http's request). */
+typedef struct module_ref {
+    const char *name, *field;
+    int *ref;
+} module_ref;
 
-/* http.request, kept (r->request_ref) from a room's first request on */
-static int load_http(lua_State *L)
+static int load_module(lua_State *L)
 {
-    room *r = lua_touserdata(L, 1);
-    push_key(L, &KEY_LOADER);
-    lua_pushliteral(L, "luaparty.http");
+    const module_ref *m = lua_touserdata(L, 1);
+    lua_bind_get(L, &KEY_LOADER);
+    lua_pushstring(L, m->name);
     lua_call(L, 1, 1);
-    lua_getfield(L, -1, "request");
-    if (!lua_isfunction(L, -1)) return luaL_error(L, "luaparty.http did not load");
-    r->request_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (m->field) lua_getfield(L, -1, m->field);
+    if (lua_type(L, -1) != (m->field ? LUA_TFUNCTION : LUA_TTABLE)) return luaL_error(L, "%s did not load", m->name);
+    *m->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -83,24 +66,23 @@ static int raise_upvalue(lua_State *L)
     return lua_error(L);
 }
 
-/* The runtime table on L's stack, loaded (protected) on first use; false
- * with the error message pushed instead if it cannot be. */
-static bool push_runtime(lua_State *L, room *r)
+/* Pushes the module's value on L, loaded first if need be; if it cannot
+ * be, a function that raises why (an event's entry then fails with it). */
+static void push_module(lua_State *L, room *r, const module_ref *m)
 {
-    if (r->rt_ref == LUA_NOREF && lua_cpcall(r->L, load_runtime, r) != 0) {
+    if (*m->ref == LUA_NOREF && lua_cpcall(r->L, load_module, (void *)m) != 0) {
         lua_xmove(r->L, L, 1);
-        return false;
+        lua_pushcclosure(L, raise_upvalue, 1);
+        return;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->rt_ref);
-    return true;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, *m->ref);
 }
 
 void lua_room_push_entry(lua_State *co, room *r, const char *name)
 {
-    if (!push_runtime(co, r)) {
-        lua_pushcclosure(co, raise_upvalue, 1);
-        return;
-    }
+    module_ref m = {"luaparty.runtime", NULL, &r->rt_ref};
+    push_module(co, r, &m);
+    if (r->rt_ref == LUA_NOREF) return; /* it did not load: the raiser is the entry */
     lua_getfield(co, -1, name);
     lua_remove(co, -2);
 }
@@ -109,9 +91,7 @@ void lua_room_push_entry(lua_State *co, room *r, const char *name)
  * stack, with nres results (inside party code: errors propagate). */
 static void call_runtime(lua_State *L, room *r, const char *name, int n, int nres)
 {
-    if (!push_runtime(L, r)) lua_error(L);
-    lua_getfield(L, -1, name);
-    lua_remove(L, -2);
+    lua_room_push_entry(L, r, name);
     lua_insert(L, -n - 1);
     lua_call(L, n, nres);
 }
@@ -201,7 +181,7 @@ static int room_more(lua_State *L)
 
 static void push_room_mt(lua_State *L)
 {
-    push_key(L, &KEY_ROOM_MT);
+    lua_bind_get(L, &KEY_ROOM_MT);
     if (!lua_isnil(L, -1)) return;
     lua_pop(L, 1);
     static const luaL_Reg methods[] = {{"broadcast", lua_room_broadcast},
@@ -217,7 +197,7 @@ static void push_room_mt(lua_State *L)
     lua_setmetatable(L, -2);
     lua_setfield(L, -2, "__index");
     lua_pushvalue(L, -1);
-    set_key(L, &KEY_ROOM_MT);
+    lua_bind_set(L, &KEY_ROOM_MT);
 }
 
 void lua_room_init(lua_State *L, room *r)
@@ -303,12 +283,12 @@ static int noop(lua_State *L)
 
 static void push_noop(lua_State *L)
 {
-    push_key(L, &KEY_NOOP);
+    lua_bind_get(L, &KEY_NOOP);
     if (!lua_isnil(L, -1)) return;
     lua_pop(L, 1);
     lua_pushcfunction(L, noop);
     lua_pushvalue(L, -1);
-    set_key(L, &KEY_NOOP);
+    lua_bind_set(L, &KEY_NOOP);
 }
 
 /* Pushes class[name] (a plain table: see by_runtime); true if it is set. */
@@ -430,17 +410,15 @@ int lua_room_push_event(lua_State *co, room *r, event *ev)
         lift(co, 2, 1); /* onClose(self, conn) */
         return 2;
     }
-    case EV_REQUEST: /* http.request(class, self, req) (lua/luaparty/http.lua) */
-        if (r->request_ref == LUA_NOREF && lua_cpcall(r->L, load_http, r) != 0) {
-            lua_xmove(r->L, co, 1);
-            lua_pushcclosure(co, raise_upvalue, 1);
-            return 0;
-        }
-        lua_rawgeti(co, LUA_REGISTRYINDEX, r->request_ref);
+    case EV_REQUEST: { /* http.request(class, self, req) (lua/luaparty/http.lua) */
+        module_ref m = {"luaparty.http", "request", &r->request_ref};
+        push_module(co, r, &m);
+        if (*m.ref == LUA_NOREF) return 0; /* it did not load: the raiser is the entry */
         lua_rawgeti(co, LUA_REGISTRYINDEX, r->class_ref);
         lua_rawgeti(co, LUA_REGISTRYINDEX, r->instance_ref);
         lua_push_request(co, ev->req);
         return 3;
+    }
     case EV_ALARM: {
         if (by_runtime(co, r)) {
             lua_room_push_entry(co, r, "alarm");

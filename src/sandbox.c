@@ -104,8 +104,7 @@ static bool may_pause(room *r, lua_State *L)
     task *t = room_current_task(r);
     if (!t || L != room_task_thread(t) || r->dirty || r->in_transaction) return false;
     lua_Debug ar;
-    lua_pushlightuserdata(L, (void *)&resumable_key);
-    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_bind_get(L, &resumable_key);
     bool ok = lua_istable(L, -1);
     for (int level = 0; ok && lua_getstack(L, level, &ar); level++) {
         ok = lua_getinfo(L, "Sf", &ar) != 0; /* pushes the frame's function */
@@ -779,15 +778,14 @@ static int setup(lua_State *L)
      * hook needs the interpreter. --cpu-limit 0 opens it (JIT on). */
     open_libraries(L, cfg->cpu_limit_ms == 0);
     if (cfg->cpu_limit_ms) luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
-    lua_pushlightuserdata(L, (void *)&resumable_key); /* see may_pause */
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 2); /* see may_pause */
     lua_getglobal(L, "pcall");
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
     lua_getglobal(L, "xpcall");
     lua_pushboolean(L, 1);
     lua_rawset(L, -3);
-    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_bind_set(L, &resumable_key);
     restrict_libraries(L, r);
     preload_modules(L);
     lua_room_set_loader(L, require_embedded);
