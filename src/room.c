@@ -457,9 +457,12 @@ static void commit_done(void *ud, int status, const char *error)
         /* Its Lua state may hold what storage does not: rebuild it from
          * storage on the next event (DO's reset). */
         room_reset(r, 1011, "room reset after a storage failure");
-    } else if (r->q_head) {
-        room_schedule(r);
     }
+    /* What the input gate held runs now, in a room that was reset too: a
+     * queued onClose holds its connection, the connection holds the room,
+     * and nothing else would ever run them (the room leaked, onClose never
+     * ran). */
+    if (r->q_head) room_schedule(r);
     room_unref(r); /* room_commit's */
 }
 

@@ -5,7 +5,8 @@
 --   GET  /parties/ledger/<id>               -> {starts, keys = [every "w:" key], fired}
 --   POST /parties/ledger/<id>/alarm?at=MS  -> setAlarm(MS)
 --   WebSocket "w:<client>:<n>"             -> the same put, answered "ack:<client>:<n>"
--- onStart counts its runs in storage ("starts"); onAlarm records when it ran.
+-- onStart counts its runs in storage ("starts"); onAlarm records when it ran;
+-- onClose prints "ledger onClose <connection id>" to the log.
 local luaparty = require "luaparty"
 local Response = luaparty.Response
 
@@ -41,6 +42,10 @@ function P:onMessage(message, sender)
     self.room.storage:put(message, true)
     sender:send("ack:" .. message:sub(3))
   end
+end
+
+function P:onClose(conn)
+  print("ledger onClose " .. conn.id)
 end
 
 function P:onAlarm()
