@@ -301,12 +301,15 @@ export async function startCluster({ n = 3, redis, ttl = 2000, project = 'cluste
 
 /** Stops every node (SIGCONT first if paused; SIGTERM, SIGKILL after 3 s), then every redis. */
 export async function stopAll() {
-  await Promise.all([...nodes].map((s) => s.stop().catch(() => {})));
+  const stopped = await Promise.allSettled([...nodes].map((s) => s.stop()));
   nodes.clear();
   await Promise.all([...redises].map((r) => r.stop().catch(() => {})));
   redises.clear();
   await Promise.all([...proxies].map((p) => p.close().catch(() => {})));
   proxies.clear();
+  // a node that could not be stopped cleanly is ignored; one that leaked is not
+  const report = stopped.find((r) => r.status === 'rejected' && /sanitizer report/.test(r.reason?.message));
+  if (report) throw report.reason;
 }
 
 /**

@@ -98,6 +98,18 @@ function spawnLuaparty(project, persist, args, command = 'dev') {
   return { proc, dir, argv, logs: () => out, exited };
 }
 
+const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|: runtime error: /;
+
+/** Throws with the report if the server printed one; returns its exit info otherwise. */
+function checkSanitizers(s) {
+  const m = SANITIZER_RE.exec(s.logs());
+  if (m) {
+    throw new Error(`luaparty printed a sanitizer report (${m[0].trim()}); argv: ${s.argv.join(' ')}\n` +
+      `logs:\n${s.logs().slice(Math.max(0, m.index - 2000), m.index + 4000)}`);
+  }
+  return {};
+}
+
 /**
  * Starts `luaparty dev <project> --port 0 --host 127.0.0.1 --persist <dir>` (or
  * `command`, e.g. 'serve') and waits (at most startTimeout ms) for the
@@ -145,9 +157,12 @@ export async function startServer({ project, args = [], persist, startTimeout = 
     exited: s.exited,
     get exitInfo() { return exitInfo; },
     alive() { return exitInfo === null; },
-    /** SIGTERM, wait for exit; SIGKILL after 3 s. Resolves {code, signal, killed, ms}. */
+    /** SIGTERM, wait for exit; SIGKILL after 3 s. Resolves {code, signal, killed, ms}.
+     *  Throws if the server's output has a sanitizer report (a leak at
+     *  shutdown, a bad access, undefined behaviour, a data race): a test
+     *  whose server leaked fails, whatever it asserted. */
     async stop(graceMs = 3000) {
-      if (exitInfo) return { ...exitInfo, killed: false, ms: 0 };
+      if (exitInfo) return { ...exitInfo, ...checkSanitizers(s), killed: false, ms: 0 };
       const t0 = Date.now();
       try { s.proc.kill('SIGTERM'); } catch { /* ignore */ }
       let timer;
@@ -156,7 +171,15 @@ export async function startServer({ project, args = [], persist, startTimeout = 
         new Promise((resolve) => { timer = setTimeout(() => resolve(null), graceMs); }),
       ]);
       clearTimeout(timer);
-      if (r) return { ...r, ms: Date.now() - t0 };
+      if (r) {
+        await new Promise((resolve) => { // the report is the last thing it writes
+          if (s.proc.stderr.readableEnded) resolve();
+          s.proc.stderr.once('end', resolve);
+          setTimeout(resolve, 1000);
+        });
+        checkSanitizers(s);
+        return { ...r, ms: Date.now() - t0 };
+      }
       try { s.proc.kill('SIGKILL'); } catch { /* ignore */ }
       const e = await s.exited;
       return { ...e, killed: true, ms: Date.now() - t0 };
