@@ -772,6 +772,18 @@ int config_load(config *cfg, char **err)
     return rv;
 }
 
+int config_load_storage(config *cfg, char **err)
+{
+    lua_State *L = read_project(cfg, err);
+    int rv = -1;
+    if (L) {
+        rv = load_port_persist(L, cfg, err);
+        lua_close(L);
+    }
+    apply_defaults(cfg);
+    return rv;
+}
+
 void config_free_project(config *cfg)
 {
     for (size_t i = 0; i < cfg->ncrons; i++) {

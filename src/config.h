@@ -94,6 +94,9 @@ void config_log_env(const config *cfg);
 /* Reads <cfg->dir>/partykit.json and the party scripts. On error returns -1
  * with *err set to one line naming the file and the key (caller frees). */
 int config_load(config *cfg, char **err);
+/* Reads only where partykit.json keeps storage ("persist", and "port"):
+ * the storage commands work while a party does not compile. */
+int config_load_storage(config *cfg, char **err);
 void config_free(config *cfg);
 /* Frees what partykit.json filled in (name, parties, vars, serve, crons, cors). */
 void config_free_project(config *cfg);

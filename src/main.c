@@ -275,16 +275,16 @@ static int make_slots(app *a, char **err)
     return 0;
 }
 
-/* The options first (config_load needs the directory, and a given --port
- * or --persist keeps the file's out), then partykit.json, then the options
- * once more so they win over its "luaparty" settings. Returns -1 to go on,
- * or 2 (cfg is freed then). */
-static int load_project(config *cfg, const cli_options *o)
+/* The options first (the loader needs the directory, and a given --port
+ * or --persist keeps the file's out), then partykit.json (all of it, or
+ * config_load_storage's part), then the options once more so they win over
+ * its "luaparty" settings. Returns -1 to go on, or 2 (cfg is freed then). */
+static int load_project(config *cfg, const cli_options *o, int (*load)(config *, char **))
 {
     char *err = NULL;
     config_defaults(cfg);
     cli_apply(o, cfg);
-    if (config_load(cfg, &err) != 0) {
+    if (load(cfg, &err) != 0) {
         fprintf(stderr, "luaparty: %s/%s\n", cfg->dir, err);
         free(err);
         config_free(cfg);
@@ -312,7 +312,7 @@ static int run_other_command(const cli_options *o)
     case CLI_STORAGE_EXPORT:
     case CLI_STORAGE_IMPORT: { /* the storage directory serve would use */
         config cfg;
-        int rc = load_project(&cfg, o);
+        int rc = load_project(&cfg, o, config_load_storage);
         if (rc >= 0) return rc;
         rc = (o->command == CLI_STORAGE_EXPORT ? cluster_storage_export : cluster_storage_import)(
             o->cluster_url, cfg.persist_dir, stdout);
@@ -390,7 +390,7 @@ bad:
  * exit code (cfg is freed then). */
 static int load_config(config *cfg, const cli_options *o)
 {
-    int rc = load_project(cfg, o);
+    int rc = load_project(cfg, o, config_load);
     if (rc >= 0) return rc;
     rc = check_config(cfg);
     if (rc < 0) rc = load_tls(cfg);

@@ -363,7 +363,7 @@ test('storage export moves a single-node database into Redis, import brings the 
   }
 });
 
-test('storage export without --persist reads the directory partykit.json names, as serve does', async () => {
+test('storage export without --persist reads the directory partykit.json names, as serve does, even while a party does not compile', async () => {
   const project = mkTmp('luaparty-persist-project-');
   fs.cpSync(projectDir('cluster'), project, { recursive: true });
   const json = JSON.parse(fs.readFileSync(path.join(project, 'partykit.json'), 'utf8'));
@@ -371,6 +371,11 @@ test('storage export without --persist reads the directory partykit.json names, 
   const one = await startServer({ project, persist: path.join(project, 'data'), command: 'serve' });
   assert.equal((await freshRequest(`${one.url}/parties/ledger/named`, { method: 'POST', body: 'n:1' })).body, 'ok:n:1');
   await one.stop();
+  // a party that no longer compiles does not keep its data in: export reads only where storage is
+  fs.appendFileSync(path.join(project, 'parties', 'main.lua'), '\nlocal broken = (\n');
+  const serve = await runLuaparty(['serve', project, '--port', '0']);
+  assert.equal(serve.code, 2, 'serve refuses the broken party');
+  assert.match(serve.stderr, /main\.lua.*not valid Lua/);
   const redis = await startRedis();
   const exp = await runLuaparty(['storage', 'export', '--cluster', redis.url, project]);
   assert.equal(exp.code, 0, exp.stderr);
