@@ -330,6 +330,9 @@ end
 -- (its party is gone), if it is still the one seen.
 local function lp_alarm_drop(keys, args)
   if #keys ~= 1 or keys[1] ~= 'lp:alarms' then return arg_error('lp_alarm_drop', 'wants the key lp:alarms') end
+  if type(args[1]) ~= 'string' or #args[1] == 0 or not tonumber(args[2]) then
+    return arg_error('lp_alarm_drop', 'wants a member and its time')
+  end
   local score = redis.call('ZSCORE', keys[1], args[1])
   if not score or tonumber(score) ~= tonumber(args[2]) then return 0 end
   redis.call('ZREM', keys[1], args[1])

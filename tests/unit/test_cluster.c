@@ -1052,6 +1052,8 @@ TEST(cluster_functions_check_their_arguments)
         {"FCALL lp_claim 1 lp:own:{p/r} A 1", "LPARG lp_claim: wants 1 key and id, epoch, for_id, for_epoch"},
         {"FCALL lp_release 1 lp:own:{p/r} A -1", "LPARG lp_release: bad node id or epoch"},
         {"FCALL lp_unregister 0 A", "LPARG lp_unregister: wants 0 keys and id, epoch"},
+        {"FCALL lp_alarm_drop 1 lp:alarms", "LPARG lp_alarm_drop: wants a member and its time"},
+        {"FCALL lp_alarm_drop 1 lp:alarms p/r soon", "LPARG lp_alarm_drop: wants a member and its time"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         redisReply *r = cmd(rc, cases[i].cmd);
