@@ -28,7 +28,9 @@
 # cheapest (the least of that, the JIT for the runtime, and no hook). Raw C
 # plus the cheapest floor, less the raw server's own JSON body for http
 # (cjson makes it there), is the least any server that calls a Lua callback
-# per event can execute: "least/raw" is the lowest ratio within reach.
+# per event can execute: "least/raw" is the lowest ratio within reach. For
+# http a second row counts the floor with a request the party can read (a
+# table with method and url) instead of a light userdata.
 # Env: BUILD (<repo>/build), LUAPARTY, LG, RAW and FLOOR (the binaries, from BUILD).
 # Bounded: every step has a timeout; about 50 s in all (80 s with bcast).
 set -u
@@ -166,9 +168,12 @@ for test in $TESTS; do
     fi
   done
 done
+# http-table: the floor's request a table with method and url (the least a
+# party can read) instead of a light userdata: its own row under http's.
+ROWS=$(echo " $TESTS " | sed 's/ http / http http-table /')
 declare -A FLOOR_TODAY FLOOR_LEAST
-for test in echo http; do
-  case " $TESTS " in *" $test "*) ;; *) continue ;; esac
+for test in echo http http-table; do
+  case " $TESTS " in *" ${test%-table} "*) ;; *) continue ;; esac
   [ -x "$FLOOR" ] || { echo "instructions.sh: $FLOOR not built: no Lua floor"; break; }
   today=$(floor "$test") || { echo "PROBLEM: lp_luafloor $test failed"; continue; }
   least=$today
@@ -184,18 +189,19 @@ echo "User-space instructions per operation (callgrind, unbatched: 1 connection,
 printf '| %-32s | %10s | %10s | %8s | %10s | %10s | %10s | %6s |\n' test luaparty "raw C" "lp/raw" "Lua floor" "least" "least/raw" goal
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------" "------------" "------------" "----------" \
   "------------" "------------" "------------" "--------"
-for test in $TESTS; do
-  a=${PER[luaparty.$test]:-}; b=${PER[raw.$test]:-}
+for test in $ROWS; do
+  a=${PER[luaparty.${test%-table}]:-}; b=${PER[raw.${test%-table}]:-}
   r="-"; [ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
   fl=${FLOOR_TODAY[$test]:--} least="-" lr="-"
   if [ -n "$b" ] && [ -n "${FLOOR_LEAST[$test]:-}" ]; then
     least=$(( b + FLOOR_LEAST[$test] ))
-    [ "$test" = http ] && least=$(( least - RAW_BODY ))
+    [ "$test" != echo ] && least=$(( least - RAW_BODY ))
     lr=$(awk -v a="$least" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
   fi
   case "$test" in
     echo) name="WS echo via Lua (per message)"; goal=1.3 ;;
     http) name="HTTP onRequest JSON (per req)"; goal=2 ;;
+    http-table) name="  floor's request: method, url"; goal=2 ;;
     bcast) name="broadcast to $RECEIVERS (per delivery)"; goal=1.1 ;;
   esac
   printf '| %-32s | %10s | %10s | %8s | %10s | %10s | %10s | %6s |\n' "$name" "${a:--}" "${b:--}" "$r" "$fl" "$least" "$lr" "$goal"

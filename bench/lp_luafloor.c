@@ -20,7 +20,10 @@
  *   - one coroutine, reused for every event, as src/runner.c does;
  *   - the connection is a full userdata whose metatable's __index is the
  *     method table, and send is a C function that only reads its string;
- *   - the request is a light userdata: no table, no strings;
+ *   - the request is a light userdata: no table, no strings (http), or,
+ *     for http-table, the least a party can read: a table with method and
+ *     url, made with lua_rawset and its two keys kept in the registry
+ *     (bench/project's handler reads neither, as for luaparty's request);
  *   - Response.json is one table constructor around cjson.encode, with
  *     lua-cjson's default kept encode buffer (no malloc per encode);
  *   - C reads the answer's status, content type and body with lua_rawget,
@@ -28,7 +31,7 @@
  * Nothing here routes, queues, gates, accounts memory or copies a byte
  * into a socket's buffer.
  *
- *   lp_luafloor echo|http N [--jit] [--no-hook]
+ *   lp_luafloor echo|http|http-table N [--jit] [--no-hook]
  *       runs N events, checks each answer, prints "floor=TEST ops=N ...";
  *       exit 1 on a wrong answer, 2 on bad arguments
  */
@@ -105,6 +108,8 @@ typedef struct floor_state {
     char (*msgs)[64];
     int on_message, on_request, self, sender;
     int keys[3]; /* "status", "_type", "body" */
+    int req_keys[2]; /* "method", "url" */
+    int table_req;   /* http-table: the request is a table with method and url */
 } floor_state;
 
 static int ref_field(lua_State *L, int idx, const char *name)
@@ -168,6 +173,11 @@ static void floor_open(floor_state *f, int jit, int hook)
         lua_pushstring(L, names[k]);
         f->keys[k] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    static const char *const req_names[2] = {"method", "url"};
+    for (int k = 0; k < 2; k++) {
+        lua_pushstring(L, req_names[k]);
+        f->req_keys[k] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
     f->co = lua_newthread(L);
     luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -193,12 +203,31 @@ static int echo_one(floor_state *f, unsigned long i)
     return st;
 }
 
+/* The request as a table with method and url: the url is made from its
+ * parts each time, as a server must (wrk asks for the same one). */
+static void push_table_request(floor_state *f, lua_State *co)
+{
+    static const char host[] = "127.0.0.1:40000", target[] = "/parties/http/bench";
+    char url[64];
+    memcpy(url, "http://", 7);
+    memcpy(url + 7, host, sizeof host - 1);
+    memcpy(url + 7 + sizeof host - 1, target, sizeof target - 1);
+    lua_createtable(co, 0, 2);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, f->req_keys[0]);
+    lua_pushlstring(co, "GET", 3);
+    lua_rawset(co, -3);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, f->req_keys[1]);
+    lua_pushlstring(co, url, 7 + sizeof host - 1 + sizeof target - 1);
+    lua_rawset(co, -3);
+}
+
 static int http_one(floor_state *f)
 {
     lua_State *co = f->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, f->on_request);
     lua_rawgeti(co, LUA_REGISTRYINDEX, f->self);
-    lua_pushlightuserdata(co, f);
+    if (f->table_req) push_table_request(f, co);
+    else lua_pushlightuserdata(co, f);
     if (resume(f, 2)) return 1;
     size_t n = 0;
     for (int k = 0; k < 3; k++) {
@@ -234,14 +263,16 @@ int main(int argc, char **argv)
         else if (++words == 1) test = argv[i];
         else count = argv[i];
     }
-    int http = test && !strcmp(test, "http");
+    int table_req = test && !strcmp(test, "http-table");
+    int http = table_req || (test && !strcmp(test, "http"));
     unsigned long n = count ? strtoul(count, NULL, 10) : 0;
     if (words != 2 || (!http && strcmp(test, "echo")) || !n) {
-        fprintf(stderr, "usage: lp_luafloor echo|http N [--jit] [--no-hook]\n");
+        fprintf(stderr, "usage: lp_luafloor echo|http|http-table N [--jit] [--no-hook]\n");
         return 2;
     }
     floor_state f;
     floor_open(&f, jit, hook);
+    f.table_req = table_req;
     /* a new 64-byte text for each message, as lp_loadgen sends */
     unsigned long nmsgs = n > 100 ? n : 100;
     if (!(f.msgs = malloc(nmsgs * sizeof *f.msgs))) return 2;
@@ -257,7 +288,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "lp_luafloor: %zu answers for %lu events\n", sends, n);
         return 1;
     }
-    printf("floor=%s ops=%lu bytes=%zu jit=%s hook=%s\n", http ? "http" : "echo", n, sent_bytes,
+    printf("floor=%s ops=%lu bytes=%zu jit=%s hook=%s\n", test, n, sent_bytes,
            jit ? "runtime" : "off", hook ? "on" : "off");
     lua_close(f.L);
     free(f.msgs); /* the bump blocks are left to the exit */
