@@ -41,8 +41,6 @@ typedef struct chunk {
 } chunk;
 
 chunk *chunk_new(size_t size);
-/* Frees the calling thread's spare small chunks: before the thread ends. */
-void chunk_cache_drain(void);
 chunk *chunk_from(const void *data, size_t len);
 static inline chunk *chunk_ref(chunk *c) { c->refs++; return c; }
 void chunk_unref(chunk *c);

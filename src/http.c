@@ -120,12 +120,16 @@ void http_headers_free(http_headers *h)
     h->n = h->cap = 0;
 }
 
+/* Requests and responses (one of each per HTTP request served) are the
+ * thread's spare blocks (thread_cache, util.c): calloc + free cost ~250
+ * instructions more per object. */
 http_request *http_request_new(const char *method, const char *target)
 {
-    http_request *r = xcalloc(1, sizeof *r);
+    http_request *r = thread_cache_get(sizeof *r);
     /* the parser's (NULL, NULL) are filled in when the head is complete:
      * no default copied per request only to be freed */
     r->method = method ? xstrdup(method) : NULL;
+    r->method_owned = method != NULL;
     r->target = target ? xstrdup(target) : NULL;
     buf_init(&r->body);
     r->keep_alive = true;
@@ -135,12 +139,12 @@ http_request *http_request_new(const char *method, const char *target)
 void http_request_free(http_request *r)
 {
     if (!r) return;
-    free(r->method);
+    if (r->method_owned) free((char *)r->method);
     free(r->target);
     free(r->host);
     http_headers_free(&r->headers);
     buf_free(&r->body);
-    free(r);
+    thread_cache_put(r, sizeof *r);
 }
 
 http_request *http_request_clone(const http_request *r)
@@ -166,7 +170,7 @@ char *http_request_url(const http_request *r)
 
 http_response *http_response_new(int status, const char *content_type, const char *body, size_t len)
 {
-    http_response *r = xcalloc(1, sizeof *r);
+    http_response *r = thread_cache_get(sizeof *r);
     r->status = status;
     buf_init(&r->body);
     if (content_type) http_headers_add(&r->headers, "content-type", 12, content_type, strlen(content_type));
@@ -179,7 +183,7 @@ void http_response_free(http_response *r)
     if (!r) return;
     http_headers_free(&r->headers);
     buf_free(&r->body);
-    free(r);
+    thread_cache_put(r, sizeof *r);
 }
 
 const char *http_status_text(int status)
@@ -394,7 +398,7 @@ static int on_headers_complete(llhttp_t *p)
     header_asm_flush(&hp->head, &r->headers);
     const char *host = http_headers_get(&r->headers, "host"); /* the first Host, if any */
     if (host && !r->host) r->host = xstrdup(host);
-    r->method = xstrdup(llhttp_method_name((llhttp_method_t)p->method));
+    r->method = llhttp_method_name((llhttp_method_t)p->method); /* static: no copy per request */
     const char *url = hp->url.data ? hp->url.data : "/";
     size_t ulen = hp->url.len;
     /* absolute-form (a proxy-style request): keep the origin form, and the

@@ -19,7 +19,8 @@ typedef struct http_headers {
 } http_headers;
 
 typedef struct http_request {
-    char *method;
+    const char *method; /* llhttp's name for a parsed request (static), else a copy */
+    bool method_owned;  /* method is a copy: freed with the request */
     char *target;       /* origin-form request target: path + query */
     char *host;         /* Host header or "localhost" */
     http_headers headers;

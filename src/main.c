@@ -183,7 +183,7 @@ static void worker_thread(void *arg)
     lp_metrics_here = &sl->w.stats;
     uv_run(sl->loop, UV_RUN_DEFAULT);
     fetch_shutdown(); /* its keep-alive pool belongs to this thread */
-    chunk_cache_drain();
+    thread_cache_drain();
 }
 
 /* Runs every loop without blocking, in rounds, until no worker has a job
@@ -601,7 +601,7 @@ static void shut_down(app *a)
     tls_client_free();
     config_free(&a->cfg);
     sandbox_free_compiled();
-    chunk_cache_drain();
+    thread_cache_drain();
     if (a->node_lock >= 0) close(a->node_lock);
     log_info("bye");
 }

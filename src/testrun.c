@@ -1263,6 +1263,6 @@ int testrun_main(const cli_options *o, testrun_loader load)
     for (int i = 0; i < 3 && uv_loop_alive(&R.loop); i++) uv_run(&R.loop, UV_RUN_NOWAIT);
     uv_loop_close(&R.loop);
     sandbox_free_compiled();
-    chunk_cache_drain();
+    thread_cache_drain();
     return rc;
 }

@@ -395,6 +395,38 @@ void pool_drain(pool *p)
     p->n = 0;
 }
 
+#define CACHE_CLASS 64
+static _Thread_local pool thread_cache[THREAD_CACHE_MAX / CACHE_CLASS];
+
+static pool *cache_class(size_t size) { return size && size <= THREAD_CACHE_MAX ? &thread_cache[(size - 1) / CACHE_CLASS] : NULL; }
+
+void *thread_cache_take(size_t size)
+{
+    pool *p = cache_class(size);
+    if (!p) return xmalloc(size);
+    void *b = pool_pop(p);
+    return b ? b : xmalloc((size + CACHE_CLASS - 1) / CACHE_CLASS * CACHE_CLASS);
+}
+
+void *thread_cache_get(size_t size)
+{
+    void *b = thread_cache_take(size);
+    memset(b, 0, size);
+    return b;
+}
+
+void thread_cache_put(void *block, size_t size)
+{
+    pool *p = cache_class(size);
+    if (p) pool_put(p, block);
+    else free(block);
+}
+
+void thread_cache_drain(void)
+{
+    for (size_t i = 0; i < THREAD_CACHE_MAX / CACHE_CLASS; i++) pool_drain(&thread_cache[i]);
+}
+
 size_t room_key(char *out, size_t cap, const char *party, const char *id)
 {
     size_t pl = strlen(party), il = strlen(id);

@@ -84,6 +84,18 @@ void *pool_pop(pool *p);
 void pool_put(pool *p, void *block);
 void pool_drain(pool *p);
 
+/* The calling thread's spare blocks, for what is made and freed once per
+ * request or message and may travel between workers (requests, responses,
+ * exchanges, small chunks): a block freed on another thread than the one
+ * that made it joins that thread's spares, which serve as well. Sizes in
+ * classes of 64 bytes up to THREAD_CACHE_MAX; larger go to malloc. Every
+ * thread that used it calls thread_cache_drain when it ends. */
+#define THREAD_CACHE_MAX 256
+void *thread_cache_get(size_t size);  /* zeroed */
+void *thread_cache_take(size_t size); /* as it was left */
+void thread_cache_put(void *block, size_t size);
+void thread_cache_drain(void);
+
 /* "party\0id" into out (cap bytes): a key no other (party, id) pair shares,
  * since a party name has no NUL. Returns its length, 0 if it does not fit. */
 size_t room_key(char *out, size_t cap, const char *party, const char *id);

@@ -71,7 +71,7 @@ void fx_stop(fixture *f)
     }
     config_free(&f->cfg);
     sandbox_free_compiled();
-    chunk_cache_drain();
+    thread_cache_drain();
     unit_remove_tree(f->dir);
 }
 
