@@ -22,16 +22,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Headers are added for every request and response: their list and each
+ * header's block (name and value together, the value right after the name's
+ * NUL) are the thread's spare blocks (thread_cache, util.c) when small, as
+ * nearly all are, instead of a malloc and a free each. */
+static size_t header_block(const http_header *e) { return (size_t)(e->value - e->name) + strlen(e->value) + 1; }
+
+static void header_free(http_header *e) { thread_cache_put(e->name, header_block(e)); }
+
 void http_headers_add(http_headers *h, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 8;
-        h->items = xrealloc(h->items, h->cap * sizeof *h->items);
+        size_t cap = h->cap ? h->cap * 2 : 8;
+        http_header *items = thread_cache_take(cap * sizeof *items);
+        if (h->n) memcpy(items, h->items, h->n * sizeof *items);
+        thread_cache_put(h->items, h->cap * sizeof *items);
+        h->items = items;
+        h->cap = cap;
     }
-    /* name and value share one allocation (value right after the name's
-     * NUL): headers are added for every request and response */
     http_header *e = &h->items[h->n++];
-    e->name = xmalloc(nlen + vlen + 2);
+    e->name = thread_cache_take(nlen + vlen + 2);
     for (size_t i = 0; i < nlen; i++) e->name[i] = (char)tolower((unsigned char)name[i]);
     e->name[nlen] = '\0';
     e->value = e->name + nlen + 1;
@@ -59,7 +69,7 @@ size_t http_headers_remove_if(http_headers *h, bool (*drop)(const char *name, co
     size_t kept = 0, removed = 0;
     for (size_t i = 0; i < h->n; i++) {
         if (drop(h->items[i].name, arg)) {
-            free(h->items[i].name);
+            header_free(&h->items[i]);
             removed++;
         } else {
             h->items[kept++] = h->items[i];
@@ -114,8 +124,8 @@ void header_asm_value(header_asm *a, const char *at, size_t n)
 
 void http_headers_free(http_headers *h)
 {
-    for (size_t i = 0; i < h->n; i++) free(h->items[i].name); /* and its value */
-    free(h->items);
+    for (size_t i = 0; i < h->n; i++) header_free(&h->items[i]);
+    thread_cache_put(h->items, h->cap * sizeof *h->items);
     h->items = NULL;
     h->n = h->cap = 0;
 }
