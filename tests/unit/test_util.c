@@ -473,3 +473,25 @@ TEST(utf8_valid_prefix_stops_at_the_first_bad_byte)
         ASSERT_EQ(utf8_valid((const uint8_t *)cases[i].s, len), cases[i].valid == len);
     }
 }
+
+/* A spare comes back zeroed from its size class; under AddressSanitizer no
+ * spare is kept (a kept block would hide a use after free from it), so the
+ * block freed is never the one handed out next (ASan's quarantine). */
+TEST(thread_cache_spares_by_class)
+{
+    unsigned char *a = thread_cache_get(100);
+    memset(a, 0xab, 100);
+    thread_cache_put(a, 100);
+    unsigned char *b = thread_cache_get(90); /* the same 64-byte class (65-128) */
+#ifdef __SANITIZE_ADDRESS__
+    ASSERT_MSG(a != b, "AddressSanitizer build: a spare was kept");
+#else
+    ASSERT_MSG(a == b, "the spare of the class was not reused");
+#endif
+    for (size_t i = 0; i < 90; i++) ASSERT_EQ(b[i], 0);
+    thread_cache_put(b, 90);
+    void *big = thread_cache_take(THREAD_CACHE_MAX + 1); /* over the classes: malloc and free */
+    ASSERT_NOT_NULL(big);
+    thread_cache_put(big, THREAD_CACHE_MAX + 1);
+    thread_cache_drain();
+}
