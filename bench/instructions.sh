@@ -29,8 +29,10 @@
 # plus the cheapest floor, less the raw server's own JSON body for http
 # (cjson makes it there), is the least any server that calls a Lua callback
 # per event can execute: "least/raw" is the lowest ratio within reach. For
-# http a second row counts the floor with a request the party can read (a
-# table with method and url) instead of a light userdata.
+# http two more rows count the floor with a request the party can read (a
+# table with method and url), and with an unread full userdata (what a
+# request made on first read costs a handler that reads nothing), instead
+# of a light userdata.
 # Env: BUILD (<repo>/build), LUAPARTY, LG, RAW and FLOOR (the binaries, from BUILD).
 # Bounded: every step has a timeout; about 50 s in all (80 s with bcast).
 set -u
@@ -168,12 +170,14 @@ for test in $TESTS; do
     fi
   done
 done
-# http-table: the floor's request a table with method and url (the least a
-# party can read) instead of a light userdata: its own row under http's.
-ROWS=$(echo " $TESTS " | sed 's/ http / http http-table /')
+# http-table and http-lazy: the floor's request a table with method and url
+# (the least a party can read at once), and an unread userdata (the least a
+# request made on first read costs), instead of a light userdata: rows of
+# their own under http's.
+ROWS=$(echo " $TESTS " | sed 's/ http / http http-table http-lazy /')
 declare -A FLOOR_TODAY FLOOR_LEAST
-for test in echo http http-table; do
-  case " $TESTS " in *" ${test%-table} "*) ;; *) continue ;; esac
+for test in echo http http-table http-lazy; do
+  case " $TESTS " in *" ${test%-*} "*) ;; *) continue ;; esac
   [ -x "$FLOOR" ] || { echo "instructions.sh: $FLOOR not built: no Lua floor"; break; }
   today=$(floor "$test") || { echo "PROBLEM: lp_luafloor $test failed"; continue; }
   least=$today
@@ -190,7 +194,7 @@ printf '| %-32s | %10s | %10s | %8s | %10s | %10s | %10s | %6s |\n' test luapart
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------" "------------" "------------" "----------" \
   "------------" "------------" "------------" "--------"
 for test in $ROWS; do
-  a=${PER[luaparty.${test%-table}]:-}; b=${PER[raw.${test%-table}]:-}
+  a=${PER[luaparty.${test%-*}]:-}; b=${PER[raw.${test%-*}]:-}
   r="-"; [ -n "$a" ] && [ -n "$b" ] && r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
   fl=${FLOOR_TODAY[$test]:--} least="-" lr="-"
   if [ -n "$b" ] && [ -n "${FLOOR_LEAST[$test]:-}" ]; then
@@ -202,6 +206,7 @@ for test in $ROWS; do
     echo) name="WS echo via Lua (per message)"; goal=1.3 ;;
     http) name="HTTP onRequest JSON (per req)"; goal=2 ;;
     http-table) name="  floor's request: method, url"; goal=2 ;;
+    http-lazy) name="  floor's request: unread udata"; goal=2 ;;
     bcast) name="broadcast to $RECEIVERS (per delivery)"; goal=1.1 ;;
   esac
   printf '| %-32s | %10s | %10s | %8s | %10s | %10s | %10s | %6s |\n' "$name" "${a:--}" "${b:--}" "$r" "$fl" "$least" "$lr" "$goal"

@@ -20,10 +20,12 @@
  *   - one coroutine, reused for every event, as src/runner.c does;
  *   - the connection is a full userdata whose metatable's __index is the
  *     method table, and send is a C function that only reads its string;
- *   - the request is a light userdata: no table, no strings (http), or,
- *     for http-table, the least a party can read: a table with method and
- *     url, made with lua_rawset and its two keys kept in the registry
- *     (bench/project's handler reads neither, as for luaparty's request);
+ *   - the request is a light userdata: no table, no strings (http); for
+ *     http-table the least a party can read at once: a table with method
+ *     and url, made with lua_rawset and its two keys kept in the registry;
+ *     for http-lazy the least a request whose fields are made on first
+ *     read needs: a full userdata with a metatable (its __index, a C
+ *     function, is never called: bench/project's handler reads nothing);
  *   - Response.json is one table constructor around cjson.encode, with
  *     lua-cjson's default kept encode buffer (no malloc per encode);
  *   - C reads the answer's status, content type and body with lua_rawget,
@@ -31,7 +33,7 @@
  * Nothing here routes, queues, gates, accounts memory or copies a byte
  * into a socket's buffer.
  *
- *   lp_luafloor echo|http|http-table N [--jit] [--no-hook]
+ *   lp_luafloor echo|http|http-table|http-lazy N [--jit] [--no-hook]
  *       runs N events, checks each answer, prints "floor=TEST ops=N ...";
  *       exit 1 on a wrong answer, 2 on bad arguments
  */
@@ -97,6 +99,11 @@ static int conn_send(lua_State *L)
     return 0;
 }
 
+static int lazy_index(lua_State *L)
+{
+    return luaL_error(L, "lp_luafloor: the handler read a request field");
+}
+
 static void no_hook(lua_State *L, lua_Debug *ar)
 {
     (void)L;
@@ -109,7 +116,8 @@ typedef struct floor_state {
     int on_message, on_request, self, sender;
     int keys[3]; /* "status", "_type", "body" */
     int req_keys[2]; /* "method", "url" */
-    int table_req;   /* http-table: the request is a table with method and url */
+    int req_mt;      /* http-lazy's metatable */
+    enum { REQ_LIGHT, REQ_TABLE, REQ_LAZY } req; /* what the request is */
 } floor_state;
 
 static int ref_field(lua_State *L, int idx, const char *name)
@@ -178,6 +186,10 @@ static void floor_open(floor_state *f, int jit, int hook)
         lua_pushstring(L, req_names[k]);
         f->req_keys[k] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    lua_createtable(L, 0, 1); /* http-lazy's metatable: __index would make a field */
+    lua_pushcfunction(L, lazy_index);
+    lua_setfield(L, -2, "__index");
+    f->req_mt = luaL_ref(L, LUA_REGISTRYINDEX);
     f->co = lua_newthread(L);
     luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -226,8 +238,15 @@ static int http_one(floor_state *f)
     lua_State *co = f->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, f->on_request);
     lua_rawgeti(co, LUA_REGISTRYINDEX, f->self);
-    if (f->table_req) push_table_request(f, co);
-    else lua_pushlightuserdata(co, f);
+    if (f->req == REQ_TABLE) {
+        push_table_request(f, co);
+    } else if (f->req == REQ_LAZY) {
+        *(void **)lua_newuserdata(co, sizeof(void *)) = f; /* where the raw request would be */
+        lua_rawgeti(co, LUA_REGISTRYINDEX, f->req_mt);
+        lua_setmetatable(co, -2);
+    } else {
+        lua_pushlightuserdata(co, f);
+    }
     if (resume(f, 2)) return 1;
     size_t n = 0;
     for (int k = 0; k < 3; k++) {
@@ -263,16 +282,16 @@ int main(int argc, char **argv)
         else if (++words == 1) test = argv[i];
         else count = argv[i];
     }
-    int table_req = test && !strcmp(test, "http-table");
-    int http = table_req || (test && !strcmp(test, "http"));
+    int table_req = test && !strcmp(test, "http-table"), lazy_req = test && !strcmp(test, "http-lazy");
+    int http = table_req || lazy_req || (test && !strcmp(test, "http"));
     unsigned long n = count ? strtoul(count, NULL, 10) : 0;
     if (words != 2 || (!http && strcmp(test, "echo")) || !n) {
-        fprintf(stderr, "usage: lp_luafloor echo|http|http-table N [--jit] [--no-hook]\n");
+        fprintf(stderr, "usage: lp_luafloor echo|http|http-table|http-lazy N [--jit] [--no-hook]\n");
         return 2;
     }
     floor_state f;
     floor_open(&f, jit, hook);
-    f.table_req = table_req;
+    f.req = table_req ? REQ_TABLE : lazy_req ? REQ_LAZY : REQ_LIGHT;
     /* a new 64-byte text for each message, as lp_loadgen sends */
     unsigned long nmsgs = n > 100 ? n : 100;
     if (!(f.msgs = malloc(nmsgs * sizeof *f.msgs))) return 2;
