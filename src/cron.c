@@ -47,7 +47,7 @@ static bool run_cron(worker *w, const cron_entry *e, gatekeeper *g)
     buf_printf(&t, "/__scheduled__?cron=%s", e->name);
     http_request *req = http_request_new("GET", t.data);
     buf_free(&t);
-    req->host = xstrdup(w->authority);
+    http_request_set_host(req, w->authority, strlen(w->authority));
     /* the lobby gets name and expression through the request and room id */
     http_headers_add(&req->headers, "x-cron", 6, e->expr, strlen(e->expr));
     room_hook(lobby, HOOK_CRON, req, e->name, g);

@@ -133,6 +133,27 @@ void http_headers_free(http_headers *h)
 /* Requests and responses (one of each per HTTP request served) are the
  * thread's spare blocks (thread_cache, util.c): calloc + free cost ~250
  * instructions more per object. */
+/* The request's target and host (one of each per request) are thread
+ * spares too; a string's block size is found again from its length. */
+static char *spare_strndup(const char *s, size_t n)
+{
+    char *d = thread_cache_take(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static void spare_str_free(char *s)
+{
+    if (s) thread_cache_put(s, strlen(s) + 1);
+}
+
+void http_request_set_host(http_request *r, const char *host, size_t len)
+{
+    spare_str_free(r->host);
+    r->host = spare_strndup(host, len);
+}
+
 http_request *http_request_new(const char *method, const char *target)
 {
     http_request *r = thread_cache_get(sizeof *r);
@@ -140,7 +161,7 @@ http_request *http_request_new(const char *method, const char *target)
      * no default copied per request only to be freed */
     r->method = method ? xstrdup(method) : NULL;
     r->method_owned = method != NULL;
-    r->target = target ? xstrdup(target) : NULL;
+    r->target = target ? spare_strndup(target, strlen(target)) : NULL;
     buf_init(&r->body);
     r->keep_alive = true;
     return r;
@@ -150,8 +171,8 @@ void http_request_free(http_request *r)
 {
     if (!r) return;
     if (r->method_owned) free((char *)r->method);
-    free(r->target);
-    free(r->host);
+    spare_str_free(r->target);
+    spare_str_free(r->host);
     http_headers_free(&r->headers);
     buf_free(&r->body);
     thread_cache_put(r, sizeof *r);
@@ -160,7 +181,7 @@ void http_request_free(http_request *r)
 http_request *http_request_clone(const http_request *r)
 {
     http_request *c = http_request_new(r->method, r->target);
-    c->host = r->host ? xstrdup(r->host) : NULL;
+    if (r->host) http_request_set_host(c, r->host, strlen(r->host));
     http_headers_add_all(&c->headers, &r->headers);
     buf_append(&c->body, r->body.data, r->body.len);
     c->upgrade = r->upgrade;
@@ -407,7 +428,7 @@ static int on_headers_complete(llhttp_t *p)
     if (p->http_major == 0) return fail(hp, 400, "HTTP/0.9 requests are not supported");
     header_asm_flush(&hp->head, &r->headers);
     const char *host = http_headers_get(&r->headers, "host"); /* the first Host, if any */
-    if (host && !r->host) r->host = xstrdup(host);
+    if (host && !r->host) http_request_set_host(r, host, strlen(host));
     r->method = llhttp_method_name((llhttp_method_t)p->method); /* static: no copy per request */
     const char *url = hp->url.data ? hp->url.data : "/";
     size_t ulen = hp->url.len;
@@ -419,19 +440,19 @@ static int on_headers_complete(llhttp_t *p)
         const char *path = memchr(auth, '/', (size_t)(end - auth));
         if (!path) path = memchr(auth, '?', (size_t)(end - auth));
         if (!path) path = end;
-        if (!r->host) r->host = xstrndup(auth, (size_t)(path - auth));
+        if (!r->host) http_request_set_host(r, auth, (size_t)(path - auth));
         ulen = (size_t)(end - path);
         url = ulen ? path : "/";
         if (!ulen) ulen = 1;
         if (*url == '?') {
-            r->target = xmalloc(ulen + 2);
+            r->target = thread_cache_take(ulen + 2);
             r->target[0] = '/';
             memcpy(r->target + 1, url, ulen);
             r->target[ulen + 1] = 0;
             goto targeted;
         }
     }
-    r->target = xstrndup(url, ulen);
+    r->target = spare_strndup(url, ulen);
 targeted:
     if (p->content_length > hp->limits.max_body_bytes && p->content_length != UINT64_MAX)
         return fail(hp, 413, "request body too large");
@@ -544,6 +565,6 @@ http_request *http_parser_take(http_parser *hp)
 {
     http_request *r = hp->req;
     hp->req = NULL;
-    if (r && !r->host) r->host = xstrdup("localhost");
+    if (r && !r->host) http_request_set_host(r, "localhost", 9);
     return r;
 }

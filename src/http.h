@@ -50,6 +50,8 @@ size_t http_headers_remove_if(http_headers *h, bool (*drop)(const char *name, co
  * them once the request's head is complete. */
 http_request *http_request_new(const char *method, const char *target);
 void http_request_free(http_request *r);
+/* Sets (or replaces) the request's host to a copy of host[0..len). */
+void http_request_set_host(http_request *r, const char *host, size_t len);
 http_request *http_request_clone(const http_request *r);
 /* The absolute URL a party sees: http://host/target. Caller frees. */
 char *http_request_url(const http_request *r);

@@ -122,7 +122,7 @@ static int l_fetch(lua_State *L)
     http_request *req = http_request_new(method, target);
     free(target);
     req->headers = headers;
-    req->host = xstrdup(r->owner->authority);
+    http_request_set_host(req, r->owner->authority, strlen(r->owner->authority));
     if (body) buf_append(&req->body, body, blen);
 
     fetch_call *fc = xcalloc(1, sizeof *fc);

@@ -180,7 +180,7 @@ static int l_socket_open(lua_State *L)
     char *target = lua_party_target(p, id, path);
     http_request *req = http_request_new("GET", target);
     free(target);
-    req->host = xstrdup(r->owner->authority);
+    http_request_set_host(req, r->owner->authority, strlen(r->owner->authority));
     char *uri = http_request_url(req);
     char conn_id[37];
     uuid_v4(conn_id);

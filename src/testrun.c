@@ -529,7 +529,7 @@ static http_request *make_request(lua_State *L, const char *method, const char *
     size_t blen = 0;
     const char *body = luaL_optlstring(L, body_idx, NULL, &blen);
     http_request *req = http_request_new(method, target);
-    req->host = xstrdup(R.w.authority);
+    http_request_set_host(req, R.w.authority, strlen(R.w.authority));
     req->upgrade = upgrade;
     if (!lua_isnoneornil(L, headers_idx)) {
         lua_pushnil(L);
