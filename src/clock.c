@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct vtimer {
     uv_timer_t *t;
@@ -27,6 +28,13 @@ static struct {
 } V;
 
 uint64_t clock_loop_now(uv_loop_t *loop) { return V.on ? V.now : uv_now(loop); }
+
+uint64_t clock_thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return uv_hrtime(); /* never on Linux */
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 bool clock_is_virtual(void) { return V.on; }
 

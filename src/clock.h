@@ -16,6 +16,8 @@
 
 /* The loop's clock in ms (uv_now), or the virtual clock's. */
 uint64_t clock_loop_now(uv_loop_t *loop);
+/* The CPU time the calling thread has used, in ns (a system call: ~0.2 us). */
+uint64_t clock_thread_cpu_ns(void);
 /* uv_timer_start / uv_timer_stop, or their virtual twins. t must have been
  * initialised with uv_timer_init (its close stays the caller's). */
 void clock_timer_start(uv_timer_t *t, uv_timer_cb cb, uint64_t timeout, uint64_t repeat);

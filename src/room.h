@@ -116,7 +116,9 @@ typedef struct room {
     size_t mem_used, mem_limit;   /* Lua heap accounting (sandbox.c) */
     arena heap;                   /* where the Lua heap lives (arena.c) */
     bool in_user_code;            /* the cap applies only while party code runs */
-    uint64_t deadline;            /* CPU deadline of the running step (uv_hrtime; sandbox.c) */
+    uint64_t deadline;            /* the running step's CPU limit may be reached from then on (uv_hrtime; sandbox.c) */
+    uint64_t cpu_mark;            /* the worker thread's CPU time when the step's clock started (ns) */
+    uint64_t cpu_allowed;         /* CPU time the step may use from cpu_mark (ns) */
     uint64_t slice_end;           /* the step yields to other rooms after this (sandbox.c) */
     bool hook_tripped;            /* the CPU hook runs on every instruction (sandbox.c) */
     room_limit limit_hit;         /* set when a step ran into a limit */

@@ -9,7 +9,8 @@
  * per-state allocator).
  *
  * CPU limit: a count hook checks a deadline every few thousand VM
- * instructions. Count hooks do not run inside JIT-compiled traces, so room
+ * instructions; the deadline is in the worker thread's CPU time, so a step
+ * is not charged for time it waited for a core (clock_start). Count hooks do not run inside JIT-compiled traces, so room
  * states run with the JIT off whenever a CPU limit is set (--cpu-limit 0
  * turns both off). Once the deadline passed, the hook re-arms itself to
  * fire on every instruction, so a party's own pcall cannot swallow the
@@ -30,6 +31,7 @@
  * dofile/loadfile, load and loadstring of source only (no bytecode), and
  * debug reduced to traceback. print goes to the log. */
 #include "sandbox.h"
+#include "clock.h"
 #include "arena.h"
 #include "log.h"
 #include "lua_binary.h"
@@ -119,22 +121,48 @@ static bool may_pause(room *r, lua_State *L)
     return ok;
 }
 
+/* The limit is on the CPU time the step uses, not on wall time: a step that
+ * waited for a core on a busy machine is not stopped for time it did not
+ * use. Reading the thread's CPU clock is a system call, so the hook reads
+ * the cheap wall clock and asks for CPU time only once the wall clock says
+ * the limit may be reached (CPU time never runs ahead of wall time):
+ * r->deadline is that moment, pushed on by what the step has not used yet.
+ * Time slices stay in wall time: they are about the other rooms' latency. */
+static void clock_start(room *r, uint64_t now, uint64_t allowed)
+{
+    r->cpu_mark = clock_thread_cpu_ns();
+    r->cpu_allowed = allowed;
+    r->deadline = now + allowed;
+    r->slice_end = now + SLICE_NS;
+}
+
+/* CPU time the step may still use (ns), at least 1 while any is left. */
+static uint64_t cpu_remaining(const room *r)
+{
+    uint64_t used = clock_thread_cpu_ns() - r->cpu_mark;
+    return used < r->cpu_allowed ? r->cpu_allowed - used : 0;
+}
+
 static void cpu_hook(lua_State *L, lua_Debug *ar)
 {
     room *r = room_from_state(L);
     if (r->deadline == DEADLINE_IDLE) return;
     uint64_t now = uv_hrtime();
     if (!r->deadline) { /* the clock starts here, see sandbox_arm */
-        r->deadline = now + r->owner->cfg->cpu_limit_ms * 1000000ULL;
-        r->slice_end = now + SLICE_NS;
+        clock_start(r, now, r->owner->cfg->cpu_limit_ms * 1000000ULL);
         return;
+    }
+    if (now >= r->deadline) {
+        uint64_t left = cpu_remaining(r);
+        if (left) r->deadline = now + left; /* it waited for a core meanwhile */
     }
     if (now >= r->slice_end && now < r->deadline) {
         if (!may_pause(r, L)) {
             r->slice_end = now + RETRY_NS;
             return;
         }
-        room_task_preempt(room_current_task(r), r->deadline - now);
+        uint64_t left = cpu_remaining(r);
+        room_task_preempt(room_current_task(r), left ? left : 1);
         lua_yield(L, 0); /* does not return: the step's lua_resume returns LUA_YIELD */
         return;
     }
@@ -159,11 +187,7 @@ void sandbox_arm(room *r, uint64_t cpu_left)
     if (!r->owner->cfg->cpu_limit_ms) return;
     if (!lua_gethook(r->L)) lua_sethook(r->L, cpu_hook, LUA_MASKCOUNT, HOOK_EVERY);
     r->deadline = 0;
-    if (cpu_left) { /* a paused step goes on: its clock runs from now (rare: read it) */
-        uint64_t now = uv_hrtime();
-        r->deadline = now + cpu_left;
-        r->slice_end = now + SLICE_NS;
-    }
+    if (cpu_left) clock_start(r, uv_hrtime(), cpu_left); /* a paused step goes on (rare: read the clocks) */
 }
 
 void sandbox_disarm(room *r)
