@@ -393,8 +393,38 @@ static int push_event(room *r, task *t, event *ev)
     return nargs;
 }
 
+/* An evicted room (reset, moved to another node, unloaded) starts nothing
+ * new. What was queued before its eviction (behind a storage commit's input
+ * gate) and would start something is answered here instead: a connection
+ * is closed (1012: reconnect, to the room's next instance), a request gets
+ * a 503 to retry, a message is dropped (its connection is closing with the
+ * room). Before, a connection queued so joined the evicted room and stayed
+ * open in it for good. Closes, resumptions and the rest still run. */
+static bool refused_while_draining(room *r, event *ev)
+{
+    if (r->state != ROOM_DRAINING) return false;
+    switch (ev->kind) {
+    case EV_CONNECT:
+        room_output_close(r, ev->conn, 1012, "room restarted: reconnect", 25);
+        break;
+    case EV_REQUEST: {
+        http_response *res = http_response_new(503, "text/plain", "room restarted: retry", 21);
+        http_headers_add(&res->headers, "retry-after", 11, "1", 1);
+        room_output_respond(r, ev->ex, res);
+        break;
+    }
+    case EV_MESSAGE:
+        break;
+    default:
+        return false;
+    }
+    room_event_free(r, ev);
+    return true;
+}
+
 static void run_event(room *r, event *ev)
 {
+    if (refused_while_draining(r, ev)) return;
     if (ev->kind == EV_RESUME) { /* the I/O a task waited for has answered */
         task *t = ev->task;
         r->suspended--;

@@ -269,7 +269,7 @@ test('a node cut off from Redis while clients still reach it: it fences, its lat
   assertNoneLost(loops, after.keys, 'node cut from Redis');
 });
 
-test('a socket closed while its room waits on a commit that the lost lease refuses: onClose still runs, nothing is left behind', async () => {
+test('sockets that close or connect while their room waits on a commit that the lost lease refuses: onClose still runs, the newcomer is told to reconnect, nothing is left behind', async () => {
   const redis = await startRedis();
   const proxy = await startProxy(redis.port);
   const a = await startNode(proxy.url, { id: 'a', ttl: TTL });
@@ -281,13 +281,18 @@ test('a socket closed while its room waits on a commit that the lost lease refus
   ws.send('w:during-cut'); // its commit never reaches Redis: the input gate holds what follows
   await sleep(100);
   await ws.closeAndWait(); // its onClose waits behind the gate
+  const late = await wsOpen(`ws://127.0.0.1:${a.port}/parties/ledger/${room}?_pk=gated-2`); // its onConnect waits too
   await waitFor(() => a.logs().includes('lost its lease'), TTL + 3000, { what: 'a losing its lease' });
   proxy.heal(); // the commit is answered (refused), the gate opens
   await waitFor(() => a.logs().includes('ledger onClose gated-1'), TTL + 5000,
     { what: 'onClose of the socket that closed behind the refused commit' });
   assert.ok(!ws.all.some((m) => m.text === 'ack:during-cut'), 'the refused write was never acknowledged');
+  // the newcomer did not join the evicted room (where it stayed open for good): it reconnects
+  const closed = await late.waitClosed(TTL + 3000);
+  assert.ok(closed, 'the socket that connected behind the refused commit was closed');
+  assert.equal(closed.code, 1012);
   // (under AddressSanitizer, stopping the node checks that the room and the
-  // connection were freed: they held each other while the close waited)
+  // connections were freed: they held each other while the close waited)
 });
 
 test('alarm failover: a room sets an alarm, its node is killed, the alarm fires on another node', async () => {
