@@ -150,8 +150,9 @@ static void spare_str_free(char *s)
 
 void http_request_set_host(http_request *r, const char *host, size_t len)
 {
-    spare_str_free(r->host);
+    char *old = r->host; /* freed after the copy: host may point into it */
     r->host = spare_strndup(host, len);
+    spare_str_free(old);
 }
 
 http_request *http_request_new(const char *method, const char *target)
