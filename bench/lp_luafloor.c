@@ -110,6 +110,8 @@ static void no_hook(lua_State *L, lua_Debug *ar)
     (void)ar;
 }
 
+typedef enum { REQ_LIGHT, REQ_TABLE, REQ_LAZY } req_kind;
+
 typedef struct floor_state {
     lua_State *L, *co;
     char (*msgs)[64];
@@ -117,8 +119,15 @@ typedef struct floor_state {
     int keys[3]; /* "status", "_type", "body" */
     int req_keys[2]; /* "method", "url" */
     int req_mt;      /* http-lazy's metatable */
-    enum { REQ_LIGHT, REQ_TABLE, REQ_LAZY } req; /* what the request is */
+    req_kind req;    /* what the request is */
 } floor_state;
+
+/* The tests: echo, and http with each kind of request. */
+static const struct {
+    const char *name;
+    int http;
+    req_kind req;
+} tests[] = {{"echo", 0, REQ_LIGHT}, {"http", 1, REQ_LIGHT}, {"http-table", 1, REQ_TABLE}, {"http-lazy", 1, REQ_LAZY}};
 
 static int ref_field(lua_State *L, int idx, const char *name)
 {
@@ -282,16 +291,17 @@ int main(int argc, char **argv)
         else if (++words == 1) test = argv[i];
         else count = argv[i];
     }
-    int table_req = test && !strcmp(test, "http-table"), lazy_req = test && !strcmp(test, "http-lazy");
-    int http = table_req || lazy_req || (test && !strcmp(test, "http"));
+    size_t t = 0;
+    while (t < sizeof tests / sizeof *tests && (!test || strcmp(test, tests[t].name))) t++;
     unsigned long n = count ? strtoul(count, NULL, 10) : 0;
-    if (words != 2 || (!http && strcmp(test, "echo")) || !n) {
+    if (words != 2 || t == sizeof tests / sizeof *tests || !n) {
         fprintf(stderr, "usage: lp_luafloor echo|http|http-table|http-lazy N [--jit] [--no-hook]\n");
         return 2;
     }
     floor_state f;
     floor_open(&f, jit, hook);
-    f.req = table_req ? REQ_TABLE : lazy_req ? REQ_LAZY : REQ_LIGHT;
+    f.req = tests[t].req;
+    int http = tests[t].http;
     /* a new 64-byte text for each message, as lp_loadgen sends */
     unsigned long nmsgs = n > 100 ? n : 100;
     if (!(f.msgs = malloc(nmsgs * sizeof *f.msgs))) return 2;

@@ -91,9 +91,8 @@ enum { SMALL_CHUNK = 192 }; /* a 64-byte message's frame: 106 */
 
 chunk *chunk_new(size_t size)
 {
-    chunk *c;
-    bool small = sizeof *c + size <= SMALL_CHUNK;
-    c = small ? thread_cache_take(SMALL_CHUNK) : xmalloc(sizeof *c + size);
+    bool small = sizeof(chunk) + size <= SMALL_CHUNK;
+    chunk *c = small ? thread_cache_take(SMALL_CHUNK) : xmalloc(sizeof *c + size);
     c->small = small;
     c->refs = 1;
     c->off = 0;

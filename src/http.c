@@ -130,11 +130,10 @@ void http_headers_free(http_headers *h)
     h->n = h->cap = 0;
 }
 
-/* Requests and responses (one of each per HTTP request served) are the
- * thread's spare blocks (thread_cache, util.c): calloc + free cost ~250
- * instructions more per object. */
-/* The request's target and host (one of each per request) are thread
- * spares too; a string's block size is found again from its length. */
+/* Requests, responses and a request's target and host (one of each per
+ * HTTP request served) are the thread's spare blocks (thread_cache,
+ * util.c): malloc + free cost ~250 instructions more per object. A
+ * string's block size is found again from its length. */
 static char *spare_strndup(const char *s, size_t n)
 {
     char *d = thread_cache_take(n + 1);
@@ -216,6 +215,13 @@ void http_response_free(http_response *r)
     http_headers_free(&r->headers);
     buf_free(&r->body);
     thread_cache_put(r, sizeof *r);
+}
+
+http_response *http_response_retry(const char *why)
+{
+    http_response *r = http_response_new(503, "text/plain", why, strlen(why));
+    http_headers_add(&r->headers, "retry-after", 11, "1", 1);
+    return r;
 }
 
 const char *http_status_text(int status)

@@ -60,6 +60,9 @@ static inline const char *http_request_host(const http_request *r) { return r->h
 
 http_response *http_response_new(int status, const char *content_type, const char *body, size_t len);
 void http_response_free(http_response *r);
+/* A 503 with Retry-After: 1 and why as its text: the room is elsewhere or
+ * restarting, ask again. */
+http_response *http_response_retry(const char *why);
 const char *http_status_text(int status);
 /* True if the value may go into a header line (no CR, LF or NUL). */
 bool http_header_value_ok(const char *s, size_t len);

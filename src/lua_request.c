@@ -2,8 +2,9 @@
  *
  * A request becomes a table {method, url, body, _headers} with the Request
  * metatable (set here, for every caller): its methods (text, query, json),
- * and req.headers made from _headers when the party first reads it. A response comes back as three
- * values (status, headers, body), normalized by lua_room.c or the runtime. */
+ * and req.headers made from _headers when the party first reads it. A
+ * response comes back as three values (status, headers, body), normalized
+ * by lua_room.c or the runtime. */
 #include "lua_request.h"
 #include "util.h"
 #include "router.h"

@@ -385,8 +385,7 @@ void room_output_respond(room *r, exchange *ex, http_response *res)
 {
     if (!may_speak(r)) { /* what it computed may be stale: another node may own the room now */
         http_response_free(res);
-        res = http_response_new(503, "text/plain", "this node lost its cluster lease", 32);
-        http_headers_add(&res->headers, "retry-after", 11, "1", 1);
+        res = http_response_retry("this node lost its cluster lease");
     }
     if (!gate_closed(r)) {
         ex->respond(ex, res);

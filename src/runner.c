@@ -407,12 +407,9 @@ static bool refused_while_draining(room *r, event *ev)
     case EV_CONNECT:
         room_output_close(r, ev->conn, 1012, "room restarted: reconnect", 25);
         break;
-    case EV_REQUEST: {
-        http_response *res = http_response_new(503, "text/plain", "room restarted: retry", 21);
-        http_headers_add(&res->headers, "retry-after", 11, "1", 1);
-        room_output_respond(r, ev->ex, res);
+    case EV_REQUEST:
+        room_output_respond(r, ev->ex, http_response_retry("room restarted: retry"));
         break;
-    }
     case EV_MESSAGE:
         break;
     default:

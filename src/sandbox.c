@@ -10,11 +10,12 @@
  *
  * CPU limit: a count hook checks a deadline every few thousand VM
  * instructions; the deadline is in the worker thread's CPU time, so a step
- * is not charged for time it waited for a core (clock_start). Count hooks do not run inside JIT-compiled traces, so room
- * states run with the JIT off whenever a CPU limit is set (--cpu-limit 0
- * turns both off). Once the deadline passed, the hook re-arms itself to
- * fire on every instruction, so a party's own pcall cannot swallow the
- * error and carry on (the trick Redis uses for scripts).
+ * is not charged for time it waited for a core (clock_start). Count hooks
+ * do not run inside JIT-compiled traces, so room states run with the JIT
+ * off whenever a CPU limit is set (--cpu-limit 0 turns both off). Once
+ * the deadline passed, the hook re-arms itself to fire on every
+ * instruction, so a party's own pcall cannot swallow the error and carry
+ * on (the trick Redis uses for scripts).
  *
  * Time slices: the limit is per callback step, but a step that has run for
  * a slice (SLICE_NS) yields from the same hook (LuaJIT supports lua_yield

@@ -100,14 +100,13 @@ function spawnLuaparty(project, persist, args, command = 'dev') {
 
 const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|: runtime error: /;
 
-/** Throws with the report if the server printed one; returns its exit info otherwise. */
+/** Throws with the report if the server printed one. */
 function checkSanitizers(s) {
   const m = SANITIZER_RE.exec(s.logs());
   if (m) {
     throw new Error(`luaparty printed a sanitizer report (${m[0].trim()}); argv: ${s.argv.join(' ')}\n` +
       `logs:\n${s.logs().slice(Math.max(0, m.index - 2000), m.index + 4000)}`);
   }
-  return {};
 }
 
 /**
@@ -162,7 +161,10 @@ export async function startServer({ project, args = [], persist, startTimeout = 
      *  shutdown, a bad access, undefined behaviour, a data race): a test
      *  whose server leaked fails, whatever it asserted. */
     async stop(graceMs = 3000) {
-      if (exitInfo) return { ...exitInfo, ...checkSanitizers(s), killed: false, ms: 0 };
+      if (exitInfo) {
+        checkSanitizers(s);
+        return { ...exitInfo, killed: false, ms: 0 };
+      }
       const t0 = Date.now();
       try { s.proc.kill('SIGTERM'); } catch { /* ignore */ }
       let timer;
